@@ -1,0 +1,132 @@
+"""The one ``clinicam`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from pathlib import Path
+
+from clinicam import __version__
+from clinicam.configfile import ConfigError, load_config
+from clinicam.const import ENV_APPLIANCE_PREFIX, ENV_SERVER_PREFIX
+from clinicam.logsetup import setup_logging
+
+_LOGGER = logging.getLogger("clinicam")
+
+DESCRIPTION = """\
+Clinicam: remote consultation for rural clinics.
+
+  clinicam demo                 run broker, server and a simulated appliance here
+  clinicam server -c FILE       run the server (experts' web pages, WebRTC, control)
+  clinicam appliance -c FILE    run the camera appliance (real Pi or simulated)
+  clinicam hash-password        make an argon2id hash for a config file
+
+Configuration is TOML; environment variables override it, e.g.
+CLINICAM_SERVER__HTTP__PORT=8443 or CLINICAM_APPLIANCE__MQTT__HOST=hub.local.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clinicam", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"clinicam {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole system on this machine",
+                          description="Start mosquitto, the server and one simulated appliance "
+                          "as separate processes on loopback, print the URL and credentials, "
+                          "and stop everything on Ctrl-C.")
+    demo.add_argument("--host", default="127.0.0.1", help="address for the web server")
+    demo.add_argument("--port", type=int, default=8080,
+                      help="web server port (another free port is used if it is busy)")
+    demo.add_argument("--state-dir", type=Path,
+                      help="keep generated configs and state here (default: a temporary "
+                      "folder removed on exit)")
+    demo.add_argument("--password", help="the demo expert's password (default: random)")
+    demo.add_argument("--loopback-only", action="store_true",
+                      help="keep WebRTC on 127.0.0.1 (the browser must allow loopback "
+                      "candidates)")
+    demo.add_argument("--log-level", default="INFO",
+                      choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    for name, text in (("server", "run the server"), ("appliance", "run the appliance")):
+        p = sub.add_parser(name, help=text, description=f"{text.capitalize()} with a TOML "
+                           "configuration file; a bad file stops start-up naming the key.")
+        p.add_argument("-c", "--config", type=Path, help="TOML configuration file")
+        p.add_argument("--check", action="store_true",
+                       help="only validate the configuration and exit")
+
+    sub.add_parser("hash-password", help="print an argon2id hash of a password read "
+                   "from the terminal or stdin")
+    return parser
+
+
+def _run_server(config_path: Path | None, check: bool) -> int:
+    from server.config import ServerConfig
+
+    config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
+    if check:
+        print("server configuration OK")
+        return 0
+    setup_logging(config.log_level, "server")
+    from server.app import run_server
+
+    asyncio.run(run_server(config))
+    return 0
+
+
+def _run_appliance(config_path: Path | None, check: bool) -> int:
+    from firmware.config import ApplianceConfig
+
+    config = load_config(ApplianceConfig, config_path, env_prefix=ENV_APPLIANCE_PREFIX)
+    if check:
+        print("appliance configuration OK")
+        return 0
+    setup_logging(config.log_level, config.device_id)
+    from firmware.app import run_appliance
+
+    asyncio.run(run_appliance(config))
+    return 0
+
+
+def _hash_password() -> int:
+    from server.auth import hash_secret
+
+    secret = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline()
+    secret = secret.rstrip("\n")
+    if not secret:
+        print("error: empty password", file=sys.stderr)
+        return 2
+    print(hash_secret(secret))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from clinicam.demo import DemoOptions, run_demo
+
+            setup_logging(args.log_level, "demo")
+            return run_demo(DemoOptions(
+                host=args.host, port=args.port, state_dir=args.state_dir,
+                password=args.password, loopback_only=args.loopback_only,
+                log_level=args.log_level,
+            ))
+        if args.command == "server":
+            return _run_server(args.config, args.check)
+        if args.command == "appliance":
+            return _run_appliance(args.config, args.check)
+        if args.command == "hash-password":
+            return _hash_password()
+    except ConfigError as exc:
+        print(f"clinicam {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2

@@ -1,0 +1,190 @@
+"""``clinicam demo``: the whole system on one machine, as three networked processes.
+
+mosquitto (real broker, generated credentials and ACL), the server and one simulated
+appliance each run as their own process and talk only over loopback sockets, exactly
+as they would across a clinic's network. Ctrl-C stops all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clinicam import procs, tomlwrite
+from clinicam.broker import BrokerUser, MosquittoBroker
+
+_LOGGER = logging.getLogger(__name__)
+
+DEMO_EXPERT = "demo"
+DEMO_DEVICE = "appliance-1"
+DEMO_CONSULTATION = "demo-consultation"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the user can choose on the command line."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: Path | None = None
+    password: str | None = None
+    loopback_only: bool = False
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class DemoSecrets:
+    """Fresh credentials for every run."""
+
+    expert_password: str
+    server_mqtt: str
+    device_mqtt: str
+    device_token: str
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+def _server_config(opts: DemoOptions, port: int, mqtt_port: int, sec: DemoSecrets) -> dict[str, Any]:
+    from server.auth import hash_secret  # only needed here, with the server extra
+
+    return {
+        "log_level": opts.log_level,
+        "http": {"host": opts.host, "port": port},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "username": "server",
+                 "password": sec.server_mqtt},
+        "ice": {"loopback_only": opts.loopback_only},
+        "experts": [{"username": DEMO_EXPERT, "display_name": "Dr. Demo",
+                     "password_hash": hash_secret(sec.expert_password)}],
+        "devices": [{"device_id": DEMO_DEVICE, "clinic": "Demo Clinic",
+                     "token_hash": hash_secret(sec.device_token)}],
+        "consultations": [{"id": DEMO_CONSULTATION, "title": "Demo consultation",
+                           "patient_id": "P-0001", "appliance": DEMO_DEVICE,
+                           "chair": DEMO_EXPERT, "experts": [DEMO_EXPERT]}],
+    }
+
+
+def _appliance_config(opts: DemoOptions, url: str, mqtt_port: int, sec: DemoSecrets,
+                      state: Path) -> dict[str, Any]:
+    return {
+        "device_id": DEMO_DEVICE,
+        "backend": "sim",
+        "log_level": opts.log_level,
+        "server": {"url": url, "token": sec.device_token},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "username": DEMO_DEVICE,
+                 "password": sec.device_mqtt},
+        "ice": {"loopback_only": opts.loopback_only},
+        "sim": {"register_file": str(state / "pca9685.bin")},
+    }
+
+
+def _http_port(opts: DemoOptions) -> int:
+    try:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((opts.host, opts.port))
+        return opts.port
+    except OSError:
+        port = procs.free_port(opts.host)
+        _LOGGER.warning("port %d is busy; using %d instead", opts.port, port)
+        return port
+
+
+def run_demo(opts: DemoOptions) -> int:
+    """Start broker, server and appliance; block until Ctrl-C or a child dies."""
+    own_dir = opts.state_dir is None
+    state = Path(tempfile.mkdtemp(prefix="clinicam-demo-")) if opts.state_dir is None \
+        else opts.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)
+    sec = DemoSecrets(
+        expert_password=opts.password or secrets.token_urlsafe(9),
+        server_mqtt=secrets.token_urlsafe(18),
+        device_mqtt=secrets.token_urlsafe(18),
+        device_token=secrets.token_urlsafe(24),
+    )
+    mqtt_port = procs.free_port()
+    http_port = _http_port(opts)
+    url = f"http://{opts.host}:{http_port}"
+    broker = MosquittoBroker(
+        state / "broker",
+        [BrokerUser("server", sec.server_mqtt, is_server=True),
+         BrokerUser(DEMO_DEVICE, sec.device_mqtt)],
+        host="127.0.0.1", port=mqtt_port,
+    )
+    server_toml = state / "clinicam-server.toml"
+    appliance_toml = state / "clinicam-appliance.toml"
+    _write_private(server_toml, tomlwrite.dumps(_server_config(opts, http_port, mqtt_port, sec)))
+    _write_private(appliance_toml,
+                   tomlwrite.dumps(_appliance_config(opts, url, mqtt_port, sec, state)))
+
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def _request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    started = time.monotonic()
+    code = 0
+    try:
+        broker.start()
+        cli = [sys.executable, "-m", "clinicam"]
+        server = procs.spawn([*cli, "server", "--config", str(server_toml)])
+        children.append(("server", server))
+        procs.wait_for_port(opts.host, http_port, 30.0, server)
+        children.append(("appliance",
+                         procs.spawn([*cli, "appliance", "--config", str(appliance_toml)])))
+        pids = {name: p.pid for name, p in children}
+        if broker.process is not None:
+            pids["mosquitto"] = broker.process.pid
+        info = {"url": url, "username": DEMO_EXPERT, "password": sec.expert_password,
+                "consultation": f"{url}/room/{DEMO_CONSULTATION}", "state_dir": str(state),
+                "register_file": str(state / "pca9685.bin"), "mqtt_port": mqtt_port,
+                "pids": pids}
+        _write_private(state / "demo.json", json.dumps(info, indent=2))
+        print(
+            "\n"
+            "  Clinicam demo is running (mosquitto, server and a simulated appliance).\n"
+            f"  Open      {url}\n"
+            f"  User      {DEMO_EXPERT}\n"
+            f"  Password  {sec.expert_password}\n"
+            "  Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        _LOGGER.info("demo up in %.1f s", time.monotonic() - started)
+        while not stopping:
+            for name, proc in [("mosquitto", broker.process), *children]:
+                if proc is not None and proc.poll() is not None:
+                    _LOGGER.error("%s exited unexpectedly (code %s); stopping the demo",
+                                  name, proc.returncode)
+                    code = 1
+                    stopping = True
+            time.sleep(0.2)
+    except (RuntimeError, TimeoutError, FileNotFoundError, OSError) as exc:
+        _LOGGER.error("demo could not start: %s", exc)
+        code = 1
+    finally:
+        for name, proc in reversed(children):
+            procs.stop(proc, name)
+        broker.stop()
+        if own_dir:
+            shutil.rmtree(state, ignore_errors=True)
+        _LOGGER.info("demo stopped")
+    return code
+

@@ -1,0 +1,111 @@
+"""Typed appliance configuration (``clinicam-appliance.toml`` + ``CLINICAM_APPLIANCE__*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from clinicam.configfile import StrictModel
+from clinicam.const import DEVICE_ID_PATTERN
+from clinicam.ice import IceConfig
+from clinicam.mqtt_config import MqttConfig
+
+
+class AxisCalibration(StrictModel):
+    """One servo axis of one rig: pulse range, centre, direction and soft limits."""
+
+    channel: int = Field(0, ge=0, le=15, description="PCA9685 output channel.")
+    min_pulse_us: int = Field(750, ge=400, le=1500, description="Pulse for servo angle 0.")
+    max_pulse_us: int = Field(2250, ge=1500, le=2800, description="Pulse for the full range.")
+    actuation_range_deg: float = Field(180.0, ge=90.0, le=300.0, description="Servo travel.")
+    centre_deg: float = Field(90.0, description="Servo angle at which the head looks straight.")
+    invert: bool = Field(False, description="Servo mounted so that + turns the head the other way.")
+    min_deg: float = Field(-80.0, le=0.0, description="Soft limit, degrees from centre.")
+    max_deg: float = Field(80.0, ge=0.0, description="Soft limit, degrees from centre.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.min_pulse_us >= self.max_pulse_us:
+            raise ValueError("min_pulse_us must be below max_pulse_us")
+        for limit in (self.min_deg, self.max_deg):
+            servo = self.centre_deg + (-limit if self.invert else limit)
+            if not 0.0 <= servo <= self.actuation_range_deg:
+                raise ValueError(
+                    f"soft limit {limit}° puts the servo at {servo}°, outside 0–"
+                    f"{self.actuation_range_deg}°"
+                )
+        return self
+
+
+class PanTiltConfig(StrictModel):
+    """The pan-tilt head."""
+
+    i2c_address: int = Field(0x40, ge=0x03, le=0x77, description="PCA9685 I2C address.")
+    pan: AxisCalibration = Field(
+        default_factory=lambda: AxisCalibration(channel=0, min_deg=-85.0, max_deg=85.0)
+    )
+    tilt: AxisCalibration = Field(
+        default_factory=lambda: AxisCalibration(channel=1, min_deg=-45.0, max_deg=45.0)
+    )
+
+    @model_validator(mode="after")
+    def _distinct_channels(self) -> Self:
+        if self.pan.channel == self.tilt.channel:
+            raise ValueError("pan.channel and tilt.channel must differ")
+        return self
+
+
+class CameraConfig(StrictModel):
+    """The live stream."""
+
+    width: int = Field(1280, ge=160, le=3840, multiple_of=2, description="Stream width.")
+    height: int = Field(720, ge=120, le=2160, multiple_of=2, description="Stream height.")
+    fps: int = Field(15, ge=1, le=60, description="Frames per second.")
+    bitrate_kbps: int = Field(2500, ge=100, le=50_000, description="H.264 target bitrate.")
+    keyframe_interval_s: float = Field(
+        1.0, gt=0.0, le=10.0, description="Seconds between IDR frames (lost packets recover)."
+    )
+    hfov_deg: float = Field(66.0, gt=10.0, lt=180.0, description="Horizontal field of view.")
+    vfov_deg: float = Field(41.0, gt=5.0, lt=180.0, description="Vertical field of view.")
+
+
+class SimConfig(StrictModel):
+    """The simulated hardware used when ``backend = "sim"``."""
+
+    register_file: Path | None = Field(
+        None, description="Mirror the simulated PCA9685's 256 registers into this file."
+    )
+    servo_seconds_per_60deg: float = Field(0.1, ge=0.0, le=2.0, description="Servo speed.")
+    scene_seed: int = Field(7, description="Seed of the generated scene.")
+    scene_px_per_deg: float = Field(20.0, ge=4.0, le=80.0, description="Scene detail.")
+
+
+class ServerLinkConfig(StrictModel):
+    """How the appliance reaches the Clinicam server."""
+
+    url: str = Field("http://127.0.0.1:8080", description="Server base URL.")
+    token: SecretStr = Field(SecretStr(""), description="This device's API token.")
+    reconnect_max_s: float = Field(10.0, ge=0.5, le=300.0, description="Longest retry wait.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class ApplianceConfig(StrictModel):
+    """Everything the appliance needs to run."""
+
+    device_id: str = Field("appliance-1", pattern=DEVICE_ID_PATTERN, description="Device id.")
+    backend: Literal["sim", "pi"] = Field("sim", description="'pi' on a Raspberry Pi.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    server: ServerLinkConfig = Field(default_factory=ServerLinkConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    ice: IceConfig = Field(default_factory=IceConfig)
+    pantilt: PanTiltConfig = Field(default_factory=PanTiltConfig)
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    sim: SimConfig = Field(default_factory=SimConfig)

@@ -1,0 +1,3 @@
+"""Command API over MQTT: transport, routing and per-domain handlers."""
+
+from __future__ import annotations

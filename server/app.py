@@ -1,0 +1,85 @@
+"""Build and run the aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from clinicam.ice import restrict_ice_to_loopback
+from server.auth import LoginThrottle, SessionStore
+from server.config import ServerConfig
+from server.errors import error_middleware
+from server.media.peers import MediaHub
+from server.mqtt_link import ApplianceLink
+from server.security import auth_middleware
+from server.state import STATE, ServerState
+from server.views import add_routes
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:  # type: ignore[type-arg]
+    resp = await handler(request)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    resp.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "connect-src 'self'; frame-ancestors 'none'",
+    )
+    return resp
+
+
+def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Application:
+    """The application with its state; MQTT starts and media closes with the app."""
+    if config.ice.loopback_only:
+        restrict_ice_to_loopback()
+    app = web.Application(
+        middlewares=[security_headers, error_middleware, auth_middleware],
+        client_max_size=1024 * 1024,
+    )
+    state = ServerState(
+        config=config,
+        sessions=SessionStore(idle_s=config.http.session_idle_minutes * 60.0),
+        throttle=LoginThrottle(max_failures=config.http.max_failed_logins),
+        appliances=ApplianceLink(config.mqtt, loop),
+        media=MediaHub(config.ice, config.live, {d.device_id: d.clinic for d in config.devices}),
+    )
+    app[STATE] = state
+    add_routes(app)
+
+    async def on_startup(app: web.Application) -> None:
+        state.appliances.start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await state.media.close()
+        state.appliances.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def run_server(config: ServerConfig) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    loop = asyncio.get_running_loop()
+    app = build_app(config, loop)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port)
+    await site.start()
+    _LOGGER.info("server started on http://%s:%d", config.http.host, config.http.port)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        _LOGGER.info("server stopping")
+        await runner.cleanup()
+        _LOGGER.info("server stopped")

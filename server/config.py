@@ -1,0 +1,112 @@
+"""Typed server configuration (``clinicam-server.toml`` + ``CLINICAM_SERVER__*``)."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from clinicam.configfile import StrictModel
+from clinicam.const import DEVICE_ID_PATTERN, USERNAME_PATTERN
+from clinicam.ice import IceConfig
+from clinicam.mqtt_config import MqttConfig
+
+
+def _argon2id(value: str) -> str:
+    if not value.startswith("$argon2id$"):
+        raise ValueError("must be an argon2id hash ('clinicam hash-password' makes one)")
+    return value
+
+
+class HttpConfig(StrictModel):
+    """The web server."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
+    cookie_secure: bool = Field(
+        True, description="Mark the session cookie Secure (browsers accept it on localhost)."
+    )
+    session_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="Idle logout.")
+    max_failed_logins: int = Field(5, ge=1, le=100, description="Failures before throttling.")
+
+
+class ExpertAccount(StrictModel):
+    """A remote expert who can log in."""
+
+    username: str = Field(pattern=USERNAME_PATTERN)
+    display_name: str = Field(min_length=1, max_length=80)
+    password_hash: str
+
+    _hash = field_validator("password_hash")(_argon2id)
+
+
+class DeviceAccount(StrictModel):
+    """An appliance allowed to stream to this server."""
+
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN)
+    clinic: str = Field(min_length=1, max_length=80, description="Shown as 'Patient — <clinic>'.")
+    token_hash: str
+
+    _hash = field_validator("token_hash")(_argon2id)
+
+
+class ConsultationConfig(StrictModel):
+    """A consultation binds a patient, an appliance, a chair and invited experts."""
+
+    id: str = Field(pattern=DEVICE_ID_PATTERN)
+    title: str = Field("Consultation", max_length=120)
+    patient_id: str = Field(min_length=1, max_length=64)
+    appliance: str = Field(pattern=DEVICE_ID_PATTERN)
+    chair: str = Field(pattern=USERNAME_PATTERN)
+    experts: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _chair_invited(self) -> Self:
+        if self.chair not in self.experts:
+            raise ValueError(f"chair '{self.chair}' must be one of the invited experts")
+        return self
+
+
+class LiveViewConfig(StrictModel):
+    """The video each expert receives."""
+
+    width: int = Field(1280, ge=160, le=3840, multiple_of=2)
+    height: int = Field(720, ge=120, le=2160, multiple_of=2)
+    fps: int = Field(15, ge=1, le=60)
+    stall_after_s: float = Field(2.0, gt=0.0, le=30.0, description="No frame this long = stalled.")
+
+
+class ServerConfig(StrictModel):
+    """Everything the server needs to run."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    ice: IceConfig = Field(default_factory=IceConfig)
+    live: LiveViewConfig = Field(default_factory=LiveViewConfig)
+    experts: list[ExpertAccount] = Field(default_factory=list)
+    devices: list[DeviceAccount] = Field(default_factory=list)
+    consultations: list[ConsultationConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        users = [e.username for e in self.experts]
+        if len(set(users)) != len(users):
+            raise ValueError("expert usernames must be unique")
+        devices = {d.device_id for d in self.devices}
+        for c in self.consultations:
+            if c.appliance not in devices:
+                raise ValueError(f"consultation '{c.id}': unknown appliance '{c.appliance}'")
+            unknown = sorted(set(c.experts) - set(users))
+            if unknown:
+                raise ValueError(f"consultation '{c.id}': unknown experts {unknown}")
+        return self
+
+    def expert(self, username: str) -> ExpertAccount | None:
+        return next((e for e in self.experts if e.username == username), None)
+
+    def consultation(self, cid: str) -> ConsultationConfig | None:
+        return next((c for c in self.consultations if c.id == cid), None)
+
+    def device(self, device_id: str) -> DeviceAccount | None:
+        return next((d for d in self.devices if d.device_id == device_id), None)

@@ -1,0 +1,73 @@
+"""One place that turns validation and permission problems into HTTP answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_JSON_BYTES = 256 * 1024
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """An error with the HTTP status and message the client should see."""
+
+    def __init__(self, status: HTTPStatus, message: str, *, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def _describe(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()
+    )
+
+
+async def read_json(request: web.Request, model: type[M]) -> M:
+    """The request body parsed as ``model``; anything else is a 400 naming the field."""
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+    body = await request.content.read(MAX_JSON_BYTES + 1)
+    if len(body) > MAX_JSON_BYTES:
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from None
+        raise ApiError(HTTPStatus.BAD_REQUEST, _describe(exc)) from None
+
+
+def error_response(status: HTTPStatus, message: str, headers: dict[str, str] | None = None
+                   ) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps({"error": message}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message, exc.headers)
+    except web.HTTPException:
+        raise
+    except Exception:
+        _LOGGER.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")

@@ -1,0 +1,146 @@
+"""The server's MQTT session: sends commands to appliances and awaits their acks.
+
+Commands go to ``clinicam/<device>/cmd`` at QoS 1 with an MQTT 5 response topic,
+correlation data and a message expiry, so a command that cannot be delivered in
+time dies at the broker instead of moving the camera later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from clinicam.const import (
+    AVAILABILITY_ONLINE,
+    DEFAULT_ACK_TIMEOUT_S,
+    DEFAULT_COMMAND_EXPIRY_S,
+    TOPIC_ACK,
+    TOPIC_AVAILABILITY,
+    TOPIC_CMD,
+    TOPIC_ROOT,
+    TOPIC_STATE,
+    device_topic,
+)
+from clinicam.mqtt_config import MqttConfig
+from clinicam.protocol import ApplianceState, CommandAck, WireModel
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class ApplianceUnreachable(Exception):
+    """No acknowledgement arrived (appliance offline, or broker down)."""
+
+
+class ApplianceLink:
+    """Publishes commands and tracks each appliance's availability and state."""
+
+    def __init__(self, config: MqttConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self._config = config
+        self._loop = loop
+        self._pending: dict[bytes, asyncio.Future[CommandAck]] = {}
+        self.available: dict[str, bool] = {}
+        self.states: dict[str, ApplianceState] = {}
+        self.connected = False
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"clinicam-server-{secrets.token_hex(4)}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.username_pw_set(config.username, config.password.get_secret_value())
+        if config.tls:
+            client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None,
+                           cert_reqs=ssl.CERT_REQUIRED)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+
+    def start(self) -> None:
+        self._client.connect_async(self._config.host, self._config.port,
+                                   keepalive=self._config.keepalive_s)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    async def send(
+        self, device_id: str, command: WireModel, *, timeout_s: float = DEFAULT_ACK_TIMEOUT_S
+    ) -> CommandAck:
+        """Publish ``command`` to ``device_id`` and wait for its acknowledgement."""
+        if not self.connected:
+            raise ApplianceUnreachable("the server is not connected to the broker")
+        correlation = secrets.token_bytes(12)
+        future: asyncio.Future[CommandAck] = self._loop.create_future()
+        self._pending[correlation] = future
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = device_topic(device_id, TOPIC_ACK)
+        props.CorrelationData = correlation
+        props.MessageExpiryInterval = DEFAULT_COMMAND_EXPIRY_S
+        try:
+            self._client.publish(
+                device_topic(device_id, TOPIC_CMD), command.model_dump_json(), qos=1,
+                properties=props,
+            )
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise ApplianceUnreachable(
+                f"appliance {device_id} did not answer within {timeout_s:.0f} s"
+            ) from None
+        finally:
+            self._pending.pop(correlation, None)
+
+    # paho callbacks (network thread)
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if reason.is_failure:
+            _LOGGER.error("broker refused the server: %s", reason)
+            return
+        for leaf in (TOPIC_AVAILABILITY, TOPIC_STATE, TOPIC_ACK):
+            client.subscribe(f"{TOPIC_ROOT}/+/{leaf}", qos=1)
+        self.connected = True
+        _LOGGER.info("server connected to broker %s:%d", self._config.host, self._config.port)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        self.connected = False
+        _LOGGER.warning("server disconnected from broker: %s", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        parts = msg.topic.split("/")
+        if len(parts) != 3:
+            return
+        device, leaf = parts[1], parts[2]
+        if leaf == TOPIC_AVAILABILITY:
+            online = msg.payload == AVAILABILITY_ONLINE.encode()
+            if self.available.get(device) != online:
+                _LOGGER.info("appliance %s is %s", device, "online" if online else "offline")
+            self.available[device] = online
+        elif leaf == TOPIC_STATE:
+            try:
+                self.states[device] = ApplianceState.model_validate_json(msg.payload)
+            except ValidationError:
+                _LOGGER.warning("ignored malformed state from %s", device)
+        elif leaf == TOPIC_ACK:
+            correlation = getattr(msg.properties, "CorrelationData", None)
+            try:
+                ack = CommandAck.model_validate_json(msg.payload)
+            except ValidationError:
+                _LOGGER.warning("ignored malformed ack from %s", device)
+                return
+            if correlation is not None:
+                self._loop.call_soon_threadsafe(self._resolve, bytes(correlation), ack)
+
+    def _resolve(self, correlation: bytes, ack: CommandAck) -> None:
+        future = self._pending.get(correlation)
+        if future is not None and not future.done():
+            future.set_result(ack)

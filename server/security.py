@@ -1,0 +1,94 @@
+"""Authentication on by default: every route needs a session unless listed as public.
+
+State-changing requests must carry the session's CSRF token and, when the browser
+sends one, an Origin matching the server. Device routes use bearer tokens instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+from aiohttp import web
+
+from server.auth import CSRF_HEADER, SESSION_COOKIE, Session, verify_secret
+from server.config import ConsultationConfig, DeviceAccount
+from server.errors import ApiError
+from server.state import STATE
+
+PUBLIC_PREFIXES = ("/static/", "/api/appliances/")
+PUBLIC_PATHS = frozenset({"/login", "/api/login", "/healthz", "/favicon.ico"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_KEY = "clinicam_session"
+
+
+def session_of(request: web.Request) -> Session:
+    """The logged-in session (the middleware guarantees it on protected routes)."""
+    session: Session = request[SESSION_KEY]
+    return session
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+@web.middleware
+async def auth_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if _is_public(request.path):
+        return await handler(request)
+    state = request.app[STATE]
+    session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        if request.path.startswith("/api/"):
+            raise ApiError(HTTPStatus.UNAUTHORIZED, "not logged in (or logged out after inactivity)")
+        raise web.HTTPFound(f"/login?next={request.path}")
+    if request.method not in SAFE_METHODS:
+        token = request.headers.get(CSRF_HEADER, "")
+        if not secrets.compare_digest(token.encode(), session.csrf.encode()):
+            raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong CSRF token")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != f"{request.scheme}://{request.host}":
+            raise ApiError(HTTPStatus.FORBIDDEN, "cross-origin request refused")
+    request[SESSION_KEY] = session
+    return await handler(request)
+
+
+def invited_consultation(request: web.Request) -> ConsultationConfig:
+    """The consultation in the URL, if the logged-in expert is invited (else 404/403)."""
+    state = request.app[STATE]
+    consultation = state.config.consultation(request.match_info["cid"])
+    if consultation is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, "no such consultation")
+    if session_of(request).username not in consultation.experts:
+        raise ApiError(HTTPStatus.FORBIDDEN, "you are not invited to this consultation")
+    return consultation
+
+
+# argon2 is deliberately slow; an appliance checks in every few seconds, so remember
+# the digest of a token once it has verified against the configured hash.
+_VERIFIED_TOKENS: dict[tuple[str, str], bytes] = {}
+
+
+def authenticated_device(request: web.Request) -> DeviceAccount:
+    """The device named in the URL, if the bearer token is its own."""
+    state = request.app[STATE]
+    device = state.config.device(request.match_info["device"])
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else ""
+    digest = hashlib.sha256(token.encode()).digest()
+    if device is not None:
+        key = (device.device_id, device.token_hash)
+        known = _VERIFIED_TOKENS.get(key)
+        if known is not None and secrets.compare_digest(known, digest):
+            return device
+        if verify_secret(device.token_hash, token):
+            _VERIFIED_TOKENS[key] = digest
+            return device
+    else:
+        verify_secret(None, token)  # same work for unknown devices
+    raise ApiError(HTTPStatus.UNAUTHORIZED, "unknown device or wrong token",
+                   headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,26 @@
+"""Typed application state shared by the views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from server.auth import LoginThrottle, SessionStore
+from server.config import ServerConfig
+from server.media.peers import MediaHub
+from server.mqtt_link import ApplianceLink
+
+
+@dataclass
+class ServerState:
+    """Everything the request handlers need."""
+
+    config: ServerConfig
+    sessions: SessionStore
+    throttle: LoginThrottle
+    appliances: ApplianceLink
+    media: MediaHub
+
+
+STATE = web.AppKey("clinicam_state", ServerState)

@@ -1,0 +1,221 @@
+"""HTTP views: login, consultations, WebRTC signalling, camera commands, health."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from pathlib import Path
+from typing import Literal
+
+from aiohttp import web
+from pydantic import Field, RootModel
+
+from clinicam.configfile import StrictModel
+from clinicam.protocol import Command
+from server.auth import SESSION_COOKIE, verify_secret
+from server.errors import ApiError, read_json
+from server.mqtt_link import ApplianceUnreachable
+from server.security import (
+    authenticated_device,
+    invited_consultation,
+    session_of,
+)
+from server.state import STATE
+
+_LOGGER = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_SDP = 64 * 1024
+
+
+class LoginBody(StrictModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SdpBody(StrictModel):
+    sdp: str = Field(min_length=1, max_length=MAX_SDP)
+    type: Literal["offer"]
+
+
+class CameraBody(RootModel[Command]):
+    """A camera command exactly as the appliance accepts it."""
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-store"})
+
+
+class LoginPage(web.View):
+    async def get(self) -> web.StreamResponse:
+        return _page("login.html")
+
+
+class LoginView(web.View):
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        body = await read_json(self.request, LoginBody)
+        address = self.request.remote or "unknown"
+        keys = (f"user:{body.username}", f"addr:{address}")
+        wait = state.throttle.retry_after(*keys)
+        if wait > 0:
+            raise ApiError(HTTPStatus.TOO_MANY_REQUESTS,
+                           f"too many failed logins; try again in {wait:.0f} s",
+                           headers={"Retry-After": str(int(wait) + 1)})
+        expert = state.config.expert(body.username)
+        if not verify_secret(expert.password_hash if expert else None, body.password):
+            state.throttle.failed(*keys)
+            _LOGGER.warning("login failed for %r from %s", body.username, address)
+            raise ApiError(HTTPStatus.UNAUTHORIZED, "wrong user name or password")
+        assert expert is not None
+        state.throttle.succeeded(*keys)
+        token, session = state.sessions.create(expert.username)
+        _LOGGER.info("expert %s logged in from %s", expert.username, address)
+        resp = web.json_response({"user": expert.username, "csrf": session.csrf})
+        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
+                        secure=state.config.http.cookie_secure, path="/")
+        return resp
+
+
+class LogoutView(web.View):
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        state.sessions.drop(self.request.cookies.get(SESSION_COOKIE))
+        _LOGGER.info("expert %s logged out", session_of(self.request).username)
+        resp = web.json_response({"ok": True})
+        resp.del_cookie(SESSION_COOKIE, path="/")
+        return resp
+
+
+class SessionView(web.View):
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        session = session_of(self.request)
+        expert = state.config.expert(session.username)
+        consultations = [
+            {"id": c.id, "title": c.title, "patient": c.patient_id, "chair": c.chair}
+            for c in state.config.consultations if session.username in c.experts
+        ]
+        return web.json_response({
+            "user": session.username,
+            "display_name": expert.display_name if expert else session.username,
+            "csrf": session.csrf,
+            "consultations": consultations,
+        })
+
+
+class LobbyPage(web.View):
+    async def get(self) -> web.StreamResponse:
+        return _page("lobby.html")
+
+
+class RoomPage(web.View):
+    async def get(self) -> web.StreamResponse:
+        invited_consultation(self.request)
+        return _page("room.html")
+
+
+class ConsultationView(web.View):
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        c = invited_consultation(self.request)
+        device = state.config.device(c.appliance)
+        names = {e.username: e.display_name for e in state.config.experts}
+        return web.json_response({
+            "id": c.id,
+            "title": c.title,
+            "patient": c.patient_id,
+            "clinic": device.clinic if device else c.appliance,
+            "appliance": c.appliance,
+            "appliance_online": state.appliances.available.get(c.appliance, False),
+            "chair": c.chair,
+            "control_holder": c.chair,
+            "experts": [{"username": u, "name": names.get(u, u)} for u in c.experts],
+            "you": session_of(self.request).username,
+        })
+
+
+class ExpertOfferView(web.View):
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        c = invited_consultation(self.request)
+        body = await read_json(self.request, SdpBody)
+        username = session_of(self.request).username
+        answer = await state.media.expert_offer(c.id, username, c.appliance, body.sdp)
+        return web.json_response({"sdp": answer, "type": "answer"})
+
+
+class CameraView(web.View):
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        c = invited_consultation(self.request)
+        username = session_of(self.request).username
+        command = (await read_json(self.request, CameraBody)).root
+        if username != c.chair:  # floor control: the holder is the chair until issue 4
+            _LOGGER.info("command %s from %s refused: control is held by %s",
+                         command.op, username, c.chair)
+            raise ApiError(HTTPStatus.FORBIDDEN, f"camera control is held by {c.chair}")
+        try:
+            ack = await state.appliances.send(c.appliance, command)
+        except ApplianceUnreachable as exc:
+            _LOGGER.warning("command %s from %s to %s failed: %s", command.op, username,
+                            c.appliance, exc)
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+        _LOGGER.info("command %s %s from %s to %s: %s", command.op,
+                     command.model_dump_json(exclude={"op"}), username, c.appliance,
+                     "ok" if ack.ok else ack.error)
+        status = HTTPStatus.OK if ack.ok else HTTPStatus.UNPROCESSABLE_ENTITY
+        return web.json_response(ack.model_dump(exclude_none=True), status=status)
+
+
+class ApplianceStreamView(web.View):
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        device = authenticated_device(self.request)
+        body = await read_json(self.request, SdpBody)
+        sdp, session_id = await state.media.appliance_offer(device.device_id, body.sdp)
+        return web.json_response({"sdp": sdp, "type": "answer", "session": session_id})
+
+
+class ApplianceSessionView(web.View):
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        device = authenticated_device(self.request)
+        if not state.media.appliance_session_alive(device.device_id,
+                                                   self.request.match_info["session"]):
+            raise ApiError(HTTPStatus.NOT_FOUND, "no such stream session")
+        return web.json_response({"ok": True})
+
+
+class HealthView(web.View):
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        appliances = {
+            d.device_id: {
+                "online": state.appliances.available.get(d.device_id, False),
+                "streaming": state.media.appliance_streaming(d.device_id),
+                "frames": state.media.feeds[d.device_id].frames_received,
+            }
+            for d in state.config.devices
+        }
+        ok = state.appliances.connected
+        return web.json_response(
+            {"status": "ok" if ok else "degraded", "mqtt": ok, "appliances": appliances},
+            status=HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
+        )
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_view("/", LobbyPage)
+    r.add_view("/login", LoginPage)
+    r.add_view("/room/{cid}", RoomPage)
+    r.add_view("/healthz", HealthView)
+    r.add_view("/api/login", LoginView)
+    r.add_view("/api/logout", LogoutView)
+    r.add_view("/api/session", SessionView)
+    r.add_view("/api/consultations/{cid}", ConsultationView)
+    r.add_view("/api/consultations/{cid}/webrtc", ExpertOfferView)
+    r.add_view("/api/consultations/{cid}/camera", CameraView)
+    r.add_view("/api/appliances/{device}/stream", ApplianceStreamView)
+    r.add_view("/api/appliances/{device}/stream/{session}", ApplianceSessionView)
+    r.add_static("/static/", STATIC_DIR, append_version=True)

@@ -1,0 +1,100 @@
+"""Helpers shared by the tests: processes, ports, readiness waits, image measures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinicam.procs import free_port
+
+__all__ = ["free_port", "wait_until", "start_demo", "stop_demo", "pid_alive", "image_shift"]
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, step: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
+            last_exc = exc
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what} ({last_exc})")
+
+
+def http_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+        return json.loads(resp.read())
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def start_demo(state_dir: Path, password: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Run ``clinicam demo`` in its own session (so Ctrl-C can be simulated)."""
+    port = free_port()
+    log = (state_dir.parent / "demo.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clinicam", "demo", "--port", str(port), "--state-dir",
+         str(state_dir), "--password", password, "--loopback-only"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    info_file = state_dir / "demo.json"
+
+    def ready() -> dict[str, Any] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"demo exited with {proc.returncode}")
+        if not info_file.exists():
+            return None
+        info: dict[str, Any] = json.loads(info_file.read_text())
+        health = http_json(info["url"] + "/healthz")
+        return info if health["appliances"]["appliance-1"]["streaming"] else None
+
+    info = wait_until(ready, 90, "the demo to stream")
+    return proc, info
+
+
+def stop_demo(proc: subprocess.Popen[bytes], *, whole_group: bool) -> int:
+    """Ctrl-C: to the whole process group (a terminal) or only to the demo process."""
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    return proc.wait(timeout=60)
+
+
+def image_shift(before: np.ndarray, after: np.ndarray) -> tuple[int, int]:
+    """(dx, dy) such that ``after[y, x] ≈ before[y - dy, x - dx]`` (phase correlation)."""
+    a = before.astype(np.float64) - before.mean()
+    b = after.astype(np.float64) - after.mean()
+    window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
+    fa, fb = np.fft.fft2(a * window), np.fft.fft2(b * window)
+    cross = fb * np.conj(fa)
+    cross /= np.abs(cross) + 1e-9
+    corr = np.abs(np.fft.ifft2(cross))
+    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    h, w = corr.shape
+    return (int(dx) - w if dx > w // 2 else int(dx)), (int(dy) - h if dy > h // 2 else int(dy))
