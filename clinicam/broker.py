@@ -48,7 +48,9 @@ def find_mosquitto() -> str:
     for candidate in MOSQUITTO_PATHS:
         if os.access(candidate, os.X_OK):
             return candidate
-    raise FileNotFoundError("mosquitto is not installed: run ./install.sh (apt package 'mosquitto')")
+    raise FileNotFoundError(
+        "mosquitto is not installed: run ./install.sh (apt package 'mosquitto')"
+    )
 
 
 def acl_text(users: list[BrokerUser]) -> str:
@@ -70,7 +72,7 @@ def write_password_file(path: Path, users: list[BrokerUser]) -> None:
     path.chmod(0o600)
     tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     for user in users:
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             [tool, "-b", str(path), user.username, user.password],
             check=True,
             capture_output=True,

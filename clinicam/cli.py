@@ -31,38 +31,55 @@ CLINICAM_SERVER__HTTP__PORT=8443 or CLINICAM_APPLIANCE__MQTT__HOST=hub.local.
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="clinicam", description=DESCRIPTION,
+        prog="clinicam",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"clinicam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = sub.add_parser("demo", help="run the whole system on this machine",
-                          description="Start mosquitto, the server and one simulated appliance "
-                          "as separate processes on loopback, print the URL and credentials, "
-                          "and stop everything on Ctrl-C.")
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole system on this machine",
+        description="Start mosquitto, the server and one simulated appliance "
+        "as separate processes on loopback, print the URL and credentials, "
+        "and stop everything on Ctrl-C.",
+    )
     demo.add_argument("--host", default="127.0.0.1", help="address for the web server")
-    demo.add_argument("--port", type=int, default=8080,
-                      help="web server port (another free port is used if it is busy)")
-    demo.add_argument("--state-dir", type=Path,
-                      help="keep generated configs and state here (default: a temporary "
-                      "folder removed on exit)")
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="web server port (another free port is used if it is busy)",
+    )
+    demo.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep generated configs and state here (default: a temporary folder removed on exit)",
+    )
     demo.add_argument("--password", help="the demo expert's password (default: random)")
-    demo.add_argument("--loopback-only", action="store_true",
-                      help="keep WebRTC on 127.0.0.1 (the browser must allow loopback "
-                      "candidates)")
-    demo.add_argument("--log-level", default="INFO",
-                      choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    demo.add_argument(
+        "--loopback-only",
+        action="store_true",
+        help="keep WebRTC on 127.0.0.1 (the browser must allow loopback candidates)",
+    )
+    demo.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     for name, text in (("server", "run the server"), ("appliance", "run the appliance")):
-        p = sub.add_parser(name, help=text, description=f"{text.capitalize()} with a TOML "
-                           "configuration file; a bad file stops start-up naming the key.")
+        p = sub.add_parser(
+            name,
+            help=text,
+            description=f"{text.capitalize()} with a TOML "
+            "configuration file; a bad file stops start-up naming the key.",
+        )
         p.add_argument("-c", "--config", type=Path, help="TOML configuration file")
-        p.add_argument("--check", action="store_true",
-                       help="only validate the configuration and exit")
+        p.add_argument(
+            "--check", action="store_true", help="only validate the configuration and exit"
+        )
 
-    sub.add_parser("hash-password", help="print an argon2id hash of a password read "
-                   "from the terminal or stdin")
+    sub.add_parser(
+        "hash-password", help="print an argon2id hash of a password read from the terminal or stdin"
+    )
     return parser
 
 
@@ -113,11 +130,16 @@ def main(argv: list[str] | None = None) -> int:
             from clinicam.demo import DemoOptions, run_demo
 
             setup_logging(args.log_level, "demo")
-            return run_demo(DemoOptions(
-                host=args.host, port=args.port, state_dir=args.state_dir,
-                password=args.password, loopback_only=args.loopback_only,
-                log_level=args.log_level,
-            ))
+            return run_demo(
+                DemoOptions(
+                    host=args.host,
+                    port=args.port,
+                    state_dir=args.state_dir,
+                    password=args.password,
+                    loopback_only=args.loopback_only,
+                    log_level=args.log_level,
+                )
+            )
         if args.command == "server":
             return _run_server(args.config, args.check)
         if args.command == "appliance":

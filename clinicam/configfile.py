@@ -38,13 +38,15 @@ def _parse_env_value(raw: str) -> Any:
     return raw
 
 
-def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, Any]]:
+def _env_overrides(
+    prefix: str, environ: Mapping[str, str]
+) -> dict[tuple[str, ...], tuple[str, Any]]:
     overrides: dict[tuple[str, ...], tuple[str, Any]] = {}
     marker = prefix + "__"
     for name, raw in environ.items():
         if not name.startswith(marker):
             continue
-        path = tuple(part.lower() for part in name[len(marker):].split("__") if part)
+        path = tuple(part.lower() for part in name[len(marker) :].split("__") if part)
         if path:
             overrides[path] = (name, _parse_env_value(raw))
     return overrides

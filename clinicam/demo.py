@@ -57,34 +57,62 @@ def _write_private(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
-def _server_config(opts: DemoOptions, port: int, mqtt_port: int, sec: DemoSecrets) -> dict[str, Any]:
+def _server_config(
+    opts: DemoOptions, port: int, mqtt_port: int, sec: DemoSecrets
+) -> dict[str, Any]:
     from server.auth import hash_secret  # only needed here, with the server extra
 
     return {
         "log_level": opts.log_level,
         "http": {"host": opts.host, "port": port},
-        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "username": "server",
-                 "password": sec.server_mqtt},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": mqtt_port,
+            "username": "server",
+            "password": sec.server_mqtt,
+        },
         "ice": {"loopback_only": opts.loopback_only},
-        "experts": [{"username": DEMO_EXPERT, "display_name": "Dr. Demo",
-                     "password_hash": hash_secret(sec.expert_password)}],
-        "devices": [{"device_id": DEMO_DEVICE, "clinic": "Demo Clinic",
-                     "token_hash": hash_secret(sec.device_token)}],
-        "consultations": [{"id": DEMO_CONSULTATION, "title": "Demo consultation",
-                           "patient_id": "P-0001", "appliance": DEMO_DEVICE,
-                           "chair": DEMO_EXPERT, "experts": [DEMO_EXPERT]}],
+        "experts": [
+            {
+                "username": DEMO_EXPERT,
+                "display_name": "Dr. Demo",
+                "password_hash": hash_secret(sec.expert_password),
+            }
+        ],
+        "devices": [
+            {
+                "device_id": DEMO_DEVICE,
+                "clinic": "Demo Clinic",
+                "token_hash": hash_secret(sec.device_token),
+            }
+        ],
+        "consultations": [
+            {
+                "id": DEMO_CONSULTATION,
+                "title": "Demo consultation",
+                "patient_id": "P-0001",
+                "appliance": DEMO_DEVICE,
+                "chair": DEMO_EXPERT,
+                "experts": [DEMO_EXPERT],
+            }
+        ],
     }
 
 
-def _appliance_config(opts: DemoOptions, url: str, mqtt_port: int, sec: DemoSecrets,
-                      state: Path) -> dict[str, Any]:
+def _appliance_config(
+    opts: DemoOptions, url: str, mqtt_port: int, sec: DemoSecrets, state: Path
+) -> dict[str, Any]:
     return {
         "device_id": DEMO_DEVICE,
         "backend": "sim",
         "log_level": opts.log_level,
         "server": {"url": url, "token": sec.device_token},
-        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "username": DEMO_DEVICE,
-                 "password": sec.device_mqtt},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": mqtt_port,
+            "username": DEMO_DEVICE,
+            "password": sec.device_mqtt,
+        },
         "ice": {"loopback_only": opts.loopback_only},
         "sim": {"register_file": str(state / "pca9685.bin")},
     }
@@ -106,8 +134,11 @@ def _http_port(opts: DemoOptions) -> int:
 def run_demo(opts: DemoOptions) -> int:
     """Start broker, server and appliance; block until Ctrl-C or a child dies."""
     own_dir = opts.state_dir is None
-    state = Path(tempfile.mkdtemp(prefix="clinicam-demo-")) if opts.state_dir is None \
+    state = (
+        Path(tempfile.mkdtemp(prefix="clinicam-demo-"))
+        if opts.state_dir is None
         else opts.state_dir
+    )
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o700)
     sec = DemoSecrets(
@@ -121,15 +152,19 @@ def run_demo(opts: DemoOptions) -> int:
     url = f"http://{opts.host}:{http_port}"
     broker = MosquittoBroker(
         state / "broker",
-        [BrokerUser("server", sec.server_mqtt, is_server=True),
-         BrokerUser(DEMO_DEVICE, sec.device_mqtt)],
-        host="127.0.0.1", port=mqtt_port,
+        [
+            BrokerUser("server", sec.server_mqtt, is_server=True),
+            BrokerUser(DEMO_DEVICE, sec.device_mqtt),
+        ],
+        host="127.0.0.1",
+        port=mqtt_port,
     )
     server_toml = state / "clinicam-server.toml"
     appliance_toml = state / "clinicam-appliance.toml"
     _write_private(server_toml, tomlwrite.dumps(_server_config(opts, http_port, mqtt_port, sec)))
-    _write_private(appliance_toml,
-                   tomlwrite.dumps(_appliance_config(opts, url, mqtt_port, sec, state)))
+    _write_private(
+        appliance_toml, tomlwrite.dumps(_appliance_config(opts, url, mqtt_port, sec, state))
+    )
 
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
@@ -148,15 +183,22 @@ def run_demo(opts: DemoOptions) -> int:
         server = procs.spawn([*cli, "server", "--config", str(server_toml)])
         children.append(("server", server))
         procs.wait_for_port(opts.host, http_port, 30.0, server)
-        children.append(("appliance",
-                         procs.spawn([*cli, "appliance", "--config", str(appliance_toml)])))
+        children.append(
+            ("appliance", procs.spawn([*cli, "appliance", "--config", str(appliance_toml)]))
+        )
         pids = {name: p.pid for name, p in children}
         if broker.process is not None:
             pids["mosquitto"] = broker.process.pid
-        info = {"url": url, "username": DEMO_EXPERT, "password": sec.expert_password,
-                "consultation": f"{url}/room/{DEMO_CONSULTATION}", "state_dir": str(state),
-                "register_file": str(state / "pca9685.bin"), "mqtt_port": mqtt_port,
-                "pids": pids}
+        info = {
+            "url": url,
+            "username": DEMO_EXPERT,
+            "password": sec.expert_password,
+            "consultation": f"{url}/room/{DEMO_CONSULTATION}",
+            "state_dir": str(state),
+            "register_file": str(state / "pca9685.bin"),
+            "mqtt_port": mqtt_port,
+            "pids": pids,
+        }
         _write_private(state / "demo.json", json.dumps(info, indent=2))
         print(
             "\n"
@@ -171,8 +213,9 @@ def run_demo(opts: DemoOptions) -> int:
         while not stopping:
             for name, proc in [("mosquitto", broker.process), *children]:
                 if proc is not None and proc.poll() is not None:
-                    _LOGGER.error("%s exited unexpectedly (code %s); stopping the demo",
-                                  name, proc.returncode)
+                    _LOGGER.error(
+                        "%s exited unexpectedly (code %s); stopping the demo", name, proc.returncode
+                    )
                     code = 1
                     stopping = True
             time.sleep(0.2)
@@ -187,4 +230,3 @@ def run_demo(opts: DemoOptions) -> int:
             shutil.rmtree(state, ignore_errors=True)
         _LOGGER.info("demo stopped")
     return code
-

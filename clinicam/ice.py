@@ -57,7 +57,7 @@ class IceConfig(StrictModel):
     )
     servers: list[str] = Field(
         default_factory=list,
-        description="STUN/TURN URLs, e.g. 'stun:stun.example.org:3478'. Empty: host candidates only.",
+        description="STUN/TURN URLs, e.g. 'stun:stun.example.org:3478'. Empty: host only.",
     )
 
     @field_validator("servers")

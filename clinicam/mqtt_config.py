@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import Field, SecretStr
 
 from clinicam.configfile import StrictModel
@@ -19,3 +21,20 @@ class MqttConfig(StrictModel):
     tls: bool = Field(False, description="Use TLS; required for anything beyond loopback.")
     ca_file: Path | None = Field(None, description="CA certificate that signed the broker's.")
     keepalive_s: int = Field(15, ge=5, le=600, description="MQTT keep-alive interval.")
+
+
+def publish_properties(
+    *,
+    response_topic: str | None = None,
+    correlation: bytes | None = None,
+    expiry_s: int | None = None,
+) -> Properties:
+    """MQTT 5 PUBLISH properties: response topic, correlation data, message expiry."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if response_topic is not None:
+        props.ResponseTopic = response_topic
+    if correlation is not None:
+        props.CorrelationData = correlation
+    if expiry_s is not None:
+        props.MessageExpiryInterval = expiry_s
+    return props

@@ -31,12 +31,12 @@ def spawn(
     stdout: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``args`` as a child that is terminated if this process dies."""
-    return subprocess.Popen(  # noqa: S603 - arguments are built by us, never a shell
+    return subprocess.Popen(
         list(args),
         env=env,
         cwd=cwd,
         stdout=stdout,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509
+        preexec_fn=_die_with_parent,
     )
 
 

@@ -8,11 +8,8 @@ import logging
 import signal
 
 from clinicam.ice import restrict_ice_to_loopback
-from clinicam.protocol import ApplianceState, CommandAck
 from firmware.config import ApplianceConfig
-from firmware.control.link import DeviceLink
-from firmware.control.ptz import PtzCommands
-from firmware.control.router import CommandRouter
+from firmware.control.api import build_command_api
 from firmware.hardware.protocols import Camera, PanTilt
 from firmware.media.encoder import H264StreamEncoder
 from firmware.media.track import EncodedCameraTrack
@@ -39,17 +36,6 @@ async def run_appliance(config: ApplianceConfig) -> None:
         restrict_ice_to_loopback()
     loop = asyncio.get_running_loop()
     pantilt, camera = build_hardware(config)
-    ptz = PtzCommands(pantilt)
-    router = CommandRouter(ptz)
-    link: DeviceLink
-
-    async def on_command(payload: bytes) -> CommandAck:
-        ack = await router.handle(payload)
-        if ack.ok:
-            link.publish_state(ApplianceState(ptz=ptz.state(), streaming=uplink.connected.is_set()))
-        return ack
-
-    link = DeviceLink(config.mqtt, config.device_id, on_command, loop)
     cam = config.camera
 
     def make_track() -> EncodedCameraTrack:
@@ -58,12 +44,20 @@ async def run_appliance(config: ApplianceConfig) -> None:
         return EncodedCameraTrack(camera, encoder, cam.fps)
 
     uplink = StreamUplink(config, make_track)
+    link = build_command_api(
+        config.mqtt, config.device_id, pantilt, streaming=uplink.connected.is_set, loop=loop
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    _LOGGER.info("appliance %s starting (backend %s, %dx%d@%d)", config.device_id,
-                 config.backend, cam.width, cam.height, cam.fps)
-    link.publish_state(ApplianceState(ptz=ptz.state(), streaming=False))
+    _LOGGER.info(
+        "appliance %s starting (backend %s, %dx%d@%d)",
+        config.device_id,
+        config.backend,
+        cam.width,
+        cam.height,
+        cam.fps,
+    )
     link.start()
     uplink_task = asyncio.create_task(uplink.run(), name="uplink")
     try:

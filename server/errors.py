@@ -48,8 +48,9 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         raise ApiError(HTTPStatus.BAD_REQUEST, _describe(exc)) from None
 
 
-def error_response(status: HTTPStatus, message: str, headers: dict[str, str] | None = None
-                   ) -> web.Response:
+def error_response(
+    status: HTTPStatus, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         status=status,
         text=json.dumps({"error": message}),

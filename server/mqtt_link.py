@@ -14,8 +14,7 @@ import ssl
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from clinicam.const import (
@@ -29,7 +28,7 @@ from clinicam.const import (
     TOPIC_STATE,
     device_topic,
 )
-from clinicam.mqtt_config import MqttConfig
+from clinicam.mqtt_config import MqttConfig, publish_properties
 from clinicam.protocol import ApplianceState, CommandAck, WireModel
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,14 +49,16 @@ class ApplianceLink:
         self.states: dict[str, ApplianceState] = {}
         self.connected = False
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"clinicam-server-{secrets.token_hex(4)}",
             protocol=mqtt.MQTTv5,
         )
         client.username_pw_set(config.username, config.password.get_secret_value())
         if config.tls:
-            client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(
+                ca_certs=str(config.ca_file) if config.ca_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -65,8 +66,9 @@ class ApplianceLink:
         self._client = client
 
     def start(self) -> None:
-        self._client.connect_async(self._config.host, self._config.port,
-                                   keepalive=self._config.keepalive_s)
+        self._client.connect_async(
+            self._config.host, self._config.port, keepalive=self._config.keepalive_s
+        )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -82,13 +84,16 @@ class ApplianceLink:
         correlation = secrets.token_bytes(12)
         future: asyncio.Future[CommandAck] = self._loop.create_future()
         self._pending[correlation] = future
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = device_topic(device_id, TOPIC_ACK)
-        props.CorrelationData = correlation
-        props.MessageExpiryInterval = DEFAULT_COMMAND_EXPIRY_S
+        props = publish_properties(
+            response_topic=device_topic(device_id, TOPIC_ACK),
+            correlation=correlation,
+            expiry_s=DEFAULT_COMMAND_EXPIRY_S,
+        )
         try:
             self._client.publish(
-                device_topic(device_id, TOPIC_CMD), command.model_dump_json(), qos=1,
+                device_topic(device_id, TOPIC_CMD),
+                command.model_dump_json(),
+                qos=1,
                 properties=props,
             )
             return await asyncio.wait_for(future, timeout_s)
@@ -100,8 +105,9 @@ class ApplianceLink:
             self._pending.pop(correlation, None)
 
     # paho callbacks (network thread)
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
             _LOGGER.error("broker refused the server: %s", reason)
             return
@@ -110,10 +116,12 @@ class ApplianceLink:
         self.connected = True
         _LOGGER.info("server connected to broker %s:%d", self._config.host, self._config.port)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                       properties: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         self.connected = False
-        _LOGGER.warning("server disconnected from broker: %s", reason)
+        level = logging.INFO if not reason.is_failure else logging.WARNING
+        _LOGGER.log(level, "server disconnected from broker: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         parts = msg.topic.split("/")

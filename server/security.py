@@ -21,13 +21,12 @@ from server.state import STATE
 PUBLIC_PREFIXES = ("/static/", "/api/appliances/")
 PUBLIC_PATHS = frozenset({"/login", "/api/login", "/healthz", "/favicon.ico"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_KEY = "clinicam_session"
+SESSION_KEY = web.RequestKey("clinicam_session", Session)
 
 
 def session_of(request: web.Request) -> Session:
     """The logged-in session (the middleware guarantees it on protected routes)."""
-    session: Session = request[SESSION_KEY]
-    return session
+    return request[SESSION_KEY]
 
 
 def _is_public(path: str) -> bool:
@@ -44,7 +43,9 @@ async def auth_middleware(
     session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
     if session is None:
         if request.path.startswith("/api/"):
-            raise ApiError(HTTPStatus.UNAUTHORIZED, "not logged in (or logged out after inactivity)")
+            raise ApiError(
+                HTTPStatus.UNAUTHORIZED, "not logged in (or logged out after inactivity)"
+            )
         raise web.HTTPFound(f"/login?next={request.path}")
     if request.method not in SAFE_METHODS:
         token = request.headers.get(CSRF_HEADER, "")
@@ -90,5 +91,8 @@ def authenticated_device(request: web.Request) -> DeviceAccount:
             return device
     else:
         verify_secret(None, token)  # same work for unknown devices
-    raise ApiError(HTTPStatus.UNAUTHORIZED, "unknown device or wrong token",
-                   headers={"WWW-Authenticate": "Bearer"})
+    raise ApiError(
+        HTTPStatus.UNAUTHORIZED,
+        "unknown device or wrong token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

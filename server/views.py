@@ -58,9 +58,11 @@ class LoginView(web.View):
         keys = (f"user:{body.username}", f"addr:{address}")
         wait = state.throttle.retry_after(*keys)
         if wait > 0:
-            raise ApiError(HTTPStatus.TOO_MANY_REQUESTS,
-                           f"too many failed logins; try again in {wait:.0f} s",
-                           headers={"Retry-After": str(int(wait) + 1)})
+            raise ApiError(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"too many failed logins; try again in {wait:.0f} s",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
         expert = state.config.expert(body.username)
         if not verify_secret(expert.password_hash if expert else None, body.password):
             state.throttle.failed(*keys)
@@ -71,8 +73,14 @@ class LoginView(web.View):
         token, session = state.sessions.create(expert.username)
         _LOGGER.info("expert %s logged in from %s", expert.username, address)
         resp = web.json_response({"user": expert.username, "csrf": session.csrf})
-        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
-                        secure=state.config.http.cookie_secure, path="/")
+        resp.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="Strict",
+            secure=state.config.http.cookie_secure,
+            path="/",
+        )
         return resp
 
 
@@ -93,14 +101,17 @@ class SessionView(web.View):
         expert = state.config.expert(session.username)
         consultations = [
             {"id": c.id, "title": c.title, "patient": c.patient_id, "chair": c.chair}
-            for c in state.config.consultations if session.username in c.experts
+            for c in state.config.consultations
+            if session.username in c.experts
         ]
-        return web.json_response({
-            "user": session.username,
-            "display_name": expert.display_name if expert else session.username,
-            "csrf": session.csrf,
-            "consultations": consultations,
-        })
+        return web.json_response(
+            {
+                "user": session.username,
+                "display_name": expert.display_name if expert else session.username,
+                "csrf": session.csrf,
+                "consultations": consultations,
+            }
+        )
 
 
 class LobbyPage(web.View):
@@ -120,18 +131,20 @@ class ConsultationView(web.View):
         c = invited_consultation(self.request)
         device = state.config.device(c.appliance)
         names = {e.username: e.display_name for e in state.config.experts}
-        return web.json_response({
-            "id": c.id,
-            "title": c.title,
-            "patient": c.patient_id,
-            "clinic": device.clinic if device else c.appliance,
-            "appliance": c.appliance,
-            "appliance_online": state.appliances.available.get(c.appliance, False),
-            "chair": c.chair,
-            "control_holder": c.chair,
-            "experts": [{"username": u, "name": names.get(u, u)} for u in c.experts],
-            "you": session_of(self.request).username,
-        })
+        return web.json_response(
+            {
+                "id": c.id,
+                "title": c.title,
+                "patient": c.patient_id,
+                "clinic": device.clinic if device else c.appliance,
+                "appliance": c.appliance,
+                "appliance_online": state.appliances.available.get(c.appliance, False),
+                "chair": c.chair,
+                "control_holder": c.chair,
+                "experts": [{"username": u, "name": names.get(u, u)} for u in c.experts],
+                "you": session_of(self.request).username,
+            }
+        )
 
 
 class ExpertOfferView(web.View):
@@ -151,18 +164,25 @@ class CameraView(web.View):
         username = session_of(self.request).username
         command = (await read_json(self.request, CameraBody)).root
         if username != c.chair:  # floor control: the holder is the chair until issue 4
-            _LOGGER.info("command %s from %s refused: control is held by %s",
-                         command.op, username, c.chair)
+            _LOGGER.info(
+                "command %s from %s refused: control is held by %s", command.op, username, c.chair
+            )
             raise ApiError(HTTPStatus.FORBIDDEN, f"camera control is held by {c.chair}")
         try:
             ack = await state.appliances.send(c.appliance, command)
         except ApplianceUnreachable as exc:
-            _LOGGER.warning("command %s from %s to %s failed: %s", command.op, username,
-                            c.appliance, exc)
+            _LOGGER.warning(
+                "command %s from %s to %s failed: %s", command.op, username, c.appliance, exc
+            )
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
-        _LOGGER.info("command %s %s from %s to %s: %s", command.op,
-                     command.model_dump_json(exclude={"op"}), username, c.appliance,
-                     "ok" if ack.ok else ack.error)
+        _LOGGER.info(
+            "command %s %s from %s to %s: %s",
+            command.op,
+            command.model_dump_json(exclude={"op"}),
+            username,
+            c.appliance,
+            "ok" if ack.ok else ack.error,
+        )
         status = HTTPStatus.OK if ack.ok else HTTPStatus.UNPROCESSABLE_ENTITY
         return web.json_response(ack.model_dump(exclude_none=True), status=status)
 
@@ -180,8 +200,9 @@ class ApplianceSessionView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
         device = authenticated_device(self.request)
-        if not state.media.appliance_session_alive(device.device_id,
-                                                   self.request.match_info["session"]):
+        if not state.media.appliance_session_alive(
+            device.device_id, self.request.match_info["session"]
+        ):
             raise ApiError(HTTPStatus.NOT_FOUND, "no such stream session")
         return web.json_response({"ok": True})
 

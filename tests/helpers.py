@@ -17,7 +17,7 @@ import numpy as np
 
 from clinicam.procs import free_port
 
-__all__ = ["free_port", "wait_until", "start_demo", "stop_demo", "pid_alive", "image_shift"]
+__all__ = ["free_port", "image_shift", "pid_alive", "start_demo", "stop_demo", "wait_until"]
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, step: float = 0.1) -> Any:
@@ -29,14 +29,14 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, step: 
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
+        except Exception as exc:
             last_exc = exc
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what} ({last_exc})")
 
 
 def http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=5) as resp:
         return json.loads(resp.read())
 
 
@@ -58,9 +58,22 @@ def start_demo(state_dir: Path, password: str) -> tuple[subprocess.Popen[bytes],
     port = free_port()
     log = (state_dir.parent / "demo.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clinicam", "demo", "--port", str(port), "--state-dir",
-         str(state_dir), "--password", password, "--loopback-only"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "clinicam",
+            "demo",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state_dir),
+            "--password",
+            password,
+            "--loopback-only",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     info_file = state_dir / "demo.json"
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import CallbackAPIVersion
 
 from clinicam.const import (
     AVAILABILITY_OFFLINE,
@@ -26,12 +25,12 @@ from clinicam.const import (
     TOPIC_STATE,
     device_topic,
 )
-from clinicam.mqtt_config import MqttConfig
+from clinicam.mqtt_config import MqttConfig, publish_properties
 from clinicam.protocol import CommandAck, WireModel
 
 _LOGGER = logging.getLogger(__name__)
 
-CommandHandler = Callable[[bytes], Awaitable[CommandAck]]
+CommandHandler = Callable[[bytes], Coroutine[Any, Any, CommandAck]]
 
 
 class DeviceLink:
@@ -50,13 +49,13 @@ class DeviceLink:
         self._loop = loop
         self.connected = asyncio.Event()
         self._last_state: bytes | None = None
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5
-        )
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5)
         client.username_pw_set(config.username, config.password.get_secret_value())
         if config.tls:
-            client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(
+                ca_certs=str(config.ca_file) if config.ca_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         client.will_set(self.topic(TOPIC_AVAILABILITY), AVAILABILITY_OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
@@ -90,8 +89,9 @@ class DeviceLink:
         self._client.publish(self.topic(TOPIC_STATE), self._last_state, qos=1, retain=True)
 
     # paho callbacks run on paho's network thread.
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
             _LOGGER.error("broker refused connection: %s", reason)
             return
@@ -99,13 +99,16 @@ class DeviceLink:
         client.publish(self.topic(TOPIC_AVAILABILITY), AVAILABILITY_ONLINE, qos=1, retain=True)
         if self._last_state is not None:
             client.publish(self.topic(TOPIC_STATE), self._last_state, qos=1, retain=True)
-        _LOGGER.info("connected to broker %s:%d as %s", self._config.host, self._config.port,
-                     self._device)
+        _LOGGER.info(
+            "connected to broker %s:%d as %s", self._config.host, self._config.port, self._device
+        )
         self._loop.call_soon_threadsafe(self.connected.set)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                       properties: Any) -> None:
-        _LOGGER.warning("disconnected from broker: %s", reason)
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        level = logging.INFO if not reason.is_failure else logging.WARNING
+        _LOGGER.log(level, "disconnected from broker: %s", reason)
         self._loop.call_soon_threadsafe(self.connected.clear)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -119,9 +122,7 @@ class DeviceLink:
         except Exception as exc:  # a handler bug must still produce an answer
             _LOGGER.exception("command handler failed")
             ack = CommandAck(ok=False, error=f"internal error: {type(exc).__name__}")
-        props = Properties(PacketTypes.PUBLISH)
-        if correlation is not None:
-            props.CorrelationData = correlation
+        props = publish_properties(correlation=correlation)
         self._client.publish(
             self.topic(TOPIC_ACK), ack.model_dump_json(exclude_none=True), qos=1, properties=props
         )

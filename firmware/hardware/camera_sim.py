@@ -29,8 +29,8 @@ class VirtualCamera:
         self._ppd = px_per_deg
         self._pointing = pointing
         self._config = config
-        self._view_w = min(int(round(config.hfov_deg * px_per_deg)), scene.shape[1]) // 2 * 2
-        self._view_h = min(int(round(config.vfov_deg * px_per_deg)), scene.shape[0]) // 2 * 2
+        self._view_w = min(round(config.hfov_deg * px_per_deg), scene.shape[1]) // 2 * 2
+        self._view_h = min(round(config.vfov_deg * px_per_deg), scene.shape[0]) // 2 * 2
 
     @property
     def size(self) -> tuple[int, int]:
@@ -42,8 +42,8 @@ class VirtualCamera:
         height, width = self._scene.shape[:2]
         cx = width / 2 + pan * self._ppd
         cy = height / 2 - tilt * self._ppd
-        x = int(round(min(max(cx - self._view_w / 2, 0), width - self._view_w)))
-        y = int(round(min(max(cy - self._view_h / 2, 0), height - self._view_h)))
+        x = round(min(max(cx - self._view_w / 2, 0), width - self._view_w))
+        y = round(min(max(cy - self._view_h / 2, 0), height - self._view_h))
         return x, y, self._view_w, self._view_h
 
     def capture(self) -> av.VideoFrame:

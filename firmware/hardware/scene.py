@@ -13,8 +13,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 def generate_scene(width_deg: float, height_deg: float, px_per_deg: float, seed: int) -> np.ndarray:
     """An RGB image covering ``width_deg`` × ``height_deg`` centred on (0°, 0°)."""
-    width = int(round(width_deg * px_per_deg))
-    height = int(round(height_deg * px_per_deg))
+    width = round(width_deg * px_per_deg)
+    height = round(height_deg * px_per_deg)
     rng = np.random.default_rng(seed)
 
     # Wall: a soft two-axis gradient with wallpaper-like vertical panels.
@@ -43,18 +43,20 @@ def generate_scene(width_deg: float, height_deg: float, px_per_deg: float, seed:
     cx, cy = width / 2, height / 2
     n_x, n_y = int(cx // step), int(cy // step)
     for i in range(-n_x, n_x + 1):
-        x = cx + i * step
-        draw.line((x, 0, x, height), fill=(60, 60, 80), width=2)
+        gx = cx + i * step
+        draw.line((gx, 0, gx, height), fill=(60, 60, 80), width=2)
     for j in range(-n_y, n_y + 1):
-        y = cy - j * step
-        draw.line((0, y, width, y), fill=(60, 60, 80), width=2)
+        gy = cy - j * step
+        draw.line((0, gy, width, gy), fill=(60, 60, 80), width=2)
         for i in range(-n_x, n_x + 1):
-            x = cx + i * step
-            draw.text((x + 4, y + 4), f"{i * 10:+d}/{j * 10:+d}", fill=(20, 20, 30), font=font)
+            gx = cx + i * step
+            draw.text((gx + 4, gy + 4), f"{i * 10:+d}/{j * 10:+d}", fill=(20, 20, 30), font=font)
 
     # A stylised patient at the centre, with a lesion to zoom in on.
     u = px_per_deg
-    draw.rounded_rectangle((cx - 9 * u, cy - 2 * u, cx + 9 * u, cy + 14 * u), 3 * u, fill=(70, 110, 160))
+    draw.rounded_rectangle(
+        (cx - 9 * u, cy - 2 * u, cx + 9 * u, cy + 14 * u), 3 * u, fill=(70, 110, 160)
+    )
     draw.ellipse((cx - 5 * u, cy - 13 * u, cx + 5 * u, cy - 1 * u), fill=(224, 180, 150))
     draw.ellipse((cx + 1 * u, cy - 8 * u, cx + 2.2 * u, cy - 6.8 * u), fill=(140, 40, 50))
     draw.text((cx - 8 * u, cy + 10 * u), "PATIENT (simulated)", fill=(255, 255, 255), font=font)

@@ -7,6 +7,7 @@ Pi 4's V4L2 encoder emits; the WebRTC track passes them through without re-encod
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import av
 
@@ -42,7 +43,7 @@ class H264StreamEncoder:
         """Make the next frame an IDR (e.g. after a receiver's PLI)."""
         self._force_keyframe = True
 
-    def encode(self, frame: av.VideoFrame, pts: int) -> list[av.Packet]:
+    def encode(self, frame: av.VideoFrame, pts: int) -> list[av.Packet[Any]]:
         """Encode one frame with ``pts`` in 1/90000 s units."""
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE

@@ -75,7 +75,8 @@ class StreamUplink:
         try:
             transceiver = pc.addTransceiver(self._make_track(), direction="sendonly")
             h264 = [
-                c for c in RTCRtpSender.getCapabilities("video").codecs
+                c
+                for c in RTCRtpSender.getCapabilities("video").codecs
                 if c.mimeType.lower() == "video/h264"
             ]
             transceiver.setCodecPreferences(h264)
@@ -93,7 +94,9 @@ class StreamUplink:
                 sdp = keep_loopback_candidates(sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             session_url = f"{self._base}/{answer['session']}"
-            _LOGGER.info("stream offered to %s (session %s)", self._config.server.url, answer["session"])
+            _LOGGER.info(
+                "stream offered to %s (session %s)", self._config.server.url, answer["session"]
+            )
             while not ended.is_set():
                 if pc.connectionState == "connected":
                     self.connected.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import av
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
@@ -15,4 +16,4 @@ def message_card(width: int, height: int, title: str, detail: str) -> av.VideoFr
     for text, font, y in ((title, big, height * 0.42), (detail, small, height * 0.55)):
         w = draw.textlength(text, font=font)
         draw.text(((width - w) / 2, y), text, fill=(230, 230, 235), font=font)
-    return av.VideoFrame.from_image(img).reformat(format="yuv420p")
+    return av.VideoFrame.from_ndarray(np.asarray(img), format="rgb24").reformat(format="yuv420p")

@@ -58,8 +58,9 @@ class LiveFeed:
             if not isinstance(frame, av.VideoFrame):
                 continue
             if first:
-                _LOGGER.info("first live frame from %s (%dx%d)", self.device_id,
-                             frame.width, frame.height)
+                _LOGGER.info(
+                    "first live frame from %s (%dx%d)", self.device_id, frame.width, frame.height
+                )
                 first = False
             self.frame = frame
             self.frame_time = time.monotonic()
@@ -89,10 +90,12 @@ class LiveViewTrack(MediaStreamTrack):
         self._feed = feed
         self._config = config
         self._period = 1.0 / config.fps
-        self._start: float | None = None
+        self._clock_start: float | None = None
         self._index = 0
-        self._waiting = message_card(
-            config.width, config.height, f"Patient — {feed.clinic}",
+        self._waiting_card = message_card(
+            config.width,
+            config.height,
+            f"Patient — {feed.clinic}",
             "Waiting for the camera appliance to connect…",
         )
 
@@ -100,23 +103,25 @@ class LiveViewTrack(MediaStreamTrack):
         frame = self._feed.frame
         cfg = self._config
         if frame is None:
-            return self._waiting
+            return self._waiting_card
         if self._feed.age() > cfg.stall_after_s:
             frame = _dim(frame)
         out = frame.reformat(width=cfg.width, height=cfg.height, format="yuv420p")
         if out is frame:  # never hand the shared frame to an encoder
-            out = av.VideoFrame.from_ndarray(np.array(frame.to_ndarray()), format="yuv420p")
+            out = av.VideoFrame.from_ndarray(
+                np.asarray(frame.to_ndarray(), dtype=np.uint8), format="yuv420p"
+            )
         return out
 
-    async def recv(self) -> av.VideoFrame:  # type: ignore[override]
+    async def recv(self) -> av.VideoFrame:
         now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        due = self._start + self._index * self._period
+        if self._clock_start is None:
+            self._clock_start = now
+        due = self._clock_start + self._index * self._period
         if due > now:
             await asyncio.sleep(due - now)
         elif now - due > 1.0:
-            self._index = int((now - self._start) / self._period)
+            self._index = int((now - self._clock_start) / self._period)
         frame = self._render()
         frame.pts = int(self._index * self._period * VIDEO_CLOCK)
         frame.time_base = Fraction(1, VIDEO_CLOCK)

@@ -31,7 +31,8 @@ GRAB_JS = """() => {
   g.drawImage(v, 0, 0, c.width, c.height);
   const d = g.getImageData(0, 0, c.width, c.height).data;
   const out = new Array(c.width * c.height);
-  for (let i = 0; i < out.length; i++) out[i] = (d[4*i] * 299 + d[4*i+1] * 587 + d[4*i+2] * 114) / 1000;
+  for (let i = 0; i < out.length; i++)
+    out[i] = (d[4*i] * 299 + d[4*i+1] * 587 + d[4*i+2] * 114) / 1000;
   return out;
 }"""
 
@@ -107,8 +108,10 @@ def test_camera_command_without_login_is_refused(demo: dict[str, Any], browser: 
     before = Path(demo["register_file"]).read_bytes()
     page = browser.new_page()
     try:
-        resp = page.request.post(demo["url"] + "/api/consultations/demo-consultation/camera",
-                                 data={"op": "ptz.relative", "pan": 90})
+        resp = page.request.post(
+            demo["url"] + "/api/consultations/demo-consultation/camera",
+            data={"op": "ptz.relative", "pan": 90},
+        )
         assert resp.status == 401
     finally:
         page.close()
@@ -122,5 +125,6 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     assert set(pids) == {"mosquitto", "server", "appliance"}
     assert all(pid_alive(pid) for pid in pids.values())
     assert stop_demo(proc, whole_group=False) == 0  # SIGINT to the demo process alone
-    wait_until(lambda: not any(pid_alive(pid) for pid in pids.values()), 20,
-               "every demo process to exit")
+    wait_until(
+        lambda: not any(pid_alive(pid) for pid in pids.values()), 20, "every demo process to exit"
+    )

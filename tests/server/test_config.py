@@ -1,0 +1,74 @@
+"""Server configuration and start-up with a bad file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clinicam.configfile import ConfigError, load_config
+from server.auth import hash_secret
+from server.config import ServerConfig
+
+HASH = hash_secret("x")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "server.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[http]\nport = 70000\n", "http.port"),
+        ("[htp]\nport = 80\n", "htp"),
+        (
+            '[[experts]]\nusername = "a"\ndisplay_name = "A"\npassword_hash = "plain"\n',
+            "experts.0.password_hash",
+        ),
+        (
+            f'[[devices]]\ndevice_id = "cam"\nclinic = "C"\ntoken_hash = "{HASH}"\n'
+            '[[consultations]]\nid = "c"\npatient_id = "p"\nappliance = "cam"\nchair = "z"\n'
+            'experts = ["z"]\n',
+            "(top level)",
+        ),
+    ],
+)
+def test_bad_server_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(ServerConfig, _write(tmp_path, text), env_prefix="CLINICAM_SERVER", environ={})
+    assert f"  {key}" in str(info.value)
+
+
+def test_server_refuses_to_start_with_a_bad_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[http]\nport = "eighty"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "clinicam", "server", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "http.port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_flag_accepts_a_good_file(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clinicam",
+            "appliance",
+            "--check",
+            "--config",
+            str(_write(tmp_path, "[camera]\nfps = 30\n")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "OK" in result.stdout

@@ -1,0 +1,143 @@
+"""The server's HTTP API: login, sessions, CSRF, validation, floor control."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import build_app
+from server.auth import hash_secret
+from server.config import ServerConfig
+
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
+DEVICE_TOKEN = "device-token-123"
+
+
+def _config(**http: Any) -> ServerConfig:
+    return ServerConfig.model_validate(
+        {
+            "http": {"cookie_secure": False, **http},
+            "mqtt": {"port": 1, "username": "server", "password": "x"},  # nothing listens
+            "experts": [
+                {"username": u, "display_name": u.title(), "password_hash": hash_secret(p)}
+                for u, p in PASSWORDS.items()
+            ],
+            "devices": [
+                {
+                    "device_id": "cam-1",
+                    "clinic": "Hill Clinic",
+                    "token_hash": hash_secret(DEVICE_TOKEN),
+                }
+            ],
+            "consultations": [
+                {
+                    "id": "c1",
+                    "patient_id": "P-1",
+                    "appliance": "cam-1",
+                    "chair": "alice",
+                    "experts": ["alice", "bob"],
+                }
+            ],
+        }
+    )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TestClient[Any, Any]]:
+    app = build_app(_config(max_failed_logins=3), asyncio.get_running_loop())
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def _login(client: TestClient[Any, Any], user: str) -> str:
+    resp = await client.post("/api/login", json={"username": user, "password": PASSWORDS[user]})
+    assert resp.status == 200
+    cookie = resp.cookies["clinicam_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    return str((await resp.json())["csrf"])
+
+
+async def test_pages_and_api_need_a_login(client: TestClient[Any, Any]) -> None:
+    resp = await client.get("/room/c1", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/login")
+    assert (await client.get("/api/session")).status == 401
+    assert (await client.get("/login")).status == 200
+
+
+async def test_wrong_password_then_throttled(client: TestClient[Any, Any]) -> None:
+    for _ in range(3):
+        resp = await client.post("/api/login", json={"username": "alice", "password": "no"})
+        assert resp.status == 401
+    resp = await client.post("/api/login", json={"username": "alice", "password": "alice-pw"})
+    assert resp.status == 429 and "Retry-After" in resp.headers
+
+
+async def test_login_body_is_validated(client: TestClient[Any, Any]) -> None:
+    resp = await client.post("/api/login", data=b"{nope")
+    assert resp.status == 400 and "JSON" in (await resp.json())["error"]
+    resp = await client.post("/api/login", json={"username": "alice"})
+    assert resp.status == 400 and "password" in (await resp.json())["error"]
+
+
+async def test_state_changes_need_the_csrf_token(client: TestClient[Any, Any]) -> None:
+    await _login(client, "alice")
+    resp = await client.post("/api/consultations/c1/camera", json={"op": "ptz.home"})
+    assert resp.status == 403 and "CSRF" in (await resp.json())["error"]
+
+
+async def test_camera_command_validation_and_floor_control(client: TestClient[Any, Any]) -> None:
+    csrf = await _login(client, "alice")
+    headers = {"X-CSRF-Token": csrf}
+    resp = await client.post(
+        "/api/consultations/c1/camera", headers=headers, json={"op": "ptz.relative", "pan": "far"}
+    )
+    assert resp.status == 400 and "pan" in (await resp.json())["error"]
+    # valid, from the chair, but no broker: a clear 503, not a hang or a 500
+    resp = await client.post(
+        "/api/consultations/c1/camera", headers=headers, json={"op": "ptz.relative", "pan": 5}
+    )
+    assert resp.status == 503
+    await client.post("/api/logout", headers=headers)
+    csrf = await _login(client, "bob")
+    resp = await client.post(
+        "/api/consultations/c1/camera",
+        headers={"X-CSRF-Token": csrf},
+        json={"op": "ptz.relative", "pan": 5},
+    )
+    assert resp.status == 403 and "alice" in (await resp.json())["error"]
+
+
+async def test_uninvited_or_unknown_consultation(client: TestClient[Any, Any]) -> None:
+    await _login(client, "bob")
+    assert (await client.get("/api/consultations/nope")).status == 404
+    info = await (await client.get("/api/consultations/c1")).json()
+    assert info["clinic"] == "Hill Clinic" and info["control_holder"] == "alice"
+
+
+async def test_device_stream_needs_its_token(client: TestClient[Any, Any]) -> None:
+    offer = {"sdp": "v=0", "type": "offer"}
+    resp = await client.post(
+        "/api/appliances/cam-1/stream", json=offer, headers={"Authorization": "Bearer wrong"}
+    )
+    assert resp.status == 401
+    resp = await client.post(
+        "/api/appliances/cam-9/stream",
+        json=offer,
+        headers={"Authorization": f"Bearer {DEVICE_TOKEN}"},
+    )
+    assert resp.status == 401
+    resp = await client.get(
+        "/api/appliances/cam-1/stream/nosuch", headers={"Authorization": f"Bearer {DEVICE_TOKEN}"}
+    )
+    assert resp.status == 404
+
+
+async def test_healthz_reports_broker_and_appliances(client: TestClient[Any, Any]) -> None:
+    resp = await client.get("/healthz")
+    body = await resp.json()
+    assert resp.status == 503 and body["mqtt"] is False
+    assert body["appliances"]["cam-1"] == {"online": False, "streaming": False, "frames": 0}
