@@ -102,7 +102,9 @@ class ApplianceConfig(StrictModel):
 
     device_id: str = Field("appliance-1", pattern=DEVICE_ID_PATTERN, description="Device id.")
     backend: Literal["sim", "pi"] = Field("sim", description="'pi' on a Raspberry Pi.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
     server: ServerLinkConfig = Field(default_factory=ServerLinkConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     ice: IceConfig = Field(default_factory=IceConfig)

@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${CLINICAM_VENV:-.venv}"
 start=$(date +%s)
 echo "==> ruff"
-"$VENV/bin/ruff" check firmware server models clinicam tests bench
+"$VENV/bin/ruff" check firmware server models clinicam tests bench scripts
 echo "==> mypy --strict"
 "$VENV/bin/mypy" --strict firmware server models clinicam
 echo "==> pytest"

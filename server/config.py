@@ -70,23 +70,34 @@ class ConsultationConfig(StrictModel):
 class LiveViewConfig(StrictModel):
     """The video each expert receives."""
 
-    width: int = Field(1280, ge=160, le=3840, multiple_of=2)
-    height: int = Field(720, ge=120, le=2160, multiple_of=2)
-    fps: int = Field(15, ge=1, le=60)
+    width: int = Field(1280, ge=160, le=3840, multiple_of=2, description="Output width.")
+    height: int = Field(720, ge=120, le=2160, multiple_of=2, description="Output height.")
+    fps: int = Field(15, ge=1, le=60, description="Output frame rate (the fixed tick).")
     stall_after_s: float = Field(2.0, gt=0.0, le=30.0, description="No frame this long = stalled.")
 
 
 class ServerConfig(StrictModel):
     """Everything the server needs to run."""
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
     http: HttpConfig = Field(default_factory=HttpConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     ice: IceConfig = Field(default_factory=IceConfig)
     live: LiveViewConfig = Field(default_factory=LiveViewConfig)
-    experts: list[ExpertAccount] = Field(default_factory=list)
-    devices: list[DeviceAccount] = Field(default_factory=list)
-    consultations: list[ConsultationConfig] = Field(default_factory=list)
+    experts: list[ExpertAccount] = Field(
+        default_factory=list,
+        description="[[experts]] tables: username, display_name, password_hash (argon2id).",
+    )
+    devices: list[DeviceAccount] = Field(
+        default_factory=list,
+        description="[[devices]] tables: device_id, clinic, token_hash (argon2id).",
+    )
+    consultations: list[ConsultationConfig] = Field(
+        default_factory=list,
+        description="[[consultations]] tables: id, title, patient_id, appliance, chair, experts.",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Self:
