@@ -21,6 +21,7 @@ from clinicam.const import (
     TOPIC_AVAILABILITY,
     TOPIC_CAPABILITIES,
     TOPIC_CMD,
+    TOPIC_EVENT,
     TOPIC_ROOT,
     TOPIC_STATE,
     TOPIC_TELEMETRY,
@@ -61,7 +62,14 @@ def acl_text(users: list[BrokerUser]) -> str:
             lines += [f"user {user.username}", f"topic readwrite {TOPIC_ROOT}/#", ""]
     lines.append("# devices: read own commands, write own status")
     lines.append(f"pattern read {TOPIC_ROOT}/%u/{TOPIC_CMD}")
-    for leaf in (TOPIC_ACK, TOPIC_STATE, TOPIC_AVAILABILITY, TOPIC_CAPABILITIES, TOPIC_TELEMETRY):
+    for leaf in (
+        TOPIC_ACK,
+        TOPIC_STATE,
+        TOPIC_AVAILABILITY,
+        TOPIC_CAPABILITIES,
+        TOPIC_TELEMETRY,
+        TOPIC_EVENT,
+    ):
         lines.append(f"pattern write {TOPIC_ROOT}/%u/{leaf}")
     return "\n".join(lines) + "\n"
 
@@ -109,6 +117,8 @@ class MosquittoBroker:
                     f"password_file {passwd}",
                     f"acl_file {acl}",
                     "persistence false",
+                    # Small control messages: do not let Nagle hold them back ~40 ms.
+                    "set_tcp_nodelay true",
                     "log_dest stderr",
                     "log_type error",
                     "log_type warning",

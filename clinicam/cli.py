@@ -8,11 +8,15 @@ import getpass
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clinicam import __version__
 from clinicam.configfile import ConfigError, load_config
 from clinicam.const import ENV_APPLIANCE_PREFIX, ENV_SERVER_PREFIX
 from clinicam.logsetup import setup_logging
+
+if TYPE_CHECKING:
+    from firmware.config import ApplianceConfig
 
 _LOGGER = logging.getLogger("clinicam")
 
@@ -22,6 +26,7 @@ Clinicam: remote consultation for rural clinics.
   clinicam demo                 run broker, server and a simulated appliance here
   clinicam server -c FILE       run the server (experts' web pages, WebRTC, control)
   clinicam appliance -c FILE    run the camera appliance (real Pi or simulated)
+  clinicam appliance calibrate -c FILE   walk through the servo calibration
   clinicam hash-password        make an argon2id hash for a config file
 
 Configuration is TOML; environment variables override it, e.g.
@@ -72,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
             description=f"{text.capitalize()} with a TOML "
             "configuration file; a bad file stops start-up naming the key.",
         )
+        if name == "appliance":
+            p.add_argument(
+                "action",
+                nargs="?",
+                default="run",
+                choices=["run", "calibrate"],
+                help="'calibrate' walks a technician through the servo "
+                "calibration and writes it into the config file",
+            )
         p.add_argument("-c", "--config", type=Path, help="TOML configuration file")
         p.add_argument(
             "--check", action="store_true", help="only validate the configuration and exit"
@@ -97,17 +111,51 @@ def _run_server(config_path: Path | None, check: bool) -> int:
     return 0
 
 
-def _run_appliance(config_path: Path | None, check: bool) -> int:
+def _run_appliance(config_path: Path | None, check: bool, action: str) -> int:
     from firmware.config import ApplianceConfig
 
     config = load_config(ApplianceConfig, config_path, env_prefix=ENV_APPLIANCE_PREFIX)
     if check:
         print("appliance configuration OK")
         return 0
+    if action == "calibrate":
+        return _calibrate(config, config_path)
     setup_logging(config.log_level, config.device_id)
     from firmware.app import run_appliance
 
     asyncio.run(run_appliance(config))
+    return 0
+
+
+def _calibrate(config: ApplianceConfig, config_path: Path | None) -> int:
+    from firmware.calibrate import CalibrationAborted, run_calibration, write_calibration
+
+    if config_path is None:
+        print("error: calibrate needs --config FILE (the result is written there)", file=sys.stderr)
+        return 2
+    if config.backend == "pi":
+        import board
+
+        i2c = board.I2C()
+    else:
+        from firmware.hardware.sim import build_sim_rig
+
+        i2c = build_sim_rig(config).bus
+    try:
+        result = run_calibration(config.pantilt, i2c=i2c, ask=input, say=print)
+    except (CalibrationAborted, EOFError):
+        print("calibration aborted; nothing written")
+        return 1
+    except ValueError as exc:
+        print(f"calibration not usable: {exc}; nothing written", file=sys.stderr)
+        return 1
+    write_calibration(config_path, result)
+    print(f"calibration written to {config_path}:")
+    for name, axis in (("pan", result.pan), ("tilt", result.tilt)):
+        print(
+            f"  {name}: centre {axis.centre_deg:.0f}°, limits {axis.min_deg:+.0f}° .. "
+            f"{axis.max_deg:+.0f}°, {'inverted' if axis.invert else 'not inverted'}"
+        )
     return 0
 
 
@@ -143,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "server":
             return _run_server(args.config, args.check)
         if args.command == "appliance":
-            return _run_appliance(args.config, args.check)
+            return _run_appliance(args.config, args.check, args.action)
         if args.command == "hash-password":
             return _hash_password()
     except ConfigError as exc:

@@ -1,19 +1,30 @@
 """Messages that cross the MQTT wire between server and appliance.
 
-Every command is a pydantic model with a literal ``op``; the union is parsed in one
-place so that a malformed payload is refused with a reason and never acted on.
-Pan and tilt are degrees relative to the rig's centre: pan + is right, tilt + is up.
+Every command is a pydantic model with a literal ``op`` and a command ``id`` (unique
+per command; a redelivered duplicate is acknowledged again but not executed again).
+The union is parsed in one place so that a malformed payload is refused with a
+reason naming the field and is never acted on. Pan and tilt are degrees relative to
+the rig's centre: pan + is right, tilt + is up. Camera controls follow libcamera's
+names and units (``LensPosition`` in dioptres, ``ColourGains`` red/blue).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from clinicam.configfile import StrictModel
 
 MAX_COMMAND_BYTES = 4096
+MAX_PRESETS = 32
+ZOOM_MAX = 8.0
+LENS_MAX_DIOPTRES = 15.0
+AWB_MODES = ("auto", "incandescent", "tungsten", "fluorescent", "indoor", "daylight", "cloudy")
+
+CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Degrees = Annotated[float, Field(ge=-180.0, le=180.0)]
 
 
 class WireModel(StrictModel):
@@ -22,59 +33,266 @@ class WireModel(StrictModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
-class PtzRelative(WireModel):
-    """The seed's position adjustment: target = current + delta (clamped to limits)."""
+class CommandBase(WireModel):
+    """Fields every command has."""
+
+    id: CommandId = Field(description="Unique per command; duplicates are not re-executed.")
+
+
+class PtzRelative(CommandBase):
+    """The seed's position adjustment: target = current + delta (slides along limits)."""
 
     op: Literal["ptz.relative"] = "ptz.relative"
-    pan: float = Field(0.0, ge=-180.0, le=180.0, description="Degrees; + is right.")
-    tilt: float = Field(0.0, ge=-180.0, le=180.0, description="Degrees; + is up.")
+    pan: Degrees = Field(0.0, description="Degrees; + is right.")
+    tilt: Degrees = Field(0.0, description="Degrees; + is up.")
 
 
-class PtzHome(WireModel):
+class PtzAbsolute(CommandBase):
+    """Go to (pan, tilt) degrees from the centre (clamped to the soft limits)."""
+
+    op: Literal["ptz.absolute"] = "ptz.absolute"
+    pan: Degrees
+    tilt: Degrees
+
+
+class PtzContinuous(CommandBase):
+    """Move at a velocity until stopped or until ``timeout_s`` passes without a refresh."""
+
+    op: Literal["ptz.continuous"] = "ptz.continuous"
+    pan_speed: float = Field(0.0, ge=-180.0, le=180.0, description="Degrees per second.")
+    tilt_speed: float = Field(0.0, ge=-180.0, le=180.0, description="Degrees per second.")
+    timeout_s: float = Field(gt=0.0, le=1.0, description="Dead-man: stop if not refreshed.")
+
+
+class PtzStop(CommandBase):
+    op: Literal["ptz.stop"] = "ptz.stop"
+
+
+class PtzHome(CommandBase):
     """Return to the rig's centre (0, 0)."""
 
     op: Literal["ptz.home"] = "ptz.home"
 
 
-Command = Annotated[PtzRelative | PtzHome, Field(discriminator="op")]
-_COMMAND_ADAPTER: TypeAdapter[PtzRelative | PtzHome] = TypeAdapter(Command)
+class PresetSave(CommandBase):
+    op: Literal["preset.save"] = "preset.save"
+    slot: int = Field(ge=1, le=MAX_PRESETS)
+    name: str = Field("", max_length=40, pattern=r"^[^\x00-\x1f]*$")
+
+
+class PresetGoto(CommandBase):
+    op: Literal["preset.goto"] = "preset.goto"
+    slot: int = Field(ge=1, le=MAX_PRESETS)
+
+
+class PresetDelete(CommandBase):
+    op: Literal["preset.delete"] = "preset.delete"
+    slot: int = Field(ge=1, le=MAX_PRESETS)
+
+
+class Focus(CommandBase):
+    """Auto one-shot, continuous, manual (dioptres) or a relative step."""
+
+    op: Literal["focus"] = "focus"
+    mode: Literal["auto", "continuous", "manual", "step"]
+    lens_position: float | None = Field(
+        None, ge=0.0, le=LENS_MAX_DIOPTRES, description="Dioptres (manual); 0 = infinity."
+    )
+    step: float | None = Field(None, ge=-5.0, le=5.0, description="Dioptres (step).")
+
+    @model_validator(mode="after")
+    def _fields_for_mode(self) -> Self:
+        if self.mode == "manual" and self.lens_position is None:
+            raise ValueError("lens_position is required for mode 'manual'")
+        if self.mode == "step" and self.step is None:
+            raise ValueError("step is required for mode 'step'")
+        if self.mode != "manual" and self.lens_position is not None:
+            raise ValueError("lens_position is only for mode 'manual'")
+        if self.mode != "step" and self.step is not None:
+            raise ValueError("step is only for mode 'step'")
+        return self
+
+
+class Colour(CommandBase):
+    """White balance (AWB mode or manual gains) and picture adjustments."""
+
+    op: Literal["colour"] = "colour"
+    awb: Literal[AWB_MODES] | None = None  # type: ignore[valid-type]
+    gains: (
+        tuple[Annotated[float, Field(gt=0.0, le=32.0)], Annotated[float, Field(gt=0.0, le=32.0)]]
+        | None
+    ) = Field(None, description="Manual (red, blue) gains; turns AWB off.")
+    brightness: float | None = Field(None, ge=-1.0, le=1.0)
+    contrast: float | None = Field(None, ge=0.0, le=32.0)
+    saturation: float | None = Field(None, ge=0.0, le=32.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.awb is not None and self.gains is not None:
+            raise ValueError("give either awb (automatic) or gains (manual), not both")
+        if all(
+            v is None
+            for v in (self.awb, self.gains, self.brightness, self.contrast, self.saturation)
+        ):
+            raise ValueError(
+                "nothing to change: give awb, gains, brightness, contrast or saturation"
+            )
+        return self
+
+
+class Zoom(CommandBase):
+    """Digital zoom centred on the view (a sensor-resolution crop)."""
+
+    op: Literal["zoom"] = "zoom"
+    level: float = Field(ge=1.0, le=ZOOM_MAX)
+
+
+class Snapshot(CommandBase):
+    """A full-sensor-resolution still taken while streaming; kept and announced."""
+
+    op: Literal["snapshot"] = "snapshot"
+    requested_by: str = Field("", max_length=64, pattern=r"^[^\x00-\x1f]*$")
+
+
+class StreamSettings(CommandBase):
+    """Change the live stream's resolution, frame rate and bitrate."""
+
+    op: Literal["stream"] = "stream"
+    width: int = Field(ge=320, le=3840, multiple_of=2)
+    height: int = Field(ge=240, le=2160, multiple_of=2)
+    fps: int = Field(ge=1, le=60)
+    bitrate_kbps: int = Field(ge=100, le=50_000)
+
+
+class Privacy(CommandBase):
+    """Pause (or resume) the live video and all camera motion."""
+
+    op: Literal["privacy"] = "privacy"
+    enabled: bool
+
+
+AnyCommand = (
+    PtzRelative
+    | PtzAbsolute
+    | PtzContinuous
+    | PtzStop
+    | PtzHome
+    | PresetSave
+    | PresetGoto
+    | PresetDelete
+    | Focus
+    | Colour
+    | Zoom
+    | Snapshot
+    | StreamSettings
+    | Privacy
+)
+Command = Annotated[AnyCommand, Field(discriminator="op")]
+_COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)
+MOTION_OPS = frozenset(
+    {"ptz.relative", "ptz.absolute", "ptz.continuous", "ptz.home", "preset.goto", "zoom"}
+)
 
 
 class CommandRejected(ValueError):
-    """A payload that is not a valid command; the message says why."""
+    """A payload that is not a valid command; the message says which field and why."""
+
+    def __init__(self, message: str, command_id: str | None = None) -> None:
+        super().__init__(message)
+        self.command_id = command_id
 
 
-def parse_command(payload: bytes) -> PtzRelative | PtzHome:
+_OPS = frozenset(model.model_fields["op"].default for model in AnyCommand.__args__)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """``field: reason; field: reason`` from a pydantic error (union tags left out)."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] in _OPS:
+            loc = loc[1:]
+        parts.append(f"{'.'.join(loc) or 'payload'}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _claimed_id(payload: bytes) -> str | None:
+    """The ``id`` a rejected payload claims, so that its error ack can carry it."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+def parse_command(payload: bytes) -> AnyCommand:
     """Parse and validate one command payload (JSON)."""
     if len(payload) > MAX_COMMAND_BYTES:
         raise CommandRejected(f"payload too large ({len(payload)} bytes > {MAX_COMMAND_BYTES})")
     try:
         return _COMMAND_ADAPTER.validate_json(payload)
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()
-        )
-        raise CommandRejected(reasons) from None
+        raise CommandRejected(describe_errors(exc), _claimed_id(payload)) from None
+
+
+def validate_command(data: object) -> AnyCommand:
+    """Validate an already-decoded command (the server's HTTP side)."""
+    try:
+        return _COMMAND_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise CommandRejected(describe_errors(exc)) from None
 
 
 class PtzState(WireModel):
-    """Where the pan-tilt head was last commanded to (degrees from centre)."""
+    """Where the pan-tilt head is heading (degrees from centre) and whether it moves."""
 
     pan: float
     tilt: float
+    moving: bool = False
+
+
+class FocusState(WireModel):
+    mode: Literal["auto", "continuous", "manual"]
+    lens_position: float
+    af_state: Literal["idle", "scanning", "focused", "failed"]
+
+
+class ColourState(WireModel):
+    awb: str | None = None
+    gains: tuple[float, float] | None = None
+    brightness: float
+    contrast: float
+    saturation: float
+
+
+class StreamState(WireModel):
+    width: int
+    height: int
+    fps: int
+    bitrate_kbps: int
+    connected: bool
 
 
 class ApplianceState(WireModel):
     """Retained state the appliance publishes after every change."""
 
     ptz: PtzState
-    streaming: bool
+    zoom: float = 1.0
+    focus: FocusState | None = None
+    colour: ColourState | None = None
+    stream: StreamState | None = None
+    privacy: bool = False
+    model_version: str | None = None
 
 
 class CommandAck(WireModel):
-    """One acknowledgement per command, sent to the command's response topic."""
+    """One acknowledgement per command, sent to the device's ack topic."""
 
     ok: bool
+    id: str | None = None
     op: str | None = None
     error: str | None = None
-    ptz: PtzState | None = None
+    duplicate: bool = False
+    state: ApplianceState | None = None
+    result: dict[str, str | int | float | bool | None] | None = None

@@ -6,16 +6,25 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import asdict, dataclass, field
 
 from clinicam.ice import restrict_ice_to_loopback
 from firmware.config import ApplianceConfig
-from firmware.control.api import build_command_api
+from firmware.control.api import CommandApi
+from firmware.control.device import DeviceControl
+from firmware.control.motion import MotionController
+from firmware.control.presets import PresetStore
+from firmware.control.snapshot import SnapshotTaker
+from firmware.control.telemetry import Telemetry
+from firmware.hardware.gpio import LightPattern, PrivacySwitch, StatusLight, build_gpio
 from firmware.hardware.protocols import Camera, PanTilt
-from firmware.media.encoder import H264StreamEncoder
+from firmware.media.output import StreamOutput, StreamSettings
+from firmware.media.privacy import privacy_frame
 from firmware.media.track import EncodedCameraTrack
 from firmware.media.uplink import StreamUplink
 
 _LOGGER = logging.getLogger(__name__)
+STATUS_PERIOD_S = 0.5
 
 
 def build_hardware(config: ApplianceConfig) -> tuple[PanTilt, Camera]:
@@ -30,26 +39,139 @@ def build_hardware(config: ApplianceConfig) -> tuple[PanTilt, Camera]:
     return rig.pantilt, rig.camera
 
 
+@dataclass
+class Appliance:
+    """Every part of a running appliance."""
+
+    config: ApplianceConfig
+    pantilt: PanTilt
+    camera: Camera
+    light: StatusLight
+    privacy: PrivacySwitch
+    motion: MotionController
+    output: StreamOutput
+    control: DeviceControl
+    api: CommandApi
+    uplink: StreamUplink
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopped: bool = False
+
+    def make_track(self) -> EncodedCameraTrack:
+        return EncodedCameraTrack(
+            self.camera,
+            self.output,
+            private=lambda: self.privacy.is_private,
+            privacy_card=privacy_frame,
+        )
+
+    def start(self, *, stream: bool = True) -> None:
+        """Start motion, MQTT, telemetry, status light and (optionally) the stream."""
+        self.motion.start()
+        self.api.link.start()
+        telemetry = Telemetry(self.api.link, self.output, self.config.telemetry_interval_s)
+        self.tasks += [
+            asyncio.create_task(telemetry.run(), name="telemetry"),
+            asyncio.create_task(self._watch_status(), name="status"),
+        ]
+        if stream:
+            self.tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
+
+    async def stop(self) -> None:
+        """Stop everything and release the hardware; safe to call twice."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        await self.motion.close()
+        self.api.link.stop()
+        self.pantilt.release()
+        self.light.close()
+        self.privacy.close()
+
+    def status_pattern(self) -> LightPattern:
+        if self.privacy.is_private:
+            return LightPattern.PRIVACY
+        if self.uplink.connected.is_set():
+            return LightPattern.STREAMING
+        if self.api.link.connected.is_set():
+            return LightPattern.ONLINE
+        return LightPattern.BOOTING
+
+    async def _watch_status(self) -> None:
+        """Keep the status LED and the reported stream state in step with reality."""
+        shown: LightPattern | None = None
+        while True:
+            streaming = self.uplink.connected.is_set()
+            if streaming != self.output.connected:
+                self.output.connected = streaming
+                self.api.publish_state()
+            pattern = self.status_pattern()
+            if pattern != shown:
+                self.light.show(pattern)
+                shown = pattern
+            await asyncio.sleep(STATUS_PERIOD_S)
+
+
+def build_appliance(
+    config: ApplianceConfig,
+    *,
+    loop: asyncio.AbstractEventLoop,
+    hardware: tuple[PanTilt, Camera] | None = None,
+    pin_factory: object | None = None,
+) -> Appliance:
+    """Assemble the appliance; tests pass their own simulated hardware and pin factory."""
+    pantilt, camera = hardware if hardware is not None else build_hardware(config)
+    light, privacy = build_gpio(config.gpio, backend=config.backend, pin_factory=pin_factory)
+    light.show(LightPattern.BOOTING)
+    motion = MotionController(pantilt, config.motion)
+    cam = config.camera
+    output = StreamOutput(
+        StreamSettings(cam.width, cam.height, cam.fps, cam.bitrate_kbps, cam.keyframe_interval_s),
+        config.backend,
+    )
+    snapshots = SnapshotTaker(camera, config.state_dir / "snapshots")
+    control = DeviceControl(
+        motion=motion,
+        camera=camera,
+        presets=PresetStore(config.state_dir / "presets.json"),
+        snapshots=snapshots,
+        privacy=privacy,
+        motion_config=config.motion,
+        stream=output,
+    )
+    api = CommandApi(
+        config.mqtt, config.device_id, control, snapshots, encoder=asdict(output.encoder), loop=loop
+    )
+    appliance = Appliance(
+        config,
+        pantilt,
+        camera,
+        light,
+        privacy,
+        motion,
+        output,
+        control,
+        api,
+        uplink=StreamUplink(config, lambda: appliance.make_track()),
+    )
+    return appliance
+
+
 async def run_appliance(config: ApplianceConfig) -> None:
     """Run until SIGINT/SIGTERM."""
     if config.ice.loopback_only:
         restrict_ice_to_loopback()
     loop = asyncio.get_running_loop()
-    pantilt, camera = build_hardware(config)
-    cam = config.camera
-
-    def make_track() -> EncodedCameraTrack:
-        keyint = max(1, round(cam.fps * cam.keyframe_interval_s))
-        encoder = H264StreamEncoder(cam.width, cam.height, cam.fps, cam.bitrate_kbps, keyint)
-        return EncodedCameraTrack(camera, encoder, cam.fps)
-
-    uplink = StreamUplink(config, make_track)
-    link = build_command_api(
-        config.mqtt, config.device_id, pantilt, streaming=uplink.connected.is_set, loop=loop
-    )
+    appliance = build_appliance(config, loop=loop)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    cam = config.camera
     _LOGGER.info(
         "appliance %s starting (backend %s, %dx%d@%d)",
         config.device_id,
@@ -58,15 +180,10 @@ async def run_appliance(config: ApplianceConfig) -> None:
         cam.height,
         cam.fps,
     )
-    link.start()
-    uplink_task = asyncio.create_task(uplink.run(), name="uplink")
+    appliance.start()
     try:
         await stop.wait()
     finally:
         _LOGGER.info("appliance %s stopping", config.device_id)
-        uplink_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await uplink_task
-        link.stop()
-        pantilt.release()
+        await appliance.stop()
         _LOGGER.info("appliance %s stopped", config.device_id)

@@ -11,6 +11,7 @@ from clinicam.configfile import StrictModel
 from clinicam.const import DEVICE_ID_PATTERN
 from clinicam.ice import IceConfig
 from clinicam.mqtt_config import MqttConfig
+from firmware.hardware.gpio import GpioConfig
 
 
 class AxisCalibration(StrictModel):
@@ -69,6 +70,20 @@ class CameraConfig(StrictModel):
     )
     hfov_deg: float = Field(66.0, gt=10.0, lt=180.0, description="Horizontal field of view.")
     vfov_deg: float = Field(41.0, gt=5.0, lt=180.0, description="Vertical field of view.")
+    sensor_width: int = Field(
+        4608,
+        ge=320,
+        le=16384,
+        multiple_of=2,
+        description="Sensor width in pixels (ScalerCrop coordinates, stills); CM3: 4608.",
+    )
+    sensor_height: int = Field(
+        2592,
+        ge=240,
+        le=16384,
+        multiple_of=2,
+        description="Sensor height in pixels (ScalerCrop coordinates, stills); CM3: 2592.",
+    )
 
 
 class SimConfig(StrictModel):
@@ -80,6 +95,12 @@ class SimConfig(StrictModel):
     servo_seconds_per_60deg: float = Field(0.1, ge=0.0, le=2.0, description="Servo speed.")
     scene_seed: int = Field(7, description="Seed of the generated scene.")
     scene_px_per_deg: float = Field(20.0, ge=4.0, le=80.0, description="Scene detail.")
+    subject_distance_m: float = Field(
+        0.5,
+        ge=0.02,
+        le=1000.0,
+        description="Distance to the simulated patient in metres; in focus at 1/d dioptres.",
+    )
 
 
 class ServerLinkConfig(StrictModel):
@@ -97,6 +118,21 @@ class ServerLinkConfig(StrictModel):
         return value.rstrip("/")
 
 
+class MotionConfig(StrictModel):
+    """How the head moves: slew-rate limit, dead-man, idle release."""
+
+    max_speed_deg_s: float = Field(
+        90.0, gt=0.0, le=600.0, description="Slew-rate limit for every move (degrees/second)."
+    )
+    update_hz: float = Field(50.0, ge=5.0, le=200.0, description="Servo update rate while moving.")
+    idle_release_s: float = Field(
+        2.0, ge=0.0, le=600.0, description="Release servo power after this idle time (0: never)."
+    )
+    refocus_after_move_deg: float = Field(
+        10.0, ge=0.0, le=360.0, description="One-shot autofocus after a larger move (0: never)."
+    )
+
+
 class ApplianceConfig(StrictModel):
     """Everything the appliance needs to run."""
 
@@ -111,3 +147,12 @@ class ApplianceConfig(StrictModel):
     pantilt: PanTiltConfig = Field(default_factory=PanTiltConfig)
     camera: CameraConfig = Field(default_factory=CameraConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    gpio: GpioConfig = Field(default_factory=GpioConfig)
+    state_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "state" / "clinicam-appliance",
+        description="Presets, snapshots and other state (kept across restarts).",
+    )
+    telemetry_interval_s: float = Field(
+        10.0, ge=1.0, le=3600.0, description="Seconds between telemetry messages."
+    )

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -33,13 +33,29 @@ def _describe(err: ValidationError) -> str:
     )
 
 
-async def read_json(request: web.Request, model: type[M]) -> M:
-    """The request body parsed as ``model``; anything else is a 400 naming the field."""
+async def _body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
     body = await request.content.read(MAX_JSON_BYTES + 1)
     if len(body) > MAX_JSON_BYTES:
         raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+    return body
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object (size-limited); anything else is a 400."""
+    try:
+        data = json.loads(await _body(request))
+    except (ValueError, RecursionError):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+    return data
+
+
+async def read_json(request: web.Request, model: type[M]) -> M:
+    """The request body parsed as ``model``; anything else is a 400 naming the field."""
+    body = await _body(request)
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

@@ -44,7 +44,7 @@ class ApplianceLink:
     def __init__(self, config: MqttConfig, loop: asyncio.AbstractEventLoop) -> None:
         self._config = config
         self._loop = loop
-        self._pending: dict[bytes, asyncio.Future[CommandAck]] = {}
+        self._pending: dict[bytes, tuple[str, asyncio.Future[CommandAck]]] = {}
         self.available: dict[str, bool] = {}
         self.states: dict[str, ApplianceState] = {}
         self.connected = False
@@ -83,7 +83,7 @@ class ApplianceLink:
             raise ApplianceUnreachable("the server is not connected to the broker")
         correlation = secrets.token_bytes(12)
         future: asyncio.Future[CommandAck] = self._loop.create_future()
-        self._pending[correlation] = future
+        self._pending[correlation] = (device_id, future)
         props = publish_properties(
             response_topic=device_topic(device_id, TOPIC_ACK),
             correlation=correlation,
@@ -96,7 +96,8 @@ class ApplianceLink:
                 qos=1,
                 properties=props,
             )
-            return await asyncio.wait_for(future, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await future
         except TimeoutError:
             raise ApplianceUnreachable(
                 f"appliance {device_id} did not answer within {timeout_s:.0f} s"
@@ -146,9 +147,14 @@ class ApplianceLink:
                 _LOGGER.warning("ignored malformed ack from %s", device)
                 return
             if correlation is not None:
-                self._loop.call_soon_threadsafe(self._resolve, bytes(correlation), ack)
+                self._loop.call_soon_threadsafe(self._resolve, device, bytes(correlation), ack)
 
-    def _resolve(self, correlation: bytes, ack: CommandAck) -> None:
-        future = self._pending.get(correlation)
-        if future is not None and not future.done():
+    def _resolve(self, device: str, correlation: bytes, ack: CommandAck) -> None:
+        pending = self._pending.get(correlation)
+        if pending is None:
+            return
+        sent_to, future = pending
+        if sent_to != device:
+            _LOGGER.warning("ignored an ack from %s for a command sent to %s", device, sent_to)
+        elif not future.done():
             future.set_result(ack)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
 
 from aiohttp import web
-from pydantic import Field, RootModel
+from pydantic import Field
 
 from clinicam.configfile import StrictModel
-from clinicam.protocol import Command
+from clinicam.protocol import CommandRejected, validate_command
 from server.auth import SESSION_COOKIE, verify_secret
-from server.errors import ApiError, read_json
+from server.errors import ApiError, read_json, read_json_object
 from server.mqtt_link import ApplianceUnreachable
 from server.security import (
     authenticated_device,
@@ -35,10 +36,6 @@ class LoginBody(StrictModel):
 class SdpBody(StrictModel):
     sdp: str = Field(min_length=1, max_length=MAX_SDP)
     type: Literal["offer"]
-
-
-class CameraBody(RootModel[Command]):
-    """A camera command exactly as the appliance accepts it."""
 
 
 def _page(name: str) -> web.FileResponse:
@@ -162,7 +159,12 @@ class CameraView(web.View):
         state = self.request.app[STATE]
         c = invited_consultation(self.request)
         username = session_of(self.request).username
-        command = (await read_json(self.request, CameraBody)).root
+        body = await read_json_object(self.request)
+        body["id"] = f"{username}-{secrets.token_hex(6)}"  # ids are the server's to give
+        try:
+            command = validate_command(body)
+        except CommandRejected as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
         if username != c.chair:  # floor control: the holder is the chair until issue 4
             _LOGGER.info(
                 "command %s from %s refused: control is held by %s", command.op, username, c.chair
@@ -178,7 +180,7 @@ class CameraView(web.View):
         _LOGGER.info(
             "command %s %s from %s to %s: %s",
             command.op,
-            command.model_dump_json(exclude={"op"}),
+            command.model_dump_json(exclude={"op", "id"}),
             username,
             c.appliance,
             "ok" if ack.ok else ack.error,

@@ -1,8 +1,11 @@
-"""MQTT transport for the appliance: connection, topics, QoS, last will.
+"""MQTT transport for the appliance: connection, topics, QoS, last will, session.
 
 It knows nothing about pan or tilt: each command payload is handed to an async
-handler, and whatever acknowledgement that returns is published — exactly one per
-command — to this device's ack topic with the command's correlation data.
+handler together with its expiry, and whatever acknowledgement that returns is
+published — exactly one per delivery — to this device's ack topic with the
+command's correlation data. The session starts clean at boot and is resumed after an
+outage, so QoS 1 commands sent meanwhile arrive after reconnecting unless they expired;
+retained messages (state, capabilities) are re-sent on every reconnect.
 """
 
 from __future__ import annotations
@@ -10,27 +13,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from clinicam.const import (
     AVAILABILITY_OFFLINE,
     AVAILABILITY_ONLINE,
+    DEVICE_SESSION_EXPIRY_S,
     TOPIC_ACK,
     TOPIC_AVAILABILITY,
     TOPIC_CMD,
-    TOPIC_STATE,
     device_topic,
 )
 from clinicam.mqtt_config import MqttConfig, publish_properties
-from clinicam.protocol import CommandAck, WireModel
+from clinicam.protocol import CommandAck
 
 _LOGGER = logging.getLogger(__name__)
 
-CommandHandler = Callable[[bytes], Coroutine[Any, Any, CommandAck]]
+CommandHandler = Callable[[bytes, float | None], Coroutine[Any, Any, CommandAck]]
 
 
 class DeviceLink:
@@ -48,7 +55,7 @@ class DeviceLink:
         self._handler = handler
         self._loop = loop
         self.connected = asyncio.Event()
-        self._last_state: bytes | None = None
+        self._retained: dict[str, bytes] = {}
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5)
         client.username_pw_set(config.username, config.password.get_secret_value())
         if config.tls:
@@ -68,8 +75,14 @@ class DeviceLink:
 
     def start(self) -> None:
         """Connect in the background; paho keeps reconnecting."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = DEVICE_SESSION_EXPIRY_S
         self._client.connect_async(
-            self._config.host, self._config.port, keepalive=self._config.keepalive_s
+            self._config.host,
+            self._config.port,
+            keepalive=self._config.keepalive_s,
+            clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,  # fresh at boot, resumed after outages
+            properties=props,
         )
         self._client.loop_start()
 
@@ -83,10 +96,11 @@ class DeviceLink:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def publish_state(self, state: WireModel) -> None:
-        """Publish retained state (re-sent on every reconnect)."""
-        self._last_state = state.model_dump_json().encode()
-        self._client.publish(self.topic(TOPIC_STATE), self._last_state, qos=1, retain=True)
+    def publish(self, leaf: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish on this device's ``leaf`` topic; retained ones are re-sent on reconnect."""
+        if retain:
+            self._retained[leaf] = payload
+        self._client.publish(self.topic(leaf), payload, qos=1, retain=retain)
 
     # paho callbacks run on paho's network thread.
     def _on_connect(
@@ -97,8 +111,8 @@ class DeviceLink:
             return
         client.subscribe(self.topic(TOPIC_CMD), qos=1)
         client.publish(self.topic(TOPIC_AVAILABILITY), AVAILABILITY_ONLINE, qos=1, retain=True)
-        if self._last_state is not None:
-            client.publish(self.topic(TOPIC_STATE), self._last_state, qos=1, retain=True)
+        for leaf, payload in list(self._retained.items()):
+            client.publish(self.topic(leaf), payload, qos=1, retain=True)
         _LOGGER.info(
             "connected to broker %s:%d as %s", self._config.host, self._config.port, self._device
         )
@@ -113,16 +127,23 @@ class DeviceLink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         correlation = getattr(msg.properties, "CorrelationData", None)
-        future = asyncio.run_coroutine_threadsafe(self._handler(bytes(msg.payload)), self._loop)
+        remaining = getattr(msg.properties, "MessageExpiryInterval", None)
+        expires_at = time.monotonic() + remaining if remaining is not None else None
+        future = asyncio.run_coroutine_threadsafe(
+            self._handler(bytes(msg.payload), expires_at), self._loop
+        )
         future.add_done_callback(lambda f: self._send_ack(f, correlation))
 
-    def _send_ack(self, future: Any, correlation: bytes | None) -> None:
+    def _send_ack(self, future: Future[CommandAck], correlation: bytes | None) -> None:
         try:
-            ack: CommandAck = future.result()
+            ack = future.result()
         except Exception as exc:  # a handler bug must still produce an answer
             _LOGGER.exception("command handler failed")
             ack = CommandAck(ok=False, error=f"internal error: {type(exc).__name__}")
         props = publish_properties(correlation=correlation)
         self._client.publish(
-            self.topic(TOPIC_ACK), ack.model_dump_json(exclude_none=True), qos=1, properties=props
+            self.topic(TOPIC_ACK),
+            ack.model_dump_json(exclude_none=True),
+            qos=1,
+            properties=props,
         )

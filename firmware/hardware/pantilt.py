@@ -50,6 +50,11 @@ class ServoPanTilt:
         with self._lock:
             return self._position
 
+    @property
+    def limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        pan, tilt = self._config.pan, self._config.tilt
+        return (pan.min_deg, pan.max_deg), (tilt.min_deg, tilt.max_deg)
+
     def move_to(self, pan: float, tilt: float) -> tuple[float, float]:
         target = (self._clamp(self._config.pan, pan), self._clamp(self._config.tilt, tilt))
         with self._lock:

@@ -1,16 +1,20 @@
 """Real Raspberry Pi hardware: I2C through Blinka, Camera Module 3 through picamera2.
 
 Imported only when ``backend = "pi"``: picamera2 probes the hardware at import.
-The frames are taken as YUV420 and go through the same stream encoder as the
-simulation; handing the Pi 4's hardware encoder output straight to the track is
-the next step (issue 3).
+Frames are taken as YUV420 and go through the same stream encoder as the
+simulation; handing the Pi 4's hardware encoder output straight to the track is a
+later step. Not yet run on a Pi in CI (no hardware there): the simulation above the
+same Protocol is what the tests exercise.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 import av
+import numpy as np
 
 from firmware.config import ApplianceConfig, CameraConfig
 from firmware.hardware.pantilt import ServoPanTilt
@@ -23,21 +27,44 @@ class PiCamera:
         from picamera2 import Picamera2
 
         self._config = config
+        self._lock = threading.Lock()
         self._cam: Any = Picamera2()
-        video = self._cam.create_video_configuration(
+        self._video = self._cam.create_video_configuration(
             main={"size": (config.width, config.height), "format": "YUV420"},
-            controls={"FrameRate": config.fps},
+            controls={"FrameRate": config.fps, "AfMode": 2},
         )
-        self._cam.configure(video)
+        self._still = self._cam.create_still_configuration(main={"format": "RGB888"})
+        self._cam.configure(self._video)
         self._cam.start()
+        self._controls: dict[str, Any] = {"AfMode": 2}
 
     @property
     def size(self) -> tuple[int, int]:
         return self._config.width, self._config.height
 
+    @property
+    def sensor_resolution(self) -> tuple[int, int]:
+        width, height = self._cam.sensor_resolution
+        return int(width), int(height)
+
     def capture(self) -> av.VideoFrame:
         planes = self._cam.capture_array("main")
         return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+
+    def set_controls(self, controls: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._cam.set_controls(dict(controls))
+            self._controls.update(controls)
+
+    def metadata(self) -> dict[str, Any]:
+        meta = dict(self._controls)
+        meta.update(self._cam.capture_metadata())
+        return meta
+
+    def capture_still(self) -> np.ndarray:
+        # The stream pauses for the mode switch (about half a second) and resumes.
+        still: np.ndarray = self._cam.switch_mode_and_capture_array(self._still, "main")
+        return still[:, :, ::-1].copy()  # picamera2's RGB888 is BGR in memory
 
     def close(self) -> None:
         self._cam.stop()

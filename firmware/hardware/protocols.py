@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import av
+import numpy as np
 
 
 class PanTilt(Protocol):
@@ -13,6 +15,11 @@ class PanTilt(Protocol):
     @property
     def position(self) -> tuple[float, float]:
         """The last commanded (pan, tilt); hobby servos report no position of their own."""
+        ...
+
+    @property
+    def limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Soft limits ((pan min, pan max), (tilt min, tilt max)) from the calibration."""
         ...
 
     def move_to(self, pan: float, tilt: float) -> tuple[float, float]:
@@ -25,13 +32,40 @@ class PanTilt(Protocol):
 
 
 class Camera(Protocol):
-    """A camera that produces frames for the stream encoder."""
+    """A camera that produces frames for the stream encoder.
+
+    Controls use libcamera's names and units (as picamera2 does), so one command works
+    on the real Camera Module 3 and on the simulation: ``AfMode`` (0 manual,
+    1 auto, 2 continuous), ``AfTrigger`` (0 start, 1 cancel), ``LensPosition``
+    (dioptres, 0 = infinity .. 15), ``AwbEnable`` (bool), ``AwbMode`` (0 auto,
+    1 incandescent, 2 tungsten, 3 fluorescent, 4 indoor, 5 daylight, 6 cloudy),
+    ``ColourGains`` ((red, blue), 0..32), ``Brightness`` (-1..1, 0 neutral),
+    ``Contrast`` (0..32, 1 neutral), ``Saturation`` (0..32, 1 neutral) and
+    ``ScalerCrop`` ((x, y, w, h) in sensor pixels).
+    """
 
     @property
     def size(self) -> tuple[int, int]:
         """Stream width and height in pixels."""
         ...
 
+    @property
+    def sensor_resolution(self) -> tuple[int, int]:
+        """Full sensor size in pixels (ScalerCrop coordinates, still captures)."""
+        ...
+
     def capture(self) -> av.VideoFrame:
         """The current view as a yuv420p frame of :attr:`size`."""
+        ...
+
+    def set_controls(self, controls: Mapping[str, Any]) -> None:
+        """Apply libcamera controls (validated by the caller)."""
+        ...
+
+    def metadata(self) -> dict[str, Any]:
+        """Current control values and state, e.g. ``LensPosition``, ``AfState``."""
+        ...
+
+    def capture_still(self) -> np.ndarray:
+        """A full-sensor-resolution RGB still (H, W, 3) uint8, taken while streaming."""
         ...

@@ -54,5 +54,7 @@ def build_sim_rig(config: ApplianceConfig) -> SimRig:
     width_deg = 2 * max(-pt.pan.min_deg, pt.pan.max_deg) + cam.hfov_deg + SCENE_MARGIN_DEG
     height_deg = 2 * max(-pt.tilt.min_deg, pt.tilt.max_deg) + cam.vfov_deg + SCENE_MARGIN_DEG
     scene = generate_scene(width_deg, height_deg, sim.scene_px_per_deg, sim.scene_seed)
-    camera = VirtualCamera(scene, sim.scene_px_per_deg, pointing, cam)
+    camera = VirtualCamera(
+        scene, sim.scene_px_per_deg, pointing, cam, subject_distance_m=sim.subject_distance_m
+    )
     return SimRig(bus, chip, pan_servo, tilt_servo, pantilt, camera)

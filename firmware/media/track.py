@@ -2,6 +2,9 @@
 
 aiortc packs ``av.Packet`` objects into RTP without re-encoding, so the same track
 carries the Pi's hardware-encoded stream and, in simulation, the software encoder's.
+Settings changes (resolution, fps, bitrate) take effect at the next frame with a
+fresh encoder (starting on an IDR); in privacy mode a privacy card replaces the
+camera's frames.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import av
@@ -16,6 +20,9 @@ from aiortc import MediaStreamTrack
 
 from firmware.hardware.protocols import Camera
 from firmware.media.encoder import VIDEO_TIME_BASE, H264StreamEncoder
+from firmware.media.output import StreamOutput, StreamSettings
+
+PrivacyCard = Callable[[int, int], av.VideoFrame]
 
 
 class EncodedCameraTrack(MediaStreamTrack):
@@ -23,33 +30,75 @@ class EncodedCameraTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, camera: Camera, encoder: H264StreamEncoder, fps: int) -> None:
+    def __init__(
+        self,
+        camera: Camera,
+        output: StreamOutput,
+        *,
+        private: Callable[[], bool],
+        privacy_card: PrivacyCard,
+    ) -> None:
         super().__init__()
         self._camera = camera
-        self._encoder = encoder
-        self._period = 1.0 / fps
+        self._output = output
+        self._private = private
+        self._privacy_card = privacy_card
+        self._version = -1
+        self._settings: StreamSettings = output.settings
+        self._encoder: H264StreamEncoder | None = None
         self._clock_start: float | None = None
         self._index = 0
+        self._pts = 0
         self._pending: deque[av.Packet[Any]] = deque()
-        self.frames_sent = 0
+        self._cards: dict[tuple[int, int], av.VideoFrame] = {}
 
-    def _capture_and_encode(self, pts: int) -> list[av.Packet[Any]]:
-        return self._encoder.encode(self._camera.capture(), pts)
+    def _reconfigure(self) -> None:
+        s = self._settings = self._output.settings
+        self._version = self._output.version
+        keyint = max(1, round(s.fps * s.keyframe_interval_s))
+        self._encoder = H264StreamEncoder(s.width, s.height, s.fps, s.bitrate_kbps, keyint)
+        self._clock_start = None
+        self._index = 0
+
+    def _frame(self) -> av.VideoFrame:
+        s = self._settings
+        if self._private():
+            key = (s.width, s.height)
+            if key not in self._cards:
+                self._cards[key] = self._privacy_card(s.width, s.height)
+            return self._cards[key]
+        frame = self._camera.capture()
+        if (frame.width, frame.height) != (s.width, s.height):
+            frame = frame.reformat(width=s.width, height=s.height, format="yuv420p")
+        return frame
+
+    def _capture_and_encode(self, encoder: H264StreamEncoder, pts: int) -> list[av.Packet[Any]]:
+        return encoder.encode(self._frame(), pts)
 
     async def recv(self) -> av.Packet[Any]:
         loop = asyncio.get_running_loop()
         while not self._pending:
+            if self._version != self._output.version or self._encoder is None:
+                self._reconfigure()
+            assert self._encoder is not None
+            period = 1.0 / self._settings.fps
             now = time.monotonic()
             if self._clock_start is None:
                 self._clock_start = now
-            due = self._clock_start + self._index * self._period
+            due = self._clock_start + self._index * period
             if due > now:
                 await asyncio.sleep(due - now)
-            elif now - due > 1.0:  # fell far behind (suspended host): skip ahead
-                self._index = int((now - self._clock_start) / self._period)
-            pts = round(self._index * self._period / VIDEO_TIME_BASE)
+            else:
+                behind = int((now - due) / period)
+                if behind:  # capture/encode could not keep up: skip ticks, count them
+                    self._output.frames_dropped += behind
+                    self._index += behind
             self._index += 1
-            packets = await loop.run_in_executor(None, self._capture_and_encode, pts)
+            self._pts += round(period / VIDEO_TIME_BASE)
+            packets = await loop.run_in_executor(
+                None, self._capture_and_encode, self._encoder, self._pts
+            )
             self._pending.extend(packets)
-        self.frames_sent += 1
-        return self._pending.popleft()
+        packet = self._pending.popleft()
+        self._output.count(packet.size)
+        return packet

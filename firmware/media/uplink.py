@@ -101,7 +101,8 @@ class StreamUplink:
                 if pc.connectionState == "connected":
                     self.connected.set()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ended.wait(), CHECK_INTERVAL_S)
+                    async with asyncio.timeout(CHECK_INTERVAL_S):
+                        await ended.wait()
                     break
                 async with http.get(session_url, headers=self._headers()) as resp:
                     if resp.status == 404:

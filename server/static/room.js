@@ -56,7 +56,8 @@ async function sendCamera(command) {
   cameraStatus.textContent = "Moving…";
   try {
     const ack = await Api.call("POST", `/api/consultations/${encodeURIComponent(cid)}/camera`, command);
-    cameraStatus.textContent = ack.ptz ? `Pan ${ack.ptz.pan.toFixed(1)}°, tilt ${ack.ptz.tilt.toFixed(1)}°` : "Done";
+    const ptz = ack.state && ack.state.ptz;
+    cameraStatus.textContent = ptz ? `Pan ${ptz.pan.toFixed(1)}°, tilt ${ptz.tilt.toFixed(1)}°` : "Done";
   } catch (e) {
     cameraStatus.textContent = e.message;
   }

@@ -1,0 +1,92 @@
+"""Live stream settings and counters shared by the video track, commands and telemetry."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from clinicam.protocol import StreamSettings as StreamCommand
+from clinicam.protocol import StreamState
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What an encoder can do (published in the capabilities)."""
+
+    name: str
+    max_width: int
+    max_height: int
+    max_fps: int
+
+
+# The Pi 4's hardware H.264 encoder stops at 1080p30; in simulation libx264 stands in
+# for it and goes up to 4K.
+ENCODERS = {
+    "sim": EncoderInfo("libx264 (software, stands in for the Pi's H.264 encoder)", 3840, 2160, 60),
+    "pi": EncoderInfo("H.264 (Pi 4 hardware encoder; software on a Pi 5)", 1920, 1080, 30),
+}
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    width: int
+    height: int
+    fps: int
+    bitrate_kbps: int
+    keyframe_interval_s: float
+
+
+class StreamOutput:
+    """Current settings (versioned, so the track notices changes) and what was sent."""
+
+    def __init__(self, settings: StreamSettings, backend: str) -> None:
+        self._lock = threading.Lock()
+        self._settings = settings
+        self.version = 0
+        self.encoder = ENCODERS[backend]
+        self.connected = False
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        self.frames_dropped = 0
+
+    @property
+    def settings(self) -> StreamSettings:
+        with self._lock:
+            return self._settings
+
+    def check(self, command: StreamCommand) -> str | None:
+        """Why ``command`` exceeds this encoder, or None if it fits."""
+        enc = self.encoder
+        if command.width > enc.max_width or command.height > enc.max_height:
+            return (
+                f"width/height: {command.width}x{command.height} exceeds this encoder's "
+                f"maximum {enc.max_width}x{enc.max_height}"
+            )
+        if command.fps > enc.max_fps:
+            return f"fps: {command.fps} exceeds this encoder's maximum {enc.max_fps}"
+        return None
+
+    def update(self, command: StreamCommand) -> None:
+        with self._lock:
+            self._settings = StreamSettings(
+                command.width,
+                command.height,
+                command.fps,
+                command.bitrate_kbps,
+                self._settings.keyframe_interval_s,
+            )
+            self.version += 1
+
+    def state(self) -> StreamState:
+        s = self.settings
+        return StreamState(
+            width=s.width,
+            height=s.height,
+            fps=s.fps,
+            bitrate_kbps=s.bitrate_kbps,
+            connected=self.connected,
+        )
+
+    def count(self, sent_bytes: int) -> None:
+        self.frames_sent += 1
+        self.bytes_sent += sent_bytes
