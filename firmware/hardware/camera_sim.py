@@ -209,10 +209,16 @@ class VirtualCamera:
         self._tone: fx.ToneMap | None = None
         self._chroma: np.ndarray | None = None
         self._frame_ns: int | None = None
+        self._size = (config.width, config.height)
 
     @property
     def size(self) -> tuple[int, int]:
-        return self._config.width, self._config.height
+        return self._size
+
+    def configure_stream(self, width: int, height: int, fps: int) -> None:
+        """Render at the new size (the scene is sampled afresh: 4K shows 4K detail)."""
+        with self._lock:
+            self._size = (width, height)
 
     @property
     def sensor_resolution(self) -> tuple[int, int]:

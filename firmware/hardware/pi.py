@@ -37,10 +37,22 @@ class PiCamera:
         self._cam.configure(self._video)
         self._cam.start()
         self._controls: dict[str, Any] = {"AfMode": 2}
+        self._size = (config.width, config.height)
 
     @property
     def size(self) -> tuple[int, int]:
-        return self._config.width, self._config.height
+        return self._size
+
+    def configure_stream(self, width: int, height: int, fps: int) -> None:
+        with self._lock:
+            self._cam.stop()
+            self._video = self._cam.create_video_configuration(
+                main={"size": (width, height), "format": "YUV420"},
+                controls={"FrameRate": fps, **self._controls},
+            )
+            self._cam.configure(self._video)
+            self._cam.start()
+            self._size = (width, height)
 
     @property
     def sensor_resolution(self) -> tuple[int, int]:

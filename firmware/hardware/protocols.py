@@ -58,6 +58,10 @@ class Camera(Protocol):
         """The current view as a yuv420p frame of :attr:`size`."""
         ...
 
+    def configure_stream(self, width: int, height: int, fps: int) -> None:
+        """Produce frames of ``width`` × ``height`` at ``fps`` from now on."""
+        ...
+
     def set_controls(self, controls: Mapping[str, Any]) -> None:
         """Apply libcamera controls (validated by the caller)."""
         ...

@@ -55,6 +55,8 @@ class EncodedCameraTrack(MediaStreamTrack):
     def _reconfigure(self) -> None:
         s = self._settings = self._output.settings
         self._version = self._output.version
+        if self._camera.size != (s.width, s.height):
+            self._camera.configure_stream(s.width, s.height, s.fps)
         keyint = max(1, round(s.fps * s.keyframe_interval_s))
         self._encoder = H264StreamEncoder(s.width, s.height, s.fps, s.bitrate_kbps, keyint)
         self._clock_start = None

@@ -190,3 +190,23 @@ async def test_privacy_button_pauses_video_and_refuses_moves(device: Device) -> 
         wait_until, lambda: not device.appliance.privacy.is_private, 2, "privacy off"
     )
     assert (await device.send(op="ptz.relative", pan=10))["ok"]
+
+
+async def test_new_stream_settings_reach_the_encoded_stream(device: Device) -> None:
+    import av
+
+    track = device.appliance.make_track()
+    decoder = av.CodecContext.create("h264", "r")
+
+    async def decoded_size() -> tuple[int, int]:
+        for _ in range(10):
+            packet = await track.recv()
+            for frame in decoder.decode(av.Packet(bytes(packet))):
+                return frame.width, frame.height
+        raise AssertionError("no frame decoded")
+
+    assert await decoded_size() == (1280, 720)
+    await device.send(op="stream", width=1920, height=1080, fps=30, bitrate_kbps=6000)
+    assert await decoded_size() == (1920, 1080)
+    assert device.sim.camera.size == (1920, 1080)  # rendered at 1080p, not upscaled
+    track.stop()

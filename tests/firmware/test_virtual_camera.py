@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from firmware.config import ApplianceConfig
 from firmware.hardware.sim import build_sim_rig
@@ -28,14 +29,15 @@ def test_viewport_follows_servo_position_not_the_command() -> None:
     assert abs(rig.camera.viewport()[1] - (y0 - 5 * ppd)) <= tolerance
 
 
-def test_frame_content_shifts_opposite_to_pan() -> None:
+@pytest.mark.parametrize("pan", [4.0, -4.0])
+def test_frame_content_shifts_opposite_to_pan(pan: float) -> None:
     config = ApplianceConfig.model_validate({"sim": {"servo_seconds_per_60deg": 0.0}})
     rig = build_sim_rig(config)
     before = _luma(rig.camera.capture())
-    rig.pantilt.move_to(-4, 0)  # pan left: the scene slides right in the frame
+    rig.pantilt.move_to(pan, 0)  # pan right: the scene slides left in the frame, and back
     after = _luma(rig.camera.capture())
     dx, dy = image_shift(before, after)
-    predicted = 4 * 20 * (1280 / 1320) / 4
+    predicted = -pan * 20 * (1280 / 1320) / 4  # 20 px/°, 1320 scene px per 1280, luma at 1/4
     assert abs(dx - predicted) <= 2 and abs(dy) <= 1
 
 
