@@ -62,7 +62,16 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="keep generated configs and state here (default: a temporary folder removed on exit)",
     )
-    demo.add_argument("--password", help="the demo expert's password (default: random)")
+    demo.add_argument("--password", help="the demo experts' password (default: random)")
+    demo.add_argument(
+        "--experts",
+        type=int,
+        default=1,
+        choices=range(1, 9),
+        metavar="N",
+        help="invite N experts (demo, expert2, …; 1–8, default 1) to try the "
+        "conference from several browsers",
+    )
     demo.add_argument(
         "--loopback-only",
         action="store_true",
@@ -185,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                     state_dir=args.state_dir,
                     password=args.password,
                     loopback_only=args.loopback_only,
+                    experts=args.experts,
                     log_level=args.log_level,
                 )
             )

@@ -40,6 +40,7 @@ class DemoOptions:
     password: str | None = None
     loopback_only: bool = False
     log_level: str = "INFO"
+    experts: int = 1
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,19 @@ def _write_private(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
+def demo_experts(count: int) -> list[tuple[str, str]]:
+    """(username, display name) of the demo's experts; the first is the chair."""
+    return [(DEMO_EXPERT, "Dr. Demo")] + [
+        (f"expert{i}", f"Dr. Expert {i}") for i in range(2, count + 1)
+    ]
+
+
 def _server_config(
     opts: DemoOptions, port: int, mqtt_port: int, sec: DemoSecrets
 ) -> dict[str, Any]:
     from server.auth import hash_secret  # only needed here, with the server extra
 
+    password_hash = hash_secret(sec.expert_password)
     return {
         "log_level": opts.log_level,
         "http": {"host": opts.host, "port": port},
@@ -73,11 +82,8 @@ def _server_config(
         },
         "ice": {"loopback_only": opts.loopback_only},
         "experts": [
-            {
-                "username": DEMO_EXPERT,
-                "display_name": "Dr. Demo",
-                "password_hash": hash_secret(sec.expert_password),
-            }
+            {"username": user, "display_name": name, "password_hash": password_hash}
+            for user, name in demo_experts(opts.experts)
         ],
         "devices": [
             {
@@ -93,7 +99,7 @@ def _server_config(
                 "patient_id": "P-0001",
                 "appliance": DEMO_DEVICE,
                 "chair": DEMO_EXPERT,
-                "experts": [DEMO_EXPERT],
+                "experts": [user for user, _ in demo_experts(opts.experts)],
             }
         ],
     }
@@ -204,7 +210,7 @@ def run_demo(opts: DemoOptions) -> int:
             "\n"
             "  Clinicam demo is running (mosquitto, server and a simulated appliance).\n"
             f"  Open      {url}\n"
-            f"  User      {DEMO_EXPERT}\n"
+            f"  User      {', '.join(u for u, _ in demo_experts(opts.experts))}\n"
             f"  Password  {sec.expert_password}\n"
             "  Press Ctrl-C to stop everything.\n",
             flush=True,

@@ -15,6 +15,7 @@ from server.config import ServerConfig
 from server.errors import error_middleware
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
+from server.room import RoomRegistry
 from server.security import auth_middleware
 from server.state import STATE, ServerState
 from server.views import add_routes
@@ -46,12 +47,14 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         middlewares=[security_headers, error_middleware, auth_middleware],
         client_max_size=1024 * 1024,
     )
+    media = MediaHub(config.ice, [d.device_id for d in config.devices])
     state = ServerState(
         config=config,
         sessions=SessionStore(idle_s=config.http.session_idle_minutes * 60.0),
         throttle=LoginThrottle(max_failures=config.http.max_failed_logins),
         appliances=ApplianceLink(config.mqtt, loop),
-        media=MediaHub(config.ice, config.live, {d.device_id: d.clinic for d in config.devices}),
+        media=media,
+        rooms=RoomRegistry(config, media.feeds),
     )
     app[STATE] = state
     add_routes(app)
@@ -60,6 +63,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         state.appliances.start()
 
     async def on_cleanup(app: web.Application) -> None:
+        await state.rooms.close()
         await state.media.close()
         state.appliances.stop()
 

@@ -10,6 +10,7 @@ from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
+from server.room import RoomRegistry
 
 
 @dataclass
@@ -21,6 +22,7 @@ class ServerState:
     throttle: LoginThrottle
     appliances: ApplianceLink
     media: MediaHub
+    rooms: RoomRegistry
 
 
 STATE = web.AppKey("clinicam_state", ServerState)

@@ -8,14 +8,17 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
 
-from aiohttp import web
-from pydantic import Field
+from aiohttp import WSMsgType, web
+from pydantic import Field, TypeAdapter, ValidationError
 
 from clinicam.configfile import StrictModel
-from clinicam.protocol import CommandRejected, validate_command
+from clinicam.protocol import CommandRejected, describe_errors, validate_command
 from server.auth import SESSION_COOKIE, verify_secret
 from server.errors import ApiError, read_json, read_json_object
+from server.floor import FloorError
+from server.media.peers import NoCommonCodec
 from server.mqtt_link import ApplianceUnreachable
+from server.room import FloorAction, RoomMessage, SelectMain
 from server.security import (
     authenticated_device,
     invited_consultation,
@@ -26,6 +29,7 @@ from server.state import STATE
 _LOGGER = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_SDP = 64 * 1024
+_ROOM_MESSAGES: TypeAdapter[SelectMain | FloorAction] = TypeAdapter(RoomMessage)
 
 
 class LoginBody(StrictModel):
@@ -137,7 +141,7 @@ class ConsultationView(web.View):
                 "appliance": c.appliance,
                 "appliance_online": state.appliances.available.get(c.appliance, False),
                 "chair": c.chair,
-                "control_holder": c.chair,
+                "control_holder": state.rooms.get(c).floor.holder,
                 "experts": [{"username": u, "name": names.get(u, u)} for u in c.experts],
                 "you": session_of(self.request).username,
             }
@@ -150,7 +154,10 @@ class ExpertOfferView(web.View):
         c = invited_consultation(self.request)
         body = await read_json(self.request, SdpBody)
         username = session_of(self.request).username
-        answer = await state.media.expert_offer(c.id, username, c.appliance, body.sdp)
+        try:
+            answer = await state.media.expert_offer(state.rooms.get(c), username, body.sdp)
+        except NoCommonCodec as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
         return web.json_response({"sdp": answer, "type": "answer"})
 
 
@@ -165,11 +172,15 @@ class CameraView(web.View):
             command = validate_command(body)
         except CommandRejected as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
-        if username != c.chair:  # floor control: the holder is the chair until issue 4
+        floor = state.rooms.get(c).floor
+        if not floor.may_control(username):  # R2: only the holder's requests are forwarded
             _LOGGER.info(
-                "command %s from %s refused: control is held by %s", command.op, username, c.chair
+                "command %s from %s refused: control is held by %s",
+                command.op,
+                username,
+                floor.holder,
             )
-            raise ApiError(HTTPStatus.FORBIDDEN, f"camera control is held by {c.chair}")
+            raise ApiError(HTTPStatus.FORBIDDEN, f"camera control is held by {floor.holder}")
         try:
             ack = await state.appliances.send(c.appliance, command)
         except ApplianceUnreachable as exc:
@@ -187,6 +198,36 @@ class CameraView(web.View):
         )
         status = HTTPStatus.OK if ack.ok else HTTPStatus.UNPROCESSABLE_ENTITY
         return web.json_response(ack.model_dump(exclude_none=True), status=status)
+
+
+class RoomSocketView(web.View):
+    """Room events both ways: floor control, main-window choice, who is online."""
+
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        c = invited_consultation(self.request)
+        origin = self.request.headers.get("Origin")
+        if origin is not None and origin != f"{self.request.scheme}://{self.request.host}":
+            raise ApiError(HTTPStatus.FORBIDDEN, "cross-origin WebSocket refused")
+        username = session_of(self.request).username
+        room = state.rooms.get(c)
+        ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=16 * 1024)
+        await ws.prepare(self.request)
+        await room.joined(username, ws)
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    message = _ROOM_MESSAGES.validate_json(msg.data)
+                    await room.handle(username, message)
+                except ValidationError as exc:
+                    await ws.send_json({"type": "error", "message": describe_errors(exc)})
+                except FloorError as exc:
+                    await ws.send_json({"type": "error", "message": str(exc)})
+        finally:
+            await room.left(username, ws)
+        return ws
 
 
 class ApplianceStreamView(web.View):
@@ -239,6 +280,7 @@ def add_routes(app: web.Application) -> None:
     r.add_view("/api/consultations/{cid}", ConsultationView)
     r.add_view("/api/consultations/{cid}/webrtc", ExpertOfferView)
     r.add_view("/api/consultations/{cid}/camera", CameraView)
+    r.add_view("/api/consultations/{cid}/ws", RoomSocketView)
     r.add_view("/api/appliances/{device}/stream", ApplianceStreamView)
     r.add_view("/api/appliances/{device}/stream/{session}", ApplianceSessionView)
     r.add_static("/static/", STATIC_DIR, append_version=True)

@@ -53,7 +53,9 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def start_demo(state_dir: Path, password: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def start_demo(
+    state_dir: Path, password: str, *extra: str
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Run ``clinicam demo`` in its own session (so Ctrl-C can be simulated)."""
     port = free_port()
     log = (state_dir.parent / "demo.log").open("wb")
@@ -70,6 +72,7 @@ def start_demo(state_dir: Path, password: str) -> tuple[subprocess.Popen[bytes],
             "--password",
             password,
             "--loopback-only",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -18,8 +18,8 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack
 
+from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
 from firmware.hardware.protocols import Camera
-from firmware.media.encoder import VIDEO_TIME_BASE, H264StreamEncoder
 from firmware.media.output import StreamOutput, StreamSettings
 
 PrivacyCard = Callable[[int, int], av.VideoFrame]

@@ -1,4 +1,4 @@
-"""WebRTC peer connections on the server: appliances sending, experts receiving."""
+"""WebRTC peer connections on the server: appliances sending, experts sending and receiving."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaBlackhole
 
 from clinicam.ice import IceConfig, keep_loopback_candidates
-from server.config import LiveViewConfig
-from server.media.live import LiveFeed, LiveViewTrack
+from server.media.live import FrameFeed
+from server.room import ConsultationRoom
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -24,15 +26,31 @@ class ApplianceSession:
     pc: RTCPeerConnection
 
 
+class NoCommonCodec(Exception):
+    """The browser and the server share no usable video codec."""
+
+
+def _video_codec(sdp: str) -> str | None:
+    """Encoding name of the first payload type of the first video m-line."""
+    payload = None
+    for line in sdp.splitlines():
+        if line.startswith("m=video") and payload is None:
+            parts = line.split()
+            payload = parts[3] if len(parts) > 3 else None
+        elif payload and line.startswith(f"a=rtpmap:{payload} "):
+            return line.split()[1].split("/")[0]
+    return None
+
+
 class MediaHub:
     """Owns every peer connection and the live feed of every appliance."""
 
-    def __init__(self, ice: IceConfig, live: LiveViewConfig, clinics: dict[str, str]) -> None:
+    def __init__(self, ice: IceConfig, devices: list[str]) -> None:
         self._ice = ice
-        self._live = live
-        self.feeds = {device: LiveFeed(device, clinic) for device, clinic in clinics.items()}
+        self.feeds = {device: FrameFeed(f"appliance {device}") for device in devices}
         self._appliances: dict[str, ApplianceSession] = {}
         self._experts: dict[tuple[str, str], RTCPeerConnection] = {}
+        self._sinks: list[MediaBlackhole] = []
 
     def _remote(self, sdp: str, kind: str) -> RTCSessionDescription:
         if self._ice.loopback_only:
@@ -50,9 +68,9 @@ class MediaHub:
         feed = self.feeds[device_id]
 
         @pc.on("track")
-        def _on_track(track: object) -> None:
-            if getattr(track, "kind", None) == "video":
-                feed.attach(track)  # type: ignore[arg-type]
+        def _on_track(track: Any) -> None:
+            if track.kind == "video":
+                feed.attach(track)
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -75,32 +93,51 @@ class MediaHub:
         session = self._appliances.get(device_id)
         return session is not None and session.pc.connectionState == "connected"
 
-    async def expert_offer(self, cid: str, username: str, device_id: str, sdp: str) -> str:
-        """Answer an expert's offer with the consultation's live view."""
-        key = (cid, username)
+    async def expert_offer(self, room: ConsultationRoom, username: str, sdp: str) -> str:
+        """Webcam and microphone in, the expert's composite out (pre-encoded H.264)."""
+        key = (room.consultation.id, username)
         old = self._experts.pop(key, None)
         if old is not None:
             await old.close()
         pc = RTCPeerConnection(self._ice.rtc_configuration())
         self._experts[key] = pc
-        track = LiveViewTrack(self.feeds[device_id], self._live)
+        webcam: list[Any] = []
+        sink = MediaBlackhole()  # audio is drained until the mix exists (issue 4)
+
+        @pc.on("track")
+        def _on_track(track: Any) -> None:
+            if track.kind == "video":
+                webcam.append(track)
+            else:
+                sink.addTrack(track)
+
+        await pc.setRemoteDescription(self._remote(sdp, "offer"))
+        track = room.attach_media(username, webcam[0] if webcam else None)
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
             state = pc.connectionState
-            if state == "connected":
-                _LOGGER.info("expert %s joined consultation %s", username, cid)
-            elif state in ("failed", "closed"):
+            _LOGGER.info(
+                "expert %s media %s (consultation %s)", username, state, room.consultation.id
+            )
+            if state in ("failed", "closed"):
                 if self._experts.get(key) is pc:
                     del self._experts[key]
-                    _LOGGER.info("expert %s left consultation %s (%s)", username, cid, state)
-                track.stop()
+                room.detach_media(username, track)
+                await sink.stop()
                 await pc.close()
 
-        await pc.setRemoteDescription(self._remote(sdp, "offer"))
-        pc.addTrack(track)  # reuses the browser's recvonly video transceiver
+        pc.addTrack(track)
         await pc.setLocalDescription(await pc.createAnswer())
-        return pc.localDescription.sdp
+        answer = pc.localDescription.sdp
+        if _video_codec(answer) != "H264":
+            await pc.close()
+            raise NoCommonCodec(
+                "this browser did not offer H.264 video, which the composite "
+                "needs: use a current Chrome, Edge, Firefox or Safari"
+            )
+        await sink.start()
+        return answer
 
     async def close(self) -> None:
         pcs = [s.pc for s in self._appliances.values()] + list(self._experts.values())

@@ -1,0 +1,162 @@
+"""One composite per main-window choice, encoded once, sent to every expert who chose it.
+
+The mixer ticks at the output frame rate. On every tick it takes the newest frame of
+each source (latest wins, so a stalled source never stalls the output), composes one
+frame per distinct main window among the connected experts, encodes each once with
+H.264 and hands the packets to those experts' tracks; aiortc packs them into RTP
+without re-encoding. A new viewer of a variant gets a keyframe at once; otherwise an
+IDR every two seconds lets any receiver recover from loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack
+
+from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
+from server.config import LiveViewConfig
+from server.media.compositor import Compositor, TileSource
+from server.media.layout import Layout
+
+_LOGGER = logging.getLogger(__name__)
+QUEUE_MAX = 8
+KEYFRAME_INTERVAL_S = 2.0
+
+
+class CompositeTrack(MediaStreamTrack):
+    """What one expert receives: encoded packets of the variant they chose."""
+
+    kind = "video"
+
+    def __init__(self, on_keyframe_needed: Callable[[], None]) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[av.Packet[Any]] = asyncio.Queue(maxsize=QUEUE_MAX)
+        self._need_keyframe = True
+        self._on_keyframe_needed = on_keyframe_needed
+        self.main = "live"
+
+    def push(self, packets: list[av.Packet[Any]]) -> None:
+        for packet in packets:
+            if self._need_keyframe and not packet.is_keyframe:
+                continue
+            if self._queue.full():  # the network cannot keep up: restart at a keyframe
+                while not self._queue.empty():
+                    self._queue.get_nowait()
+                self._need_keyframe = True
+                self._on_keyframe_needed()
+                continue
+            self._need_keyframe = False
+            self._queue.put_nowait(packet)
+
+    def restart(self) -> None:
+        """Wait for the next keyframe (after switching variant)."""
+        self._need_keyframe = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def recv(self) -> av.Packet[Any]:
+        return await self._queue.get()
+
+
+class CompositeMixer:
+    """The fixed-tick compose/encode loop of one consultation."""
+
+    def __init__(
+        self,
+        config: LiveViewConfig,
+        layout_for: Callable[[str], Layout],
+        sources: Callable[[], Mapping[str, TileSource]],
+    ) -> None:
+        self._config = config
+        self._layout_for = layout_for
+        self._sources = sources
+        self._compositor = Compositor(
+            config.width, config.height, stall_after_s=config.stall_after_s
+        )
+        self._tracks: set[CompositeTrack] = set()
+        self._encoders: dict[str, H264StreamEncoder] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.ticks = 0
+
+    def new_track(self, main: str) -> CompositeTrack:
+        track = CompositeTrack(lambda: self._keyframe(track.main))
+        track.main = main
+        self._tracks.add(track)
+        self._keyframe(main)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="composite")
+        return track
+
+    def choose(self, track: CompositeTrack, main: str) -> None:
+        if track.main != main:
+            track.main = main
+            track.restart()
+            self._keyframe(main)
+
+    def remove(self, track: CompositeTrack) -> None:
+        self._tracks.discard(track)
+        track.stop()
+
+    def _keyframe(self, main: str) -> None:
+        encoder = self._encoders.get(main)
+        if encoder is not None:
+            encoder.request_keyframe()
+
+    def _encoder(self, main: str) -> H264StreamEncoder:
+        if main not in self._encoders:
+            cfg = self._config
+            keyint = max(1, round(cfg.fps * KEYFRAME_INTERVAL_S))
+            self._encoders[main] = H264StreamEncoder(
+                cfg.width, cfg.height, cfg.fps, cfg.bitrate_kbps, keyint
+            )
+        return self._encoders[main]
+
+    def _tick(
+        self, mains: list[str], sources: Mapping[str, TileSource], pts: int
+    ) -> dict[str, list[av.Packet[Any]]]:
+        out = {}
+        for main in mains:
+            frame = self._compositor.compose(self._layout_for(main), sources)
+            out[main] = self._encoder(main).encode(frame, pts)
+        return out
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self._config.fps
+        t0 = start = time.monotonic()
+        index = 0
+        while True:
+            live = [t for t in self._tracks if t.readyState == "live"]
+            self._tracks = set(live)
+            mains = sorted({t.main for t in live})
+            for stale in set(self._encoders) - set(mains):
+                del self._encoders[stale]  # nobody watches this variant any more
+            if mains:
+                pts = round((time.monotonic() - t0) / VIDEO_TIME_BASE)  # never goes back
+                packets = await loop.run_in_executor(None, self._tick, mains, self._sources(), pts)
+                for track in live:
+                    track.push(packets.get(track.main, []))
+                self.ticks += 1
+            index += 1
+            due = start + index * period
+            delay = due - time.monotonic()
+            if delay < -1.0:  # fell far behind: skip ahead rather than burst
+                start, index = time.monotonic(), 0
+                delay = period
+            await asyncio.sleep(max(delay, 0.0))
+
+    async def close(self) -> None:
+        for track in list(self._tracks):
+            self.remove(track)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

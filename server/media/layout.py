@@ -1,0 +1,137 @@
+"""Window layout of the composite video (R11): one main window and a ring of subs.
+
+Windows are named by string ids: ``"expert:<username>"`` for each expert's webcam,
+plus :data:`PRESENTATION`, :data:`LIVE` (the patient camera) and :data:`RELEVANCE`.
+With ``S`` sub windows the output is split into a ``c × c`` grid of cells, ``c`` being
+the smallest size ≥ 2 with ``2c − 1 ≥ S`` (:func:`cells_for`). Every cell has the
+output's aspect ratio, so a 1280×720 output gives 16:9 cells:
+
+* the main window spans the top-left ``(c−1) × (c−1)`` cells;
+* the subs, in window order (the main skipped), fill the right column top to bottom
+  and then the bottom row **right to left**, i.e. they run around the main window's
+  corner as one continuous "L"; cells left over (bottom left) stay background.
+
+Cell edges are ``i·width/c`` rounded to an even number, so all rects are even
+(yuv420p chroma is half size), tiles share edges without overlapping, and together
+they cover the frame up to its right and bottom edges.
+
+Four experts: 7 windows, ``c = 4``: a 960×540 main and six 320×180 subs at 1280×720.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PRESENTATION = "presentation"
+LIVE = "live"
+RELEVANCE = "relevance"
+EXPERT_PREFIX = "expert:"
+MIN_CELL = 16  # smallest cell edge in pixels that still shows something
+
+
+def expert_window(username: str) -> str:
+    """The window id of ``username``'s webcam."""
+    return f"{EXPERT_PREFIX}{username}"
+
+
+def standard_windows(experts: Sequence[str]) -> list[str]:
+    """All windows of a consultation in layout order: experts, presentation, live, relevance."""
+    return [*(expert_window(name) for name in experts), PRESENTATION, LIVE, RELEVANCE]
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A rectangle of output pixels; all four numbers are even (yuv420p)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def contains(self, x: int, y: int) -> bool:
+        return self.x <= x < self.x + self.w and self.y <= y < self.y + self.h
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each window goes in one composite frame."""
+
+    width: int
+    height: int
+    main: str
+    tiles: tuple[tuple[str, Rect], ...]  # main first, then the subs in window order
+
+    def rect(self, window: str) -> Rect | None:
+        """The tile of ``window``, or ``None`` if it is not in this layout."""
+        for name, rect in self.tiles:
+            if name == window:
+                return rect
+        return None
+
+    def window_at(self, x: int, y: int) -> str | None:
+        """The window whose tile contains output pixel ``(x, y)``; ``None`` for background."""
+        for name, rect in self.tiles:
+            if rect.contains(x, y):
+                return name
+        return None
+
+    @property
+    def windows(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.tiles)
+
+
+def cells_for(n_windows: int) -> int:
+    """Grid size ``c`` for ``n_windows`` windows: the smallest ``c ≥ 2`` with ``2c − 1 ≥ S``."""
+    if n_windows < 1:
+        raise ValueError("a layout needs at least one window")
+    subs = n_windows - 1
+    c = 2
+    while 2 * c - 1 < subs:
+        c += 1
+    return c
+
+
+def _edges(total: int, cells: int) -> list[int]:
+    """Cell boundaries ``0 … total``, each ``i·total/cells`` rounded to an even number."""
+    return [2 * round(i * total / cells / 2) for i in range(cells)] + [total]
+
+
+def _sub_cells(c: int) -> list[tuple[int, int]]:
+    """(column, row) of the sub cells in fill order: right column down, bottom row leftwards."""
+    right = [(c - 1, row) for row in range(c)]
+    bottom = [(col, c - 1) for col in range(c - 2, -1, -1)]
+    return right + bottom
+
+
+def compute_layout(
+    windows: Sequence[str], main: str, width: int = 1280, height: int = 720
+) -> Layout:
+    """The layout of ``windows`` (in order) with ``main`` in the main window."""
+    if not windows:
+        raise ValueError("a layout needs at least one window")
+    if len(set(windows)) != len(windows):
+        raise ValueError(f"duplicate window ids in {list(windows)}")
+    if main not in windows:
+        raise ValueError(f"main window {main!r} is not one of {list(windows)}")
+    if width % 2 or height % 2:
+        raise ValueError(f"output size {width}x{height} must be even (yuv420p)")
+    c = cells_for(len(windows))
+    if width < MIN_CELL * c or height < MIN_CELL * c:
+        raise ValueError(
+            f"output size {width}x{height} is too small for {len(windows)} windows "
+            f"({c}x{c} cells of at least {MIN_CELL} px)"
+        )
+    xs, ys = _edges(width, c), _edges(height, c)
+
+    def cell(col: int, row: int) -> Rect:
+        return Rect(xs[col], ys[row], xs[col + 1] - xs[col], ys[row + 1] - ys[row])
+
+    tiles = [(main, Rect(0, 0, xs[c - 1], ys[c - 1]))]
+    subs = [name for name in windows if name != main]
+    tiles += [(name, cell(col, row)) for name, (col, row) in zip(subs, _sub_cells(c), strict=False)]
+    return Layout(width=width, height=height, main=main, tiles=tuple(tiles))

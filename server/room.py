@@ -1,0 +1,231 @@
+"""A consultation while it runs: who is here, who steers, what each expert sees.
+
+The room owns the floor control, the experts' webcam feeds, their choice of main
+window and the composite mixer. The page talks to it over one WebSocket per
+browser (events both ways) and one WebRTC connection (webcam up, composite down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import Field
+
+from clinicam.protocol import WireModel
+from server.config import ConsultationConfig, ServerConfig
+from server.floor import FloorControl, FloorError
+from server.media.cards import message_card
+from server.media.chart import render_relevance_chart
+from server.media.composite import CompositeMixer, CompositeTrack
+from server.media.compositor import TileSource
+from server.media.layout import Layout, compute_layout
+from server.media.live import FrameFeed
+
+_LOGGER = logging.getLogger(__name__)
+FIXED_WINDOWS = ("presentation", "live", "relevance")
+DEFAULT_MAIN = "live"
+CHART_CAPTION = "No relevance model installed yet: nothing is computed."
+
+
+class SelectMain(WireModel):
+    type: Literal["main"]
+    window: str = Field(min_length=1, max_length=80)
+
+
+class FloorAction(WireModel):
+    type: Literal["floor"]
+    action: Literal["request", "grant", "deny", "release", "revoke"]
+    user: str | None = Field(None, max_length=64)
+
+
+RoomMessage = Annotated[SelectMain | FloorAction, Field(discriminator="type")]
+
+
+@dataclass
+class Member:
+    """One invited expert and their connections."""
+
+    username: str
+    name: str
+    feed: FrameFeed
+    main: str = DEFAULT_MAIN
+    track: CompositeTrack | None = None
+    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+
+    @property
+    def online(self) -> bool:
+        return bool(self.sockets)
+
+
+class ConsultationRoom:
+    """Runtime state of one consultation."""
+
+    def __init__(
+        self, consultation: ConsultationConfig, config: ServerConfig, live_feed: FrameFeed
+    ) -> None:
+        self.consultation = consultation
+        self._config = config
+        self._live_feed = live_feed
+        device = config.device(consultation.appliance)
+        self.clinic = device.clinic if device else consultation.appliance
+        self.floor = FloorControl(consultation.chair, consultation.experts)
+        self.members = {
+            u: Member(
+                u, (e.display_name if (e := config.expert(u)) else u), FrameFeed(f"webcam {u}")
+            )
+            for u in consultation.experts
+        }
+        live = config.live
+        self._presentation = message_card(
+            live.width // 2, live.height // 2, "Presentation", "Nothing shared yet"
+        )
+        self._chart = render_relevance_chart(
+            None, live.width // 2, live.height // 2, caption=CHART_CAPTION
+        )
+        self.mixer = CompositeMixer(live, self.layout_for, self.sources)
+
+    def windows(self) -> list[str]:
+        return [f"expert:{u}" for u in self.consultation.experts] + list(FIXED_WINDOWS)
+
+    def layout_for(self, main: str) -> Layout:
+        return compute_layout(
+            self.windows(), main, self._config.live.width, self._config.live.height
+        )
+
+    def labels(self) -> dict[str, str]:
+        labels = {f"expert:{m.username}": m.name for m in self.members.values()}
+        labels.update(
+            presentation="Presentation",
+            live=f"Patient — {self.clinic}",
+            relevance="Decision support — not a diagnosis",
+        )
+        return labels
+
+    def sources(self) -> Mapping[str, TileSource]:
+        labels = self.labels()
+        out = {
+            f"expert:{m.username}": TileSource(
+                m.feed.frame, m.feed.age(), labels[f"expert:{m.username}"]
+            )
+            for m in self.members.values()
+        }
+        out["live"] = TileSource(self._live_feed.frame, self._live_feed.age(), labels["live"])
+        out["presentation"] = TileSource(self._presentation, 0.0, labels["presentation"])
+        out["relevance"] = TileSource(self._chart, 0.0, labels["relevance"])
+        return out
+
+    def state_for(self, username: str) -> dict[str, Any]:
+        member = self.members[username]
+        layout = self.layout_for(member.main)
+        return {
+            "type": "room",
+            "you": username,
+            "floor": self.floor.snapshot(),
+            "online": sorted(u for u, m in self.members.items() if m.online),
+            "main": member.main,
+            "size": [layout.width, layout.height],
+            "tiles": [[w, r.x, r.y, r.w, r.h] for w, r in layout.tiles],
+            "labels": self.labels(),
+        }
+
+    async def broadcast(self) -> None:
+        for member in self.members.values():
+            state = self.state_for(member.username)
+            for ws in list(member.sockets):
+                if not ws.closed:
+                    await ws.send_json(state)
+
+    # media
+    def attach_media(self, username: str, webcam: Any | None) -> CompositeTrack:
+        member = self.members[username]
+        if member.track is not None:
+            self.mixer.remove(member.track)
+        if webcam is not None:
+            member.feed.attach(webcam)
+        member.track = self.mixer.new_track(member.main)
+        return member.track
+
+    def detach_media(self, username: str, track: CompositeTrack) -> None:
+        member = self.members[username]
+        if member.track is track:
+            self.mixer.remove(track)
+            member.track = None
+            member.feed.detach()
+
+    # events from the page
+    async def handle(self, username: str, message: SelectMain | FloorAction) -> None:
+        if isinstance(message, SelectMain):
+            if message.window not in self.windows():
+                raise FloorError(f"window: '{message.window}' is not in this consultation")
+            member = self.members[username]
+            member.main = message.window
+            if member.track is not None:
+                self.mixer.choose(member.track, message.window)
+            _LOGGER.info("expert %s chose %s as main window", username, message.window)
+        else:
+            self._floor_action(username, message)
+        await self.broadcast()
+
+    def _floor_action(self, username: str, message: FloorAction) -> None:
+        floor = self.floor
+        if message.action == "request":
+            floor.request(username)
+        elif message.action == "release":
+            floor.release(username)
+        elif message.action == "revoke":
+            floor.revoke(username)
+        else:
+            if not message.user:
+                raise FloorError("user: required to grant or deny")
+            if message.action == "grant":
+                floor.grant(username, message.user)
+            else:
+                floor.deny(username, message.user)
+
+    async def joined(self, username: str, ws: web.WebSocketResponse) -> None:
+        member = self.members[username]
+        first = not member.sockets
+        member.sockets.add(ws)
+        if first:
+            _LOGGER.info("expert %s joined consultation %s", username, self.consultation.id)
+        await self.broadcast()
+
+    async def left(self, username: str, ws: web.WebSocketResponse) -> None:
+        member = self.members[username]
+        member.sockets.discard(ws)
+        if not member.sockets:
+            _LOGGER.info("expert %s left consultation %s", username, self.consultation.id)
+            self.floor.left(username)
+            await self.broadcast()
+
+    async def close(self) -> None:
+        await self.mixer.close()
+        for member in self.members.values():
+            member.feed.detach()
+            for ws in list(member.sockets):
+                await ws.close()
+
+
+class RoomRegistry:
+    """Rooms by consultation id, created on first use."""
+
+    def __init__(self, config: ServerConfig, live_feeds: Mapping[str, FrameFeed]) -> None:
+        self._config = config
+        self._feeds = live_feeds
+        self._rooms: dict[str, ConsultationRoom] = {}
+
+    def get(self, consultation: ConsultationConfig) -> ConsultationRoom:
+        room = self._rooms.get(consultation.id)
+        if room is None:
+            room = ConsultationRoom(consultation, self._config, self._feeds[consultation.appliance])
+            self._rooms[consultation.id] = room
+        return room
+
+    async def close(self) -> None:
+        await asyncio.gather(*(room.close() for room in self._rooms.values()))
+        self._rooms.clear()
