@@ -19,16 +19,16 @@ from pydantic import Field
 from clinicam.protocol import WireModel
 from server.config import ConsultationConfig, ServerConfig
 from server.floor import FloorControl, FloorError
+from server.media.audio import AudioMixer, MixTrack
 from server.media.cards import message_card
 from server.media.chart import render_relevance_chart
 from server.media.composite import CompositeMixer, CompositeTrack
 from server.media.compositor import TileSource
-from server.media.layout import Layout, compute_layout
+from server.media.layout import LIVE, Layout, compute_layout, standard_windows
 from server.media.live import FrameFeed
 
 _LOGGER = logging.getLogger(__name__)
-FIXED_WINDOWS = ("presentation", "live", "relevance")
-DEFAULT_MAIN = "live"
+DEFAULT_MAIN = LIVE
 CHART_CAPTION = "No relevance model installed yet: nothing is computed."
 
 
@@ -55,6 +55,7 @@ class Member:
     feed: FrameFeed
     main: str = DEFAULT_MAIN
     track: CompositeTrack | None = None
+    mix: MixTrack | None = None
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
     @property
@@ -88,9 +89,10 @@ class ConsultationRoom:
             None, live.width // 2, live.height // 2, caption=CHART_CAPTION
         )
         self.mixer = CompositeMixer(live, self.layout_for, self.sources)
+        self.audio = AudioMixer()
 
     def windows(self) -> list[str]:
-        return [f"expert:{u}" for u in self.consultation.experts] + list(FIXED_WINDOWS)
+        return standard_windows(self.consultation.experts)
 
     def layout_for(self, main: str) -> Layout:
         return compute_layout(
@@ -141,14 +143,22 @@ class ConsultationRoom:
                     await ws.send_json(state)
 
     # media
-    def attach_media(self, username: str, webcam: Any | None) -> CompositeTrack:
+    def attach_media(
+        self, username: str, webcam: Any | None, microphone: Any | None
+    ) -> tuple[CompositeTrack, MixTrack]:
+        """Take an expert's webcam and microphone; return their composite and audio mix."""
         member = self.members[username]
         if member.track is not None:
             self.mixer.remove(member.track)
+        if member.mix is not None:
+            self.audio.unlisten(member.mix)
         if webcam is not None:
             member.feed.attach(webcam)
+        if microphone is not None:
+            self.audio.source(username).attach(microphone)
         member.track = self.mixer.new_track(member.main)
-        return member.track
+        member.mix = self.audio.listen(username)
+        return member.track, member.mix
 
     def detach_media(self, username: str, track: CompositeTrack) -> None:
         member = self.members[username]
@@ -156,6 +166,10 @@ class ConsultationRoom:
             self.mixer.remove(track)
             member.track = None
             member.feed.detach()
+            if member.mix is not None:
+                self.audio.unlisten(member.mix)
+                member.mix = None
+            self.audio.source(username).detach()
 
     # events from the page
     async def handle(self, username: str, message: SelectMain | FloorAction) -> None:
@@ -205,6 +219,7 @@ class ConsultationRoom:
 
     async def close(self) -> None:
         await self.mixer.close()
+        await self.audio.close()
         for member in self.members.values():
             member.feed.detach()
             for ws in list(member.sockets):

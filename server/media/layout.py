@@ -86,11 +86,14 @@ class Layout:
 
 
 def cells_for(n_windows: int) -> int:
-    """Grid size ``c`` for ``n_windows`` windows: the smallest ``c ≥ 2`` with ``2c − 1 ≥ S``."""
+    """Grid size ``c`` for ``n_windows`` windows: the smallest ``c ≥ 3`` with ``2c − 1 ≥ S``.
+
+    At least 3 so that the main window (``(c−1)×(c−1)`` cells) is always the largest.
+    """
     if n_windows < 1:
         raise ValueError("a layout needs at least one window")
     subs = n_windows - 1
-    c = 2
+    c = 3
     while 2 * c - 1 < subs:
         c += 1
     return c

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.media import MediaBlackhole
 
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from server.media.live import FrameFeed
@@ -50,7 +49,6 @@ class MediaHub:
         self.feeds = {device: FrameFeed(f"appliance {device}") for device in devices}
         self._appliances: dict[str, ApplianceSession] = {}
         self._experts: dict[tuple[str, str], RTCPeerConnection] = {}
-        self._sinks: list[MediaBlackhole] = []
 
     def _remote(self, sdp: str, kind: str) -> RTCSessionDescription:
         if self._ice.loopback_only:
@@ -94,25 +92,21 @@ class MediaHub:
         return session is not None and session.pc.connectionState == "connected"
 
     async def expert_offer(self, room: ConsultationRoom, username: str, sdp: str) -> str:
-        """Webcam and microphone in, the expert's composite out (pre-encoded H.264)."""
+        """Webcam and microphone in; composite (pre-encoded H.264) and audio mix out."""
         key = (room.consultation.id, username)
         old = self._experts.pop(key, None)
         if old is not None:
             await old.close()
         pc = RTCPeerConnection(self._ice.rtc_configuration())
         self._experts[key] = pc
-        webcam: list[Any] = []
-        sink = MediaBlackhole()  # audio is drained until the mix exists (issue 4)
+        incoming: dict[str, Any] = {}
 
         @pc.on("track")
         def _on_track(track: Any) -> None:
-            if track.kind == "video":
-                webcam.append(track)
-            else:
-                sink.addTrack(track)
+            incoming.setdefault(track.kind, track)
 
         await pc.setRemoteDescription(self._remote(sdp, "offer"))
-        track = room.attach_media(username, webcam[0] if webcam else None)
+        track, mix = room.attach_media(username, incoming.get("video"), incoming.get("audio"))
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -124,10 +118,10 @@ class MediaHub:
                 if self._experts.get(key) is pc:
                     del self._experts[key]
                 room.detach_media(username, track)
-                await sink.stop()
                 await pc.close()
 
         pc.addTrack(track)
+        pc.addTrack(mix)
         await pc.setLocalDescription(await pc.createAnswer())
         answer = pc.localDescription.sdp
         if _video_codec(answer) != "H264":
@@ -136,7 +130,6 @@ class MediaHub:
                 "this browser did not offer H.264 video, which the composite "
                 "needs: use a current Chrome, Edge, Firefox or Safari"
             )
-        await sink.start()
         return answer
 
     async def close(self) -> None:

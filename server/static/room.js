@@ -65,6 +65,7 @@ async function connectMedia() {
   }
   peer.ontrack = (ev) => {
     if (ev.track.kind === "video") video.srcObject = new MediaStream([ev.track]);
+    else document.getElementById("voices").srcObject = new MediaStream([ev.track]);
   };
   peer.onconnectionstatechange = () => {
     if (peer !== pc) return;

@@ -242,3 +242,25 @@ def test_a_page_closed_and_reopened_leaves_the_others_running(conference: Any) -
         "expert3 back in their own composite",
     )
     assert "expert3" in staying[0].room()["online"]
+
+
+AUDIO_JS = """async () => {
+  let level = 0, packets = 0;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      packets += r.packetsReceived; level = Math.max(level, r.audioLevel || 0);
+    }
+  });
+  return [packets, level];
+}"""
+
+
+def test_everyone_hears_the_others(conference: Any) -> None:
+    _, experts = conference
+    for expert in experts.values():
+        # Chromium's fake microphone beeps; the mix of the two others must be audible
+        wait_until(
+            lambda e=expert: e.page.evaluate(AUDIO_JS)[1] > 0.01,
+            15,
+            f"audio from the others at {expert.user}",
+        )

@@ -107,11 +107,11 @@ def test_window_at_maps_tile_centres_back_and_unused_cells_to_none() -> None:
 
 
 def test_grid_sizes() -> None:
-    # 2c − 1 ≥ S sub windows
+    # 2c − 1 ≥ S sub windows, and c ≥ 3 so that the main window is the largest
     assert [cells_for(n) for n in (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12)] == [
-        2,
-        2,
-        2,
+        3,
+        3,
+        3,
         3,
         3,
         4,
@@ -124,6 +124,9 @@ def test_grid_sizes() -> None:
     layout = compute_layout(experts(8), LIVE)
     assert layout.rect(LIVE) is not None
     assert cells_for(11) == 6
+    single = compute_layout(experts(1), LIVE)  # the demo's one expert: main is 2×2 cells
+    main = single.rect(LIVE)
+    assert main is not None and all(main.area > r.area for w, r in single.tiles if w != LIVE)
 
 
 def test_changing_main_swaps_it_and_keeps_the_rest_in_order() -> None:

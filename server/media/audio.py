@@ -1,0 +1,176 @@
+"""Audio for the room: every expert hears everyone but themselves.
+
+One mixer per consultation ticks every 20 ms. Each incoming track is resampled to
+48 kHz mono and buffered (at most 200 ms: a slow source loses its oldest audio
+rather than building delay); on every tick each source contributes one 20 ms chunk
+(or silence) and each listener receives the sum of the others' chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from fractions import Fraction
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+_LOGGER = logging.getLogger(__name__)
+RATE = 48_000
+CHUNK = 960  # 20 ms
+MAX_BUFFER = RATE // 5  # 200 ms
+QUEUE_MAX = 10
+
+
+class AudioSource:
+    """Drains one remote audio track into a bounded mono buffer."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._buffer: deque[np.ndarray] = deque()
+        self._buffered = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def attach(self, track: MediaStreamTrack) -> None:
+        self.detach()
+        self._task = asyncio.create_task(self._drain(track), name=f"audio-{self.name}")
+
+    def detach(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._buffer.clear()
+        self._buffered = 0
+
+    async def _drain(self, track: MediaStreamTrack) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            for out in resampler.resample(frame):
+                self.push(out.to_ndarray().reshape(-1).astype(np.int16))
+
+    def push(self, samples: np.ndarray) -> None:
+        self._buffer.append(samples)
+        self._buffered += len(samples)
+        excess = self._buffered - MAX_BUFFER
+        while excess > 0:  # keep only the newest 200 ms
+            head = self._buffer[0]
+            if len(head) <= excess:
+                self._buffer.popleft()
+                excess -= len(head)
+                self._buffered -= len(head)
+            else:
+                self._buffer[0] = head[excess:]
+                self._buffered -= excess
+                excess = 0
+
+    def take(self, count: int) -> np.ndarray | None:
+        """The next ``count`` samples, or None if fewer are buffered (silence this tick)."""
+        if self._buffered < count:
+            return None
+        out = np.empty(count, dtype=np.int16)
+        filled = 0
+        while filled < count:
+            head = self._buffer[0]
+            n = min(count - filled, len(head))
+            out[filled : filled + n] = head[:n]
+            filled += n
+            if n == len(head):
+                self._buffer.popleft()
+            else:
+                self._buffer[0] = head[n:]
+        self._buffered -= count
+        return out
+
+
+class MixTrack(MediaStreamTrack):
+    """What one listener hears."""
+
+    kind = "audio"
+
+    def __init__(self, listener: str) -> None:
+        super().__init__()
+        self.listener = listener
+        self.queue: asyncio.Queue[av.AudioFrame] = asyncio.Queue(maxsize=QUEUE_MAX)
+
+    async def recv(self) -> av.AudioFrame:
+        return await self.queue.get()
+
+
+class AudioMixer:
+    """Mixes every source for every listener, excluding the listener's own voice."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, AudioSource] = {}
+        self.listeners: dict[str, MixTrack] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._pts = 0
+
+    def source(self, name: str) -> AudioSource:
+        if name not in self.sources:
+            self.sources[name] = AudioSource(name)
+        return self.sources[name]
+
+    def listen(self, listener: str) -> MixTrack:
+        track = MixTrack(listener)
+        self.listeners[listener] = track
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="audio-mix")
+        return track
+
+    def unlisten(self, track: MixTrack) -> None:
+        if self.listeners.get(track.listener) is track:
+            del self.listeners[track.listener]
+        track.stop()
+
+    def mix_once(self) -> None:
+        chunks = {name: s.take(CHUNK) for name, s in self.sources.items()}
+        for listener, track in list(self.listeners.items()):
+            total = np.zeros(CHUNK, dtype=np.int32)
+            for name, chunk in chunks.items():
+                if name != listener and chunk is not None:
+                    total += chunk
+            frame = av.AudioFrame.from_ndarray(
+                np.clip(total, -32768, 32767).astype(np.int16).reshape(1, -1),
+                format="s16",
+                layout="mono",
+            )
+            frame.sample_rate = RATE
+            frame.pts = self._pts
+            frame.time_base = Fraction(1, RATE)
+            if track.queue.full():
+                track.queue.get_nowait()  # a listener that stalls loses old audio, not sync
+            track.queue.put_nowait(frame)
+        self._pts += CHUNK
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        ticks = 0
+        while True:
+            self.mix_once()
+            ticks += 1
+            delay = start + ticks * CHUNK / RATE - time.monotonic()
+            if delay < -0.5:
+                start, ticks = time.monotonic(), 0
+            await asyncio.sleep(max(delay, 0.0))
+
+    async def close(self) -> None:
+        for track in list(self.listeners.values()):
+            self.unlisten(track)
+        for source in self.sources.values():
+            source.detach()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
