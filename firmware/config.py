@@ -95,6 +95,9 @@ class SimConfig(StrictModel):
     servo_seconds_per_60deg: float = Field(0.1, ge=0.0, le=2.0, description="Servo speed.")
     scene_seed: int = Field(7, description="Seed of the generated scene.")
     scene_px_per_deg: float = Field(20.0, ge=4.0, le=80.0, description="Scene detail.")
+    stamp_time: bool = Field(
+        False, description="Burn a capture-time barcode into frames (latency benchmarks)."
+    )
     subject_distance_m: float = Field(
         0.5,
         ge=0.02,

@@ -42,6 +42,7 @@ import numpy as np
 
 from firmware.config import CameraConfig
 from firmware.hardware import camera_effects as fx
+from firmware.hardware import timestamp
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -189,7 +190,9 @@ class VirtualCamera:
         *,
         subject_distance_m: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        stamp_time: bool = False,
     ) -> None:
+        self._stamp_time = stamp_time
         self._scene = scene
         self._ppd = px_per_deg
         self._pointing = pointing
@@ -251,7 +254,8 @@ class VirtualCamera:
         return x0, y0, max(x1 - x0, 2), max(y1 - y0, 2)
 
     def capture(self) -> av.VideoFrame:
-        return self._render(self.size, "yuv420p", stamp=True)
+        frame = self._render(self.size, "yuv420p", stamp=True)
+        return timestamp.stamp(frame) if self._stamp_time else frame
 
     def capture_still(self) -> np.ndarray:
         frame = self._render(self.sensor_resolution, "rgb24", stamp=False)

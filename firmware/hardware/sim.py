@@ -55,6 +55,11 @@ def build_sim_rig(config: ApplianceConfig) -> SimRig:
     height_deg = 2 * max(-pt.tilt.min_deg, pt.tilt.max_deg) + cam.vfov_deg + SCENE_MARGIN_DEG
     scene = generate_scene(width_deg, height_deg, sim.scene_px_per_deg, sim.scene_seed)
     camera = VirtualCamera(
-        scene, sim.scene_px_per_deg, pointing, cam, subject_distance_m=sim.subject_distance_m
+        scene,
+        sim.scene_px_per_deg,
+        pointing,
+        cam,
+        subject_distance_m=sim.subject_distance_m,
+        stamp_time=sim.stamp_time,
     )
     return SimRig(bus, chip, pan_servo, tilt_servo, pantilt, camera)

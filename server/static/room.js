@@ -64,6 +64,9 @@ async function connectMedia() {
     if (t.receiver.track.kind === "video" && h264.length && t.setCodecPreferences) t.setCodecPreferences(h264);
   }
   peer.ontrack = (ev) => {
+    // Interactive: ask the browser not to hold frames back for smoothness.
+    if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0;
+    else if ("playoutDelayHint" in ev.receiver) ev.receiver.playoutDelayHint = 0;
     if (ev.track.kind === "video") video.srcObject = new MediaStream([ev.track]);
     else document.getElementById("voices").srcObject = new MediaStream([ev.track]);
   };

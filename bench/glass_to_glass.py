@@ -1,0 +1,179 @@
+"""Glass-to-glass latency: appliance capture → expert's screen, through the composite.
+
+The simulated appliance burns its capture time (ms) into each frame as a barcode
+(`sim.stamp_time`); three headless Chromium experts read it from the live tile of the
+composite they display (`requestVideoFrameCallback`) and subtract it from their own
+clock (same machine, same clock). Everything is real in between: appliance H.264 →
+WebRTC → server decode → composite → shared H.264 encode → WebRTC → browser decode.
+
+    python bench/glass_to_glass.py [--quick] [--seconds N]
+
+Last line: JSON with p50_ms, p95_ms, experts, width, height, fps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from clinicam.procs import free_port  # noqa: E402
+
+ALL_EXPERTS = ["demo", "expert2", "expert3", "expert4", "expert5", "expert6"]
+PASSWORD = "glass-to-glass"
+WIDTH, HEIGHT, FPS = 1280, 720, 30
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+COLLECT_JS = """([w, h]) => {
+  // Read only the barcode strip (24 blocks) so the reader itself costs little CPU.
+  window.latencies = [];
+  const v = document.getElementById('live');
+  const c = document.createElement('canvas');
+  const g = c.getContext('2d', { willReadFrequently: true });
+  const onFrame = () => {
+    const tile = room.tiles.find((t) => t[0] === 'live');
+    if (tile && v.videoWidth) {
+      const [, tx, ty, tw, th] = tile;
+      const k = Math.min(tw / w, th / h), cw = w * k, ch = h * k;
+      const x0 = tx + (tw - cw) / 2, y0 = ty + (th - ch) / 2, b = cw / 40;
+      const sx = v.videoWidth / room.size[0], sy = v.videoHeight / room.size[1];
+      const stripW = Math.ceil(24 * b * sx), stripY = (y0 + ch - b / 2) * sy;
+      c.width = stripW; c.height = 1;
+      g.drawImage(v, x0 * sx, stripY, stripW, 1, 0, 0, stripW, 1);
+      const px = g.getImageData(0, 0, stripW, 1).data;
+      let value = 0;
+      for (let i = 0; i < 24; i++) {
+        const o = 4 * Math.floor((i + 0.5) * b * sx);
+        value = value * 2 + ((px[o] + px[o + 1] + px[o + 2]) / 3 > 128 ? 1 : 0);
+      }
+      const m = 1 << 24;
+      const lat = ((Date.now() % m) - value + m) % m;
+      if (lat < 5000) window.latencies.push(lat);
+    }
+    v.requestVideoFrameCallback(onFrame);
+  };
+  v.requestVideoFrameCallback(onFrame);
+}"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 s of measurement")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--experts", type=int, default=3, choices=range(1, 7))
+    args = parser.parse_args()
+    experts = ALL_EXPERTS[: args.experts]
+    seconds = 10.0 if args.quick else args.seconds
+
+    from playwright.sync_api import sync_playwright
+
+    env = dict(
+        os.environ,
+        CLINICAM_APPLIANCE__SIM__STAMP_TIME="true",
+        CLINICAM_APPLIANCE__CAMERA__FPS=str(FPS),
+        CLINICAM_SERVER__LIVE__FPS=str(FPS),
+    )
+    with tempfile.TemporaryDirectory(prefix="clinicam-g2g-") as tmp:
+        state = Path(tmp) / "state"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "clinicam",
+                "demo",
+                "--port",
+                str(free_port()),
+                "--state-dir",
+                str(state),
+                "--password",
+                PASSWORD,
+                "--loopback-only",
+                "--experts",
+                str(len(experts)),
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            while not (state / "demo.json").exists():
+                if proc.poll() is not None:
+                    raise RuntimeError("demo did not start")
+                time.sleep(0.05)
+            info = json.loads((state / "demo.json").read_text())
+            time.sleep(2.0)
+            with sync_playwright() as pw:
+                pages: list[Any] = []
+                browsers = []
+                for user in experts:
+                    browser = pw.chromium.launch(
+                        executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+                    )
+                    browsers.append(browser)
+                    page = browser.new_page()
+                    page.goto(info["url"] + "/login?next=/room/demo-consultation")
+                    page.fill("#username", user)
+                    page.fill("#password", PASSWORD)
+                    page.click("#login-button")
+                    page.wait_for_function(
+                        "() => typeof room !== 'undefined' && room && "
+                        "document.getElementById('live').videoWidth > 0",
+                        timeout=60_000,
+                    )
+                    pages.append(page)
+                time.sleep(2.0)  # let rates settle
+                for page in pages:
+                    page.evaluate(COLLECT_JS, [WIDTH, HEIGHT])
+                time.sleep(seconds)
+                samples: list[float] = []
+                for user, page in zip(experts, pages, strict=True):
+                    got = page.evaluate("() => window.latencies")
+                    print(f"{user}: {len(got)} frames, p50 {statistics.median(got):.0f} ms")
+                    samples += got
+                for browser in browsers:
+                    browser.close()
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=60)
+    result = {
+        "p50_ms": round(statistics.median(samples), 1),
+        "p95_ms": round(percentile(samples, 95), 1),
+        "experts": len(experts),
+        "width": WIDTH,
+        "height": HEIGHT,
+        "fps": FPS,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
