@@ -95,6 +95,9 @@ def main() -> None:
 
     env = dict(
         os.environ,
+        # the bench's own browsers share the machine: VGA webcams, as in the e2e tests
+        CLINICAM_SERVER__WEBCAM__WIDTH="640",
+        CLINICAM_SERVER__WEBCAM__HEIGHT="480",
         CLINICAM_APPLIANCE__SIM__STAMP_TIME="true",
         CLINICAM_APPLIANCE__CAMERA__FPS=str(FPS),
         CLINICAM_SERVER__LIVE__FPS=str(FPS),

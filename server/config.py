@@ -77,6 +77,14 @@ class LiveViewConfig(StrictModel):
     stall_after_s: float = Field(2.0, gt=0.0, le=30.0, description="No frame this long = stalled.")
 
 
+class WebcamConfig(StrictModel):
+    """What the experts' browsers are asked to send (they may send less on weak links)."""
+
+    width: int = Field(1920, ge=160, le=3840, description="Requested webcam width (R1: 1080p).")
+    height: int = Field(1080, ge=120, le=2160, description="Requested webcam height.")
+    fps: int = Field(30, ge=1, le=60, description="Requested webcam frame rate.")
+
+
 class ServerConfig(StrictModel):
     """Everything the server needs to run."""
 
@@ -87,6 +95,7 @@ class ServerConfig(StrictModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     ice: IceConfig = Field(default_factory=IceConfig)
     live: LiveViewConfig = Field(default_factory=LiveViewConfig)
+    webcam: WebcamConfig = Field(default_factory=WebcamConfig)
     experts: list[ExpertAccount] = Field(
         default_factory=list,
         description="[[experts]] tables: username, display_name, password_hash (argon2id).",

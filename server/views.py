@@ -144,6 +144,7 @@ class ConsultationView(web.View):
                 "control_holder": state.rooms.get(c).floor.holder,
                 "experts": [{"username": u, "name": names.get(u, u)} for u in c.experts],
                 "you": session_of(self.request).username,
+                "webcam": state.config.webcam.model_dump(),
             }
         )
 

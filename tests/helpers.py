@@ -53,6 +53,14 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+# Several browsers share CI's two cores with the whole stack: ask them for VGA webcams.
+TEST_WEBCAM_ENV = {
+    "CLINICAM_SERVER__WEBCAM__WIDTH": "640",
+    "CLINICAM_SERVER__WEBCAM__HEIGHT": "480",
+    "CLINICAM_SERVER__WEBCAM__FPS": "15",
+}
+
+
 def start_demo(
     state_dir: Path, password: str, *extra: str
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
@@ -77,6 +85,7 @@ def start_demo(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **TEST_WEBCAM_ENV},
     )
     info_file = state_dir / "demo.json"
 

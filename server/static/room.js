@@ -43,7 +43,11 @@ async function connectMedia() {
   say("Connecting video…");
   if (!localStream) {
     try {
-      localStream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: true });
+      const cam = info.webcam;
+      localStream = await navigator.mediaDevices.getUserMedia({
+        video: { width: { ideal: cam.width }, height: { ideal: cam.height }, frameRate: { ideal: cam.fps } },
+        audio: { echoCancellation: true, noiseSuppression: true },
+      });
     } catch (e) {
       cameraStatus.textContent = "No webcam/microphone available: others will not see you.";
     }
