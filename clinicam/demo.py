@@ -2,7 +2,8 @@
 
 mosquitto (real broker, generated credentials and ACL), the server and one simulated
 appliance each run as their own process and talk only over loopback sockets, exactly
-as they would across a clinic's network. Ctrl-C stops all of them.
+as they would across a clinic's network. A crashed server or appliance is restarted
+(like systemd's Restart=on-failure); Ctrl-C stops all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ _LOGGER = logging.getLogger(__name__)
 DEMO_EXPERT = "demo"
 DEMO_DEVICE = "appliance-1"
 DEMO_CONSULTATION = "demo-consultation"
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,14 @@ def demo_experts(count: int) -> list[tuple[str, str]]:
 
 
 def _server_config(
-    opts: DemoOptions, port: int, mqtt_port: int, sec: DemoSecrets
+    opts: DemoOptions, port: int, mqtt_port: int, sec: DemoSecrets, state: Path
 ) -> dict[str, Any]:
     from server.auth import hash_secret  # only needed here, with the server extra
 
     password_hash = hash_secret(sec.expert_password)
     return {
         "log_level": opts.log_level,
+        "state_dir": str(state / "server"),
         "http": {"host": opts.host, "port": port},
         "mqtt": {
             "host": "127.0.0.1",
@@ -167,32 +171,28 @@ def run_demo(opts: DemoOptions) -> int:
     )
     server_toml = state / "clinicam-server.toml"
     appliance_toml = state / "clinicam-appliance.toml"
-    _write_private(server_toml, tomlwrite.dumps(_server_config(opts, http_port, mqtt_port, sec)))
+    _write_private(
+        server_toml, tomlwrite.dumps(_server_config(opts, http_port, mqtt_port, sec, state))
+    )
     _write_private(
         appliance_toml, tomlwrite.dumps(_appliance_config(opts, url, mqtt_port, sec, state))
     )
 
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    cli = [sys.executable, "-m", "clinicam"]
+    commands = {
+        "server": [*cli, "server", "--config", str(server_toml)],
+        "appliance": [*cli, "appliance", "--config", str(appliance_toml)],
+    }
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    restarts: list[float] = []
     stopping = False
 
     def _request_stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
-    started = time.monotonic()
-    code = 0
-    try:
-        broker.start()
-        cli = [sys.executable, "-m", "clinicam"]
-        server = procs.spawn([*cli, "server", "--config", str(server_toml)])
-        children.append(("server", server))
-        procs.wait_for_port(opts.host, http_port, 30.0, server)
-        children.append(
-            ("appliance", procs.spawn([*cli, "appliance", "--config", str(appliance_toml)]))
-        )
-        pids = {name: p.pid for name, p in children}
+    def _write_info() -> None:
+        pids = {name: p.pid for name, p in children.items()}
         if broker.process is not None:
             pids["mosquitto"] = broker.process.pid
         info = {
@@ -206,6 +206,40 @@ def run_demo(opts: DemoOptions) -> int:
             "pids": pids,
         }
         _write_private(state / "demo.json", json.dumps(info, indent=2))
+
+    def _supervise() -> int | None:
+        """Restart a crashed server or appliance (like systemd would); None = keep going."""
+        if broker.process is not None and broker.process.poll() is not None:
+            _LOGGER.error(
+                "mosquitto exited (code %s); stopping the demo", broker.process.returncode
+            )
+            return 1
+        for name, proc in list(children.items()):
+            if proc.poll() is None:
+                continue
+            now = time.monotonic()
+            restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW_S]
+            if len(restarts) >= MAX_RESTARTS:
+                _LOGGER.error(
+                    "%s keeps failing (code %s); stopping the demo", name, proc.returncode
+                )
+                return 1
+            _LOGGER.warning("%s exited (code %s); restarting it", name, proc.returncode)
+            restarts.append(now)
+            children[name] = procs.spawn(commands[name])
+            _write_info()
+        return None
+
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    started = time.monotonic()
+    code = 0
+    try:
+        broker.start()
+        children["server"] = procs.spawn(commands["server"])
+        procs.wait_for_port(opts.host, http_port, 30.0, children["server"])
+        children["appliance"] = procs.spawn(commands["appliance"])
+        _write_info()
         print(
             "\n"
             "  Clinicam demo is running (mosquitto, server and a simulated appliance).\n"
@@ -217,19 +251,15 @@ def run_demo(opts: DemoOptions) -> int:
         )
         _LOGGER.info("demo up in %.1f s", time.monotonic() - started)
         while not stopping:
-            for name, proc in [("mosquitto", broker.process), *children]:
-                if proc is not None and proc.poll() is not None:
-                    _LOGGER.error(
-                        "%s exited unexpectedly (code %s); stopping the demo", name, proc.returncode
-                    )
-                    code = 1
-                    stopping = True
+            failed = _supervise()
+            if failed is not None:
+                code, stopping = failed, True
             time.sleep(0.2)
     except (RuntimeError, TimeoutError, FileNotFoundError, OSError) as exc:
         _LOGGER.error("demo could not start: %s", exc)
         code = 1
     finally:
-        for name, proc in reversed(children):
+        for name, proc in reversed(children.items()):
             procs.stop(proc, name)
         broker.stop()
         if own_dir:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from clinicam import tomlwrite
+from clinicam.files import write_atomically
 from firmware.config import AxisCalibration, PanTiltConfig
-from firmware.control.presets import write_atomically
 
 NUDGES = {"+": 1.0, "-": -1.0, "++": 5.0, "--": -5.0}
 HELP = "  +/- nudge 1°, ++/-- nudge 5°, Enter accept, q abort"

@@ -50,7 +50,10 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     media = MediaHub(config.ice, [d.device_id for d in config.devices])
     state = ServerState(
         config=config,
-        sessions=SessionStore(idle_s=config.http.session_idle_minutes * 60.0),
+        sessions=SessionStore(
+            idle_s=config.http.session_idle_minutes * 60.0,
+            path=config.state_dir / "sessions.json",
+        ),
         throttle=LoginThrottle(max_failures=config.http.max_failed_logins),
         appliances=ApplianceLink(config.mqtt, loop),
         media=media,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from clinicam.files import write_atomically
+
+_LOGGER = logging.getLogger(__name__)
 
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verified against when the user does not exist, so timing does not reveal names.
@@ -40,37 +48,73 @@ class Session:
     last_seen: float
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 @dataclass
 class SessionStore:
-    """Server-side sessions keyed by an unguessable cookie value, with idle expiry."""
+    """Server-side sessions keyed by an unguessable cookie value, with idle expiry.
+
+    With a ``path`` the sessions survive a server restart (experts stay logged in and
+    their pages reconnect by themselves). Only SHA-256 digests of the cookie values
+    are stored, in a 0600 file written atomically on login and logout.
+    """
 
     idle_s: float
-    clock: Callable[[], float] = time.monotonic
+    path: Path | None = None
+    clock: Callable[[], float] = time.time
     _sessions: dict[str, Session] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            saved = json.loads(self.path.read_text())
+            now = self.clock()
+            for digest, item in saved.items():
+                session = Session(
+                    str(item["username"]), str(item["csrf"]), float(item["last_seen"])
+                )
+                if now - session.last_seen <= self.idle_s:
+                    self._sessions[str(digest)] = session
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            _LOGGER.warning("ignored unreadable session file %s: %s", self.path, exc)
+
+    def _save(self) -> None:
+        if self.path is not None:
+            data = {
+                d: {"username": s.username, "csrf": s.csrf, "last_seen": s.last_seen}
+                for d, s in self._sessions.items()
+            }
+            write_atomically(self.path, json.dumps(data).encode())
 
     def create(self, username: str) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
         session = Session(username, secrets.token_urlsafe(32), self.clock())
-        self._sessions[token] = session
+        self._sessions[_digest(token)] = session
+        self._save()
         return token, session
 
     def get(self, token: str | None) -> Session | None:
         """The live session for ``token`` (touching it), or None if unknown or idle too long."""
         if not token:
             return None
-        session = self._sessions.get(token)
+        digest = _digest(token)
+        session = self._sessions.get(digest)
         if session is None:
             return None
         now = self.clock()
         if now - session.last_seen > self.idle_s:
-            del self._sessions[token]
+            del self._sessions[digest]
+            self._save()
             return None
         session.last_seen = now
         return session
 
     def drop(self, token: str | None) -> None:
-        if token:
-            self._sessions.pop(token, None)
+        if token and self._sessions.pop(_digest(token), None) is not None:
+            self._save()
 
 
 @dataclass

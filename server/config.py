@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -90,6 +91,10 @@ class ServerConfig(StrictModel):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
+    state_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "state" / "clinicam-server",
+        description="Sessions and other state kept across restarts.",
     )
     http: HttpConfig = Field(default_factory=HttpConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from clinicam.files import write_atomically
 from clinicam.protocol import Snapshot
-from firmware.control.presets import write_atomically
 from firmware.hardware.protocols import Camera
 
 _LOGGER = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -67,7 +68,7 @@ class Expert:
         self.page.fill("#username", self.user)
         self.page.fill("#password", PASSWORD)
         self.page.click("#login-button")
-        self.page.wait_for_url("**/room/**")
+        self.page.wait_for_url(lambda url: urlparse(url).path == "/room/demo-consultation")
         self.page.wait_for_function(
             "() => typeof room !== 'undefined' && room !== null && "
             "document.getElementById('live').videoWidth > 0 && "

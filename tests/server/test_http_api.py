@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +18,10 @@ PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
 DEVICE_TOKEN = "device-token-123"
 
 
-def _config(**http: Any) -> ServerConfig:
+def _config(state_dir: Path, **http: Any) -> ServerConfig:
     return ServerConfig.model_validate(
         {
+            "state_dir": str(state_dir),
             "http": {"cookie_secure": False, **http},
             "mqtt": {"port": 1, "username": "server", "password": "x"},  # nothing listens
             "experts": [
@@ -47,8 +49,8 @@ def _config(**http: Any) -> ServerConfig:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[TestClient[Any, Any]]:
-    app = build_app(_config(max_failed_logins=3), asyncio.get_running_loop())
+async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    app = build_app(_config(tmp_path, max_failed_logins=3), asyncio.get_running_loop())
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
