@@ -47,13 +47,19 @@ class ChartGeometry:
         return round(bottom - value * (bottom - top))
 
 
+def label_band(height: int) -> int:
+    """Height kept free at the top for the tile label the compositor draws."""
+    return height // 9
+
+
 def chart_geometry(n_bars: int, width: int, height: int) -> ChartGeometry:
     """Where things go in a ``width × height`` chart of ``n_bars`` categories."""
     title_size = max(10, height // 18)
     label_size = max(9, height // 30)
     caption_size = max(8, height // 36)
     pad = max(4, height // 40)
-    top = pad + round(title_size * 1.3) + pad + round(label_size * 1.5)  # room for values
+    # leave a band at the top for the composite's tile label ("Decision support — …")
+    top = label_band(height) + pad + round(title_size * 1.3) + pad + round(label_size * 1.5)
     bottom = height - pad - round(caption_size * 1.3) - pad - round(label_size * 1.4)
     left = pad + int(font(label_size).getlength("0.5")) + pad
     right = width - 2 * pad
@@ -101,7 +107,7 @@ def render_relevance_chart(
     pad = max(4, height // 40)
 
     title = fit_text(TITLE, geo.title_size, width - 2 * pad)
-    _centred(draw, title, geo.title_size, width / 2, pad, TEXT_RGB)
+    _centred(draw, title, geo.title_size, width / 2, pad + label_band(height), TEXT_RGB)
     tick_font = font(geo.label_size)
     for value in GRIDLINES:
         y = geo.value_y(value)

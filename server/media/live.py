@@ -18,6 +18,24 @@ from aiortc.mediastreams import MediaStreamError
 _LOGGER = logging.getLogger(__name__)
 
 
+def _skip_to_newest(track: MediaStreamTrack) -> av.VideoFrame | None:
+    """Latest wins: if decoded frames queued up while we were busy, jump to the newest.
+
+    aiortc's remote tracks hand out frames through an unbounded queue, oldest first;
+    reading them one by one would turn a busy moment into permanent delay.
+    """
+    queue = getattr(track, "_queue", None)
+    newest = None
+    while isinstance(queue, asyncio.Queue) and queue.qsize() > 0:
+        item = queue.get_nowait()
+        if item is None:  # end of stream marker: leave it for recv()
+            queue.put_nowait(None)
+            break
+        if isinstance(item, av.VideoFrame):
+            newest = item
+    return newest
+
+
 class FrameFeed:
     """The newest frame from one remote video track."""
 
@@ -48,6 +66,9 @@ class FrameFeed:
                 return
             if not isinstance(frame, av.VideoFrame):
                 continue
+            skipped = _skip_to_newest(track)
+            if skipped is not None:
+                frame = skipped
             if first:
                 _LOGGER.info("first frame from %s (%dx%d)", self.name, frame.width, frame.height)
                 first = False

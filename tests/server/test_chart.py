@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from server.media.chart import BAR_RGB, chart_geometry, render_relevance_chart
+from server.media.chart import BAR_RGB, chart_geometry, label_band, render_relevance_chart
 
 CAPTION = "demonstration model — not for clinical use; trained on synthetic data"
 RELEVANCE = {"melanoma": 0.82, "basal cell carcinoma": 0.35, "eczema": 0.1, "psoriasis": 0.5}
@@ -66,7 +66,9 @@ def test_none_shows_a_message() -> None:
 def test_title_and_caption_are_drawn() -> None:
     pixels = rgb(render_relevance_chart(RELEVANCE, 640, 360, caption=CAPTION))
     background = pixels[2, 2]
-    assert np.abs(pixels[:30] - background).max() > 100  # title
+    band = label_band(360)  # kept free for the composite's tile label
+    assert np.abs(pixels[:band] - background).max() == 0
+    assert np.abs(pixels[band : band + 30] - background).max() > 100  # title
     assert np.abs(pixels[-20:] - background).max() > 60  # caption
 
 
