@@ -72,10 +72,10 @@ fi
 
 APT=(python3 python3-venv python3-pip ca-certificates)
 case "$ROLE" in
-  server|demo) APT+=(mosquitto) ;;
+  server|demo) APT+=(mosquitto fonts-dejavu-core) ;;
   appliance) APT+=(i2c-tools)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
-  dev) APT+=(mosquitto chromium) ;;
+  dev) APT+=(mosquitto chromium fonts-dejavu-core) ;;
 esac
 
 missing=()

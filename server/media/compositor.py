@@ -34,6 +34,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw, ImageFont
 
+from clinicam.fonts import ui_font
 from server.media.layout import Layout, Rect
 
 BACKGROUND_Y = 20
@@ -58,13 +59,9 @@ class TileSource:
 # --- text -----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
 def font(size: int) -> ImageFont.FreeTypeFont:
-    """Pillow's bundled font (Aileron) at ``size`` px."""
-    face = ImageFont.load_default(size=size)
-    if not isinstance(face, ImageFont.FreeTypeFont):
-        raise RuntimeError("Pillow was built without FreeType: no scalable default font")
-    return face
+    """The label font at ``size`` px (DejaVu Sans where installed)."""
+    return ui_font(size)
 
 
 def _glyph(size: int, char: str) -> bytes:
