@@ -35,11 +35,7 @@ from clinicam.procs import free_port  # noqa: E402
 from firmware.app import build_appliance  # noqa: E402
 from firmware.config import ApplianceConfig  # noqa: E402
 from firmware.hardware.sim import build_sim_rig  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+from tests.helpers import percentile  # noqa: E402
 
 
 def client(port: int, user: str, password: str) -> mqtt.Client:

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,23 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import (  # noqa: E402 - the same harness as the e2e tests
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    demo_info,
+    launch_demo,
+    stop_demo,
+)
+
 PASSWORD = "bench-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def baseline_import_s() -> float:
@@ -52,34 +44,10 @@ def one_run(browser: object) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="clinicam-bench-") as tmp:
         state = Path(tmp) / "state"
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "clinicam",
-                "demo",
-                "--port",
-                str(_free_port()),
-                "--state-dir",
-                str(state),
-                "--password",
-                PASSWORD,
-                "--loopback-only",
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        proc = launch_demo(state, PASSWORD, "--log-level", "WARNING")
         try:
-            info_file = state / "demo.json"
-            while not info_file.exists():
-                if proc.poll() is not None or time.perf_counter() - start > 120:
-                    raise RuntimeError("demo did not start")
-                time.sleep(0.02)
+            info = demo_info(proc, state)
             ready = time.perf_counter() - start
-            info = json.loads(info_file.read_text())
             page = browser.new_page()  # type: ignore[attr-defined]
             page.goto(info["url"] + "/login?next=/room/demo-consultation")
             page.fill("#username", info["username"])
@@ -95,8 +63,7 @@ def one_run(browser: object) -> tuple[float, float]:
             page.close()
             return ready, first_frame
         finally:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=60)
+            stop_demo(proc, whole_group=True)
 
 
 def main() -> None:
@@ -111,7 +78,7 @@ def main() -> None:
     baseline = statistics.median(baseline_import_s() for _ in range(runs))
     results = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for i in range(runs):
             ready, frame = one_run(browser)
             print(f"run {i + 1}: demo ready {ready:.2f} s, first frame in browser {frame:.2f} s")

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,23 +25,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clinicam.procs import free_port  # noqa: E402
+from tests.helpers import (  # noqa: E402 - the same harness as the e2e tests
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    demo_info,
+    launch_demo,
+    percentile,
+    stop_demo,
+)
 
 ALL_EXPERTS = ["demo", "expert2", "expert3", "expert4", "expert5", "expert6"]
 PASSWORD = "glass-to-glass"
 WIDTH, HEIGHT, FPS = 1280, 720, 30
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-]
 COLLECT_JS = """([w, h]) => {
   // Read only the barcode strip (24 blocks) so the reader itself costs little CPU.
   window.latencies = [];
@@ -77,11 +69,6 @@ COLLECT_JS = """([w, h]) => {
 }"""
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 s of measurement")
@@ -93,54 +80,24 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    env = dict(
-        os.environ,
-        # the bench's own browsers share the machine: VGA webcams, as in the e2e tests
-        CLINICAM_SERVER__WEBCAM__WIDTH="640",
-        CLINICAM_SERVER__WEBCAM__HEIGHT="480",
-        CLINICAM_APPLIANCE__SIM__STAMP_TIME="true",
-        CLINICAM_APPLIANCE__CAMERA__FPS=str(FPS),
-        CLINICAM_SERVER__LIVE__FPS=str(FPS),
-    )
+    env = {  # the test harness already asks the browsers for VGA webcams
+        "CLINICAM_APPLIANCE__SIM__STAMP_TIME": "true",
+        "CLINICAM_APPLIANCE__CAMERA__FPS": str(FPS),
+        "CLINICAM_SERVER__LIVE__FPS": str(FPS),
+    }
     with tempfile.TemporaryDirectory(prefix="clinicam-g2g-") as tmp:
         state = Path(tmp) / "state"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "clinicam",
-                "demo",
-                "--port",
-                str(free_port()),
-                "--state-dir",
-                str(state),
-                "--password",
-                PASSWORD,
-                "--loopback-only",
-                "--experts",
-                str(len(experts)),
-                "--log-level",
-                "WARNING",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        proc = launch_demo(
+            state, PASSWORD, "--experts", str(len(experts)), "--log-level", "WARNING", env=env
         )
         try:
-            while not (state / "demo.json").exists():
-                if proc.poll() is not None:
-                    raise RuntimeError("demo did not start")
-                time.sleep(0.05)
-            info = json.loads((state / "demo.json").read_text())
+            info = demo_info(proc, state)
             time.sleep(2.0)
             with sync_playwright() as pw:
                 pages: list[Any] = []
                 browsers = []
                 for user in experts:
-                    browser = pw.chromium.launch(
-                        executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-                    )
+                    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                     browsers.append(browser)
                     page = browser.new_page()
                     page.goto(info["url"] + "/login?next=/room/demo-consultation")
@@ -165,8 +122,7 @@ def main() -> None:
                 for browser in browsers:
                     browser.close()
         finally:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=60)
+            stop_demo(proc, whole_group=True)
     result = {
         "p50_ms": round(statistics.median(samples), 1),
         "p95_ms": round(percentile(samples, 95), 1),

@@ -8,21 +8,7 @@ from pathlib import Path
 import pytest
 
 from clinicam.broker import BrokerUser, MosquittoBroker
-from tests.helpers import free_port
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-]
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
 
 
 @pytest.fixture

@@ -17,7 +17,19 @@ import numpy as np
 
 from clinicam.procs import free_port
 
-__all__ = ["free_port", "image_shift", "pid_alive", "start_demo", "stop_demo", "wait_until"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "demo_info",
+    "free_port",
+    "image_shift",
+    "launch_demo",
+    "percentile",
+    "pid_alive",
+    "start_demo",
+    "stop_demo",
+    "wait_until",
+]
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, step: float = 0.1) -> Any:
@@ -61,20 +73,38 @@ TEST_WEBCAM_ENV = {
 }
 
 
-def start_demo(
-    state_dir: Path, password: str, *extra: str
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Run ``clinicam demo`` in its own session (so Ctrl-C can be simulated)."""
-    port = free_port()
-    log = (state_dir.parent / "demo.log").open("wb")
-    proc = subprocess.Popen(
+CHROMIUM = "/usr/bin/chromium"  # Debian's; never a browser downloaded by a test tool
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+
+
+def launch_demo(
+    state_dir: Path,
+    password: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``clinicam demo`` on a free port in its own session (so Ctrl-C can be sent)."""
+    out = log.open("wb") if log is not None else subprocess.DEVNULL
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "clinicam",
             "demo",
             "--port",
-            str(port),
+            str(free_port()),
             "--state-dir",
             str(state_dir),
             "--password",
@@ -82,24 +112,48 @@ def start_demo(
             "--loopback-only",
             *extra,
         ],
-        stdout=log,
+        stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, **TEST_WEBCAM_ENV},
+        env={**os.environ, **TEST_WEBCAM_ENV, **(env or {})},
     )
-    info_file = state_dir / "demo.json"
 
-    def ready() -> dict[str, Any] | None:
+
+def demo_info(
+    proc: subprocess.Popen[bytes], state_dir: Path, timeout_s: float = 120
+) -> dict[str, Any]:
+    """The demo's ``demo.json`` as soon as it is written (the demo is up)."""
+    info_file = state_dir / "demo.json"
+    deadline = time.monotonic() + timeout_s
+    while not info_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"demo did not start (exit code {proc.returncode})")
+        time.sleep(0.02)
+    info: dict[str, Any] = json.loads(info_file.read_text())
+    return info
+
+
+def start_demo(
+    state_dir: Path, password: str, *extra: str
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Run ``clinicam demo`` and wait until the appliance streams to the server."""
+    proc = launch_demo(state_dir, password, *extra, log=state_dir.parent / "demo.log")
+    info = demo_info(proc, state_dir)
+
+    def streaming() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"demo exited with {proc.returncode}")
-        if not info_file.exists():
-            return None
-        info: dict[str, Any] = json.loads(info_file.read_text())
         health = http_json(info["url"] + "/healthz")
-        return info if health["appliances"]["appliance-1"]["streaming"] else None
+        return bool(health["appliances"]["appliance-1"]["streaming"])
 
-    info = wait_until(ready, 90, "the demo to stream")
+    wait_until(streaming, 90, "the demo to stream")
     return proc, info
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def stop_demo(proc: subprocess.Popen[bytes], *, whole_group: bool) -> int:

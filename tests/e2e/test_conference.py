@@ -15,8 +15,7 @@ from urllib.parse import urlparse
 import pytest
 
 from firmware.hardware.pca9685_sim import pulse_us
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.helpers import start_demo, stop_demo, wait_until
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, start_demo, stop_demo, wait_until
 
 pytestmark = pytest.mark.e2e
 
