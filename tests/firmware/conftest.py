@@ -52,7 +52,8 @@ def appliance_config(tmp_path: Path, port: int, **overrides: Any) -> ApplianceCo
     return ApplianceConfig.model_validate(data)
 
 
-async def start_rig(config: ApplianceConfig) -> Rig:
+async def start_rig(config: ApplianceConfig, *, connect: bool = True) -> Rig:
+    """The simulated appliance, running; ``connect=False`` skips MQTT (router-level tests)."""
     sim = build_sim_rig(config)
     pins = MockFactory()
     appliance = build_appliance(
@@ -61,6 +62,9 @@ async def start_rig(config: ApplianceConfig) -> Rig:
         hardware=(sim.pantilt, sim.camera),
         pin_factory=pins,
     )
+    if not connect:
+        appliance.motion.start()
+        return Rig(appliance, sim, pins)
     appliance.start(stream=False)
     await asyncio.wait_for(appliance.api.link.connected.wait(), 10)
     await asyncio.sleep(0.2)  # SUBACK

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gpiozero.pins.mock import MockFactory
 
-from firmware.app import Appliance, build_appliance
+from firmware.app import Appliance
 from firmware.config import ApplianceConfig
-from firmware.hardware.sim import SimRig, build_sim_rig
+from firmware.hardware.sim import SimRig
+from tests.firmware.conftest import start_rig
 from tests.helpers import wait_until
 
 BUTTON_PIN = 27
@@ -52,17 +52,8 @@ class Device:
 
 
 async def _device(tmp_path: Path) -> Device:
-    config = _config(tmp_path)
-    sim = build_sim_rig(config)
-    pins = MockFactory()
-    appliance = build_appliance(
-        config,
-        loop=asyncio.get_running_loop(),
-        hardware=(sim.pantilt, sim.camera),
-        pin_factory=pins,
-    )
-    appliance.motion.start()
-    return Device(appliance, sim, pins)
+    rig = await start_rig(_config(tmp_path), connect=False)
+    return Device(rig.appliance, rig.sim, rig.pins)
 
 
 @pytest.fixture
