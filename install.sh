@@ -75,7 +75,7 @@ case "$ROLE" in
   server|demo) APT+=(mosquitto fonts-dejavu-core) ;;
   appliance) APT+=(i2c-tools)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
-  dev) APT+=(mosquitto chromium fonts-dejavu-core) ;;
+  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql) ;;
 esac
 
 missing=()

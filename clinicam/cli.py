@@ -28,6 +28,7 @@ Clinicam: remote consultation for rural clinics.
   clinicam appliance -c FILE    run the camera appliance (real Pi or simulated)
   clinicam appliance calibrate -c FILE   walk through the servo calibration
   clinicam hash-password        make an argon2id hash for a config file
+  clinicam audit verify -c FILE check the hash-chained audit log (or --database URL)
 
 Configuration is TOML; environment variables override it, e.g.
 CLINICAM_SERVER__HTTP__PORT=8443 or CLINICAM_APPLIANCE__MQTT__HOST=hub.local.
@@ -102,6 +103,23 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "hash-password", help="print an argon2id hash of a password read from the terminal or stdin"
+    )
+
+    audit = sub.add_parser(
+        "audit",
+        help="check the server's audit log",
+        description="'verify' walks the hash-chained audit log and reports the first "
+        "edited, deleted or reordered entry (exit 1), or 'audit log OK' (exit 0). "
+        "The database is not changed.",
+    )
+    audit.add_argument("action", choices=["verify"], help="what to do with the audit log")
+    where = audit.add_mutually_exclusive_group()
+    where.add_argument(
+        "-c", "--config", type=Path, help="server TOML file (its state_dir holds clinicam.db)"
+    )
+    where.add_argument(
+        "--database",
+        help="database URL, e.g. sqlite:///state/clinicam.db or postgresql+psycopg://…",
     )
     return parser
 
@@ -180,6 +198,23 @@ def _hash_password() -> int:
     return 0
 
 
+def _audit_verify(config_path: Path | None, database: str | None) -> int:
+    from server.audit import verify_database
+    from server.records.db import DATABASE_FILE, default_database_url
+
+    if database is None:
+        from server.config import ServerConfig
+
+        config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
+        if not (config.state_dir / DATABASE_FILE).is_file():
+            print(f"error: no database at {config.state_dir / DATABASE_FILE}", file=sys.stderr)
+            return 2
+        database = default_database_url(config.state_dir)
+    result = verify_database(database)
+    print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -204,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_appliance(args.config, args.check, args.action)
         if args.command == "hash-password":
             return _hash_password()
+        if args.command == "audit":
+            return _audit_verify(args.config, args.database)
     except ConfigError as exc:
         print(f"clinicam {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from typing import Any
 
 from clinicam import procs, tomlwrite
 from clinicam.broker import BrokerUser, MosquittoBroker
+from clinicam.files import write_atomically
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ class DemoSecrets:
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(0o600)
+    """Owner-only file, complete or absent: readers never see it half written."""
+    write_atomically(path, text.encode())
 
 
 def demo_experts(count: int) -> list[tuple[str, str]]:

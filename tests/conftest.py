@@ -38,3 +38,43 @@ def browser() -> Iterator[object]:
         instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+_PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL on 127.0.0.1 (random port); yields an admin URL without a db.
+
+    initdb refuses to run as root, so as root the server runs as the ``postgres`` user
+    (setpriv) in a temporary folder that user owns. Tests create their own databases.
+    """
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    if not _PG_BIN:  # a missing server is a failure, never a silent skip
+        pytest.fail("PostgreSQL is not installed (./install.sh --role dev installs it)")
+    bindir = _PG_BIN[-1].parent
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="clinicam-pg-"))
+    if os.geteuid() == 0:
+        prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        shutil.chown(root, "postgres", "postgres")
+    data, port = root / "data", free_port()
+    run = {"check": True, "capture_output": True, "timeout": 60, "cwd": root}
+    subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+         "-E", "UTF8", "--locale=C", "--no-sync"],
+        **run,
+    )  # fmt: skip
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+    pg_ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log")]
+    subprocess.run([*pg_ctl, "-o", options, "-w", "start"], **run)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], **run)
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,7 @@
+"""The append-only, hash-chained audit log (who did what to which record, and when)."""
+
+from __future__ import annotations
+
+from server.audit.log import AuditEntry, AuditLog, VerifyResult, verify_database
+
+__all__ = ["AuditEntry", "AuditLog", "VerifyResult", "verify_database"]
