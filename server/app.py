@@ -10,11 +10,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from clinicam.ice import restrict_ice_to_loopback
+from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
 from server.errors import error_middleware
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
+from server.records.db import default_database_url, open_database
 from server.room import RoomRegistry
 from server.security import auth_middleware
 from server.state import STATE, ServerState
@@ -48,6 +50,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         client_max_size=1024 * 1024,
     )
     media = MediaHub(config.ice, [d.device_id for d in config.devices])
+    database = open_database(config.database_url or default_database_url(config.state_dir))
     state = ServerState(
         config=config,
         sessions=SessionStore(
@@ -58,6 +61,8 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         appliances=ApplianceLink(config.mqtt, loop),
         media=media,
         rooms=RoomRegistry(config, media.feeds),
+        database=database,
+        audit=AuditTrail(database),
     )
     app[STATE] = state
     add_routes(app)
@@ -68,6 +73,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     async def on_cleanup(app: web.Application) -> None:
         await state.rooms.close()
         await state.media.close()
+        database.close()
         state.appliances.stop()
 
     app.on_startup.append(on_startup)

@@ -96,6 +96,11 @@ class ServerConfig(StrictModel):
         default_factory=lambda: Path.home() / ".local" / "state" / "clinicam-server",
         description="Sessions and other state kept across restarts.",
     )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/clinicam; "
+        "default: SQLite (WAL) in state_dir.",
+    )
     http: HttpConfig = Field(default_factory=HttpConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     ice: IceConfig = Field(default_factory=IceConfig)

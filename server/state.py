@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
+from server.records.db import Database
 from server.room import RoomRegistry
 
 
@@ -23,6 +25,8 @@ class ServerState:
     appliances: ApplianceLink
     media: MediaHub
     rooms: RoomRegistry
+    database: Database
+    audit: AuditTrail
 
 
 STATE = web.AppKey("clinicam_state", ServerState)

@@ -68,11 +68,13 @@ class LoginView(web.View):
         if not verify_secret(expert.password_hash if expert else None, body.password):
             state.throttle.failed(*keys)
             _LOGGER.warning("login failed for %r from %s", body.username, address)
+            await state.audit.record(body.username, "login.failed", "session", {"address": address})
             raise ApiError(HTTPStatus.UNAUTHORIZED, "wrong user name or password")
         assert expert is not None
         state.throttle.succeeded(*keys)
         token, session = state.sessions.create(expert.username)
         _LOGGER.info("expert %s logged in from %s", expert.username, address)
+        await state.audit.record(expert.username, "login", "session", {"address": address})
         resp = web.json_response({"user": expert.username, "csrf": session.csrf})
         resp.set_cookie(
             SESSION_COOKIE,
@@ -174,12 +176,22 @@ class CameraView(web.View):
         except CommandRejected as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
         floor = state.rooms.get(c).floor
+        detail = {
+            "op": command.op,
+            "params": command.model_dump(mode="json", exclude={"op"}),
+            "appliance": c.appliance,
+            "consultation": c.id,
+        }
+        target = f"patient:{c.patient_id}"
         if not floor.may_control(username):  # R2: only the holder's requests are forwarded
             _LOGGER.info(
                 "command %s from %s refused: control is held by %s",
                 command.op,
                 username,
                 floor.holder,
+            )
+            await state.audit.record(
+                username, "camera.refused", target, {**detail, "holder": floor.holder}
             )
             raise ApiError(HTTPStatus.FORBIDDEN, f"camera control is held by {floor.holder}")
         try:
@@ -188,7 +200,13 @@ class CameraView(web.View):
             _LOGGER.warning(
                 "command %s from %s to %s failed: %s", command.op, username, c.appliance, exc
             )
+            await state.audit.record(
+                username, "camera.command", target, {**detail, "result": f"unreachable: {exc}"}
+            )
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+        await state.audit.record(
+            username, "camera.command", target, {**detail, "result": "ok" if ack.ok else ack.error}
+        )
         _LOGGER.info(
             "command %s %s from %s to %s: %s",
             command.op,

@@ -143,3 +143,33 @@ async def test_healthz_reports_broker_and_appliances(client: TestClient[Any, Any
     body = await resp.json()
     assert resp.status == 503 and body["mqtt"] is False
     assert body["appliances"]["cam-1"] == {"online": False, "streaming": False, "frames": 0}
+
+
+async def test_logins_and_camera_commands_are_in_the_audit_log(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    from server.audit import verify_database
+    from server.audit.log import AuditEntry
+    from server.records.db import default_database_url
+    from server.state import STATE
+
+    await client.post("/api/login", json={"username": "bob", "password": "nope"})
+    csrf = await _login(client, "bob")
+    await client.post(
+        "/api/consultations/c1/camera",
+        headers={"X-CSRF-Token": csrf},
+        json={"op": "ptz.relative", "pan": 5},
+    )  # bob does not hold control
+    database = client.server.app[STATE].database
+    with database.session() as session:
+        entries = [
+            (e.actor, e.action, e.target)
+            for e in session.query(AuditEntry).order_by(AuditEntry.seq)
+        ]
+    assert entries == [
+        ("bob", "login.failed", "session"),
+        ("bob", "login", "session"),
+        ("bob", "camera.refused", "patient:P-1"),
+    ]
+    result = verify_database(default_database_url(tmp_path))
+    assert result.ok and result.entries == 3
