@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import Field, SecretStr
@@ -38,3 +41,16 @@ def publish_properties(
     if expiry_s is not None:
         props.MessageExpiryInterval = expiry_s
     return props
+
+
+def make_client(config: MqttConfig, client_id: str) -> mqtt.Client:
+    """An MQTT 5 client with this config's credentials, TLS and reconnect backoff."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(config.username, config.password.get_secret_value())
+    if config.tls:
+        client.tls_set(
+            ca_certs=str(config.ca_file) if config.ca_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    return client

@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import ssl
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from clinicam.const import (
@@ -28,7 +26,7 @@ from clinicam.const import (
     TOPIC_STATE,
     device_topic,
 )
-from clinicam.mqtt_config import MqttConfig, publish_properties
+from clinicam.mqtt_config import MqttConfig, make_client, publish_properties
 from clinicam.protocol import ApplianceState, CommandAck, WireModel
 
 _LOGGER = logging.getLogger(__name__)
@@ -48,18 +46,7 @@ class ApplianceLink:
         self.available: dict[str, bool] = {}
         self.states: dict[str, ApplianceState] = {}
         self.connected = False
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"clinicam-server-{secrets.token_hex(4)}",
-            protocol=mqtt.MQTTv5,
-        )
-        client.username_pw_set(config.username, config.password.get_secret_value())
-        if config.tls:
-            client.tls_set(
-                ca_certs=str(config.ca_file) if config.ca_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client = make_client(config, f"clinicam-server-{secrets.token_hex(4)}")
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -32,7 +30,7 @@ from clinicam.const import (
     TOPIC_CMD,
     device_topic,
 )
-from clinicam.mqtt_config import MqttConfig, publish_properties
+from clinicam.mqtt_config import MqttConfig, make_client, publish_properties
 from clinicam.protocol import CommandAck
 
 _LOGGER = logging.getLogger(__name__)
@@ -56,15 +54,8 @@ class DeviceLink:
         self._loop = loop
         self.connected = asyncio.Event()
         self._retained: dict[str, bytes] = {}
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5)
-        client.username_pw_set(config.username, config.password.get_secret_value())
-        if config.tls:
-            client.tls_set(
-                ca_certs=str(config.ca_file) if config.ca_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+        client = make_client(config, device_id)
         client.will_set(self.topic(TOPIC_AVAILABILITY), AVAILABILITY_OFFLINE, qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
