@@ -62,6 +62,9 @@ def _write_private(path: Path, text: str) -> None:
     write_atomically(path, text.encode())
 
 
+DEMO_ADMIN = "admin"
+
+
 def demo_experts(count: int) -> list[tuple[str, str]]:
     """(username, display name) of the demo's experts; the first is the chair."""
     return [(DEMO_EXPERT, "Dr. Demo")] + [
@@ -87,8 +90,31 @@ def _server_config(
         },
         "ice": {"loopback_only": opts.loopback_only},
         "experts": [
-            {"username": user, "display_name": name, "password_hash": password_hash}
+            {
+                "username": user,
+                "display_name": name,
+                "password_hash": password_hash,
+                "role": "chair" if user == DEMO_EXPERT else "expert",
+            }
             for user, name in demo_experts(opts.experts)
+        ]
+        + [
+            {
+                "username": DEMO_ADMIN,
+                "display_name": "Records admin",
+                "password_hash": password_hash,
+                "role": "admin",
+            }
+        ],
+        "patients": [
+            {"id": "P-0001", "name": "Demo Patient (synthetic)", "group": "demo-clinic"},
+            {"id": "P-0002", "name": "Second Patient (synthetic)", "group": "referrals"},
+        ],
+        # Experts at the demo clinic may view its patients, the chair may also edit;
+        # anything else (P-0002) needs an admin's approval or break-glass.
+        "access_rules": [
+            {"role": "chair", "groups": ["demo-clinic"], "operations": ["view", "edit"]},
+            {"role": "expert", "groups": ["demo-clinic"], "operations": ["view"]},
         ],
         "devices": [
             {
@@ -245,7 +271,8 @@ def run_demo(opts: DemoOptions) -> int:
             "\n"
             "  Clinicam demo is running (mosquitto, server and a simulated appliance).\n"
             f"  Open      {url}\n"
-            f"  User      {', '.join(u for u, _ in demo_experts(opts.experts))}\n"
+            f"  User      {', '.join(u for u, _ in demo_experts(opts.experts))}"
+            f" (records admin: {DEMO_ADMIN})\n"
             f"  Password  {sec.expert_password}\n"
             "  Press Ctrl-C to stop everything.\n",
             flush=True,

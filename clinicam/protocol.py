@@ -152,6 +152,9 @@ class Snapshot(CommandBase):
 
     op: Literal["snapshot"] = "snapshot"
     requested_by: str = Field("", max_length=64, pattern=r"^[^\x00-\x1f]*$")
+    consultation: str = Field(
+        "", max_length=63, pattern=r"^[a-z0-9-]*$", description="Filed under its patient."
+    )
 
 
 class StreamSettings(CommandBase):

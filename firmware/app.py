@@ -15,6 +15,7 @@ from firmware.control.device import DeviceControl
 from firmware.control.motion import MotionController
 from firmware.control.presets import PresetStore
 from firmware.control.snapshot import SnapshotTaker
+from firmware.control.snapshot_upload import SnapshotUploader
 from firmware.control.telemetry import Telemetry
 from firmware.hardware.gpio import LightPattern, PrivacySwitch, StatusLight, build_gpio
 from firmware.hardware.protocols import Camera, PanTilt
@@ -53,6 +54,7 @@ class Appliance:
     control: DeviceControl
     api: CommandApi
     uplink: StreamUplink
+    uploader: SnapshotUploader
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopped: bool = False
 
@@ -75,6 +77,7 @@ class Appliance:
         ]
         if stream:
             self.tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
+            self.tasks.append(asyncio.create_task(self.uploader.run(), name="snapshots"))
 
     async def stop(self) -> None:
         """Stop everything and release the hardware; safe to call twice."""
@@ -135,6 +138,8 @@ def build_appliance(
         config.backend,
     )
     snapshots = SnapshotTaker(camera, config.state_dir / "snapshots")
+    uploader = SnapshotUploader(config.server, config.device_id, config.state_dir / "snapshots")
+    snapshots.on_taken = uploader.wake.set
     control = DeviceControl(
         motion=motion,
         camera=camera,
@@ -158,6 +163,7 @@ def build_appliance(
         control,
         api,
         uplink=StreamUplink(config, lambda: appliance.make_track()),
+        uploader=uploader,
     )
     return appliance
 

@@ -10,13 +10,21 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from clinicam.ice import restrict_ice_to_loopback
+from server.access.grants import AccessControl
+from server.access.views import add_access_routes
 from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
 from server.errors import error_middleware
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
-from server.records.db import default_database_url, open_database
+from server.records.blobs import BlobStore
+from server.records.db import Database, default_database_url, open_database
+from server.records.import_views import add_import_routes
+from server.records.present import add_present_routes
+from server.records.snapshots import add_snapshot_routes
+from server.records.store import RecordStore
+from server.records.views import add_record_routes
 from server.room import RoomRegistry
 from server.security import auth_middleware
 from server.state import STATE, ServerState
@@ -41,6 +49,19 @@ async def security_headers(
     return resp
 
 
+def _seed_patients(config: ServerConfig, database: Database) -> None:
+    """Patients named in the configuration (and by consultations) exist in the database."""
+    named = {p.id: p for p in config.patients}
+    with database.session() as session, session.begin():
+        store = RecordStore  # ensure_patient needs no instance state
+        for p in config.patients:
+            patient = store.ensure_patient(session, p.id, p.name, p.group)
+            patient.display_name, patient.patient_group = p.name, p.group
+        for c in config.consultations:
+            if c.patient_id not in named:
+                store.ensure_patient(session, c.patient_id, c.patient_id)
+
+
 def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Application:
     """The application with its state; MQTT starts and media closes with the app."""
     if config.ice.loopback_only:
@@ -63,9 +84,21 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         rooms=RoomRegistry(config, media.feeds),
         database=database,
         audit=AuditTrail(database),
+        access=AccessControl(config),
+        records=RecordStore(
+            database,
+            BlobStore(config.state_dir / "blobs"),
+            max_bytes=config.records.max_upload_mb * 1024 * 1024,
+        ),
     )
+    _seed_patients(config, database)
     app[STATE] = state
     add_routes(app)
+    add_access_routes(app)
+    add_record_routes(app)
+    add_snapshot_routes(app)
+    add_present_routes(app)
+    add_import_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()

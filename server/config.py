@@ -31,12 +31,21 @@ class HttpConfig(StrictModel):
     max_failed_logins: int = Field(5, ge=1, le=100, description="Failures before throttling.")
 
 
+Role = Literal["expert", "chair", "admin", "technician"]
+Operation = Literal["view", "edit"]
+
+
 class ExpertAccount(StrictModel):
-    """A remote expert who can log in."""
+    """Someone who can log in: an expert, a chair, an admin or a technician."""
 
     username: str = Field(pattern=USERNAME_PATTERN)
     display_name: str = Field(min_length=1, max_length=80)
     password_hash: str
+    role: Role = Field(
+        "expert",
+        description="expert (records per grant), chair (can chair consultations), "
+        "admin (grants, revocations, break-glass reports), technician (devices only).",
+    )
 
     _hash = field_validator("password_hash")(_argon2id)
 
@@ -66,6 +75,53 @@ class ConsultationConfig(StrictModel):
         if self.chair not in self.experts:
             raise ValueError(f"chair '{self.chair}' must be one of the invited experts")
         return self
+
+
+class PatientConfig(StrictModel):
+    """A patient known before any record exists (records can also come from imports)."""
+
+    id: str = Field(min_length=1, max_length=64, description="The clinic's patient identifier.")
+    name: str = Field(min_length=1, max_length=200)
+    group: str | None = Field(None, max_length=64, description="Patient group for access rules.")
+
+
+class AccessRule(StrictModel):
+    """A preset permission rule (R14): who may get which operations on which patients."""
+
+    user: str | None = Field(None, pattern=USERNAME_PATTERN, description="One user, or…")
+    role: Role | None = Field(None, description="…everyone with this role.")
+    patients: list[str] = Field(default_factory=list, description="Patient identifiers, or…")
+    groups: list[str] = Field(default_factory=list, description="…patient groups, or…")
+    all_patients: bool = Field(False, description="…every patient.")
+    operations: list[Operation] = Field(min_length=1, description="view and/or edit.")
+    max_minutes: int = Field(240, ge=1, le=7 * 24 * 60, description="Longest grant it gives.")
+
+    @model_validator(mode="after")
+    def _one_subject_one_scope(self) -> Self:
+        if (self.user is None) == (self.role is None):
+            raise ValueError("give exactly one of 'user' or 'role'")
+        scopes = sum((bool(self.patients), bool(self.groups), self.all_patients))
+        if scopes != 1:
+            raise ValueError("give exactly one of 'patients', 'groups' or 'all_patients = true'")
+        return self
+
+
+class RecordsConfig(StrictModel):
+    """Patient records: uploads, grants and retention."""
+
+    max_upload_mb: int = Field(200, ge=1, le=10_000, description="Largest single upload.")
+    max_image_megapixels: int = Field(
+        50, ge=1, le=1000, description="Larger images are refused (decompression bombs)."
+    )
+    default_grant_minutes: int = Field(
+        120, ge=1, le=7 * 24 * 60, description="Grant length when the request names none."
+    )
+    break_glass_minutes: int = Field(
+        60, ge=5, le=24 * 60, description="How long emergency (break-glass) access lasts."
+    )
+    orphan_grace_s: float = Field(
+        3600.0, ge=60.0, description="Unreferenced blobs older than this are collected."
+    )
 
 
 class LiveViewConfig(StrictModel):
@@ -114,6 +170,15 @@ class ServerConfig(StrictModel):
         default_factory=list,
         description="[[devices]] tables: device_id, clinic, token_hash (argon2id).",
     )
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
+    patients: list[PatientConfig] = Field(
+        default_factory=list, description="[[patients]] tables: id, name, group."
+    )
+    access_rules: list[AccessRule] = Field(
+        default_factory=list,
+        description="[[access_rules]] tables: user or role; patients, groups or all_patients; "
+        "operations; max_minutes.",
+    )
     consultations: list[ConsultationConfig] = Field(
         default_factory=list,
         description="[[consultations]] tables: id, title, patient_id, appliance, chair, experts.",
@@ -131,6 +196,12 @@ class ServerConfig(StrictModel):
             unknown = sorted(set(c.experts) - set(users))
             if unknown:
                 raise ValueError(f"consultation '{c.id}': unknown experts {unknown}")
+        for number, rule in enumerate(self.access_rules, start=1):
+            if rule.user is not None and rule.user not in users:
+                raise ValueError(f"access rule {number}: unknown user '{rule.user}'")
+        ids = [p.id for p in self.patients]
+        if len(set(ids)) != len(ids):
+            raise ValueError("patient identifiers must be unique")
         return self
 
     def expert(self, username: str) -> ExpertAccount | None:

@@ -82,14 +82,21 @@ class ConsultationRoom:
             for u in consultation.experts
         }
         live = config.live
-        self._presentation = message_card(
+        self._idle_presentation = message_card(
             live.width // 2, live.height // 2, "Presentation", "Nothing shared yet"
         )
+        self._presentation = self._idle_presentation
+        self.presentation_info: dict[str, Any] | None = None
         self._chart = render_relevance_chart(
             None, live.width // 2, live.height // 2, caption=CHART_CAPTION
         )
         self.mixer = CompositeMixer(live, self.layout_for, self.sources)
         self.audio = AudioMixer()
+
+    def present(self, frame: Any | None, info: dict[str, Any] | None) -> None:
+        """Show ``frame`` (a prepared still) in the presentation window, or nothing (None)."""
+        self._presentation = frame if frame is not None else self._idle_presentation
+        self.presentation_info = info if frame is not None else None
 
     def windows(self) -> list[str]:
         return standard_windows(self.consultation.experts)
@@ -133,6 +140,7 @@ class ConsultationRoom:
             "size": [layout.width, layout.height],
             "tiles": [[w, r.x, r.y, r.w, r.h] for w, r in layout.tiles],
             "labels": self.labels(),
+            "presentation": self.presentation_info,
         }
 
     async def broadcast(self) -> None:

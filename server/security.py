@@ -58,10 +58,10 @@ async def auth_middleware(
     return await handler(request)
 
 
-def invited_consultation(request: web.Request) -> ConsultationConfig:
-    """The consultation in the URL, if the logged-in expert is invited (else 404/403)."""
+def invited_consultation(request: web.Request, cid: str | None = None) -> ConsultationConfig:
+    """The consultation in the URL (or ``cid``), if the logged-in user is invited (404/403)."""
     state = request.app[STATE]
-    consultation = state.config.consultation(request.match_info["cid"])
+    consultation = state.config.consultation(cid or request.match_info["cid"])
     if consultation is None:
         raise ApiError(HTTPStatus.NOT_FOUND, "no such consultation")
     if session_of(request).username not in consultation.experts:

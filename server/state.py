@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from server.access.grants import AccessControl
 from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
 from server.records.db import Database
+from server.records.store import RecordStore
 from server.room import RoomRegistry
 
 
@@ -27,6 +29,8 @@ class ServerState:
     rooms: RoomRegistry
     database: Database
     audit: AuditTrail
+    access: AccessControl
+    records: RecordStore
 
 
 STATE = web.AppKey("clinicam_state", ServerState)

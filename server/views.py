@@ -171,6 +171,9 @@ class CameraView(web.View):
         username = session_of(self.request).username
         body = await read_json_object(self.request)
         body["id"] = f"{username}-{secrets.token_hex(6)}"  # ids are the server's to give
+        if body.get("op") == "snapshot":  # filed into this consultation's patient's record
+            body["requested_by"] = username
+            body["consultation"] = c.id
         try:
             command = validate_command(body)
         except CommandRejected as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -36,6 +37,7 @@ class SnapshotTaker:
         self._camera = camera
         self._dir = directory
         self.announce: Callable[[dict[str, Any]], None] = lambda event: None
+        self.on_taken: Callable[[], None] = lambda: None
 
     async def take(self, command: Snapshot) -> dict[str, Any]:
         still = await asyncio.to_thread(self._camera.capture_still)
@@ -53,9 +55,14 @@ class SnapshotTaker:
             "taken_at": taken_at.isoformat(),
             "command_id": command.id,
             "requested_by": command.requested_by,
+            "consultation": command.consultation,
         }
+        # The sidecar says the still is complete and what it is; the uploader files it.
+        sidecar = json.dumps(info).encode()
+        await asyncio.to_thread(write_atomically, self._dir / f"{name}.json", sidecar)
         _LOGGER.info(
             "snapshot %s (%dx%d, %d bytes)", name, info["width"], info["height"], len(data)
         )
         self.announce({"type": "snapshot", **info})
+        self.on_taken()
         return info

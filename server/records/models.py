@@ -30,6 +30,7 @@ class Patient(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
+    patient_group: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -48,6 +49,7 @@ class _BlobColumns(_RecordColumns):
     blob_sha256: Mapped[str] = mapped_column(String(64), index=True)
     blob_size: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(String(200))
 
 
 class ClinicalPhoto(_BlobColumns, Base):
@@ -60,6 +62,7 @@ class ClinicalPhoto(_BlobColumns, Base):
     taken_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     source: Mapped[str] = mapped_column(String(40))
     requested_by: Mapped[str | None] = mapped_column(String(64))
+    consultation_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class RecordScan(_BlobColumns, Base):

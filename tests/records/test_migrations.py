@@ -19,6 +19,10 @@ TABLES = {
     "emr_entries",
     "audit_entries",
     "audit_head",
+    "access_grants",
+    "access_requests",
+    "consents",
+    "archive_segments",
 }
 
 

@@ -7,6 +7,9 @@ import logging
 from alembic import context
 from sqlalchemy import Connection
 
+import server.access.models
+import server.archive.index
+
 # Imported so that their tables are registered on Base.metadata.
 import server.audit.log
 import server.records.models  # noqa: F401

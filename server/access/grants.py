@@ -1,0 +1,297 @@
+"""Grants: issuing, checking and revoking access to one patient's records (R14).
+
+Every records request names a patient in its path and carries an access token (a
+path-scoped cookie set when the grant was issued, or an ``X-Clinicam-Access`` header
+for programs). :meth:`AccessControl.check` looks the grant up on every request, so an
+admin's revocation takes effect on the very next one. Without a valid grant a request
+learns nothing, not even whether the patient exists (404); with a view grant, an edit
+is refused (403).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http import HTTPStatus
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.access.models import (
+    REQUEST_DENIED,
+    REQUEST_GRANTED,
+    REQUEST_PENDING,
+    AccessGrant,
+    AccessRequest,
+)
+from server.access.rules import match_rules
+from server.config import ServerConfig
+from server.records.db import utcnow
+from server.records.models import Patient
+
+_LOGGER = logging.getLogger(__name__)
+
+OPERATIONS = ("view", "edit")
+MIN_BREAK_GLASS_REASON = 10
+
+
+class AccessDenied(Exception):
+    """A refused access; ``status`` is 404 (learn nothing) or 403 (known, not allowed)."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking: a logged-in user and their role."""
+
+    username: str
+    role: str
+
+
+@dataclass(frozen=True)
+class IssuedGrant:
+    """A new grant and its token (shown once; only the digest is stored)."""
+
+    grant: AccessGrant
+    token: str
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalise_operations(operations: Iterable[str]) -> str:
+    """``edit`` implies ``view``; stored as a sorted comma list."""
+    wanted = set(operations)
+    unknown = wanted - set(OPERATIONS)
+    if unknown or not wanted:
+        raise ValueError(f"operations must be some of {list(OPERATIONS)}")
+    if "edit" in wanted:
+        wanted.add("view")
+    return ",".join(op for op in OPERATIONS if op in wanted)
+
+
+class AccessControl:
+    """Rules from the configuration, grants in the database (sync; call off the loop)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._config = config
+
+    def role_of(self, username: str) -> str:
+        account = self._config.expert(username)
+        return account.role if account else "expert"
+
+    def _issue(
+        self,
+        session: Session,
+        actor: str,
+        patient: Patient,
+        operations: str,
+        minutes: int,
+        *,
+        basis: str,
+        reason: str,
+        break_glass: bool = False,
+    ) -> IssuedGrant:
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        grant = AccessGrant(
+            token_sha256=token_digest(token),
+            username=actor,
+            patient_id=patient.id,
+            operations=operations,
+            basis=basis,
+            reason=reason,
+            break_glass=break_glass,
+            created_at=now,
+            expires_at=now + timedelta(minutes=minutes),
+        )
+        session.add(grant)
+        session.flush()
+        return IssuedGrant(grant, token)
+
+    def request(
+        self,
+        session: Session,
+        actor: Actor,
+        patient: Patient,
+        operations: Iterable[str],
+        minutes: int | None,
+        reason: str,
+    ) -> IssuedGrant | AccessRequest:
+        """The seed's retrieval flow: a grant if a preset rule covers it, else a pending request."""
+        ops = normalise_operations(operations)
+        wanted_minutes = minutes or self._config.records.default_grant_minutes
+        existing = self._covering_grant(session, actor.username, patient.id, ops)
+        if existing is not None:  # approved earlier, or a lost cookie: same grant, new token
+            return IssuedGrant(existing, self.reissue_token(session, existing))
+        match = match_rules(
+            self._config.access_rules,
+            username=actor.username,
+            role=actor.role,
+            patient_external_id=patient.external_id,
+            group=patient.patient_group,
+            operations=ops.split(","),
+        )
+        if match is not None:
+            return self._issue(
+                session,
+                actor.username,
+                patient,
+                ops,
+                min(wanted_minutes, match.max_minutes),
+                basis=match.basis,
+                reason=reason,
+            )
+        pending = AccessRequest(
+            username=actor.username,
+            patient_id=patient.id,
+            operations=ops,
+            minutes=wanted_minutes,
+            reason=reason,
+            status=REQUEST_PENDING,
+        )
+        session.add(pending)
+        session.flush()
+        return pending
+
+    def break_glass(
+        self, session: Session, actor: Actor, patient: Patient, reason: str
+    ) -> IssuedGrant:
+        """Emergency view+edit for a short time, flagged for the admins' review."""
+        if len(reason.strip()) < MIN_BREAK_GLASS_REASON:
+            raise ValueError(
+                f"break-glass access needs a reason of at least {MIN_BREAK_GLASS_REASON} characters"
+            )
+        _LOGGER.warning(
+            "BREAK-GLASS access by %s to patient %s: %s", actor.username, patient.id, reason
+        )
+        return self._issue(
+            session,
+            actor.username,
+            patient,
+            "view,edit",
+            self._config.records.break_glass_minutes,
+            basis="break-glass",
+            reason=reason.strip(),
+            break_glass=True,
+        )
+
+    def decide(self, session: Session, admin: str, request_id: int, approve: bool) -> AccessRequest:
+        """An admin approves (issuing a grant, token sent on the requester's next ask) or denies."""
+        pending = session.get(AccessRequest, request_id)
+        if pending is None or pending.status != REQUEST_PENDING:
+            raise AccessDenied(HTTPStatus.NOT_FOUND, "no such pending access request")
+        pending.decided_at = utcnow()
+        pending.decided_by = admin
+        if not approve:
+            pending.status = REQUEST_DENIED
+            return pending
+        patient = session.get(Patient, pending.patient_id)
+        assert patient is not None
+        issued = self._issue(
+            session,
+            pending.username,
+            patient,
+            pending.operations,
+            pending.minutes,
+            basis=f"approved by {admin}",
+            reason=pending.reason,
+        )
+        pending.status = REQUEST_GRANTED
+        pending.grant_id = issued.grant.id
+        # The requester never saw this token: asking again collects the grant (new token).
+        return pending
+
+    @staticmethod
+    def _covering_grant(
+        session: Session, username: str, patient_id: int, ops: str
+    ) -> AccessGrant | None:
+        now = utcnow()
+        for grant in session.scalars(
+            select(AccessGrant)
+            .where(
+                AccessGrant.username == username,
+                AccessGrant.patient_id == patient_id,
+                AccessGrant.break_glass.is_(False),
+                AccessGrant.revoked_at.is_(None),
+            )
+            .order_by(AccessGrant.expires_at.desc())
+        ):
+            if grant.active(now) and set(ops.split(",")) <= grant.operation_set:
+                return grant
+        return None
+
+    def reissue_token(self, session: Session, grant: AccessGrant) -> str:
+        """A new token for an approved grant the requester collects (the old one dies)."""
+        token = secrets.token_urlsafe(32)
+        grant.token_sha256 = token_digest(token)
+        session.flush()
+        return token
+
+    def check(
+        self,
+        session: Session,
+        actor: Actor,
+        patient_id: int,
+        token: str | None,
+        operation: str,
+    ) -> AccessGrant:
+        """The active grant behind ``token`` for this user, patient and operation, or refuse."""
+        grant = None
+        if token:
+            grant = session.scalar(
+                select(AccessGrant).where(AccessGrant.token_sha256 == token_digest(token))
+            )
+        now = utcnow()
+        if (
+            grant is None
+            or grant.username != actor.username
+            or grant.patient_id != patient_id
+            or not grant.active(now)
+        ):
+            raise AccessDenied(
+                HTTPStatus.NOT_FOUND, "no such patient, or no current access grant for it"
+            )
+        if operation not in grant.operation_set:
+            raise AccessDenied(
+                HTTPStatus.FORBIDDEN, f"your grant for this patient does not allow '{operation}'"
+            )
+        return grant
+
+    def revoke(self, session: Session, admin: str, grant_id: int) -> AccessGrant:
+        grant = session.get(AccessGrant, grant_id)
+        if grant is None:
+            raise AccessDenied(HTTPStatus.NOT_FOUND, "no such grant")
+        if grant.revoked_at is None:
+            grant.revoked_at = utcnow()
+            grant.revoked_by = admin
+        return grant
+
+    def review(self, session: Session, admin: str, grant_id: int) -> AccessGrant:
+        """An admin acknowledges a break-glass access (it stays in the history)."""
+        grant = session.get(AccessGrant, grant_id)
+        if grant is None or not grant.break_glass:
+            raise AccessDenied(HTTPStatus.NOT_FOUND, "no such break-glass grant")
+        grant.reviewed_at = grant.reviewed_at or utcnow()
+        grant.reviewed_by = grant.reviewed_by or admin
+        return grant
+
+    @staticmethod
+    def active_grants(session: Session, username: str, now: datetime) -> list[AccessGrant]:
+        rows = session.scalars(
+            select(AccessGrant).where(
+                AccessGrant.username == username,
+                AccessGrant.revoked_at.is_(None),
+                AccessGrant.expires_at > now,
+            )
+        )
+        return list(rows)

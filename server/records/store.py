@@ -1,0 +1,252 @@
+"""Filing records: blob first, then the row that points at it; listing and deleting.
+
+Synchronous (SQLAlchemy sessions and file I/O); the HTTP views call it off the event
+loop. A record row is committed only after its blob is durably in the blob store, so
+an acknowledged upload survives a crash and no row ever points at a missing file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from server.access.models import AccessGrant, AccessRequest, Consent
+from server.archive.index import ArchiveSegment
+from server.records.blobs import BlobRef, BlobStore
+from server.records.db import Database, utcnow
+from server.records.ingest import Category, Inspected
+from server.records.models import (
+    BLOB_TABLES,
+    SOURCE_UPLOAD,
+    ClinicalPhoto,
+    CtImage,
+    EmrEntry,
+    Patient,
+    RecordScan,
+    VoiceNote,
+    referenced_blobs,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+BlobRecord = ClinicalPhoto | RecordScan | CtImage | VoiceNote
+TABLE_OF: dict[str, type[BlobRecord]] = {
+    Category.PHOTO.value: ClinicalPhoto,
+    Category.SCAN.value: RecordScan,
+    Category.CT.value: CtImage,
+    Category.VOICE.value: VoiceNote,
+}
+EMR = "emr_entry"
+CATEGORIES = (*TABLE_OF, EMR)
+_TITLE_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def safe_title(name: str | None) -> str | None:
+    """A client's file name kept only as a label (never a path): no slashes, no controls."""
+    if not name:
+        return None
+    cleaned = _TITLE_UNSAFE.sub("_", name).strip()[:200]
+    return cleaned or None
+
+
+@dataclass(frozen=True)
+class FiledRecord:
+    category: str
+    record_id: int
+    sha256: str
+    size: int
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _row_for(
+    inspected: Inspected, patient_id: int, actor: str, ref: BlobRef, title: str | None
+) -> BlobRecord:
+    meta = inspected.metadata
+    common: dict[str, Any] = {
+        "patient_id": patient_id,
+        "created_by": actor,
+        "blob_sha256": ref.sha256,
+        "blob_size": ref.size,
+        "media_type": inspected.media_type,
+        "title": title,
+    }
+    if inspected.category is Category.PHOTO:
+        return ClinicalPhoto(
+            **common,
+            width=int(meta["width"]),
+            height=int(meta["height"]),
+            taken_at=_parse_time(meta.get("taken_at")),
+            source=SOURCE_UPLOAD,
+        )
+    if inspected.category is Category.SCAN:
+        return RecordScan(
+            **common,
+            page_count=int(meta.get("page_count") or 1),
+            width=meta.get("width"),
+            height=meta.get("height"),
+        )
+    if inspected.category is Category.CT:
+        position = meta.get("slice_position")
+        return CtImage(
+            **common,
+            study_uid=str(meta["study_uid"]),
+            series_uid=str(meta["series_uid"]),
+            instance_uid=str(meta["instance_uid"]),
+            modality=str(meta["modality"])[:16],
+            slice_position=float(position) if position is not None else None,
+        )
+    return VoiceNote(
+        **common,
+        duration_s=float(meta["duration_s"]),
+        sample_rate=int(meta["sample_rate"]),
+        codec=str(meta["codec"])[:40],
+    )
+
+
+class DuplicateRecord(Exception):
+    """The same DICOM instance is already filed."""
+
+
+class RecordStore:
+    """The records of every patient: rows in ``database``, content in ``blobs``."""
+
+    def __init__(self, database: Database, blobs: BlobStore, *, max_bytes: int) -> None:
+        self.database = database
+        self.blobs = blobs
+        self.max_bytes = max_bytes
+
+    @staticmethod
+    def ensure_patient(
+        session: Session, external_id: str, name: str, group: str | None = None
+    ) -> Patient:
+        patient = session.scalar(select(Patient).where(Patient.external_id == external_id))
+        if patient is None:
+            patient = Patient(external_id=external_id, display_name=name, patient_group=group)
+            session.add(patient)
+            session.flush()
+        return patient
+
+    def file_upload(
+        self,
+        session: Session,
+        patient: Patient,
+        inspected: Inspected,
+        content: Path,
+        *,
+        actor: str,
+        title: str | None,
+    ) -> tuple[FiledRecord, BlobRecord]:
+        """Store ``content`` (the cleaned file if any) and add its row (not committed)."""
+        if inspected.category is Category.CT:
+            uid = str(inspected.metadata["instance_uid"])
+            if session.scalar(select(CtImage.id).where(CtImage.instance_uid == uid)) is not None:
+                raise DuplicateRecord(f"DICOM instance {uid} is already filed")
+        with content.open("rb") as stream:
+            ref = self.blobs.put(stream, max_bytes=self.max_bytes)
+        row = _row_for(inspected, patient.id, actor, ref, safe_title(title))
+        session.add(row)
+        session.flush()
+        return FiledRecord(inspected.category.value, row.id, ref.sha256, ref.size), row
+
+    def add_emr(
+        self,
+        session: Session,
+        patient: Patient,
+        fields: dict[str, Any],
+        recorded_at: datetime | None,
+        *,
+        actor: str,
+    ) -> EmrEntry:
+        entry = EmrEntry(
+            patient_id=patient.id,
+            created_by=actor,
+            fields=fields,
+            recorded_at=recorded_at or utcnow(),
+        )
+        session.add(entry)
+        session.flush()
+        return entry
+
+    @staticmethod
+    def get(session: Session, patient_id: int, category: str, record_id: int) -> Any | None:
+        """The row, only if it belongs to ``patient_id`` (another patient's id is "not found")."""
+        table: type[Any] = EmrEntry if category == EMR else TABLE_OF.get(category)  # type: ignore[assignment]
+        if table is None:
+            return None
+        return session.scalar(
+            select(table).where(table.id == record_id, table.patient_id == patient_id)
+        )
+
+    @staticmethod
+    def listing(session: Session, patient_id: int) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for category, table in (*TABLE_OF.items(), (EMR, EmrEntry)):
+            query = select(table).where(table.patient_id == patient_id).order_by(table.id)
+            out[category] = list(session.scalars(query))
+        return out
+
+    def delete_patient(self, session: Session, patient: Patient) -> tuple[list[str], list[str]]:
+        """Remove every row of ``patient``; returns (blob candidates, archive segment paths).
+
+        After the commit, :meth:`drop_unreferenced` and :meth:`drop_segments` remove the
+        files: a crash in between leaves only unreferenced files for the collector.
+        """
+        shas: set[str] = set()
+        for table in BLOB_TABLES:
+            query = select(table.blob_sha256).where(table.patient_id == patient.id)
+            shas.update(session.scalars(query))
+        segments = list(
+            session.scalars(
+                select(ArchiveSegment.path).where(ArchiveSegment.patient_id == patient.id)
+            )
+        )
+        owned: tuple[type[Any], ...] = (
+            *BLOB_TABLES,
+            EmrEntry,
+            ArchiveSegment,
+            Consent,
+            AccessRequest,
+            AccessGrant,
+        )
+        for table in owned:  # requests before grants: a request may point at a grant
+            session.execute(delete(table).where(table.patient_id == patient.id))
+        session.delete(patient)
+        return sorted(shas), segments
+
+    @staticmethod
+    def drop_segments(archive_root: Path, paths: list[str]) -> int:
+        """Delete archive segment files (paths relative to ``archive_root``)."""
+        removed = 0
+        for rel in paths:
+            target = (archive_root / rel).resolve()
+            if archive_root.resolve() in target.parents and target.is_file():
+                target.unlink()
+                removed += 1
+        return removed
+
+    def drop_unreferenced(self, candidates: list[str]) -> list[str]:
+        """Delete the blobs among ``candidates`` that no row references any more."""
+        with self.database.session() as session:
+            still = referenced_blobs(session)
+        removed = []
+        for sha in candidates:
+            if sha not in still:
+                self.blobs.path_of(sha).unlink(missing_ok=True)
+                removed.append(sha)
+        return removed

@@ -1,0 +1,123 @@
+"""A real server (aiohttp + database) with several logged-in users, for records API tests."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientResponse, ClientSession, CookieJar
+from aiohttp.test_utils import TestServer
+from PIL import Image
+from sqlalchemy import func, select
+
+from server.audit.log import AuditEntry
+from server.auth import hash_secret
+from server.config import ServerConfig
+from server.records.db import Database
+
+PASSWORD = "correct horse battery"
+USERS = {
+    "alice": "chair",
+    "bob": "expert",
+    "carol": "expert",
+    "root": "admin",
+    "tech": "technician",
+}
+
+
+def records_config(state_dir: Path, database_url: str, **records: Any) -> ServerConfig:
+    digest = hash_secret(PASSWORD)
+    return ServerConfig.model_validate(
+        {
+            "state_dir": str(state_dir),
+            "database_url": database_url,
+            "http": {"cookie_secure": False, "max_failed_logins": 5},
+            "mqtt": {"port": 1, "username": "server", "password": "x"},  # nothing listens
+            "experts": [
+                {"username": u, "display_name": u.title(), "password_hash": digest, "role": r}
+                for u, r in USERS.items()
+            ],
+            "devices": [{"device_id": "cam-1", "clinic": "Hill Clinic", "token_hash": digest}],
+            "patients": [
+                {"id": "P-1", "name": "Jane Hill", "group": "hill"},
+                {"id": "P-2", "name": "John Vale", "group": "vale"},
+            ],
+            "access_rules": [
+                {"role": "chair", "groups": ["hill"], "operations": ["view", "edit"]},
+                {"user": "bob", "patients": ["P-1"], "operations": ["view"], "max_minutes": 30},
+                {"user": "bob", "patients": ["P-2"], "operations": ["view", "edit"]},
+            ],
+            "records": {"max_upload_mb": 2, **records},
+            "consultations": [
+                {
+                    "id": "c1",
+                    "patient_id": "P-1",
+                    "appliance": "cam-1",
+                    "chair": "alice",
+                    "experts": ["alice", "bob"],
+                }
+            ],
+        }
+    )
+
+
+@dataclass
+class User:
+    """One browser: its own cookie jar, CSRF token and access tokens."""
+
+    name: str
+    http: ClientSession
+    server: TestServer
+    csrf: str = ""
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> ClientResponse:
+        headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}
+        return await self.http.request(method, self.url(path), headers=headers, **kwargs)
+
+    async def login(self) -> None:
+        resp = await self.http.post(
+            self.url("/api/login"), json={"username": self.name, "password": PASSWORD}
+        )
+        assert resp.status == 200, await resp.text()
+        self.csrf = (await resp.json())["csrf"]
+
+    async def access(self, patient: str, operations: Sequence[str] = ("view",)) -> dict[str, Any]:
+        resp = await self.request(
+            "POST", "/api/access", json={"patient": patient, "operations": list(operations)}
+        )
+        body: dict[str, Any] = await resp.json()
+        body["http_status"] = resp.status
+        return body
+
+
+async def open_user(server: TestServer, name: str) -> User:
+    user = User(name, ClientSession(cookie_jar=CookieJar(unsafe=True)), server)
+    await user.login()
+    return user
+
+
+def png_bytes(
+    width: int = 64, height: int = 48, colour: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+def audit_actions(database: Database, actor: str | None = None) -> list[str]:
+    with database.session() as session:
+        query = select(AuditEntry.action).order_by(AuditEntry.seq)
+        if actor is not None:
+            query = query.where(AuditEntry.actor == actor)
+        return list(session.scalars(query))
+
+
+def count_rows(database: Database, table: type[Any]) -> int:
+    with database.session() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
