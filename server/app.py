@@ -12,6 +12,8 @@ from aiohttp import web
 from clinicam.ice import restrict_ice_to_loopback
 from server.access.grants import AccessControl
 from server.access.views import add_access_routes
+from server.archive.recorder import ArchiveRecorder
+from server.archive.views import add_archive_routes
 from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
@@ -62,6 +64,23 @@ def _seed_patients(config: ServerConfig, database: Database) -> None:
                 store.ensure_patient(session, c.patient_id, c.patient_id)
 
 
+HOUSEKEEPING = web.AppKey("clinicam_housekeeping", asyncio.Task[None])
+HOUSEKEEPING_INTERVAL_S = 3600.0
+
+
+async def _housekeeping(state: ServerState) -> None:
+    """Hourly: archive retention and orphan-blob collection (also once at start-up)."""
+    while True:
+        try:
+            await asyncio.to_thread(state.archive.apply_retention)
+            await asyncio.to_thread(
+                state.records.collect_orphans, state.config.records.orphan_grace_s
+            )
+        except Exception:
+            _LOGGER.exception("housekeeping failed; retrying in an hour")
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+
 def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Application:
     """The application with its state; MQTT starts and media closes with the app."""
     if config.ice.loopback_only:
@@ -92,6 +111,10 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         ),
     )
     _seed_patients(config, database)
+    state.archive = ArchiveRecorder(
+        config.archive, database, config.state_dir / "archive", state.rooms.serving
+    )
+    media.archive = state.archive
     app[STATE] = state
     add_routes(app)
     add_access_routes(app)
@@ -99,11 +122,14 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_snapshot_routes(app)
     add_present_routes(app)
     add_import_routes(app)
+    add_archive_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()
+        app[HOUSEKEEPING] = asyncio.create_task(_housekeeping(state), name="housekeeping")
 
     async def on_cleanup(app: web.Application) -> None:
+        app[HOUSEKEEPING].cancel()
         await state.rooms.close()
         await state.media.close()
         database.close()

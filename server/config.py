@@ -124,6 +124,19 @@ class RecordsConfig(StrictModel):
     )
 
 
+class ArchiveConfig(StrictModel):
+    """The archive of the appliances' live video (R6)."""
+
+    enabled: bool = Field(True, description="Store the appliances' video as segments.")
+    segment_seconds: float = Field(10.0, ge=2.0, le=300.0, description="Segment length.")
+    retention_days: int = Field(
+        90, ge=0, le=36500, description="Delete segments older than this (0: keep forever)."
+    )
+    max_range_minutes: int = Field(
+        120, ge=1, le=24 * 60, description="Longest time range one request may ask for."
+    )
+
+
 class LiveViewConfig(StrictModel):
     """The video each expert receives."""
 
@@ -171,6 +184,7 @@ class ServerConfig(StrictModel):
         description="[[devices]] tables: device_id, clinic, token_hash (argon2id).",
     )
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     patients: list[PatientConfig] = Field(
         default_factory=list, description="[[patients]] tables: id, name, group."
     )

@@ -249,6 +249,16 @@ class RoomRegistry:
             self._rooms[consultation.id] = room
         return room
 
+    def serving(self, device_id: str) -> ConsultationConfig | None:
+        """The consultation an appliance is serving: one with experts in it, else the first
+        consultation bound to it (None if it is bound to none)."""
+        bound = [c for c in self._config.consultations if c.appliance == device_id]
+        for consultation in bound:
+            room = self._rooms.get(consultation.id)
+            if room is not None and any(m.online for m in room.members.values()):
+                return consultation
+        return bound[0] if bound else None
+
     async def close(self) -> None:
         await asyncio.gather(*(room.close() for room in self._rooms.values()))
         self._rooms.clear()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from server.access.grants import AccessControl
+from server.archive.recorder import ArchiveRecorder
 from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
@@ -31,6 +32,7 @@ class ServerState:
     audit: AuditTrail
     access: AccessControl
     records: RecordStore
+    archive: ArchiveRecorder = field(init=False)
 
 
 STATE = web.AppKey("clinicam_state", ServerState)

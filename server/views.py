@@ -111,6 +111,7 @@ class SessionView(web.View):
             {
                 "user": session.username,
                 "display_name": expert.display_name if expert else session.username,
+                "role": expert.role if expert else "expert",
                 "csrf": session.csrf,
                 "consultations": consultations,
             }
@@ -120,6 +121,16 @@ class SessionView(web.View):
 class LobbyPage(web.View):
     async def get(self) -> web.StreamResponse:
         return _page("lobby.html")
+
+
+class RecordsPage(web.View):
+    async def get(self) -> web.StreamResponse:
+        return _page("records.html")
+
+
+class AdminPage(web.View):
+    async def get(self) -> web.StreamResponse:
+        return _page("admin.html")
 
 
 class RoomPage(web.View):
@@ -295,6 +306,8 @@ def add_routes(app: web.Application) -> None:
     r.add_view("/", LobbyPage)
     r.add_view("/login", LoginPage)
     r.add_view("/room/{cid}", RoomPage)
+    r.add_view("/records", RecordsPage)
+    r.add_view("/admin", AdminPage)
     r.add_view("/healthz", HealthView)
     r.add_view("/api/login", LoginView)
     r.add_view("/api/logout", LogoutView)

@@ -11,6 +11,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from clinicam.ice import IceConfig, keep_loopback_candidates
+from server.archive.recorder import ArchiveRecorder
 from server.media.live import FrameFeed
 from server.room import ConsultationRoom
 
@@ -49,6 +50,7 @@ class MediaHub:
         self.feeds = {device: FrameFeed(f"appliance {device}") for device in devices}
         self._appliances: dict[str, ApplianceSession] = {}
         self._experts: dict[tuple[str, str], RTCPeerConnection] = {}
+        self.archive: ArchiveRecorder | None = None
 
     def _remote(self, sdp: str, kind: str) -> RTCSessionDescription:
         if self._ice.loopback_only:
@@ -59,6 +61,8 @@ class MediaHub:
         """Accept an appliance's stream offer; returns (answer sdp, session id)."""
         old = self._appliances.pop(device_id, None)
         if old is not None:
+            if self.archive is not None:
+                self.archive.detach(device_id)
             await old.pc.close()
         pc = RTCPeerConnection(self._ice.rtc_configuration())
         session = ApplianceSession(secrets.token_urlsafe(12), pc)
@@ -69,6 +73,13 @@ class MediaHub:
         def _on_track(track: Any) -> None:
             if track.kind == "video":
                 feed.attach(track)
+                if self.archive is not None:
+                    receiver = next(
+                        (t.receiver for t in pc.getTransceivers() if t.receiver.track is track),
+                        None,
+                    )
+                    if receiver is not None:
+                        self.archive.attach(device_id, receiver)
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -76,6 +87,8 @@ class MediaHub:
             if pc.connectionState in ("failed", "closed"):
                 if self._appliances.get(device_id) is session:
                     del self._appliances[device_id]
+                    if self.archive is not None:
+                        self.archive.detach(device_id)
                 await pc.close()
 
         await pc.setRemoteDescription(self._remote(sdp, "offer"))
@@ -139,3 +152,5 @@ class MediaHub:
         for feed in self.feeds.values():
             feed.detach()
         await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+        if self.archive is not None:
+            await self.archive.close()

@@ -240,6 +240,12 @@ class RecordStore:
                 removed += 1
         return removed
 
+    def collect_orphans(self, grace_s: float) -> list[str]:
+        """Blobs no row references (e.g. after a crash between blob and row), past the grace."""
+        with self.database.session() as session:
+            referenced = referenced_blobs(session)
+        return self.blobs.collect_orphans(referenced, grace_s)
+
     def drop_unreferenced(self, candidates: list[str]) -> list[str]:
         """Delete the blobs among ``candidates`` that no row references any more."""
         with self.database.session() as session:

@@ -1,0 +1,159 @@
+"""Archiving each appliance's live stream as it arrives, and indexing the segments.
+
+The server taps the H.264 frames aiortc reassembles for the appliance's video (the
+same frames it decodes for the composite) and writes them into segments without
+re-encoding. Each closed segment is indexed under the consultation the appliance is
+serving: the one with experts in the room, else the first consultation bound to the
+appliance. An appliance bound to no consultation is not archived (there is no patient
+to file the footage under).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from server.archive.index import ArchiveSegment
+from server.archive.segments import SegmentInfo, SegmentWriter, remove_partial_segments
+from server.archive.tap import tap_encoded_video
+from server.config import ArchiveConfig, ConsultationConfig
+from server.records.db import Database, utcnow
+from server.records.store import RecordStore
+
+_LOGGER = logging.getLogger(__name__)
+
+ConsultationChooser = Callable[[str], ConsultationConfig | None]
+
+
+class ArchiveRecorder:
+    """One :class:`SegmentWriter` per streaming appliance; segments go into the index."""
+
+    def __init__(
+        self,
+        config: ArchiveConfig,
+        database: Database,
+        root: Path,
+        choose: ConsultationChooser,
+    ) -> None:
+        self._config = config
+        self._database = database
+        self.root = root
+        self._choose = choose
+        self._writers: dict[str, SegmentWriter] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        root.mkdir(parents=True, exist_ok=True)
+        for folder in root.iterdir():
+            if folder.is_dir():
+                for leftover in remove_partial_segments(folder):
+                    _LOGGER.info("removed unfinished archive segment %s", leftover.name)
+
+    def attach(self, device_id: str, receiver: Any) -> None:
+        """Archive the video ``receiver`` will receive (call from the "track" event)."""
+        if not self._config.enabled or self._choose(device_id) is None:
+            return
+        self.detach(device_id)
+        writer = SegmentWriter(
+            self.root / device_id,
+            segment_seconds=self._config.segment_seconds,
+            on_segment=lambda info: self._segment_closed(device_id, info),
+        )
+        try:
+            tap_encoded_video(receiver, writer.feed)
+        except RuntimeError:
+            _LOGGER.exception(
+                "cannot archive %s: the live view works, the archive does not", device_id
+            )
+            return
+        self._writers[device_id] = writer
+        _LOGGER.info("archiving the stream of %s", device_id)
+
+    def detach(self, device_id: str) -> None:
+        """The stream ended: finish its open segment."""
+        writer = self._writers.pop(device_id, None)
+        if writer is not None:
+            writer.close()
+
+    def _segment_closed(self, device_id: str, info: SegmentInfo) -> None:
+        task = asyncio.get_running_loop().create_task(self._index(device_id, info))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _index(self, device_id: str, info: SegmentInfo) -> None:
+        consultation = self._choose(device_id)
+        if consultation is None:
+            info.path.unlink(missing_ok=True)
+            return
+
+        def work() -> None:
+            with self._database.session() as session, session.begin():
+                patient = RecordStore.ensure_patient(
+                    session, consultation.patient_id, consultation.patient_id
+                )
+                session.add(
+                    ArchiveSegment(
+                        patient_id=patient.id,
+                        consultation_id=consultation.id,
+                        device_id=device_id,
+                        start_utc=info.start_utc,
+                        end_utc=info.end_utc,
+                        path=str(info.path.relative_to(self.root)),
+                        size=info.size,
+                        frames=info.frames,
+                    )
+                )
+
+        try:
+            await asyncio.to_thread(work)
+        except Exception:
+            _LOGGER.exception("archive segment %s could not be indexed", info.path.name)
+
+    async def close(self) -> None:
+        for device_id in list(self._writers):
+            self.detach(device_id)
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    def apply_retention(self) -> int:
+        """Delete segments (rows, then files) older than the retention period."""
+        if self._config.retention_days == 0:
+            return 0
+        cutoff = utcnow() - timedelta(days=self._config.retention_days)
+        with self._database.session() as session, session.begin():
+            old = list(
+                session.scalars(select(ArchiveSegment.path).where(ArchiveSegment.end_utc < cutoff))
+            )
+            session.execute(delete(ArchiveSegment).where(ArchiveSegment.end_utc < cutoff))
+        removed = RecordStore.drop_segments(self.root, old)
+        if removed:
+            _LOGGER.info("retention: deleted %d archive segments older than %s", removed, cutoff)
+        return removed
+
+    def segments_for(self, patient_id: int, start: datetime, end: datetime) -> list[SegmentInfo]:
+        """The patient's indexed segments overlapping ``[start, end)``, oldest first."""
+        with self._database.session() as session:
+            rows = session.scalars(
+                select(ArchiveSegment)
+                .where(
+                    ArchiveSegment.patient_id == patient_id,
+                    ArchiveSegment.start_utc < end,
+                    ArchiveSegment.end_utc > start,
+                )
+                .order_by(ArchiveSegment.start_utc)
+            )
+            return [
+                SegmentInfo(
+                    path=self.root / row.path,
+                    start_utc=row.start_utc,
+                    end_utc=row.end_utc,
+                    frames=row.frames,
+                    keyframes=0,
+                    size=row.size,
+                )
+                for row in rows
+            ]

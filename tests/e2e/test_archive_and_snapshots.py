@@ -1,0 +1,168 @@
+"""The running demo archives the patient's live video and files snapshots (R6, R13).
+
+Real processes throughout: mosquitto, the server and the simulated appliance from
+``clinicam demo``; the archive is the server's remux of the H.264 the appliance sends,
+and the snapshot travels as a camera command over MQTT and back as an HTTPS upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import av
+import pytest
+
+from tests.helpers import demo_info, launch_demo, stop_demo
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("archive") / "state"
+    proc = launch_demo(
+        state,
+        PASSWORD,
+        env={"CLINICAM_SERVER__ARCHIVE__SEGMENT_SECONDS": "3"},
+        log=state.parent / "demo.log",
+    )
+    try:
+        yield demo_info(proc, state)
+    finally:
+        if proc.poll() is None:
+            stop_demo(proc, whole_group=True)
+
+
+class Expert:
+    """A program using the API: session cookie and access token sent by hand (the demo's
+    cookies are Secure, which browsers honour on localhost and aiohttp does not)."""
+
+    def __init__(self, base: str, http: aiohttp.ClientSession) -> None:
+        self.base = base
+        self.http = http
+        self.csrf = ""
+        self.session = ""
+        self.token = ""
+
+    async def login(self, user: str) -> None:
+        async with self.http.post(
+            self.base + "/api/login", json={"username": user, "password": PASSWORD}
+        ) as resp:
+            assert resp.status == 200
+            self.csrf = (await resp.json())["csrf"]
+            self.session = resp.cookies["clinicam_session"].value
+
+    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any, bytes]:
+        headers = {
+            "X-CSRF-Token": self.csrf,
+            "Cookie": f"clinicam_session={self.session}",
+            "X-Clinicam-Access": self.token,
+        }
+        async with self.http.request(method, self.base + path, headers=headers, **kw) as resp:
+            body = await resp.read()
+            data = None
+            if resp.content_type == "application/json":
+                data = await resp.json()
+                if isinstance(data, dict) and "token" in data:
+                    self.token = data["token"]
+            return resp.status, data, body
+
+
+async def _session(info: dict[str, Any], user: str) -> tuple[aiohttp.ClientSession, Expert]:
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    expert = Expert(info["url"], http)
+    await expert.login(user)
+    return http, expert
+
+
+def test_live_video_is_archived_and_a_range_plays(demo: dict[str, Any]) -> None:
+    async def run() -> None:
+        http, chair = await _session(demo, "demo")
+        try:
+            status, grant, _ = await chair.call(
+                "POST", "/api/access", json={"patient": "P-0001", "operations": ["view"]}
+            )
+            assert status == 201
+            pid = grant["patient_id"]
+
+            async def ranges() -> list[dict[str, str]]:
+                status, index, _ = await chair.call("GET", f"/api/patients/{pid}/archive")
+                assert status == 200
+                return list(index["ranges"])
+
+            deadline = time.monotonic() + 60
+            while True:
+                found = await ranges()
+                if found:
+                    first = datetime.fromisoformat(found[0]["start"])
+                    last = datetime.fromisoformat(found[-1]["end"])
+                    if last - first >= timedelta(seconds=7):
+                        break
+                assert time.monotonic() < deadline, f"archive too short: {found}"
+                await asyncio.sleep(1)
+            start, end = first + timedelta(seconds=2), first + timedelta(seconds=6)
+            status, _, body = await chair.call(
+                "GET",
+                f"/api/patients/{pid}/archive/video",
+                params={"start": start.isoformat(), "end": end.isoformat()},
+            )
+            assert status == 200
+            with av.open(io.BytesIO(body)) as container:
+                frames = [f for f in container.decode(video=0)]
+            assert len(frames) >= 20  # ~4 s at the demo's frame rate, from a keyframe
+            assert frames[0].key_frame
+            # Another expert without a grant for P-0002 learns nothing about its archive.
+            status, _, _ = await chair.call("GET", f"/api/patients/{pid + 1}/archive")
+            assert status == 404
+        finally:
+            await http.close()
+
+    asyncio.run(run())
+
+
+def test_snapshot_to_record_files_a_clinical_photo(demo: dict[str, Any]) -> None:
+    async def run() -> None:
+        http, chair = await _session(demo, "demo")
+        try:
+            status, grant, _ = await chair.call(
+                "POST", "/api/access", json={"patient": "P-0001", "operations": ["view", "edit"]}
+            )
+            assert status == 201
+            pid = grant["patient_id"]
+            status, ack, _ = await chair.call(
+                "POST", "/api/consultations/demo-consultation/camera", json={"op": "snapshot"}
+            )
+            assert status == 200 and ack["ok"], ack
+            deadline = time.monotonic() + 30
+            while True:
+                status, listing, _ = await chair.call("GET", f"/api/patients/{pid}/records")
+                photos = [
+                    p
+                    for p in listing["records"]["clinical_photo"]
+                    if p["source"] == "appliance snapshot"
+                ]
+                if photos:
+                    break
+                assert time.monotonic() < deadline, "snapshot never reached the record"
+                await asyncio.sleep(0.5)
+            photo = photos[0]
+            assert photo["requested_by"] == "demo" and photo["consultation"] == "demo-consultation"
+            assert photo["width"] > 0 and photo["height"] > 0
+            status, shared, _ = await chair.call(
+                "POST",
+                f"/api/patients/{pid}/records/clinical_photo/{photo['id']}/present",
+                json={"consultation": "demo-consultation"},
+            )
+            assert status == 200 and shared["by"] == "demo"
+        finally:
+            await http.close()
+
+    asyncio.run(run())
