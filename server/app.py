@@ -66,6 +66,7 @@ def _seed_patients(config: ServerConfig, database: Database) -> None:
 
 HOUSEKEEPING = web.AppKey("clinicam_housekeeping", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 async def _housekeeping(state: ServerState) -> None:
@@ -115,6 +116,15 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         config.archive, database, config.state_dir / "archive", state.rooms.serving
     )
     media.archive = state.archive
+
+    def live_again(device_id: str) -> None:
+        for room in state.rooms.rooms_of(device_id):
+            room.live_note = None
+            task = asyncio.get_running_loop().create_task(room.broadcast())
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+
+    media.on_live_again = live_again
     app[STATE] = state
     add_routes(app)
     add_access_routes(app)

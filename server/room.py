@@ -87,6 +87,7 @@ class ConsultationRoom:
         )
         self._presentation = self._idle_presentation
         self.presentation_info: dict[str, Any] | None = None
+        self.live_note: str | None = None  # e.g. "archive 10:02–10:05 UTC" during a replay
         self._chart = render_relevance_chart(
             None, live.width // 2, live.height // 2, caption=CHART_CAPTION
         )
@@ -110,7 +111,7 @@ class ConsultationRoom:
         labels = {f"expert:{m.username}": m.name for m in self.members.values()}
         labels.update(
             presentation="Presentation",
-            live=f"Patient — {self.clinic}",
+            live=f"Patient — {self.clinic}" + (f" ({self.live_note})" if self.live_note else ""),
             relevance="Decision support — not a diagnosis",
         )
         return labels
@@ -258,6 +259,9 @@ class RoomRegistry:
             if room is not None and any(m.online for m in room.members.values()):
                 return consultation
         return bound[0] if bound else None
+
+    def rooms_of(self, device_id: str) -> list[ConsultationRoom]:
+        return [r for r in self._rooms.values() if r.consultation.appliance == device_id]
 
     async def close(self) -> None:
         await asyncio.gather(*(room.close() for room in self._rooms.values()))

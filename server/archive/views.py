@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.configfile import StrictModel
 from server.access.guard import check_access, in_session, patient_target
 from server.archive.index import ArchiveSegment
 from server.archive.range import NothingArchived, remux_range
-from server.errors import ApiError
+from server.errors import ApiError, read_json
 from server.records.views import staging_dir
+from server.security import invited_consultation
 from server.state import STATE
 
 _LOGGER = logging.getLogger(__name__)
@@ -147,6 +150,63 @@ class ArchiveVideoView(web.View):
             out.unlink(missing_ok=True)
 
 
+class ReplayBody(StrictModel):
+    consultation: str = Field(min_length=1, max_length=63)
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class ArchiveReplayView(web.View):
+    """Show an archived range in a consultation's live window while the appliance is offline."""
+
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        body = await read_json(self.request, ReplayBody)
+        consultation = invited_consultation(self.request, body.consultation)
+        granted = await check_access(self.request, "view", "archive replay")
+        if consultation.patient_id != granted.patient.external_id:
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "only this consultation's patient's archive can be replayed in it",
+            )
+        if state.media.appliance_streaming(consultation.appliance):
+            raise ApiError(HTTPStatus.CONFLICT, "the appliance is live: nothing to replay over")
+        if not timedelta(0) < body.end - body.start <= timedelta(minutes=30):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "replay between 1 s and 30 minutes")
+        segments = await asyncio.to_thread(
+            state.archive.segments_for, granted.patient.id, body.start, body.end
+        )
+        fd, name = tempfile.mkstemp(dir=staging_dir(self.request), prefix="replay-", suffix=".mp4")
+        os.close(fd)
+        out = Path(name)
+        try:
+            result = await asyncio.to_thread(remux_range, segments, body.start, body.end, out)
+            state.media.replay(consultation.appliance, out)
+        except NothingArchived:
+            out.unlink(missing_ok=True)
+            raise ApiError(HTTPStatus.NOT_FOUND, "no recorded video in that time range") from None
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        note = f"archive {result.start_utc:%H:%M:%S}–{result.end_utc:%H:%M:%S} UTC"
+        state.rooms.get(consultation)  # the room exists, so the note shows when experts join
+        for room in state.rooms.rooms_of(consultation.appliance):
+            room.live_note = note
+            await room.broadcast()
+        await state.audit.record(
+            granted.actor.username,
+            "archive.replay",
+            patient_target(granted.patient),
+            {
+                "consultation": consultation.id,
+                "start": body.start.isoformat(),
+                "end": body.end.isoformat(),
+            },
+        )
+        return web.json_response({"note": note})
+
+
 def add_archive_routes(app: web.Application) -> None:
     app.router.add_view("/api/patients/{pid}/archive", ArchiveIndexView)
     app.router.add_view("/api/patients/{pid}/archive/video", ArchiveVideoView)
+    app.router.add_view("/api/patients/{pid}/archive/replay", ArchiveReplayView)

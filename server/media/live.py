@@ -46,17 +46,21 @@ class FrameFeed:
         self.frames_received = 0
         self._task: asyncio.Task[None] | None = None
 
-    def attach(self, track: MediaStreamTrack) -> None:
-        """Start draining ``track`` (replacing any previous one)."""
+    def attach(self, track: MediaStreamTrack, *, latest_wins: bool = True) -> None:
+        """Start draining ``track`` (replacing any previous one).
+
+        ``latest_wins=False`` for a paced file player (an archive replay), whose queue
+        holds frames that are early rather than late.
+        """
         self.detach()
-        self._task = asyncio.create_task(self._drain(track), name=f"feed-{self.name}")
+        self._task = asyncio.create_task(self._drain(track, latest_wins), name=f"feed-{self.name}")
 
     def detach(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
-    async def _drain(self, track: MediaStreamTrack) -> None:
+    async def _drain(self, track: MediaStreamTrack, latest_wins: bool = True) -> None:
         first = True
         while True:
             try:
@@ -66,7 +70,7 @@ class FrameFeed:
                 return
             if not isinstance(frame, av.VideoFrame):
                 continue
-            skipped = _skip_to_newest(track)
+            skipped = _skip_to_newest(track) if latest_wins else None
             if skipped is not None:
                 frame = skipped
             if first:

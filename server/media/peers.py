@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
 
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from server.archive.recorder import ArchiveRecorder
@@ -51,6 +54,29 @@ class MediaHub:
         self._appliances: dict[str, ApplianceSession] = {}
         self._experts: dict[tuple[str, str], RTCPeerConnection] = {}
         self.archive: ArchiveRecorder | None = None
+        self.on_live_again: Callable[[str], None] = lambda device_id: None
+        self._replays: dict[str, tuple[MediaPlayer, Path]] = {}
+
+    def replay(self, device_id: str, path: Path) -> None:
+        """Play an archived MP4 into the appliance's live window until it streams again."""
+        self.stop_replay(device_id)
+        player = MediaPlayer(str(path))
+        if player.video is None:
+            raise ValueError("the archived range has no video")
+        self._replays[device_id] = (player, path)
+        self.feeds[device_id].attach(player.video, latest_wins=False)
+        _LOGGER.info("replaying archived video in the live window of %s", device_id)
+
+    def stop_replay(self, device_id: str) -> bool:
+        replay = self._replays.pop(device_id, None)
+        if replay is None:
+            return False
+        player, path = replay
+        self.feeds[device_id].detach()
+        if player.video is not None:
+            player.video.stop()
+        path.unlink(missing_ok=True)
+        return True
 
     def _remote(self, sdp: str, kind: str) -> RTCSessionDescription:
         if self._ice.loopback_only:
@@ -72,6 +98,8 @@ class MediaHub:
         @pc.on("track")
         def _on_track(track: Any) -> None:
             if track.kind == "video":
+                if self.stop_replay(device_id):
+                    self.on_live_again(device_id)
                 feed.attach(track)
                 if self.archive is not None:
                     receiver = next(
@@ -149,6 +177,8 @@ class MediaHub:
         pcs = [s.pc for s in self._appliances.values()] + list(self._experts.values())
         self._appliances.clear()
         self._experts.clear()
+        for device_id in list(self._replays):
+            self.stop_replay(device_id)
         for feed in self.feeds.values():
             feed.detach()
         await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
