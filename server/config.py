@@ -183,6 +183,11 @@ class ServerConfig(StrictModel):
         default_factory=list,
         description="[[devices]] tables: device_id, clinic, token_hash (argon2id).",
     )
+    watermark: bool = Field(
+        False,
+        description="Burn each viewer's name and the time into their composite and into "
+        "archive playback (R15); costs one encode per viewer instead of one per layout.",
+    )
     records: RecordsConfig = Field(default_factory=RecordsConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     patients: list[PatientConfig] = Field(

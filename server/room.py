@@ -91,7 +91,13 @@ class ConsultationRoom:
         self._chart = render_relevance_chart(
             None, live.width // 2, live.height // 2, caption=CHART_CAPTION
         )
-        self.mixer = CompositeMixer(live, self.layout_for, self.sources)
+        names = {u: m.name for u, m in self.members.items()}
+        self.mixer = CompositeMixer(
+            live,
+            self.layout_for,
+            self.sources,
+            watermark=(lambda user: names.get(user, user)) if config.watermark else None,
+        )
         self.audio = AudioMixer()
 
     def present(self, frame: Any | None, info: dict[str, Any] | None) -> None:
@@ -165,7 +171,7 @@ class ConsultationRoom:
             member.feed.attach(webcam)
         if microphone is not None:
             self.audio.source(username).attach(microphone)
-        member.track = self.mixer.new_track(member.main)
+        member.track = self.mixer.new_track(member.main, username)
         member.mix = self.audio.listen(username)
         return member.track, member.mix
 

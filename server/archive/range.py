@@ -219,6 +219,32 @@ class _ReencodeWriter(_Writer):
             self.output.mux(self._stream.encode(frame))
 
 
+class _MarkingWriter(_ReencodeWriter):
+    """Re-encode with every frame passed through ``mark`` (a per-viewer watermark)."""
+
+    mark: Callable[[Any], Any] = staticmethod(lambda frame: frame)
+
+    def _encode(self, frames: Sequence[Any]) -> None:
+        super()._encode([self.mark(frame) for frame in frames])
+
+
+def watermarked_range(
+    segments: Sequence[SegmentInfo],
+    start: datetime,
+    end: datetime,
+    out_path: Path,
+    mark: Callable[[Any], Any],
+) -> RangeResult:
+    """Like :func:`remux_range`, but decoded, marked and re-encoded: only for sites that
+    switched the viewer watermark on (it costs CPU and a generation of quality)."""
+
+    class Writer(_MarkingWriter):
+        pass
+
+    Writer.mark = staticmethod(mark)
+    return _export(segments, start, end, out_path, Writer)
+
+
 def _export(
     segments: Sequence[SegmentInfo],
     start: datetime,

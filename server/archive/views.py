@@ -11,11 +11,13 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import av
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 from sqlalchemy import select
@@ -24,10 +26,11 @@ from sqlalchemy.orm import Session
 from clinicam.configfile import StrictModel
 from server.access.guard import check_access, in_session, patient_target
 from server.archive.index import ArchiveSegment
-from server.archive.range import NothingArchived, remux_range
+from server.archive.range import NothingArchived, remux_range, watermarked_range
 from server.errors import ApiError, read_json
+from server.media.watermark import Watermark
 from server.records.views import staging_dir
-from server.security import invited_consultation
+from server.security import invited_consultation, session_of
 from server.state import STATE
 
 _LOGGER = logging.getLogger(__name__)
@@ -97,6 +100,23 @@ class ArchiveIndexView(web.View):
         )
 
 
+def _viewer_mark(request: web.Request) -> Callable[[av.VideoFrame], av.VideoFrame]:
+    """The viewer's watermark, sized on the first frame."""
+    state = request.app[STATE]
+    username = session_of(request).username
+    account = state.config.expert(username)
+    viewer = account.display_name if account else username
+    marks: dict[tuple[int, int], Watermark] = {}
+
+    def mark(frame: av.VideoFrame) -> av.VideoFrame:
+        size = (frame.width, frame.height)
+        if size not in marks:
+            marks[size] = Watermark(viewer, *size)
+        return marks[size].apply(frame.reformat(format="yuv420p"))
+
+    return mark
+
+
 class ArchiveVideoView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
@@ -115,7 +135,13 @@ class ArchiveVideoView(web.View):
         os.close(fd)
         try:
             try:
-                result = await asyncio.to_thread(remux_range, segments, start, end, out)
+                if state.config.watermark:
+                    mark = _viewer_mark(self.request)
+                    result = await asyncio.to_thread(
+                        watermarked_range, segments, start, end, out, mark
+                    )
+                else:
+                    result = await asyncio.to_thread(remux_range, segments, start, end, out)
             except NothingArchived:
                 raise ApiError(
                     HTTPStatus.NOT_FOUND, "no recorded video in that time range"

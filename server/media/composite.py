@@ -24,6 +24,7 @@ from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
 from server.config import LiveViewConfig
 from server.media.compositor import Compositor, TileSource
 from server.media.layout import Layout
+from server.media.watermark import Watermark
 
 _LOGGER = logging.getLogger(__name__)
 QUEUE_MAX = 8
@@ -41,6 +42,7 @@ class CompositeTrack(MediaStreamTrack):
         self._need_keyframe = True
         self._on_keyframe_needed = on_keyframe_needed
         self.main = "live"
+        self.viewer = ""
 
     def push(self, packets: list[av.Packet[Any]]) -> None:
         for packet in packets:
@@ -73,8 +75,13 @@ class CompositeMixer:
         config: LiveViewConfig,
         layout_for: Callable[[str], Layout],
         sources: Callable[[], Mapping[str, TileSource]],
+        *,
+        watermark: Callable[[str], str] | None = None,
     ) -> None:
+        """``watermark`` (viewer → name to show) gives every viewer their own marked encode."""
         self._config = config
+        self._watermark = watermark
+        self._marks: dict[str, Watermark] = {}
         self._layout_for = layout_for
         self._sources = sources
         self._compositor = Compositor(
@@ -85,11 +92,16 @@ class CompositeMixer:
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
 
-    def new_track(self, main: str) -> CompositeTrack:
-        track = CompositeTrack(lambda: self._keyframe(track.main))
+    def _variant(self, track: CompositeTrack) -> str:
+        """Experts who chose the same main window share one encode, unless watermarked."""
+        return f"{track.main}\x00{track.viewer}" if self._watermark else track.main
+
+    def new_track(self, main: str, viewer: str = "") -> CompositeTrack:
+        track = CompositeTrack(lambda: self._keyframe(self._variant(track)))
         track.main = main
+        track.viewer = viewer
         self._tracks.add(track)
-        self._keyframe(main)
+        self._keyframe(self._variant(track))
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="composite")
         return track
@@ -98,7 +110,7 @@ class CompositeMixer:
         if track.main != main:
             track.main = main
             track.restart()
-            self._keyframe(main)
+            self._keyframe(self._variant(track))
 
     def remove(self, track: CompositeTrack) -> None:
         self._tracks.discard(track)
@@ -118,13 +130,28 @@ class CompositeMixer:
             )
         return self._encoders[main]
 
+    def _mark(self, viewer: str, frame: av.VideoFrame) -> av.VideoFrame:
+        assert self._watermark is not None
+        mark = self._marks.get(viewer)
+        if mark is None:
+            mark = self._marks[viewer] = Watermark(
+                self._watermark(viewer), self._config.width, self._config.height
+            )
+        return mark.apply(frame)
+
     def _tick(
-        self, mains: list[str], sources: Mapping[str, TileSource], pts: int
+        self, variants: list[str], sources: Mapping[str, TileSource], pts: int
     ) -> dict[str, list[av.Packet[Any]]]:
         out = {}
-        for main in mains:
-            frame = self._compositor.compose(self._layout_for(main), sources)
-            out[main] = self._encoder(main).encode(frame, pts)
+        composed: dict[str, av.VideoFrame] = {}
+        for variant in variants:
+            main, _, viewer = variant.partition("\x00")
+            if main not in composed:
+                composed[main] = self._compositor.compose(self._layout_for(main), sources)
+            frame = composed[main]
+            if self._watermark is not None:
+                frame = self._mark(viewer, frame)
+            out[variant] = self._encoder(variant).encode(frame, pts)
         return out
 
     async def _run(self) -> None:
@@ -135,14 +162,16 @@ class CompositeMixer:
         while True:
             live = [t for t in self._tracks if t.readyState == "live"]
             self._tracks = set(live)
-            mains = sorted({t.main for t in live})
-            for stale in set(self._encoders) - set(mains):
+            variants = sorted({self._variant(t) for t in live})
+            for stale in set(self._encoders) - set(variants):
                 del self._encoders[stale]  # nobody watches this variant any more
-            if mains:
+            if variants:
                 pts = round((time.monotonic() - t0) / VIDEO_TIME_BASE)  # never goes back
-                packets = await loop.run_in_executor(None, self._tick, mains, self._sources(), pts)
+                packets = await loop.run_in_executor(
+                    None, self._tick, variants, self._sources(), pts
+                )
                 for track in live:
-                    track.push(packets.get(track.main, []))
+                    track.push(packets.get(self._variant(track), []))
                 self.ticks += 1
             index += 1
             due = start + index * period

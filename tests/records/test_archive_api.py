@@ -158,3 +158,31 @@ def _png() -> bytes:
     from tests.records.api_helpers import png_bytes
 
     return png_bytes(32, 32, (1, 2, 3))
+
+
+async def test_watermarked_playback_names_the_viewer(tmp_path: Path) -> None:
+    config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}").model_copy(
+        update={"watermark": True}
+    )
+    app = build_app(config, asyncio.get_running_loop())
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        state = app[STATE]
+        pid, segments = _index(state, datetime.now().astimezone() - timedelta(hours=1))
+        alice = await open_user(server, "alice")
+        await alice.access("P-1")
+        begin = segments[0].start_utc
+        query = {"start": begin.isoformat(), "end": (begin + timedelta(seconds=2)).isoformat()}
+        resp = await alice.request("GET", f"/api/patients/{pid}/archive/video", params=query)
+        assert resp.status == 200
+        with av.open(io.BytesIO(await resp.read())) as mp4:
+            marked = next(iter(mp4.decode(video=0))).to_ndarray(format="gray").astype(int)
+        with av.open(str(segments[0].path)) as ts:
+            original = next(iter(ts.decode(video=0))).to_ndarray(format="gray").astype(int)
+        difference = marked - original
+        assert difference.max() > 40  # the viewer's name is burnt in
+        assert abs(difference.mean()) < 10  # and the picture is otherwise the same
+        await alice.http.close()
+    finally:
+        await server.close()

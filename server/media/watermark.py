@@ -1,0 +1,59 @@
+"""A visible per-viewer watermark (R15): who is watching, and when.
+
+Drawn into the luma plane at reduced contrast in three places, so a screenshot or a
+phone photo of the screen names the viewer. The text mask is rendered once per
+minute (the time shown has minute precision), so marking a 720p frame costs one
+numpy blend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clinicam.fonts import ui_font
+
+STRENGTH = 0.35
+
+
+class Watermark:
+    """``viewer`` and the current UTC minute, blended into frames of one size."""
+
+    def __init__(self, viewer: str, width: int, height: int) -> None:
+        self.viewer = viewer
+        self.width = width
+        self.height = height
+        self._text = ""
+        self._mask: np.ndarray = np.zeros((height, width), dtype=np.float32)
+
+    def text(self, now: datetime | None = None) -> str:
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        return f"{self.viewer} · {moment:%Y-%m-%d %H:%M} UTC"
+
+    def _render(self, text: str) -> None:
+        img = Image.new("L", (self.width, self.height), 0)
+        draw = ImageDraw.Draw(img)
+        font = ui_font(max(10, self.height // 28))
+        w = draw.textlength(text, font=font)
+        for fx, fy in ((0.97, 0.04), (0.5, 0.5), (0.03, 0.92)):
+            x = min(max(0.0, self.width * fx - w * fx), self.width - w)
+            draw.text((x, self.height * fy), text, fill=255, font=font)
+        self._mask = np.asarray(img, dtype=np.float32) * (STRENGTH / 255.0)
+        self._text = text
+
+    def apply(self, frame: av.VideoFrame, now: datetime | None = None) -> av.VideoFrame:
+        """A new yuv420p frame with the mark (the input frame is not changed)."""
+        text = self.text(now)
+        if text != self._text:
+            self._render(text)
+        planes = frame.to_ndarray(format="yuv420p")
+        luma = planes[: self.height].astype(np.float32)
+        planes[: self.height] = (luma * (1.0 - self._mask) + 255.0 * self._mask).astype(np.uint8)
+        out = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+        out.pts = frame.pts
+        if frame.time_base is not None:
+            out.time_base = frame.time_base
+        return out
