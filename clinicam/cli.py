@@ -121,6 +121,18 @@ def _parser() -> argparse.ArgumentParser:
         "--database",
         help="database URL, e.g. sqlite:///state/clinicam.db or postgresql+psycopg://…",
     )
+    records = sub.add_parser(
+        "records",
+        help="import patient records from a hospital system",
+        description="import-dicom files every DICOM file under FOLDER for one patient; "
+        "import-fhir files a FHIR R4 Bundle (patients, observations, conditions, "
+        "attachments). Progress is printed; skipped files are listed with the reason.",
+    )
+    records.add_argument("action", choices=["import-dicom", "import-fhir"])
+    records.add_argument("source", type=Path, help="the DICOM folder or the Bundle JSON file")
+    records.add_argument("--patient", help="import-dicom: the patient's identifier")
+    records.add_argument("--name", help="import-dicom: the patient's name if new")
+    records.add_argument("-c", "--config", type=Path, help="server TOML file")
     return parser
 
 
@@ -206,13 +218,31 @@ def _audit_verify(config_path: Path | None, database: str | None) -> int:
         from server.config import ServerConfig
 
         config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
-        if not (config.state_dir / DATABASE_FILE).is_file():
+        if config.database_url:
+            database = config.database_url
+        elif not (config.state_dir / DATABASE_FILE).is_file():
             print(f"error: no database at {config.state_dir / DATABASE_FILE}", file=sys.stderr)
             return 2
-        database = default_database_url(config.state_dir)
+        else:
+            database = default_database_url(config.state_dir)
     result = verify_database(database)
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1
+
+
+def _records(
+    action: str, source: Path, patient: str | None, name: str | None, config_path: Path | None
+) -> int:
+    from server.config import ServerConfig
+    from server.records import cli
+
+    config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
+    if action == "import-fhir":
+        return cli.import_fhir(config, source)
+    if not patient:
+        print("error: import-dicom needs --patient <identifier>", file=sys.stderr)
+        return 2
+    return cli.import_dicom(config, source, patient, name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             return _hash_password()
         if args.command == "audit":
             return _audit_verify(args.config, args.database)
+        if args.command == "records":
+            return _records(args.action, args.source, args.patient, args.name, args.config)
     except ConfigError as exc:
         print(f"clinicam {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,83 @@
+"""``clinicam records import-dicom`` / ``import-fhir``: imports run by a site's IT staff.
+
+They open the server's own database and blob store (the server may keep running: the
+database serialises writers), print progress as they go, and write one audit entry
+per import under the operating-system user who ran them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+from server.audit.log import AuditLog
+from server.config import ServerConfig
+from server.records.blobs import BlobStore
+from server.records.db import Database, default_database_url, open_database
+from server.records.importer import ImportJob, run_dicom_folder_import, run_fhir_import
+from server.records.ingest import IngestLimits
+from server.records.store import RecordStore
+
+
+def _open(config: ServerConfig) -> tuple[Database, RecordStore, Path, IngestLimits]:
+    database = open_database(config.database_url or default_database_url(config.state_dir))
+    store = RecordStore(
+        database,
+        BlobStore(config.state_dir / "blobs"),
+        max_bytes=config.records.max_upload_mb * 1024 * 1024,
+    )
+    staging = config.state_dir / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    limits = IngestLimits(max_image_pixels=config.records.max_image_megapixels * 1_000_000)
+    return database, store, staging, limits
+
+
+def _progress(job: ImportJob) -> None:
+    print(f"\r  {job.done}/{job.total} files, {job.filed} filed", end="", flush=True)
+
+
+def _report(job: ImportJob, database: Database, target: str) -> int:
+    print()
+    for reason in job.skipped:
+        print(f"  skipped: {reason}")
+    if job.error:
+        print(f"error: {job.error}", file=sys.stderr)
+    with database.session() as session, session.begin():
+        AuditLog().append(
+            session,
+            f"cli:{getpass.getuser()}",
+            "record.import",
+            target,
+            {"kind": job.kind, "filed": job.filed, "skipped": len(job.skipped), "error": job.error},
+        )
+    print(f"{job.kind} import: {job.filed} filed, {len(job.skipped)} skipped")
+    return 0 if job.state == "done" else 1
+
+
+def import_dicom(config: ServerConfig, folder: Path, patient: str, name: str | None) -> int:
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return 2
+    database, store, staging, limits = _open(config)
+    try:
+        with database.session() as session, session.begin():
+            patient_id = store.ensure_patient(session, patient, name or patient).id
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        job = ImportJob("dicom", f"cli:{getpass.getuser()}")
+        run_dicom_folder_import(
+            job, files, patient_id, database, store, staging, limits, on_progress=_progress
+        )
+        return _report(job, database, f"patient:{patient}")
+    finally:
+        database.close()
+
+
+def import_fhir(config: ServerConfig, bundle: Path) -> int:
+    database, store, staging, limits = _open(config)
+    try:
+        job = ImportJob("fhir", f"cli:{getpass.getuser()}")
+        run_fhir_import(job, bundle.read_bytes(), database, store, staging, limits)
+        return _report(job, database, "fhir-bundle")
+    finally:
+        database.close()
