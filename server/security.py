@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -46,7 +47,7 @@ async def auth_middleware(
             raise ApiError(
                 HTTPStatus.UNAUTHORIZED, "not logged in (or logged out after inactivity)"
             )
-        raise web.HTTPFound(f"/login?next={request.path}")
+        raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}")
     if request.method not in SAFE_METHODS:
         token = request.headers.get(CSRF_HEADER, "")
         if not secrets.compare_digest(token.encode(), session.csrf.encode()):

@@ -151,6 +151,16 @@ class AccessControl:
                 basis=match.basis,
                 reason=reason,
             )
+        waiting = session.scalar(
+            select(AccessRequest).where(
+                AccessRequest.username == actor.username,
+                AccessRequest.patient_id == patient.id,
+                AccessRequest.operations == ops,
+                AccessRequest.status == REQUEST_PENDING,
+            )
+        )
+        if waiting is not None:  # asking twice does not queue twice
+            return waiting
         pending = AccessRequest(
             username=actor.username,
             patient_id=patient.id,

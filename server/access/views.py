@@ -210,17 +210,35 @@ class MyAccessView(web.View):
             by_patient: dict[int, list[AccessGrant]] = {}
             for grant in grants:
                 by_patient.setdefault(grant.patient_id, []).append(grant)
-            ids = set(by_patient)
+            latest: dict[int, AccessRequest] = {}
+            for req in session.scalars(
+                select(AccessRequest)
+                .where(AccessRequest.username == actor.username)
+                .order_by(AccessRequest.id)
+            ):
+                latest[req.patient_id] = req
+            ids = set(by_patient) | set(latest)
             query = select(Patient).where(Patient.id.in_(ids) | Patient.external_id.in_(wanted))
             out = []
             for patient in session.scalars(query.order_by(Patient.external_id)):
                 mine = by_patient.get(patient.id, [])
+                req = latest.get(patient.id)
                 out.append(
                     {
                         "id": patient.id,
                         "identifier": patient.external_id,
                         "name": patient.display_name if mine else None,
                         "grants": [grant_json(g) for g in mine],
+                        "request": None
+                        if req is None
+                        else {
+                            "request_id": req.id,
+                            "status": req.status,
+                            "operations": req.operations.split(","),
+                            "created_at": _iso(req.created_at),
+                            "decided_at": _iso(req.decided_at),
+                            "decided_by": req.decided_by,
+                        },
                     }
                 )
             return out

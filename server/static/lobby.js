@@ -3,6 +3,7 @@
   document.getElementById("logout").onclick = () => Api.logout();
   const s = await Api.session();
   document.getElementById("who").textContent = s.display_name;
+  document.getElementById("admin-link").hidden = s.role !== "admin";
   const list = document.getElementById("consultations");
   for (const c of s.consultations) {
     const li = document.createElement("li");
@@ -12,7 +13,14 @@
     join.href = "/room/" + encodeURIComponent(c.id);
     join.textContent = "Join";
     join.className = "join";
-    li.append(text, join);
+    const records = document.createElement("a");
+    records.href = `/records?patient=${encodeURIComponent(c.patient)}&consultation=${encodeURIComponent(c.id)}`;
+    records.textContent = "Patient records";
+    records.className = "records";
+    const links = document.createElement("span");
+    links.className = "links";
+    links.append(records, join);
+    li.append(text, links);
     list.append(li);
   }
   document.getElementById("empty").hidden = s.consultations.length > 0;

@@ -11,7 +11,9 @@ document.getElementById("login-form").addEventListener("submit", async (ev) => {
       password: document.getElementById("password").value,
     });
     const next = new URLSearchParams(location.search).get("next");
-    location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+    // Only a path on this server (never "//host" or "/\\host", which browsers treat as hosts).
+    const local = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\");
+    location.href = local ? next : "/";
   } catch (e) {
     error.textContent = e.message;
   } finally {

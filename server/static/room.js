@@ -122,6 +122,7 @@ function render() {
     ? "You hold camera control." : `Camera control: ${nameOf(f.holder)}`;
   document.getElementById("camera-controls").disabled = !mine;
   document.getElementById("online").textContent = `Online: ${room.online.map(nameOf).join(", ")}`;
+  renderPresentation();
   const actions = document.getElementById("floor-actions");
   actions.replaceChildren();
   const button = (label, msg, id) => {
@@ -149,6 +150,17 @@ function render() {
       pending.append(li);
     }
   }
+}
+
+// Who shared what in the presentation window (from the room state's `presentation`).
+function renderPresentation() {
+  const line = document.getElementById("presentation-info");
+  const p = room.presentation;
+  line.hidden = !p;
+  if (!p) { line.textContent = ""; return; }
+  const suffix = ` — shared by ${p.by}`;
+  const what = p.caption && p.caption.endsWith(suffix) ? p.caption.slice(0, -suffix.length) : (p.caption || p.category);
+  line.textContent = `Presentation: ${what} — shared by ${nameOf(p.by)}`;
 }
 
 // Which window is under a click on the (letterboxed) video element?
@@ -243,6 +255,8 @@ function setupPad() {
   } catch (e) { say(e.message); return; }
   document.title = `Clinicam — ${info.title}`;
   document.getElementById("title").textContent = `${info.title} — patient ${info.patient}`;
+  document.getElementById("records-link").href =
+    `/records?patient=${encodeURIComponent(info.patient)}&consultation=${encodeURIComponent(cid)}`;
   setupPad();
   connectEvents();
   connectMedia();

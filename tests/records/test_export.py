@@ -94,3 +94,36 @@ async def test_14_export_needs_consent_and_leaks_nothing(alice: tuple[User, obje
     assert "27.1" in archive.read(emr).decode()
     assert audit_actions(database, "alice")[-1] == "record.export"  # type: ignore[arg-type]
     assert "record.export_refused" in audit_actions(database, "alice")  # type: ignore[arg-type]
+
+
+async def test_export_of_real_dicom_files_passes_its_own_self_check(tmp_path: Path) -> None:
+    """The demo patient's name has everyday words ("Patient"): the check must not trip on
+    the de-identification method text, and MR and CT files both export."""
+    from server.config import PatientConfig
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    config = records_config(tmp_path, url)
+    config = config.model_copy(
+        update={
+            "patients": [PatientConfig(id="P-1", name="Demo Patient (synthetic)", group="hill")]
+        }
+    )
+    app = build_app(config, asyncio.get_running_loop())
+    server = TestServer(app)
+    await server.start_server()
+    user = await open_user(server, "alice")
+    try:
+        granted = await user.access("P-1", ("view", "edit"))
+        base = f"/api/patients/{granted['patient_id']}"
+        for name in ("CT_small.dcm", "MR_small.dcm"):
+            data = Path(str(get_testdata_file(name))).read_bytes()
+            resp = await user.request("POST", base + "/records", data=data)
+            assert resp.status == 201, await resp.text()
+        await user.request("POST", base + "/consent", json={"purpose": "export", "granted": True})
+        resp = await user.request("GET", base + "/export")
+        assert resp.status == 200, await resp.text()
+        archive = zipfile.ZipFile(io.BytesIO(await resp.read()))
+        assert sum(n.endswith(".dcm") for n in archive.namelist()) == 2
+    finally:
+        await user.http.close()
+        await server.close()

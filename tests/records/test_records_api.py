@@ -303,6 +303,17 @@ async def test_admin_approves_a_pending_request(site: Site) -> None:
         "POST", f"/api/admin/requests/{pending['request_id']}", json={"approve": True}
     )
     assert resp.status == 200 and (await resp.json())["status"] == "granted"
+    again = await carol.access("P-2")
+    assert again["http_status"] == 202
+    assert (await carol.access("P-2"))["request_id"] == again["request_id"]  # no duplicates
+    resp = await root.request(
+        "POST", f"/api/admin/requests/{again['request_id']}", json={"approve": False}
+    )
+    assert resp.status == 200
+    mine = await (await carol.request("GET", "/api/patients")).json()
+    decisions = {p["identifier"]: p["request"] for p in mine["patients"]}
+    assert decisions["P-2"]["status"] == "denied" and decisions["P-2"]["decided_by"] == "root"
+    assert "access.request_denied" in audit_actions(site.database, "root")
     collected = await carol.access("P-1")  # asking again collects the approved grant
     assert collected["http_status"] == 201 and collected["basis"] == "approved by root"
     assert (await carol.request("GET", f"/api/patients/{pid}/records")).status == 200
