@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -66,13 +69,34 @@ def _seed_patients(config: ServerConfig, database: Database) -> None:
 
 HOUSEKEEPING = web.AppKey("clinicam_housekeeping", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
+STAGING_AT_START_S = 60.0  # nothing older can belong to a request of this process
+STAGING_MAX_AGE_S = 6 * 3600.0
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
+def clean_staging(folder: Path, older_than_s: float) -> int:
+    """Remove upload/export leftovers (a crash mid-upload leaves its staging file)."""
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for leftover in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+                removed += 1
+    if removed:
+        _LOGGER.info("removed %d leftover staging files", removed)
+    return removed
+
+
 async def _housekeeping(state: ServerState) -> None:
-    """Hourly: archive retention and orphan-blob collection (also once at start-up)."""
+    """Hourly: archive retention, orphan blobs, staging leftovers (also at start-up)."""
+    staging = state.config.state_dir / "staging"
+    await asyncio.to_thread(clean_staging, staging, STAGING_AT_START_S)
     while True:
         try:
+            await asyncio.to_thread(clean_staging, staging, STAGING_MAX_AGE_S)
             await asyncio.to_thread(state.archive.apply_retention)
             await asyncio.to_thread(
                 state.records.collect_orphans, state.config.records.orphan_grace_s

@@ -125,20 +125,30 @@ class AccessRequestView(web.View):
             outcome = state.access.request(
                 session, actor, patient, body.operations, body.minutes, body.reason
             )
+            target = f"patient:{patient.external_id}"
+            if isinstance(outcome, AccessRequest):
+                detail = {
+                    "request": outcome.id,
+                    "operations": outcome.operations,
+                    "reason": body.reason,
+                }
+                state.audit.write(session, actor.username, "access.requested", target, detail)
+            else:
+                grant = outcome.grant
+                detail = {
+                    "grant": grant.id,
+                    "operations": grant.operations,
+                    "basis": grant.basis,
+                    "expires_at": _iso(grant.expires_at),
+                }
+                state.audit.write(session, actor.username, "access.granted", target, detail)
             return outcome, patient
 
         try:
-            outcome, patient = await in_session(state.database, work)
+            outcome, _patient = await in_session(state.database, work)
         except AccessDenied as exc:
             raise ApiError(exc.status, exc.message) from None
-        target = f"patient:{patient.external_id}"
         if isinstance(outcome, AccessRequest):
-            await state.audit.record(
-                actor.username,
-                "access.requested",
-                target,
-                {"request": outcome.id, "operations": outcome.operations, "reason": body.reason},
-            )
             return web.json_response(
                 {
                     "status": REQUEST_PENDING,
@@ -147,19 +157,9 @@ class AccessRequestView(web.View):
                 },
                 status=HTTPStatus.ACCEPTED,
             )
-        grant = outcome.grant
-        await state.audit.record(
-            actor.username,
-            "access.granted",
-            target,
-            {
-                "grant": grant.id,
-                "operations": grant.operations,
-                "basis": grant.basis,
-                "expires_at": _iso(grant.expires_at),
-            },
+        return _with_token(
+            self.request, outcome, {"status": "granted", **grant_json(outcome.grant)}
         )
-        return _with_token(self.request, outcome, {"status": "granted", **grant_json(grant)})
 
 
 class BreakGlassView(web.View):
@@ -172,10 +172,23 @@ class BreakGlassView(web.View):
 
         def work(session: Session) -> tuple[IssuedGrant, Patient]:
             patient = _patient_by_identifier(session, body.patient)
-            return state.access.break_glass(session, actor, patient, body.reason), patient
+            issued = state.access.break_glass(session, actor, patient, body.reason)
+            state.audit.write(
+                session,
+                actor.username,
+                "access.break_glass",
+                f"patient:{patient.external_id}",
+                {
+                    "grant": issued.grant.id,
+                    "reason": issued.grant.reason,
+                    "expires_at": _iso(issued.grant.expires_at),
+                    "flagged": True,
+                },
+            )
+            return issued, patient
 
         try:
-            issued, patient = await in_session(state.database, work)
+            issued, _patient = await in_session(state.database, work)
         except ValueError as exc:
             await state.audit.record(
                 actor.username, "access.break_glass_refused", f"patient:{body.patient}", {}
@@ -183,17 +196,6 @@ class BreakGlassView(web.View):
             raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
         except AccessDenied as exc:
             raise ApiError(exc.status, exc.message) from None
-        await state.audit.record(
-            actor.username,
-            "access.break_glass",
-            f"patient:{patient.external_id}",
-            {
-                "grant": issued.grant.id,
-                "reason": issued.grant.reason,
-                "expires_at": _iso(issued.grant.expires_at),
-                "flagged": True,
-            },
-        )
         return _with_token(self.request, issued, {"status": "granted", **grant_json(issued.grant)})
 
 
@@ -211,12 +213,12 @@ class MyAccessView(web.View):
             for grant in grants:
                 by_patient.setdefault(grant.patient_id, []).append(grant)
             latest: dict[int, AccessRequest] = {}
-            for req in session.scalars(
+            for row in session.scalars(
                 select(AccessRequest)
                 .where(AccessRequest.username == actor.username)
                 .order_by(AccessRequest.id)
             ):
-                latest[req.patient_id] = req
+                latest[row.patient_id] = row
             ids = set(by_patient) | set(latest)
             query = select(Patient).where(Patient.id.in_(ids) | Patient.external_id.in_(wanted))
             out = []
@@ -272,14 +274,15 @@ class ConsentView(web.View):
                     note=body.note,
                 )
             )
+            state.audit.write(
+                session,
+                granted.actor.username,
+                "consent.recorded",
+                f"patient:{granted.patient.external_id}",
+                {"purpose": body.purpose, "granted": body.granted},
+            )
 
         await in_session(state.database, work)
-        await state.audit.record(
-            granted.actor.username,
-            "consent.recorded",
-            f"patient:{granted.patient.external_id}",
-            {"purpose": body.purpose, "granted": body.granted},
-        )
         return web.json_response({"ok": True}, status=HTTPStatus.CREATED)
 
 
@@ -354,25 +357,26 @@ class AdminGrantActionView(web.View):
         if action not in ("revoke", "review"):
             raise ApiError(HTTPStatus.NOT_FOUND, "unknown action")
 
-        def work(session: Session) -> tuple[dict[str, Any], str]:
+        def work(session: Session) -> dict[str, Any]:
             if action == "revoke":
                 grant = state.access.revoke(session, admin.username, grant_id)
             else:
                 grant = state.access.review(session, admin.username, grant_id)
             patient = session.get(Patient, grant.patient_id)
             assert patient is not None
-            return grant_json(grant, patient), patient.external_id
+            state.audit.write(
+                session,
+                admin.username,
+                "access.revoked" if action == "revoke" else "access.break_glass_reviewed",
+                f"patient:{patient.external_id}",
+                {"grant": grant_id, "holder": grant.username},
+            )
+            return grant_json(grant, patient)
 
         try:
-            body, external = await in_session(state.database, work)
+            body = await in_session(state.database, work)
         except AccessDenied as exc:
             raise ApiError(exc.status, exc.message) from None
-        await state.audit.record(
-            admin.username,
-            "access.revoked" if action == "revoke" else "access.break_glass_reviewed",
-            f"patient:{external}",
-            {"grant": grant_id, "holder": body["username"]},
-        )
         return web.json_response(body)
 
 
@@ -383,22 +387,24 @@ class AdminRequestView(web.View):
         body = await read_json(self.request, DecisionBody)
         request_id = _item_id(self.request)
 
-        def work(session: Session) -> tuple[AccessRequest, str]:
+        def work(session: Session) -> AccessRequest:
             decided = state.access.decide(session, admin.username, request_id, body.approve)
             patient = session.get(Patient, decided.patient_id)
             assert patient is not None
-            return decided, patient.external_id
+            session.flush()
+            state.audit.write(
+                session,
+                admin.username,
+                "access.request_approved" if body.approve else "access.request_denied",
+                f"patient:{patient.external_id}",
+                {"request": request_id, "requester": decided.username, "grant": decided.grant_id},
+            )
+            return decided
 
         try:
-            decided, external = await in_session(state.database, work)
+            decided = await in_session(state.database, work)
         except AccessDenied as exc:
             raise ApiError(exc.status, exc.message) from None
-        await state.audit.record(
-            admin.username,
-            "access.request_approved" if body.approve else "access.request_denied",
-            f"patient:{external}",
-            {"request": request_id, "requester": decided.username, "grant": decided.grant_id},
-        )
         return web.json_response({"request_id": request_id, "status": decided.status})
 
 

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from server.audit.log import AuditLog
 from server.records.db import Database
 
@@ -18,6 +20,17 @@ class AuditTrail:
     def __init__(self, database: Database, log: AuditLog | None = None) -> None:
         self._database = database
         self._log = log or AuditLog()
+
+    def write(
+        self,
+        session: Session,
+        actor: str,
+        action: str,
+        target: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append inside the caller's transaction: the change and its entry commit together."""
+        self._log.append(session, actor, action, target, dict(detail or {}))
 
     def _append(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
         with self._database.session() as session, session.begin():

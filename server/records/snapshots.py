@@ -112,28 +112,29 @@ class ApplianceSnapshotView(web.View):
             )
             session.add(row)
             session.flush()
-            return record_json("clinical_photo", row), True, patient.external_id
-
-        try:
-            body, created, external = await in_session(state.database, work)
-        finally:
-            staged.unlink(missing_ok=True)
-            if inspected.cleaned is not None:
-                inspected.cleaned.unlink(missing_ok=True)
-        if created:
-            await state.audit.record(
+            state.audit.write(
+                session,
                 f"device:{device.device_id}",
                 "record.create",
-                f"patient:{external}",
+                f"patient:{patient.external_id}",
                 {
                     "category": "clinical_photo",
-                    "id": body["id"],
+                    "id": row.id,
                     "source": SOURCE_SNAPSHOT,
                     "requested_by": info.requested_by,
                     "consultation": consultation.id,
                     "taken_at": info.taken_at.isoformat(),
                 },
             )
+            return record_json("clinical_photo", row), True, patient.external_id
+
+        try:
+            body, created, _external = await in_session(state.database, work)
+        finally:
+            staged.unlink(missing_ok=True)
+            if inspected.cleaned is not None:
+                inspected.cleaned.unlink(missing_ok=True)
+        if created:
             _LOGGER.info(
                 "snapshot from %s filed for %s (requested by %s)",
                 device.device_id,

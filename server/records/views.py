@@ -216,18 +216,19 @@ class RecordsView(web.View):
                     actor=granted.actor.username,
                     title=title,
                 )
+                state.audit.write(
+                    session,
+                    granted.actor.username,
+                    "record.create",
+                    patient_target(granted.patient),
+                    {"category": filed.category, "id": filed.record_id, "sha256": filed.sha256},
+                )
                 return filed, record_json(filed.category, row)
 
             filed, body = await in_session(state.database, work)
         finally:
             if inspected.cleaned is not None:
                 inspected.cleaned.unlink(missing_ok=True)
-        await state.audit.record(
-            granted.actor.username,
-            "record.create",
-            patient_target(granted.patient),
-            {"category": filed.category, "id": filed.record_id, "sha256": filed.sha256},
-        )
         _LOGGER.info(
             "%s filed %s %d (%d bytes) for patient %d",
             granted.actor.username,
@@ -263,12 +264,13 @@ async def load_record(request: web.Request, operation: str, what: str) -> tuple[
             {"what": what, "category": category, "id": rid, "status": 404},
         )
         raise ApiError(HTTPStatus.NOT_FOUND, "no such record")
-    await state.audit.record(
-        granted.actor.username,
-        "record.read" if operation == "view" else "record.update",
-        patient_target(granted.patient),
-        {"what": what, "category": category, "id": rid},
-    )
+    if operation == "view":  # a change is audited with the change itself
+        await state.audit.record(
+            granted.actor.username,
+            "record.read",
+            patient_target(granted.patient),
+            {"what": what, "category": category, "id": rid},
+        )
     return granted, category, row
 
 
@@ -281,7 +283,7 @@ class RecordView(web.View):
         """Change fields of an EMR entry (files are immutable: upload a new one instead)."""
         state = self.request.app[STATE]
         body = await read_json(self.request, EmrPatch)
-        _, category, row = await load_record(self.request, "edit", "emr")
+        granted, category, row = await load_record(self.request, "edit", "emr")
         if category != EMR:
             raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, "only EMR entries can be edited")
 
@@ -289,6 +291,13 @@ class RecordView(web.View):
             entry = session.get(EmrEntry, row.id)
             assert entry is not None
             entry.fields = {**entry.fields, **body.fields}
+            state.audit.write(
+                session,
+                granted.actor.username,
+                "record.update",
+                patient_target(granted.patient),
+                {"category": EMR, "id": row.id, "fields": sorted(body.fields)},
+            )
             return record_json(EMR, entry)
 
         return web.json_response(await in_session(state.database, work))
@@ -374,15 +383,16 @@ class EmrView(web.View):
             entry = state.records.add_emr(
                 session, patient, dict(body.fields), body.recorded_at, actor=granted.actor.username
             )
+            state.audit.write(
+                session,
+                granted.actor.username,
+                "record.create",
+                patient_target(granted.patient),
+                {"category": EMR, "id": entry.id},
+            )
             return record_json(EMR, entry)
 
         created = await in_session(state.database, work)
-        await state.audit.record(
-            granted.actor.username,
-            "record.create",
-            patient_target(granted.patient),
-            {"category": EMR, "id": created["id"]},
-        )
         return web.json_response(created, status=HTTPStatus.CREATED)
 
 
@@ -445,18 +455,20 @@ class PatientDataView(web.View):
 
         def work(session: Session) -> tuple[list[str], list[str]]:
             patient = session.merge(granted.patient, load=False)
-            return state.records.delete_patient(session, patient)
+            found = state.records.delete_patient(session, patient)
+            state.audit.write(
+                session,
+                granted.actor.username,
+                "patient.deleted",
+                patient_target(granted.patient),
+                {"blobs": len(found[0]), "archive_segments": len(found[1])},
+            )
+            return found
 
         candidates, segments = await in_session(state.database, work)
         removed = await asyncio.to_thread(state.records.drop_unreferenced, candidates)
         archive_root = state.config.state_dir / "archive"
         await asyncio.to_thread(state.records.drop_segments, archive_root, segments)
-        await state.audit.record(
-            granted.actor.username,
-            "patient.deleted",
-            patient_target(granted.patient),
-            {"blobs_removed": len(removed)},
-        )
         return web.json_response({"deleted": True, "blobs_removed": len(removed)})
 
 
