@@ -174,6 +174,18 @@ class Privacy(CommandBase):
     enabled: bool
 
 
+class RelevanceRequest(CommandBase):
+    """Compute disease relevance for one patient (R7): fetch the course data from the
+    server with ``token`` (scoped to that patient, short-lived), run the model, post the
+    result back. Acknowledged at once; the result arrives over HTTPS."""
+
+    op: Literal["model.relevance"] = "model.relevance"
+    patient: int = Field(ge=1, le=10**12, description="The server's patient id.")
+    consultation: str = Field("", max_length=63, pattern=r"^[a-z0-9-]*$")
+    token: str = Field(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
+    requested_by: str = Field("", max_length=64, pattern=r"^[^\x00-\x1f]*$")
+
+
 AnyCommand = (
     PtzRelative
     | PtzAbsolute
@@ -189,6 +201,7 @@ AnyCommand = (
     | Snapshot
     | StreamSettings
     | Privacy
+    | RelevanceRequest
 )
 Command = Annotated[AnyCommand, Field(discriminator="op")]
 _COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)

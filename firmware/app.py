@@ -14,6 +14,7 @@ from firmware.control.api import CommandApi
 from firmware.control.device import DeviceControl
 from firmware.control.motion import MotionController
 from firmware.control.presets import PresetStore
+from firmware.control.relevance import RelevanceRunner
 from firmware.control.snapshot import SnapshotTaker
 from firmware.control.snapshot_upload import SnapshotUploader
 from firmware.control.telemetry import Telemetry
@@ -55,6 +56,7 @@ class Appliance:
     api: CommandApi
     uplink: StreamUplink
     uploader: SnapshotUploader
+    relevance: RelevanceRunner
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopped: bool = False
 
@@ -75,9 +77,14 @@ class Appliance:
             asyncio.create_task(telemetry.run(), name="telemetry"),
             asyncio.create_task(self._watch_status(), name="status"),
         ]
+        self.tasks.append(asyncio.create_task(self._load_model(), name="model"))
         if stream:
             self.tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
             self.tasks.append(asyncio.create_task(self.uploader.run(), name="snapshots"))
+
+    async def _load_model(self) -> None:
+        await asyncio.to_thread(self.relevance.load)
+        self.api.publish_state()  # the state carries the model version
 
     async def stop(self) -> None:
         """Stop everything and release the hardware; safe to call twice."""
@@ -90,6 +97,7 @@ class Appliance:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        await self.relevance.close()
         await self.motion.close()
         self.api.link.stop()
         self.pantilt.release()
@@ -140,6 +148,7 @@ def build_appliance(
     snapshots = SnapshotTaker(camera, config.state_dir / "snapshots")
     uploader = SnapshotUploader(config.server, config.device_id, config.state_dir / "snapshots")
     snapshots.on_taken = uploader.wake.set
+    relevance = RelevanceRunner(config.server, config.device_id, config.model)
     control = DeviceControl(
         motion=motion,
         camera=camera,
@@ -148,6 +157,8 @@ def build_appliance(
         privacy=privacy,
         motion_config=config.motion,
         stream=output,
+        model_version=lambda: relevance.version,
+        relevance=relevance.start,
     )
     api = CommandApi(
         config.mqtt, config.device_id, control, snapshots, encoder=asdict(output.encoder), loop=loop
@@ -164,6 +175,7 @@ def build_appliance(
         api,
         uplink=StreamUplink(config, lambda: appliance.make_track()),
         uploader=uploader,
+        relevance=relevance,
     )
     return appliance
 

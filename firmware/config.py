@@ -121,6 +121,17 @@ class ServerLinkConfig(StrictModel):
         return value.rstrip("/")
 
 
+class ModelRuntimeConfig(StrictModel):
+    """The relevance model the appliance runs (R7, D3)."""
+
+    enabled: bool = Field(True, description="Answer model.relevance commands.")
+    tflite: Path | None = Field(
+        None, description="int8 TFLite model; default: the shipped demonstration model."
+    )
+    card: Path | None = Field(None, description="Its model card (default: beside the file).")
+    threads: int = Field(1, ge=1, le=4, description="LiteRT threads (1 keeps video smooth).")
+
+
 class MotionConfig(StrictModel):
     """How the head moves: slew-rate limit, dead-man, idle release."""
 
@@ -151,6 +162,7 @@ class ApplianceConfig(StrictModel):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
     motion: MotionConfig = Field(default_factory=MotionConfig)
+    model: ModelRuntimeConfig = Field(default_factory=ModelRuntimeConfig)
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     state_dir: Path = Field(
         default_factory=lambda: Path.home() / ".local" / "state" / "clinicam-appliance",

@@ -9,8 +9,10 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from clinicam.ice import restrict_ice_to_loopback
 from server.access.grants import AccessControl
@@ -26,11 +28,15 @@ from server.mqtt_link import ApplianceLink
 from server.records.blobs import BlobStore
 from server.records.db import Database, default_database_url, open_database
 from server.records.import_views import add_import_routes
+from server.records.models import Patient
 from server.records.present import add_present_routes
 from server.records.snapshots import add_snapshot_routes
 from server.records.store import RecordStore
 from server.records.views import add_record_routes
-from server.room import RoomRegistry
+from server.relevance.learning import LearningLoop
+from server.relevance.service import RelevanceService
+from server.relevance.views import add_relevance_routes
+from server.room import ConsultationRoom, RoomRegistry
 from server.security import auth_middleware
 from server.state import STATE, ServerState
 from server.views import add_routes
@@ -68,6 +74,7 @@ def _seed_patients(config: ServerConfig, database: Database) -> None:
 
 
 HOUSEKEEPING = web.AppKey("clinicam_housekeeping", asyncio.Task[None])
+LEARNING = web.AppKey("clinicam_learning", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
 STAGING_AT_START_S = 60.0  # nothing older can belong to a request of this process
 STAGING_MAX_AGE_S = 6 * 3600.0
@@ -104,6 +111,22 @@ async def _housekeeping(state: ServerState) -> None:
         except Exception:
             _LOGGER.exception("housekeeping failed; retrying in an hour")
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+
+async def _show_latest_relevance(state: ServerState, room: ConsultationRoom) -> None:
+    """A room opens with the patient's latest stored relevance in its chart."""
+
+    def latest() -> dict[str, Any] | None:
+        with state.database.session() as session:
+            patient = session.scalar(
+                select(Patient).where(Patient.external_id == room.consultation.patient_id)
+            )
+            found = None if patient is None else state.relevance.latest(session, patient.id)
+            return None if found is None else found.to_json()
+
+    result = await asyncio.to_thread(latest)
+    if result is not None and room.show_relevance(result):
+        await room.broadcast()
 
 
 def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Application:
@@ -149,6 +172,21 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
             task.add_done_callback(_BACKGROUND.discard)
 
     media.on_live_again = live_again
+    state.relevance = RelevanceService(
+        database,
+        state.records,
+        tflite=config.models.tflite,
+        card=config.models.card,
+        threads=config.models.threads,
+    )
+    state.learning = LearningLoop(database, config.models.retrain_after)
+
+    def room_created(room: ConsultationRoom) -> None:
+        task = asyncio.get_running_loop().create_task(_show_latest_relevance(state, room))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+    state.rooms.on_created = room_created
     app[STATE] = state
     add_routes(app)
     add_access_routes(app)
@@ -157,13 +195,16 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_present_routes(app)
     add_import_routes(app)
     add_archive_routes(app)
+    add_relevance_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()
         app[HOUSEKEEPING] = asyncio.create_task(_housekeeping(state), name="housekeeping")
+        app[LEARNING] = asyncio.create_task(state.learning.run(), name="learning")
 
     async def on_cleanup(app: web.Application) -> None:
         app[HOUSEKEEPING].cancel()
+        app[LEARNING].cancel()
         await state.rooms.close()
         await state.media.close()
         database.close()

@@ -137,6 +137,22 @@ class ArchiveConfig(StrictModel):
     )
 
 
+class ModelsConfig(StrictModel):
+    """The disease-relevance model (R7–R9)."""
+
+    tflite: Path | None = Field(
+        None, description="Model file in use; default: the shipped demonstration model."
+    )
+    card: Path | None = Field(None, description="Its model card (default: beside the file).")
+    threads: int = Field(1, ge=1, le=16, description="LiteRT threads for the server runner.")
+    appliance_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="Run on the server if the appliance has not answered."
+    )
+    retrain_after: int = Field(
+        50, ge=2, le=1_000_000, description="Confirmed, consented cases that start a retrain."
+    )
+
+
 class LiveViewConfig(StrictModel):
     """The video each expert receives."""
 
@@ -190,6 +206,7 @@ class ServerConfig(StrictModel):
     )
     records: RecordsConfig = Field(default_factory=RecordsConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
     patients: list[PatientConfig] = Field(
         default_factory=list, description="[[patients]] tables: id, name, group."
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -29,7 +29,7 @@ from server.media.live import FrameFeed
 
 _LOGGER = logging.getLogger(__name__)
 DEFAULT_MAIN = LIVE
-CHART_CAPTION = "No relevance model installed yet: nothing is computed."
+CHART_CAPTION = "No relevance computed for this patient yet: ask for it in the room."
 
 
 class SelectMain(WireModel):
@@ -92,6 +92,7 @@ class ConsultationRoom:
             None, live.width // 2, live.height // 2, caption=CHART_CAPTION
         )
         names = {u: m.name for u, m in self.members.items()}
+        self.relevance: dict[str, Any] | None = None  # the latest stored result shown
         self.mixer = CompositeMixer(
             live,
             self.layout_for,
@@ -99,6 +100,20 @@ class ConsultationRoom:
             watermark=(lambda user: names.get(user, user)) if config.watermark else None,
         )
         self.audio = AudioMixer()
+
+    def show_relevance(self, result: dict[str, Any]) -> bool:
+        """Draw the chart for ``result`` (labels, values, caption); only when it changed."""
+        if self.relevance is not None and all(
+            self.relevance.get(k) == result.get(k) for k in ("id", "values", "caption")
+        ):
+            return False
+        live = self._config.live
+        values = dict(zip(result["labels"], result["values"], strict=True))
+        self._chart = render_relevance_chart(
+            values, live.width // 2, live.height // 2, caption=str(result["caption"])
+        )
+        self.relevance = result
+        return True
 
     def present(self, frame: Any | None, info: dict[str, Any] | None) -> None:
         """Show ``frame`` (a prepared still) in the presentation window, or nothing (None)."""
@@ -148,6 +163,7 @@ class ConsultationRoom:
             "tiles": [[w, r.x, r.y, r.w, r.h] for w, r in layout.tiles],
             "labels": self.labels(),
             "presentation": self.presentation_info,
+            "relevance": self.relevance,
         }
 
     async def broadcast(self) -> None:
@@ -248,12 +264,14 @@ class RoomRegistry:
         self._config = config
         self._feeds = live_feeds
         self._rooms: dict[str, ConsultationRoom] = {}
+        self.on_created: Callable[[ConsultationRoom], None] = lambda room: None
 
     def get(self, consultation: ConsultationConfig) -> ConsultationRoom:
         room = self._rooms.get(consultation.id)
         if room is None:
             room = ConsultationRoom(consultation, self._config, self._feeds[consultation.appliance])
             self._rooms[consultation.id] = room
+            self.on_created(room)
         return room
 
     def serving(self, device_id: str) -> ConsultationConfig | None:
@@ -265,6 +283,9 @@ class RoomRegistry:
             if room is not None and any(m.online for m in room.members.values()):
                 return consultation
         return bound[0] if bound else None
+
+    def rooms_for_patient(self, external_id: str) -> list[ConsultationRoom]:
+        return [r for r in self._rooms.values() if r.consultation.patient_id == external_id]
 
     def rooms_of(self, device_id: str) -> list[ConsultationRoom]:
         return [r for r in self._rooms.values() if r.consultation.appliance == device_id]

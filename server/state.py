@@ -15,6 +15,8 @@ from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
 from server.records.db import Database
 from server.records.store import RecordStore
+from server.relevance.learning import LearningLoop
+from server.relevance.service import RelevanceService
 from server.room import RoomRegistry
 
 
@@ -33,6 +35,8 @@ class ServerState:
     access: AccessControl
     records: RecordStore
     archive: ArchiveRecorder = field(init=False)
+    relevance: RelevanceService = field(init=False)
+    learning: LearningLoop = field(init=False)
 
 
 STATE = web.AppKey("clinicam_state", ServerState)

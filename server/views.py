@@ -189,6 +189,8 @@ class CameraView(web.View):
             command = validate_command(body)
         except CommandRejected as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        if command.op.startswith("model."):  # the server's own, with a token it issues
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"op: '{command.op}' is not a camera command")
         floor = state.rooms.get(c).floor
         detail = {
             "op": command.op,

@@ -56,6 +56,7 @@ class DeviceControl:
         motion_config: MotionConfig,
         stream: StreamOutput | None = None,
         model_version: Callable[[], str | None] = lambda: None,
+        relevance: DomainHandler | None = None,
     ) -> None:
         self.motion = motion
         self.imaging = ImagingCommands(camera)
@@ -66,9 +67,11 @@ class DeviceControl:
         self._motion_config = motion_config
         self._stream = stream
         self._model_version = model_version
+        self._relevance = relevance
 
     def handlers(self) -> Mapping[str, DomainHandler]:
-        return {
+        extra = {"model": self._relevance} if self._relevance is not None else {}
+        return extra | {
             "ptz": self._ptz,
             "preset": self._preset,
             "focus": self._focus,

@@ -118,6 +118,21 @@ class AccessControl:
         session.flush()
         return IssuedGrant(grant, token)
 
+    def issue_device_grant(
+        self,
+        session: Session,
+        device_user: str,
+        patient: Patient,
+        minutes: int,
+        *,
+        basis: str,
+        reason: str,
+    ) -> IssuedGrant:
+        """View access to one patient for an appliance, for a few minutes (R7 course data)."""
+        return self._issue(
+            session, device_user, patient, "view", minutes, basis=basis, reason=reason
+        )
+
     def request(
         self,
         session: Session,

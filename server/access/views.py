@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clinicam.configfile import StrictModel
+from server.access.consent import current_consents
 from server.access.grants import AccessDenied, IssuedGrant
 from server.access.guard import (
     ACCESS_COOKIE,
@@ -23,8 +24,6 @@ from server.access.guard import (
     require_role,
 )
 from server.access.models import (
-    CONSENT_EXPORT,
-    CONSENT_TRAINING,
     REQUEST_PENDING,
     AccessGrant,
     AccessRequest,
@@ -284,21 +283,6 @@ class ConsentView(web.View):
 
         await in_session(state.database, work)
         return web.json_response({"ok": True}, status=HTTPStatus.CREATED)
-
-
-def current_consents(session: Session, patient_id: int) -> dict[str, Any]:
-    """The newest decision per purpose; no decision means no consent."""
-    out: dict[str, Any] = {CONSENT_TRAINING: False, CONSENT_EXPORT: False}
-    rows = session.scalars(
-        select(Consent).where(Consent.patient_id == patient_id).order_by(Consent.id)
-    )
-    for row in rows:
-        out[row.purpose] = row.granted
-    return out
-
-
-def has_consent(session: Session, patient_id: int, purpose: str) -> bool:
-    return bool(current_consents(session, patient_id).get(purpose, False))
 
 
 class AdminGrantsView(web.View):

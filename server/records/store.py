@@ -33,6 +33,7 @@ from server.records.models import (
     VoiceNote,
     referenced_blobs,
 )
+from server.relevance.models import Diagnosis, RelevanceResult
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -221,6 +222,8 @@ class RecordStore:
             EmrEntry,
             ArchiveSegment,
             Consent,
+            RelevanceResult,
+            Diagnosis,
             AccessRequest,
             AccessGrant,
         )

@@ -22,9 +22,9 @@ from pydantic import AwareDatetime, Field, JsonValue
 from sqlalchemy.orm import Session
 
 from clinicam.configfile import StrictModel
+from server.access.consent import current_consents, has_consent
 from server.access.guard import Granted, check_access, in_session, patient_target
 from server.access.models import CONSENT_EXPORT
-from server.access.views import current_consents, has_consent
 from server.errors import ApiError, read_json
 from server.records.export import ExportLeak, ExportResult, build_export
 from server.records.ingest import Category, IngestError, IngestLimits, Inspected, inspect_upload

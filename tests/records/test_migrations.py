@@ -23,6 +23,9 @@ TABLES = {
     "access_requests",
     "consents",
     "archive_segments",
+    "relevance_results",
+    "diagnoses",
+    "model_versions",
 }
 
 

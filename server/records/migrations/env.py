@@ -7,12 +7,12 @@ import logging
 from alembic import context
 from sqlalchemy import Connection
 
+# Imported so that their tables are registered on Base.metadata.
 import server.access.models
 import server.archive.index
-
-# Imported so that their tables are registered on Base.metadata.
 import server.audit.log
-import server.records.models  # noqa: F401
+import server.records.models
+import server.relevance.models  # noqa: F401
 from server.records.db import Base, make_engine
 
 _LOGGER = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Disease relevance on the server: results, confirmed diagnoses, the model registry."""

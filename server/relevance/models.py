@@ -1,0 +1,67 @@
+"""Relevance results, confirmed diagnoses and model versions, stored beside the records.
+
+A result keeps the inputs it came from (which record items, which model version,
+who computed it), so that a diagnosis an expert confirms later turns those inputs
+into labelled training data (R9). Model versions form a registry whose champion is
+the model in use; every promotion or rejection is kept with both sets of metrics.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.records.db import Base, UtcDateTime, utcnow
+
+STATUS_CHAMPION = "champion"
+STATUS_RETIRED = "retired"
+STATUS_REJECTED = "rejected"
+
+
+class RelevanceResult(Base):
+    """One patient-level relevance per disease category, and what it was computed from."""
+
+    __tablename__ = "relevance_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    consultation_id: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    produced_by: Mapped[str] = mapped_column(String(80))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    values: Mapped[list[float]] = mapped_column(JSON)
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Diagnosis(Base):
+    """A diagnosis an expert confirmed for a patient: the label for the learning loop."""
+
+    __tablename__ = "diagnoses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    confirmed_by: Mapped[str] = mapped_column(String(64))
+    consultation_id: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ModelVersion(Base):
+    """A trained model: where its files are, its metrics, and whether it is in use."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    path: Mapped[str] = mapped_column(String(400))
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -1,0 +1,202 @@
+"""Relevance on the server: the model in use, storing results, the server-side runner.
+
+The appliance normally computes relevance (R7); when it is offline, or has not
+answered within ``models.appliance_timeout_s``, the server runs the very same runtime
+code (``models.runtime``) itself and says so in ``produced_by``. Results are stored
+with the inputs they came from, then shown in the consultation's relevance view.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.records.db import Database
+from server.records.store import RecordStore
+from server.relevance.course import course_items
+from server.relevance.models import RelevanceResult
+
+_LOGGER = logging.getLogger(__name__)
+
+PRODUCED_BY_SERVER = "server"
+
+
+class NoModel(Exception):
+    """No relevance model could be loaded."""
+
+
+@dataclass(frozen=True)
+class StoredRelevance:
+    """A stored result as the room and the API show it."""
+
+    id: int
+    patient_id: int
+    labels: list[str]
+    values: list[float]
+    model_version: str
+    produced_by: str
+    created_at: str
+    caption: str
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.labels, self.values, strict=True))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "labels": self.labels,
+            "values": self.values,
+            "relevance": self.as_dict(),
+            "model_version": self.model_version,
+            "produced_by": self.produced_by,
+            "created_at": self.created_at,
+            "caption": self.caption,
+        }
+
+
+def _stored(row: RelevanceResult, caption: str) -> StoredRelevance:
+    return StoredRelevance(
+        id=row.id,
+        patient_id=row.patient_id,
+        labels=list(row.labels),
+        values=[float(v) for v in row.values],
+        model_version=row.model_version,
+        produced_by=row.produced_by,
+        created_at=row.created_at.isoformat(),
+        caption=caption,
+    )
+
+
+class RelevanceService:
+    """Loads the model lazily (LiteRT, no TensorFlow) and keeps results."""
+
+    def __init__(
+        self,
+        database: Database,
+        store: RecordStore,
+        *,
+        tflite: Path | None,
+        card: Path | None,
+        threads: int = 1,
+    ) -> None:
+        self._database = database
+        self._store = store
+        self._tflite = tflite
+        self._card = card
+        self._threads = threads
+        self._model: Any | None = None
+        self._lock = threading.Lock()
+        self.on_result: Callable[[StoredRelevance, str | None], None] = lambda result, cid: None
+
+    def model(self) -> Any:
+        """The model in use (shipped demo model unless configured); NoModel if unusable."""
+        with self._lock:
+            if self._model is None:
+                from models.runtime import ModelLoadError, RelevanceModel
+
+                try:
+                    if self._tflite is None:
+                        self._model = RelevanceModel.load_demo(num_threads=self._threads)
+                    else:
+                        self._model = RelevanceModel.load(
+                            self._tflite, self._card, num_threads=self._threads
+                        )
+                except (ModelLoadError, OSError, ValueError) as exc:
+                    raise NoModel(f"no usable relevance model: {exc}") from exc
+            return self._model
+
+    def replace_model(self, model: Any) -> None:
+        """Use ``model`` from now on (after a promotion)."""
+        with self._lock:
+            self._model = model
+
+    def caption(self, model_version: str, produced_by: str) -> str:
+        try:
+            intended = str(self.model().card.intended_use)
+        except NoModel:
+            intended = "decision support — not a diagnosis"
+        where = "on the appliance" if produced_by.startswith("appliance") else "on the server"
+        return f"{intended} · model {model_version}, computed {where}"
+
+    def store(
+        self,
+        session: Session,
+        *,
+        patient_id: int,
+        consultation_id: str | None,
+        labels: list[str],
+        values: list[float],
+        inputs: list[dict[str, Any]],
+        model_version: str,
+        produced_by: str,
+        requested_by: str,
+    ) -> StoredRelevance:
+        row = RelevanceResult(
+            patient_id=patient_id,
+            consultation_id=consultation_id,
+            model_version=model_version,
+            produced_by=produced_by,
+            labels=labels,
+            values=values,
+            inputs=inputs,
+            requested_by=requested_by,
+        )
+        session.add(row)
+        session.flush()
+        return _stored(row, self.caption(model_version, produced_by))
+
+    def run_on_server(
+        self, patient_id: int, consultation_id: str | None, requested_by: str
+    ) -> StoredRelevance | None:
+        """Compute from the stored course data here (sync; call off the event loop)."""
+        model = self.model()
+        with self._database.session() as session:
+            items = course_items(session, self._store, patient_id)
+        inputs = [
+            (
+                i.category,
+                i.fields if i.fields is not None else self._store.blobs.path_of(i.sha256 or ""),
+            )
+            for i in items
+        ]
+        result = model.relevance(inputs)
+        if result is None:
+            return None
+        used = {r.index for r in result.per_item}
+        refs = [
+            {**items[i].ref(), "probabilities": list(r.probabilities)}
+            for i, r in ((r.index, r) for r in result.per_item)
+        ]
+        refs += [{**items[i].ref(), "skipped": True} for i in range(len(items)) if i not in used]
+        with self._database.session() as session, session.begin():
+            stored = self.store(
+                session,
+                patient_id=patient_id,
+                consultation_id=consultation_id,
+                labels=list(result.labels),
+                values=[float(v) for v in result.values],
+                inputs=refs,
+                model_version=result.model_version,
+                produced_by=PRODUCED_BY_SERVER,
+                requested_by=requested_by,
+            )
+        _LOGGER.info("relevance for patient %d computed on the server", patient_id)
+        return stored
+
+    def latest(self, session: Session, patient_id: int) -> StoredRelevance | None:
+        row = session.scalar(
+            select(RelevanceResult)
+            .where(RelevanceResult.patient_id == patient_id)
+            .order_by(RelevanceResult.id.desc())
+            .limit(1)
+        )
+        return (
+            None if row is None else _stored(row, self.caption(row.model_version, row.produced_by))
+        )
