@@ -1,4 +1,4 @@
-"""The running demo archives the patient's live video and files snapshots (R6, R13).
+"""The running demo archives live video, files snapshots, computes relevance (R6, R7, R13).
 
 Real processes throughout: mosquitto, the server and the simulated appliance from
 ``clinicam demo``; the archive is the server's remux of the H.264 the appliance sends,
@@ -162,6 +162,50 @@ def test_snapshot_to_record_files_a_clinical_photo(demo: dict[str, Any]) -> None
                 json={"consultation": "demo-consultation"},
             )
             assert status == 200 and shared["by"] == "demo"
+        finally:
+            await http.close()
+
+    asyncio.run(run())
+
+
+def test_relevance_is_computed_on_the_appliance_and_stored(demo: dict[str, Any]) -> None:
+    """R7 end to end: MQTT command → appliance fetches the course data with its
+    patient-scoped token → LiteRT → result posted back, stored, shown in the room."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    row = next(i for i, target in enumerate(data.target) if target == 0)  # malignant
+    fields = {n: float(v) for n, v in zip(data.feature_names, data.data[row], strict=True)}
+
+    async def run() -> None:
+        http, chair = await _session(demo, "demo")
+        try:
+            status, grant, _ = await chair.call(
+                "POST", "/api/access", json={"patient": "P-0001", "operations": ["view", "edit"]}
+            )
+            assert status == 201
+            pid = grant["patient_id"]
+            status, _, _ = await chair.call(
+                "POST", f"/api/patients/{pid}/emr", json={"fields": fields}
+            )
+            assert status == 201
+            status, asked, _ = await chair.call(
+                "POST",
+                "/api/consultations/demo-consultation/relevance",
+                json={"where": "appliance"},
+            )
+            assert status == 202 and asked["on"] == "appliance:appliance-1", asked
+            deadline = time.monotonic() + 30
+            while True:
+                status, found, _ = await chair.call("GET", f"/api/patients/{pid}/relevance")
+                latest = found["latest"]
+                if latest and latest["produced_by"] == "appliance:appliance-1":
+                    break
+                assert time.monotonic() < deadline, "no result from the appliance"
+                await asyncio.sleep(0.5)
+            assert latest["labels"] == ["benign", "malignant"]
+            assert latest["relevance"]["malignant"] > 0.5
+            assert "not for clinical use" in latest["caption"]
         finally:
             await http.close()
 
