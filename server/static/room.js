@@ -184,6 +184,30 @@ function renderRelevance() {
   document.getElementById("diagnosis-confirm").disabled = false;
 }
 
+function setupReplay() {
+  const status = document.getElementById("replay-status");
+  const from = document.getElementById("replay-from");
+  const start = new Date(Date.now() - 10 * 60000);
+  from.value = new Date(start.getTime() - start.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+  document.getElementById("replay-go").addEventListener("click", async () => {
+    const begin = new Date(from.value);
+    const minutes = Number(document.getElementById("replay-minutes").value) || 1;
+    if (Number.isNaN(begin.getTime())) { status.textContent = "Choose a start time."; return; }
+    try {
+      const grant = await Api.call("POST", "/api/access", {
+        patient: info.patient, operations: ["view"], reason: "archive replay in the room",
+      });
+      if (grant.status !== "granted") { status.textContent = grant.message; return; }
+      const r = await Api.call("POST", `/api/patients/${grant.patient_id}/archive/replay`, {
+        consultation: cid,
+        start: begin.toISOString(),
+        end: new Date(begin.getTime() + minutes * 60000).toISOString(),
+      });
+      status.textContent = `Showing ${r.note}. Live video returns when the appliance reconnects.`;
+    } catch (e) { status.textContent = e.message; }
+  });
+}
+
 function setupRelevance() {
   const status = document.getElementById("relevance-status");
   document.getElementById("relevance-ask").addEventListener("click", async () => {
@@ -304,6 +328,7 @@ function setupPad() {
     `/records?patient=${encodeURIComponent(info.patient)}&consultation=${encodeURIComponent(cid)}`;
   setupPad();
   setupRelevance();
+  setupReplay();
   connectEvents();
   connectMedia();
 })();
