@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -121,6 +122,17 @@ def _parser() -> argparse.ArgumentParser:
         "--database",
         help="database URL, e.g. sqlite:///state/clinicam.db or postgresql+psycopg://…",
     )
+    model = sub.add_parser(
+        "model",
+        help="train, export or rebuild the relevance model (needs the 'train' extra)",
+        description="train: --data DIR --out DIR [--epochs N] [--seed S] [--version V] "
+        "(dataset layout: models/README.md); export: --model DIR --data DIR --out FILE.tflite; "
+        "build-demo: rebuild the shipped demonstration model. Arguments after the action "
+        "go to the tool; '--help' after it lists them.",
+    )
+    model.add_argument("action", choices=["train", "export", "build-demo"])
+    model.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own arguments")
+
     records = sub.add_parser(
         "records",
         help="import patient records from a hospital system",
@@ -230,6 +242,27 @@ def _audit_verify(config_path: Path | None, database: str | None) -> int:
     return 0 if result.ok else 1
 
 
+def _model(action: str, argv: list[str]) -> int:
+    if importlib.util.find_spec("tensorflow") is None:
+        print(
+            "clinicam model: TensorFlow is not installed; run ./install.sh --role dev "
+            "or pip install -e '.[train]'",
+            file=sys.stderr,
+        )
+        return 2
+    if action == "train":
+        from models.train import main as train_main
+
+        return train_main(argv)
+    if action == "export":
+        from models.export import main as export_main
+
+        return export_main(argv)
+    from models.build_demo import main as build_main
+
+    return build_main(argv)
+
+
 def _records(
     action: str, source: Path, patient: str | None, name: str | None, config_path: Path | None
 ) -> int:
@@ -271,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             return _hash_password()
         if args.command == "audit":
             return _audit_verify(args.config, args.database)
+        if args.command == "model":
+            return _model(args.action, list(args.args))
         if args.command == "records":
             return _records(args.action, args.source, args.patient, args.name, args.config)
     except ConfigError as exc:

@@ -34,6 +34,7 @@ from server.records.snapshots import add_snapshot_routes
 from server.records.store import RecordStore
 from server.records.views import add_record_routes
 from server.relevance.learning import LearningLoop
+from server.relevance.retrain import Retrainer, champion, training_available
 from server.relevance.service import RelevanceService
 from server.relevance.views import add_relevance_routes
 from server.room import ConsultationRoom, RoomRegistry
@@ -172,14 +173,19 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
             task.add_done_callback(_BACKGROUND.discard)
 
     media.on_live_again = live_again
+    promoted = champion(database)  # a model the learning loop promoted earlier wins
+    in_use = Path(promoted.path) if promoted and Path(promoted.path).is_file() else None
     state.relevance = RelevanceService(
         database,
         state.records,
-        tflite=config.models.tflite,
-        card=config.models.card,
+        tflite=in_use or config.models.tflite,
+        card=None if in_use else config.models.card,
         threads=config.models.threads,
     )
-    state.learning = LearningLoop(database, config.models.retrain_after)
+    retrainer = None
+    if config.models.retrain and training_available():
+        retrainer = Retrainer(config, database, state.records, state.relevance, state.audit)
+    state.learning = LearningLoop(database, config.models.retrain_after, retrainer)
 
     def room_created(room: ConsultationRoom) -> None:
         task = asyncio.get_running_loop().create_task(_show_latest_relevance(state, room))

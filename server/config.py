@@ -149,7 +149,16 @@ class ModelsConfig(StrictModel):
         60.0, gt=0, le=3600, description="Run on the server if the appliance has not answered."
     )
     retrain_after: int = Field(
-        50, ge=2, le=1_000_000, description="Confirmed, consented cases that start a retrain."
+        50, ge=1, le=1_000_000, description="Confirmed, consented cases that start a retrain."
+    )
+    retrain: bool = Field(
+        True, description="Retrain in the background (needs the 'train' extra on the server)."
+    )
+    retrain_epochs: int | None = Field(
+        None, ge=1, le=1000, description="Epochs per branch (default: the model's own)."
+    )
+    retrain_base_per_class: int | None = Field(
+        None, ge=4, le=10_000, description="Synthetic base records per label (default: 150)."
     )
 
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from server.access.consent import has_consent
 from server.access.models import CONSENT_TRAINING
 from server.records.db import Database
-from server.relevance.models import Diagnosis
+from server.relevance.models import Diagnosis, ModelVersion
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,18 +30,26 @@ _LOGGER = logging.getLogger(__name__)
 class LabelledCase:
     patient_id: int
     label: str
+    confirmed_at: datetime | None = None
 
 
 def labelled_cases(session: Session) -> list[LabelledCase]:
     """The newest confirmed diagnosis of every patient whose consent allows training."""
-    latest: dict[int, str] = {}
+    latest: dict[int, Diagnosis] = {}
     for row in session.scalars(select(Diagnosis).order_by(Diagnosis.id)):
-        latest[row.patient_id] = row.label
+        latest[row.patient_id] = row
     return [
-        LabelledCase(pid, label)
-        for pid, label in sorted(latest.items())
+        LabelledCase(pid, row.label, row.created_at)
+        for pid, row in sorted(latest.items())
         if has_consent(session, pid, CONSENT_TRAINING)
     ]
+
+
+def last_retrain(session: Session) -> datetime | None:
+    """When the newest candidate was trained (cases confirmed since then are new)."""
+    return session.scalar(
+        select(ModelVersion.created_at).order_by(ModelVersion.created_at.desc()).limit(1)
+    )
 
 
 class LearningLoop:
@@ -56,20 +65,21 @@ class LearningLoop:
         self._threshold = threshold
         self._retrain = retrain
         self._event = asyncio.Event()
-        self.trained_on = 0  # labelled cases the current model has seen
         self.running = False
 
     def wake(self) -> None:
         self._event.set()
 
-    def _cases(self) -> list[LabelledCase]:
+    def _cases(self) -> tuple[list[LabelledCase], int]:
         with self._database.session() as session:
-            return labelled_cases(session)
+            cases = labelled_cases(session)
+            since = last_retrain(session)
+        new = [c for c in cases if since is None or (c.confirmed_at and c.confirmed_at > since)]
+        return cases, len(new)
 
     async def check(self) -> bool:
         """Start a retrain if enough new labelled cases accumulated; True if one ran."""
-        cases = await asyncio.to_thread(self._cases)
-        new = len(cases) - self.trained_on
+        cases, new = await asyncio.to_thread(self._cases)
         if new < self._threshold or self.running:
             _LOGGER.info(
                 "learning loop: %d labelled, consenting cases (%d new, retrain at %d)",
@@ -88,7 +98,6 @@ class LearningLoop:
         self.running = True
         try:
             await self._retrain(cases)
-            self.trained_on = len(cases)
         finally:
             self.running = False
         return True
