@@ -8,6 +8,8 @@ import logging
 import signal
 from dataclasses import asdict, dataclass, field
 
+import aiohttp
+
 from clinicam.ice import restrict_ice_to_loopback
 from firmware.config import ApplianceConfig
 from firmware.control.api import CommandApi
@@ -84,6 +86,10 @@ class Appliance:
 
     async def _load_model(self) -> None:
         await asyncio.to_thread(self.relevance.load)
+        timeout = aiohttp.ClientTimeout(total=120)
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                await self.relevance.sync(http)  # follow a model the server promoted
         self.api.publish_state()  # the state carries the model version
 
     async def stop(self) -> None:
@@ -148,7 +154,9 @@ def build_appliance(
     snapshots = SnapshotTaker(camera, config.state_dir / "snapshots")
     uploader = SnapshotUploader(config.server, config.device_id, config.state_dir / "snapshots")
     snapshots.on_taken = uploader.wake.set
-    relevance = RelevanceRunner(config.server, config.device_id, config.model)
+    relevance = RelevanceRunner(
+        config.server, config.device_id, config.model, config.state_dir / "models"
+    )
     control = DeviceControl(
         motion=motion,
         camera=camera,

@@ -130,6 +130,9 @@ class ModelRuntimeConfig(StrictModel):
     )
     card: Path | None = Field(None, description="Its model card (default: beside the file).")
     threads: int = Field(1, ge=1, le=4, description="LiteRT threads (1 keeps video smooth).")
+    follow_server: bool = Field(
+        True, description="Download the server's model when it promotes a new version."
+    )
 
 
 class MotionConfig(StrictModel):

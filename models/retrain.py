@@ -50,8 +50,8 @@ def run(
     epochs: int | None,
     per_class: int | None,
 ) -> dict[str, object]:
-    from models.build_demo import DEMO_SEED, DEMO_USE, PER_CLASS, write_demo_dataset
-    from models.card import card_path_for
+    from models.build_demo import DEMO_SEED, PER_CLASS, write_demo_dataset
+    from models.card import DEMO_USE, card_path_for
     from models.challenge import challenge
     from models.runtime import RelevanceModel
     from models.train import train

@@ -10,28 +10,38 @@ on the SD card: the items live in memory only for the computation.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from clinicam.files import write_atomically
 from clinicam.protocol import RelevanceRequest
 from firmware.config import ModelRuntimeConfig, ServerLinkConfig
 from firmware.control.router import CommandFailed, Result
 
 _LOGGER = logging.getLogger(__name__)
 ATTEMPTS = 3
+CURRENT = "current.json"
 
 
 class RelevanceRunner:
     """Loads the model once and computes relevance in the background per request."""
 
     def __init__(
-        self, server: ServerLinkConfig, device_id: str, config: ModelRuntimeConfig
+        self,
+        server: ServerLinkConfig,
+        device_id: str,
+        config: ModelRuntimeConfig,
+        folder: Path,
     ) -> None:
         self._server = server
         self._base = f"{server.url}/api/appliances/{device_id}"
         self._config = config
+        self._folder = folder  # models downloaded from the server, and current.json
         self._model: Any | None = None
         self._error: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -44,7 +54,10 @@ class RelevanceRunner:
         try:
             from models.runtime import RelevanceModel
 
-            if self._config.tflite is None:
+            followed = self._followed()
+            if followed is not None:
+                self._model = RelevanceModel.load(followed, num_threads=self._config.threads)
+            elif self._config.tflite is None:
                 self._model = RelevanceModel.load_demo(num_threads=self._config.threads)
             else:
                 self._model = RelevanceModel.load(
@@ -54,6 +67,58 @@ class RelevanceRunner:
         except Exception as exc:  # a broken model file must not stop the camera
             self._error = f"the relevance model could not be loaded: {exc}"
             _LOGGER.error("%s", self._error)
+
+    def _followed(self) -> Path | None:
+        """The model downloaded from the server last time, if any (and still there)."""
+        marker = self._folder / CURRENT
+        if not self._config.follow_server or not marker.is_file():
+            return None
+        try:
+            name = json.loads(marker.read_text())["tflite"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        path = self._folder / Path(str(name)).name
+        return path if path.is_file() else None
+
+    async def sync(self, http: aiohttp.ClientSession) -> bool:
+        """Follow the server's model: download, verify and switch if the version differs."""
+        if not self._config.follow_server:
+            return False
+        headers = {"Authorization": f"Bearer {self._server.token.get_secret_value()}"}
+        async with http.get(f"{self._base}/model", headers=headers) as resp:
+            if resp.status != 200:
+                return False
+            wanted = await resp.json()
+        if wanted.get("version") == self.version:
+            return False
+        version = re.sub(r"[^A-Za-z0-9_.-]", "_", str(wanted["version"]))[:64]
+        files = {}
+        for part in ("file", "card"):
+            async with http.get(f"{self._base}/model/{part}", headers=headers) as resp:
+                if resp.status != 200:
+                    return False
+                files[part] = await resp.read()
+        tflite = self._folder / f"{version}.tflite"
+        card = self._folder / f"{version}.card.json"
+
+        def install() -> Any:
+            from models.runtime import RelevanceModel
+
+            self._folder.mkdir(parents=True, exist_ok=True)
+            write_atomically(card, files["card"])
+            write_atomically(tflite, files["file"])
+            model = RelevanceModel.load(tflite, card, num_threads=self._config.threads)
+            write_atomically(self._folder / CURRENT, json.dumps({"tflite": tflite.name}).encode())
+            return model
+
+        try:
+            model = await asyncio.to_thread(install)
+        except Exception as exc:  # a bad download keeps the model that works
+            _LOGGER.error("model %s from the server refused: %s", version, exc)
+            return False
+        _LOGGER.info("now running relevance model %s (was %s)", model.version, self.version)
+        self._model = model
+        return True
 
     @property
     def version(self) -> str | None:
@@ -105,6 +170,7 @@ class RelevanceRunner:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with aiohttp.ClientSession(timeout=timeout) as http:
+                    await self.sync(http)
                     items, refs = await self._fetch(http, command)
                     result = await asyncio.to_thread(self._model.relevance, items)
                     if result is None:

@@ -178,4 +178,5 @@ class Retrainer:
         )
         if promote:
             ModelCard.from_json(card)  # refuse a malformed card before switching
-            self._service.replace_model(RelevanceModel.load(decision["tflite"]))
+            tflite = Path(decision["tflite"])
+            self._service.replace_model(RelevanceModel.load(tflite), tflite)

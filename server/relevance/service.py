@@ -112,10 +112,21 @@ class RelevanceService:
                     raise NoModel(f"no usable relevance model: {exc}") from exc
             return self._model
 
-    def replace_model(self, model: Any) -> None:
-        """Use ``model`` from now on (after a promotion)."""
+    def replace_model(self, model: Any, tflite: Path, card: Path | None = None) -> None:
+        """Use ``model`` (loaded from ``tflite``) from now on (after a promotion)."""
         with self._lock:
             self._model = model
+            self._tflite, self._card = tflite, card
+
+    def files(self) -> tuple[Path, Path]:
+        """The model file in use and its card (what appliances download to follow)."""
+        from models.card import card_path_for
+        from models.runtime import DEMO_CARD, DEMO_MODEL
+
+        self.model()
+        if self._tflite is None:
+            return DEMO_MODEL, DEMO_CARD
+        return self._tflite, self._card or card_path_for(self._tflite)
 
     def caption(self, model_version: str, produced_by: str) -> str:
         try:

@@ -368,11 +368,32 @@ class DiagnosisView(web.View):
         )
 
 
+class DeviceModelView(web.View):
+    """The model in use on the server, for appliances that follow it (R9)."""
+
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        authenticated_device(self.request)
+        try:
+            tflite, card = await asyncio.to_thread(state.relevance.files)
+        except NoModel as exc:
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+        part = self.request.match_info.get("part", "")
+        if part == "file":
+            return web.FileResponse(tflite, headers={"Content-Type": "application/octet-stream"})
+        if part == "card":
+            return web.FileResponse(card, headers={"Content-Type": "application/json"})
+        model = state.relevance.model()
+        return web.json_response({"version": model.version, "sha256": model.card.sha256})
+
+
 def add_relevance_routes(app: web.Application) -> None:
     r = app.router
     r.add_view("/api/consultations/{cid}/relevance", AskRelevanceView)
     r.add_view("/api/appliances/{device}/course", DeviceCourseView)
     r.add_view("/api/appliances/{device}/course/{category}/{rid}", DeviceCourseItemView)
     r.add_view("/api/appliances/{device}/relevance", DeviceResultView)
+    r.add_view("/api/appliances/{device}/model", DeviceModelView)
+    r.add_view("/api/appliances/{device}/model/{part:file|card}", DeviceModelView)
     r.add_view("/api/patients/{pid}/relevance", PatientRelevanceView)
     r.add_view("/api/patients/{pid}/diagnosis", DiagnosisView)
