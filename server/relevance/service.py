@@ -74,6 +74,36 @@ def _stored(row: RelevanceResult, caption: str) -> StoredRelevance:
     )
 
 
+SHORT_NAMES = {
+    "clinical_photo": "photo",
+    "record_scan": "scan",
+    "ct_image": "CT",
+    "voice_note": "voice",
+    "emr_entry": "EMR",
+}
+
+
+def training_summary(training_data: Any) -> str:
+    """E.g. "Wisconsin diagnostic breast cancer (EMR) + synthetic data (photo, scan, …)"."""
+    if not isinstance(training_data, dict):
+        return ""
+    real: dict[str, list[str]] = {}
+    synthetic: list[str] = []
+    for category, info in training_data.items():
+        name = SHORT_NAMES.get(category, category)
+        if not isinstance(info, dict):
+            continue
+        if info.get("synthetic"):
+            synthetic.append(name)
+        else:
+            source = str(info.get("source", "real data")).split(" (")[0]
+            real.setdefault(source, []).append(name)
+    parts = [f"{source} ({', '.join(names)})" for source, names in real.items()]
+    if synthetic:
+        parts.append(f"synthetic data ({', '.join(synthetic)})")
+    return " + ".join(parts)
+
+
 class RelevanceService:
     """Loads the model lazily (LiteRT, no TensorFlow) and keeps results."""
 
@@ -129,12 +159,16 @@ class RelevanceService:
         return self._tflite, self._card or card_path_for(self._tflite)
 
     def caption(self, model_version: str, produced_by: str) -> str:
+        """What the chart says under itself: intended use, training data, version, where."""
         try:
-            intended = str(self.model().card.intended_use)
+            card = self.model().card
+            intended = str(card.intended_use)
+            trained = training_summary(card.data.get("training_data", {}))
         except NoModel:
-            intended = "decision support — not a diagnosis"
+            intended, trained = "decision support — not a diagnosis", ""
         where = "on the appliance" if produced_by.startswith("appliance") else "on the server"
-        return f"{intended} · model {model_version}, computed {where}"
+        data = f" · trained on {trained}" if trained else ""
+        return f"{intended}{data} · model {model_version}, computed {where}"
 
     def store(
         self,

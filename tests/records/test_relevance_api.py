@@ -156,6 +156,7 @@ async def test_server_runner_and_the_learning_loop(site: Site) -> None:
     assert result["on"] == "server" and result["produced_by"] == "server"
     assert result["relevance"]["malignant"] > result["relevance"]["benign"]
     assert "not for clinical use" in result["caption"]
+    assert "Wisconsin" in result["caption"] and "synthetic data" in result["caption"]
     room = site.state.rooms.get(site.state.config.consultations[0])
     await asyncio.sleep(0.1)
     assert room.relevance is not None and room.relevance["id"] == result["id"]
