@@ -121,6 +121,13 @@ class ServerLinkConfig(StrictModel):
         return value.rstrip("/")
 
 
+class MicrophoneConfig(StrictModel):
+    """The patient's microphone (muted whenever privacy mode is on)."""
+
+    enabled: bool = Field(True, description="Send the patient's sound to the experts.")
+    device: str = Field("default", max_length=100, description="ALSA capture device on a Pi.")
+
+
 class ModelRuntimeConfig(StrictModel):
     """The relevance model the appliance runs (R7, D3)."""
 
@@ -166,6 +173,7 @@ class ApplianceConfig(StrictModel):
     sim: SimConfig = Field(default_factory=SimConfig)
     motion: MotionConfig = Field(default_factory=MotionConfig)
     model: ModelRuntimeConfig = Field(default_factory=ModelRuntimeConfig)
+    microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     state_dir: Path = Field(
         default_factory=lambda: Path.home() / ".local" / "state" / "clinicam-appliance",

@@ -149,7 +149,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         throttle=LoginThrottle(max_failures=config.http.max_failed_logins),
         appliances=ApplianceLink(config.mqtt, loop),
         media=media,
-        rooms=RoomRegistry(config, media.feeds),
+        rooms=RoomRegistry(config, media.feeds, media.patient_audio),
         database=database,
         audit=AuditTrail(database),
         access=AccessControl(config),

@@ -19,7 +19,7 @@ from pydantic import Field
 from clinicam.protocol import WireModel
 from server.config import ConsultationConfig, ServerConfig
 from server.floor import FloorControl, FloorError
-from server.media.audio import AudioMixer, MixTrack
+from server.media.audio import AudioMixer, AudioSource, MixTrack
 from server.media.cards import message_card
 from server.media.chart import render_relevance_chart
 from server.media.composite import CompositeMixer, CompositeTrack
@@ -67,7 +67,11 @@ class ConsultationRoom:
     """Runtime state of one consultation."""
 
     def __init__(
-        self, consultation: ConsultationConfig, config: ServerConfig, live_feed: FrameFeed
+        self,
+        consultation: ConsultationConfig,
+        config: ServerConfig,
+        live_feed: FrameFeed,
+        patient_audio: AudioSource | None = None,
     ) -> None:
         self.consultation = consultation
         self._config = config
@@ -100,6 +104,8 @@ class ConsultationRoom:
             watermark=(lambda user: names.get(user, user)) if config.watermark else None,
         )
         self.audio = AudioMixer()
+        if patient_audio is not None:  # everyone hears the patient; the patient hears no one
+            self.audio.sources[f"appliance:{consultation.appliance}"] = patient_audio
 
     def show_relevance(self, result: dict[str, Any]) -> bool:
         """Draw the chart for ``result`` (labels, values, caption); only when it changed."""
@@ -260,16 +266,27 @@ class ConsultationRoom:
 class RoomRegistry:
     """Rooms by consultation id, created on first use."""
 
-    def __init__(self, config: ServerConfig, live_feeds: Mapping[str, FrameFeed]) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        live_feeds: Mapping[str, FrameFeed],
+        patient_audio: Mapping[str, AudioSource] | None = None,
+    ) -> None:
         self._config = config
         self._feeds = live_feeds
+        self._patient_audio = patient_audio or {}
         self._rooms: dict[str, ConsultationRoom] = {}
         self.on_created: Callable[[ConsultationRoom], None] = lambda room: None
 
     def get(self, consultation: ConsultationConfig) -> ConsultationRoom:
         room = self._rooms.get(consultation.id)
         if room is None:
-            room = ConsultationRoom(consultation, self._config, self._feeds[consultation.appliance])
+            room = ConsultationRoom(
+                consultation,
+                self._config,
+                self._feeds[consultation.appliance],
+                self._patient_audio.get(consultation.appliance),
+            )
             self._rooms[consultation.id] = room
             self.on_created(room)
         return room

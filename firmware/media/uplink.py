@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 import aiohttp
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from clinicam.ice import keep_loopback_candidates
 from firmware.config import ApplianceConfig
@@ -33,10 +33,14 @@ class StreamUplink:
     """Keeps one WebRTC connection to the server carrying the live video."""
 
     def __init__(
-        self, config: ApplianceConfig, make_track: Callable[[], EncodedCameraTrack]
+        self,
+        config: ApplianceConfig,
+        make_track: Callable[[], EncodedCameraTrack],
+        make_audio: Callable[[], MediaStreamTrack | None] = lambda: None,
     ) -> None:
         self._config = config
         self._make_track = make_track
+        self._make_audio = make_audio
         self._base = f"{config.server.url}/api/appliances/{config.device_id}/stream"
         self.connected = asyncio.Event()
 
@@ -80,6 +84,9 @@ class StreamUplink:
                 if c.mimeType.lower() == "video/h264"
             ]
             transceiver.setCodecPreferences(h264)
+            microphone = self._make_audio()
+            if microphone is not None:
+                pc.addTransceiver(microphone, direction="sendonly")
             await pc.setLocalDescription(await pc.createOffer())
             local = pc.localDescription
             async with http.post(

@@ -15,6 +15,7 @@ from aiortc.contrib.media import MediaPlayer
 
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from server.archive.recorder import ArchiveRecorder
+from server.media.audio import AudioSource
 from server.media.live import FrameFeed
 from server.room import ConsultationRoom
 
@@ -51,6 +52,7 @@ class MediaHub:
     def __init__(self, ice: IceConfig, devices: list[str]) -> None:
         self._ice = ice
         self.feeds = {device: FrameFeed(f"appliance {device}") for device in devices}
+        self.patient_audio = {device: AudioSource(f"patient {device}") for device in devices}
         self._appliances: dict[str, ApplianceSession] = {}
         self._experts: dict[tuple[str, str], RTCPeerConnection] = {}
         self.archive: ArchiveRecorder | None = None
@@ -97,6 +99,8 @@ class MediaHub:
 
         @pc.on("track")
         def _on_track(track: Any) -> None:
+            if track.kind == "audio":
+                self.patient_audio[device_id].attach(track)
             if track.kind == "video":
                 if self.stop_replay(device_id):
                     self.on_live_again(device_id)
@@ -181,6 +185,8 @@ class MediaHub:
             self.stop_replay(device_id)
         for feed in self.feeds.values():
             feed.detach()
+        for source in self.patient_audio.values():
+            source.detach()
         await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
         if self.archive is not None:
             await self.archive.close()

@@ -90,7 +90,7 @@ def training_summary(training_data: Any) -> str:
     real: dict[str, list[str]] = {}
     synthetic: list[str] = []
     for category, info in training_data.items():
-        name = SHORT_NAMES.get(category, category)
+        name = SHORT_NAMES.get(str(category), str(category))
         if not isinstance(info, dict):
             continue
         if info.get("synthetic"):

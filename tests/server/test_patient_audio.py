@@ -1,0 +1,75 @@
+"""Experts hear the patient (R1): the appliance's microphone reaches every expert's mix,
+and privacy mode sends silence."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+from aiohttp.test_utils import TestServer
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+
+from clinicam.ice import keep_loopback_candidates
+from firmware.media.microphone import PrivacyGatedAudio, SimMicrophone
+from server.app import build_app
+from server.state import STATE
+from tests.records.api_helpers import PASSWORD, records_config
+
+
+async def test_privacy_gate_sends_silence_of_the_same_shape() -> None:
+    private = False
+    gate = PrivacyGatedAudio(SimMicrophone(), lambda: private)
+    loud = await gate.recv()
+    assert np.abs(loud.to_ndarray()).max() > 1000
+    private = True
+    quiet = await gate.recv()
+    assert quiet.samples == loud.samples and not quiet.to_ndarray().any()
+    assert quiet.pts > loud.pts
+    gate.stop()
+
+
+async def test_the_patient_microphone_reaches_every_experts_mix(tmp_path: Path) -> None:
+    config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    config = config.model_copy(
+        update={"ice": config.ice.model_copy(update={"loopback_only": True})}
+    )
+    app = build_app(config, asyncio.get_running_loop())
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    state = app[STATE]
+    pc = RTCPeerConnection(config.ice.rtc_configuration())
+    try:
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        pc.addTransceiver(SimMicrophone(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                str(server.make_url("/api/appliances/cam-1/stream")),
+                json={"sdp": pc.localDescription.sdp, "type": "offer"},
+                headers={"Authorization": f"Bearer {PASSWORD}"},
+            ) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            answer = await resp.json()
+        sdp = keep_loopback_candidates(answer["sdp"])
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        room = state.rooms.get(config.consultations[0])
+        assert "appliance:cam-1" in room.audio.sources
+        source = state.media.patient_audio["cam-1"]
+        for _ in range(200):  # connect, then buffer at least a few chunks of the tone
+            if source._buffered >= 5 * 960:
+                break
+            await asyncio.sleep(0.05)
+        alice, bob = room.audio.listen("alice"), room.audio.listen("bob")
+        room.audio.mix_once()
+        heard = [(await t.recv()).to_ndarray() for t in (alice, bob)]
+        for samples in heard:
+            assert np.abs(samples).max() > 500  # the 220 Hz tone, in both mixes
+        room.audio.unlisten(alice)
+        room.audio.unlisten(bob)
+    finally:
+        await pc.close()
+        await server.close()
