@@ -9,7 +9,9 @@ import signal
 from dataclasses import asdict, dataclass, field
 
 import aiohttp
+from aiortc import MediaStreamTrack
 
+from clinicam import sdnotify
 from clinicam.ice import restrict_ice_to_loopback
 from firmware.config import ApplianceConfig
 from firmware.control.api import CommandApi
@@ -22,6 +24,7 @@ from firmware.control.snapshot_upload import SnapshotUploader
 from firmware.control.telemetry import Telemetry
 from firmware.hardware.gpio import LightPattern, PrivacySwitch, StatusLight, build_gpio
 from firmware.hardware.protocols import Camera, PanTilt
+from firmware.media.microphone import open_microphone
 from firmware.media.output import StreamOutput, StreamSettings
 from firmware.media.privacy import privacy_frame
 from firmware.media.track import EncodedCameraTrack
@@ -68,6 +71,15 @@ class Appliance:
             self.output,
             private=lambda: self.privacy.is_private,
             privacy_card=privacy_frame,
+        )
+
+    def make_microphone(self) -> MediaStreamTrack | None:
+        if not self.config.microphone.enabled:
+            return None
+        return open_microphone(
+            self.config.backend,
+            self.config.microphone.device,
+            lambda: self.privacy.is_private,
         )
 
     def start(self, *, stream: bool = True) -> None:
@@ -181,7 +193,9 @@ def build_appliance(
         output,
         control,
         api,
-        uplink=StreamUplink(config, lambda: appliance.make_track()),
+        uplink=StreamUplink(
+            config, lambda: appliance.make_track(), lambda: appliance.make_microphone()
+        ),
         uploader=uploader,
         relevance=relevance,
     )
@@ -207,9 +221,20 @@ async def run_appliance(config: ApplianceConfig) -> None:
         cam.fps,
     )
     appliance.start()
+    sdnotify.ready(
+        f"{config.device_id} ({config.backend}): broker {config.mqtt.host}:{config.mqtt.port}, "
+        f"streaming to {config.server.url}"
+    )
+    # Fed from this loop (a stalled loop stops it) while every task meant to run
+    # forever still runs; "model" ends by itself once the model is loaded.
+    watchdog = sdnotify.start_watchdog(
+        healthy=lambda: all(not t.done() for t in appliance.tasks if t.get_name() != "model")
+    )
     try:
         await stop.wait()
     finally:
+        sdnotify.stopping(f"appliance {config.device_id} stopping")
+        sdnotify.stop_watchdog(watchdog)
         _LOGGER.info("appliance %s stopping", config.device_id)
         await appliance.stop()
         _LOGGER.info("appliance %s stopped", config.device_id)

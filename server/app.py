@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from clinicam import sdnotify
 from clinicam.ice import restrict_ice_to_loopback
 from server.access.grants import AccessControl
 from server.access.views import add_access_routes
@@ -233,9 +234,13 @@ async def run_server(config: ServerConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    sdnotify.ready(f"serving on http://{config.http.host}:{config.http.port}")
+    watchdog = sdnotify.start_watchdog()  # fed from this loop: a stalled loop stops it
     try:
         await stop.wait()
     finally:
+        sdnotify.stopping("server stopping")
+        sdnotify.stop_watchdog(watchdog)
         _LOGGER.info("server stopping")
         await runner.cleanup()
         _LOGGER.info("server stopped")
