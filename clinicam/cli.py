@@ -93,9 +93,17 @@ def _parser() -> argparse.ArgumentParser:
                 "action",
                 nargs="?",
                 default="run",
-                choices=["run", "calibrate"],
-                help="'calibrate' walks a technician through the servo "
-                "calibration and writes it into the config file",
+                choices=["run", "calibrate", "doctor", "provision", "update"],
+                help="'calibrate' walks a technician through the servo calibration and "
+                "writes it into the config file; 'doctor' checks camera, I2C, servos, GPIO, "
+                "broker, server, clock, disk and temperature; 'provision' applies "
+                "clinicam.toml from the boot partition (first boot); 'update SOURCE' installs "
+                "a release beside the current one and rolls back if it is not healthy",
+            )
+            p.add_argument(
+                "rest",
+                nargs=argparse.REMAINDER,
+                help="arguments of doctor/provision/update ('--help' after the action)",
             )
         p.add_argument("-c", "--config", type=Path, help="TOML configuration file")
         p.add_argument(
@@ -160,6 +168,21 @@ def _run_server(config_path: Path | None, check: bool) -> int:
 
     asyncio.run(run_server(config))
     return 0
+
+
+def _appliance_tool(action: str, config_path: Path | None, rest: list[str]) -> int:
+    """doctor / provision / update: each tool parses its own arguments."""
+    if action == "doctor":
+        from firmware.doctor import main_doctor
+
+        return main_doctor([*(["--config", str(config_path)] if config_path else []), *rest])
+    if action == "provision":
+        from firmware.provision import main_provision
+
+        return main_provision(rest)
+    from clinicam.update import main_update
+
+    return main_update(rest)
 
 
 def _run_appliance(config_path: Path | None, check: bool, action: str) -> int:
@@ -299,6 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "server":
             return _run_server(args.config, args.check)
         if args.command == "appliance":
+            if args.action in ("doctor", "provision", "update"):
+                return _appliance_tool(args.action, args.config, list(args.rest))
+            if args.rest:  # options after the action: "appliance run --config FILE"
+                late = argparse.ArgumentParser(prog=f"clinicam appliance {args.action}")
+                late.add_argument("-c", "--config", type=Path, default=args.config)
+                late.add_argument("--check", action="store_true", default=args.check)
+                more = late.parse_args(args.rest)
+                args.config, args.check = more.config, more.check
             return _run_appliance(args.config, args.check, args.action)
         if args.command == "hash-password":
             return _hash_password()
