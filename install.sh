@@ -3,7 +3,8 @@
 #
 #   ./install.sh --role demo        everything for `clinicam demo` on one machine
 #   ./install.sh --role server      a clinic hub / hospital server (with mosquitto)
-#   ./install.sh --role appliance   the camera appliance (Raspberry Pi OS: picamera2 from apt)
+#   ./install.sh --role appliance   the camera appliance (Raspberry Pi OS: the same steps as the
+#                                   flashable image, hardware/image/customize.sh --root /)
 #   ./install.sh --role dev         demo + test tools (Chromium, linters)
 #   ./install.sh --detect           print the detected system and exit
 #
@@ -22,7 +23,7 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
 
 usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -70,12 +71,23 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 
+# --- the appliance on Raspberry Pi OS: the flashable image's own steps --------
+# customize.sh installs the release under /opt/clinicam (venv with system site packages,
+# picamera2 from apt), the clinicam user, the units and the appliance's system settings;
+# see hardware/image/README.md. Elsewhere the appliance role is a local venv as below.
+if [ "$ROLE" = appliance ] && [ "$OS" = rpios ]; then
+  CUSTOMIZE="${CLINICAM_CUSTOMIZE:-$HERE/hardware/image/customize.sh}"
+  say "Raspberry Pi OS: installing the appliance with $CUSTOMIZE --root /"
+  exec $SUDO bash "$CUSTOMIZE" --root / --source "$HERE"
+fi
+
 APT=(python3 python3-venv python3-pip ca-certificates)
 case "$ROLE" in
   server|demo) APT+=(mosquitto fonts-dejavu-core) ;;
   appliance) APT+=(i2c-tools)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
-  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql) ;;
+  # debootstrap and parted: tests/image builds a Debian root and a disk image
+  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql debootstrap parted) ;;
 esac
 
 missing=()
@@ -110,6 +122,6 @@ case "$ROLE" in
   dev) EXTRAS="dev" ;;
 esac
 say "installing clinicam[$EXTRAS] into $VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$HERE[$EXTRAS]"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "${HERE}[$EXTRAS]"
 
 say "done: $("$VENV/bin/clinicam" --version) ($OS, role $ROLE)"
