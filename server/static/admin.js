@@ -2,29 +2,9 @@
 // import a FHIR Bundle. Server data is put in the page as text only.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 15000;
 const POLL_MS = 500;
 let lastSnapshot = "";
-
-function el(tag, props, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props || {})) {
-    if (value === undefined || value === null) continue;
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key in node && !key.includes("-")) node[key] = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
-
-function problem(e) {
-  if (e && e.status) return e.message;
-  return "the server cannot be reached — check the network connection and try again";
-}
 
 function say(text, kind) {
   $("status").textContent = text || "";

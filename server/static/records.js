@@ -3,7 +3,6 @@
 // Everything the server or a user typed is put in the page as text (never as HTML).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const BROWSER_IMAGES = new Set(["image/jpeg", "image/png", "image/webp", "image/gif"]);
 const UPLOADS_AT_ONCE = 2;
@@ -19,25 +18,6 @@ let accessTimer = null;
 let pendingTimer = null;
 
 // ---- small helpers --------------------------------------------------------------------
-function el(tag, props, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props || {})) {
-    if (value === undefined || value === null) continue;
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key in node && !key.includes("-")) node[key] = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
-
-function problem(e) {
-  if (e && e.status) return e.message;
-  return "the server cannot be reached — check the network connection and try again";
-}
-
 function say(text, kind) {
   const status = $("status");
   status.textContent = text || "";
