@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,13 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 from sqlalchemy import func, select
 
+from server.app import build_app
 from server.audit.log import AuditEntry
 from server.auth import hash_secret
 from server.config import ServerConfig
 from server.records.db import Database
+from server.records.models import Patient
+from server.state import STATE, ServerState
 
 PASSWORD = "correct horse battery"
 USERS = {
@@ -121,3 +126,44 @@ def audit_actions(database: Database, actor: str | None = None) -> list[str]:
 def count_rows(database: Database, table: type[Any]) -> int:
     with database.session() as session:
         return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+class Site:
+    """A running records server and its users (one browser each, opened on first use)."""
+
+    def __init__(self, server: TestServer, state: ServerState) -> None:
+        self.server = server
+        self.state = state
+        self.users: dict[str, User] = {}
+
+    @property
+    def database(self) -> Database:
+        return self.state.database
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state.config.state_dir
+
+    async def user(self, name: str) -> User:
+        if name not in self.users:
+            self.users[name] = await open_user(self.server, name)
+        return self.users[name]
+
+    def patient_ids(self) -> dict[str, int]:
+        with self.database.session() as session:
+            return {p.external_id: p.id for p in session.scalars(select(Patient))}
+
+
+@contextlib.asynccontextmanager
+async def running_site(config: ServerConfig) -> AsyncIterator[Site]:
+    """``config``'s server on a loopback port; users and server closed afterwards."""
+    app = build_app(config, asyncio.get_running_loop())
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    site = Site(server, app[STATE])
+    try:
+        yield site
+    finally:
+        for user in site.users.values():
+            await user.http.close()
+        await server.close()

@@ -20,33 +20,20 @@ from server.archive.index import ArchiveSegment
 from server.records.models import Patient
 from server.state import STATE, ServerState
 from tests.archive import encode_clip, write_archive
-from tests.records.api_helpers import User, audit_actions, count_rows, open_user, records_config
-
-
-class Site:
-    def __init__(self, server: TestServer, state: ServerState) -> None:
-        self.server = server
-        self.state = state
-        self.users: list[User] = []
-
-    async def user(self, name: str) -> User:
-        user = await open_user(self.server, name)
-        self.users.append(user)
-        return user
+from tests.records.api_helpers import (
+    Site,
+    audit_actions,
+    count_rows,
+    open_user,
+    records_config,
+    running_site,
+)
 
 
 @pytest.fixture
 async def site(tmp_path: Path, database_url: str) -> AsyncIterator[Site]:
-    app = build_app(records_config(tmp_path, database_url), asyncio.get_running_loop())
-    server = TestServer(app)
-    await server.start_server()
-    result = Site(server, app[STATE])
-    try:
-        yield result
-    finally:
-        for user in result.users:
-            await user.http.close()
-        await server.close()
+    async with running_site(records_config(tmp_path, database_url)) as running:
+        yield running
 
 
 def _index(state: ServerState, start: datetime) -> tuple[int, list[Any]]:

@@ -6,7 +6,6 @@ attempt is in the audit log. Runs on SQLite and on a real PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import struct
@@ -18,56 +17,24 @@ from typing import Any
 import pydicom
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 from pydicom.data import get_testdata_file
 
-from server.app import build_app
-from server.records.db import Database
 from server.records.models import ClinicalPhoto, CtImage, EmrEntry, VoiceNote
-from server.state import STATE
 from tests.records.api_helpers import (
+    Site,
     User,
     audit_actions,
     count_rows,
-    open_user,
     png_bytes,
     records_config,
+    running_site,
 )
-
-
-class Site:
-    def __init__(self, server: TestServer, database: Database, state_dir: Path) -> None:
-        self.server = server
-        self.database = database
-        self.state_dir = state_dir
-        self.users: dict[str, User] = {}
-
-    async def user(self, name: str) -> User:
-        if name not in self.users:
-            self.users[name] = await open_user(self.server, name)
-        return self.users[name]
-
-    def patient_ids(self) -> dict[str, int]:
-        from sqlalchemy import select
-
-        from server.records.models import Patient
-
-        with self.database.session() as session:
-            return {p.external_id: p.id for p in session.scalars(select(Patient))}
 
 
 @pytest.fixture
 async def site(tmp_path: Path, database_url: str) -> AsyncIterator[Site]:
-    app = build_app(records_config(tmp_path, database_url), asyncio.get_running_loop())
-    server = TestServer(app)
-    await server.start_server()
-    result = Site(server, app[STATE].database, tmp_path)
-    try:
-        yield result
-    finally:
-        for user in result.users.values():
-            await user.http.close()
-        await server.close()
+    async with running_site(records_config(tmp_path, database_url)) as running:
+        yield running
 
 
 async def _upload(user: User, pid: int, data: bytes, **query: str) -> tuple[int, dict[str, Any]]:

@@ -10,56 +10,36 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from sklearn.datasets import load_breast_cancer
 
-from server.app import build_app
 from server.records.models import Patient
 from server.relevance.learning import labelled_cases
-from server.state import STATE, ServerState
 from tests.records.api_helpers import (
     PASSWORD,
-    User,
+    Site,
     audit_actions,
-    open_user,
     png_bytes,
     records_config,
+    running_site,
 )
 
 
-class Site:
-    def __init__(self, server: TestServer, state: ServerState) -> None:
-        self.server = server
-        self.state = state
-        self.users: list[User] = []
-
-    async def user(self, name: str) -> User:
-        user = await open_user(self.server, name)
-        self.users.append(user)
-        return user
-
-    def device_grant(self, external_id: str) -> tuple[int, str]:
-        with self.state.database.session() as session, session.begin():
-            patient = session.query(Patient).filter_by(external_id=external_id).one()
-            issued = self.state.access.issue_device_grant(
-                session, "device:cam-1", patient, 10, basis="test", reason="test"
-            )
-            return patient.id, issued.token
+def device_grant(site: Site, external_id: str) -> tuple[int, str]:
+    """What the server issues with model.relevance: view access for cam-1, one patient."""
+    with site.database.session() as session, session.begin():
+        patient = session.query(Patient).filter_by(external_id=external_id).one()
+        issued = site.state.access.issue_device_grant(
+            session, "device:cam-1", patient, 10, basis="test", reason="test"
+        )
+        return patient.id, issued.token
 
 
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    app = build_app(config, asyncio.get_running_loop())
-    server = TestServer(app)
-    await server.start_server()
-    result = Site(server, app[STATE])
-    try:
-        yield result
-    finally:
-        for user in result.users:
-            await user.http.close()
-        await server.close()
+    async with running_site(
+        records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ) as running:
+        yield running
 
 
 def _malignant_fields() -> dict[str, float]:
@@ -83,7 +63,7 @@ async def test_device_course_api_is_scoped_to_one_patient(site: Site) -> None:
     pid = granted["patient_id"]
     await alice.request("POST", f"/api/patients/{pid}/records", data=png_bytes())
     await alice.request("POST", f"/api/patients/{pid}/emr", json={"fields": {"pulse": 70}})
-    pid1, token = site.device_grant("P-1")
+    pid1, token = device_grant(site, "P-1")
     status, body = await _device_get(site, f"/api/appliances/cam-1/course?patient={pid1}", token)
     assert status == 200
     import json
@@ -112,7 +92,7 @@ async def test_device_course_api_is_scoped_to_one_patient(site: Site) -> None:
 
 
 async def test_a_device_result_is_stored_and_redraws_the_room_chart(site: Site) -> None:
-    pid, token = site.device_grant("P-1")
+    pid, token = device_grant(site, "P-1")
     room = site.state.rooms.get(site.state.config.consultations[0])
     body = {
         "patient": pid,
