@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from clinicam.configfile import StrictModel
 
@@ -23,7 +24,19 @@ class MqttConfig(StrictModel):
     password: SecretStr = Field(SecretStr(""), description="Broker password.")
     tls: bool = Field(False, description="Use TLS; required for anything beyond loopback.")
     ca_file: Path | None = Field(None, description="CA certificate that signed the broker's.")
+    cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) for brokers that require one (TLS only)."
+    )
+    key_file: Path | None = Field(None, description="The client certificate's private key.")
     keepalive_s: int = Field(15, ge=5, le=600, description="MQTT keep-alive interval.")
+
+    @model_validator(mode="after")
+    def _client_certificate(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both cert_file and key_file, or neither")
+        if self.cert_file is not None and not self.tls:
+            raise ValueError("a client certificate needs tls = true")
+        return self
 
 
 def publish_properties(
@@ -50,6 +63,8 @@ def make_client(config: MqttConfig, client_id: str) -> mqtt.Client:
     if config.tls:
         client.tls_set(
             ca_certs=str(config.ca_file) if config.ca_file else None,
+            certfile=str(config.cert_file) if config.cert_file else None,
+            keyfile=str(config.key_file) if config.key_file else None,
             cert_reqs=ssl.CERT_REQUIRED,
         )
     client.reconnect_delay_set(min_delay=1, max_delay=10)
