@@ -86,8 +86,8 @@ case "$ROLE" in
   server|demo) APT+=(mosquitto fonts-dejavu-core) ;;
   appliance) APT+=(i2c-tools)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
-  # debootstrap and parted: tests/image builds a Debian root and a disk image
-  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql debootstrap parted) ;;
+  # debootstrap, parted: tests/image builds a root and a disk image; systemd: systemd-analyze
+  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql debootstrap parted systemd) ;;
 esac
 
 missing=()
