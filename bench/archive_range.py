@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -38,7 +37,7 @@ from av.video.codeccontext import VideoCodecContext
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.timing import timed  # noqa: E402
 from server.archive.range import RangeResult, reencode_range, remux_range  # noqa: E402
 from server.archive.segments import SegmentInfo, SegmentWriter  # noqa: E402
 
@@ -111,19 +110,6 @@ def drop_from_page_cache(segments: list[SegmentInfo]) -> None:
             os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(descriptor)
-
-
-def timed(
-    fn: Callable[[], object], count: int, before: Callable[[], None] | None = None
-) -> list[float]:
-    samples = []
-    for _ in range(count):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def main() -> None:

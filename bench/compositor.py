@@ -33,7 +33,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -45,7 +45,7 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.timing import timed  # noqa: E402
 from server.media.chart import render_relevance_chart  # noqa: E402
 from server.media.compositor import Compositor, TileSource, fit, fit_text, font  # noqa: E402
 from server.media.layout import (  # noqa: E402
@@ -135,17 +135,6 @@ def naive_compose(layout: Layout, sources: dict[str, TileSource]) -> av.VideoFra
     return out.reformat(format="yuv420p")
 
 
-def timed(fn: Callable[[], object], count: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
 def encoder() -> VideoCodecContext:
     codec = av.CodecContext.create("libx264", "w")
     assert isinstance(codec, VideoCodecContext)
@@ -209,9 +198,9 @@ def main() -> None:
     scene = Scene(4, pool=3 if args.quick else 6)
     layout = compute_layout(scene.windows, LIVE, WIDTH, HEIGHT)
     compositor = Compositor(WIDTH, HEIGHT)
-    fresh = timed(lambda: compositor.compose(layout, scene.tick()), iterations)
+    fresh = timed(lambda: compositor.compose(layout, scene.tick()), iterations, warmup=3)
     cached_sources = scene.tick()
-    cached = timed(lambda: compositor.compose(layout, cached_sources), iterations)
+    cached = timed(lambda: compositor.compose(layout, cached_sources), iterations, warmup=3)
     naive = timed(lambda: naive_compose(layout, scene.tick()), naive_iterations, warmup=1)
     median, cached_median, naive_median = (statistics.median(s) for s in (fresh, cached, naive))
     print(f"compose, 7 windows 1280x720, new live+webcam frames: median {median:.2f} ms")

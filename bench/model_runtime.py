@@ -28,8 +28,6 @@ import json
 import os
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,21 +36,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.timing import timed  # noqa: E402
 from models import synthetic  # noqa: E402
 from models.categories import CATEGORIES, EMR_ENTRY  # noqa: E402
 from models.runtime import DEMO_MODEL, RelevanceModel  # noqa: E402
-
-
-def timed(fn: Callable[[], object], count: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def sample_record(category: str) -> Any:
@@ -116,8 +103,10 @@ def main() -> None:
         pre = timed(partial(model.tensor, category, record), pre_iterations, warmup=1)
         tensor = model.tensor(category, record)
         signature = model.card.branches[category].signature
-        lite = timed(partial(model.lite.run, signature, tensor), iterations)
-        dense = timed(partial(floats[category].predict_on_batch, tensor[None]), float_iterations)
+        lite = timed(partial(model.lite.run, signature, tensor), iterations, warmup=5)
+        dense = timed(
+            partial(floats[category].predict_on_batch, tensor[None]), float_iterations, warmup=5
+        )
         int8_ms[category] = statistics.median(lite)
         float_ms[category] = statistics.median(dense)
         pre_ms[category] = statistics.median(pre)

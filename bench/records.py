@@ -57,8 +57,8 @@ from bench.archive_range import (  # noqa: E402
     RANGE_SECONDS,
     build_archive,
     encode_clip,
-    timed,
 )
+from bench.timing import timed  # noqa: E402
 from server.access.grants import AccessControl, AccessDenied, Actor, IssuedGrant  # noqa: E402
 from server.app import build_app  # noqa: E402
 from server.archive.range import reencode_range, remux_range  # noqa: E402
