@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -30,7 +29,7 @@ from server.access.models import (
     Consent,
 )
 from server.errors import ApiError, read_json
-from server.records.db import utcnow
+from server.records.db import iso, utcnow
 from server.records.models import Patient
 from server.security import session_of
 from server.state import STATE
@@ -60,10 +59,6 @@ class ConsentBody(StrictModel):
     note: str = Field("", max_length=2000)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def grant_json(grant: AccessGrant, patient: Patient | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "grant_id": grant.id,
@@ -73,11 +68,11 @@ def grant_json(grant: AccessGrant, patient: Patient | None = None) -> dict[str, 
         "basis": grant.basis,
         "reason": grant.reason,
         "break_glass": grant.break_glass,
-        "created_at": _iso(grant.created_at),
-        "expires_at": _iso(grant.expires_at),
-        "revoked_at": _iso(grant.revoked_at),
+        "created_at": iso(grant.created_at),
+        "expires_at": iso(grant.expires_at),
+        "revoked_at": iso(grant.revoked_at),
         "revoked_by": grant.revoked_by,
-        "reviewed_at": _iso(grant.reviewed_at),
+        "reviewed_at": iso(grant.reviewed_at),
         "reviewed_by": grant.reviewed_by,
     }
     if patient is not None:
@@ -138,7 +133,7 @@ class AccessRequestView(web.View):
                     "grant": grant.id,
                     "operations": grant.operations,
                     "basis": grant.basis,
-                    "expires_at": _iso(grant.expires_at),
+                    "expires_at": iso(grant.expires_at),
                 }
                 state.audit.write(session, actor.username, "access.granted", target, detail)
             return outcome, patient
@@ -180,7 +175,7 @@ class BreakGlassView(web.View):
                 {
                     "grant": issued.grant.id,
                     "reason": issued.grant.reason,
-                    "expires_at": _iso(issued.grant.expires_at),
+                    "expires_at": iso(issued.grant.expires_at),
                     "flagged": True,
                 },
             )
@@ -236,8 +231,8 @@ class MyAccessView(web.View):
                             "request_id": req.id,
                             "status": req.status,
                             "operations": req.operations.split(","),
-                            "created_at": _iso(req.created_at),
-                            "decided_at": _iso(req.decided_at),
+                            "created_at": iso(req.created_at),
+                            "decided_at": iso(req.decided_at),
                             "decided_by": req.decided_by,
                         },
                     }
@@ -316,7 +311,7 @@ class AdminGrantsView(web.View):
                         "operations": r.operations.split(","),
                         "minutes": r.minutes,
                         "reason": r.reason,
-                        "created_at": _iso(r.created_at),
+                        "created_at": iso(r.created_at),
                     }
                     for r in pending
                 ],

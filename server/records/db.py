@@ -68,6 +68,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(value: datetime | None) -> str | None:
+    """A stored time as ISO 8601 for JSON answers (None stays None)."""
+    return value.isoformat() if value else None
+
+
 def default_database_url(state_dir: Path) -> str:
     """The SQLite file in the server's state folder."""
     return f"sqlite:///{state_dir / DATABASE_FILE}"

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import tempfile
-from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from server.access.consent import current_consents, has_consent
 from server.access.guard import Granted, check_access, in_session, patient_target
 from server.access.models import CONSENT_EXPORT
 from server.errors import ApiError, read_json
+from server.records.db import iso
 from server.records.export import ExportLeak, ExportResult, build_export
 from server.records.ingest import Category, IngestError, IngestLimits, Inspected, inspect_upload
 from server.records.models import ClinicalPhoto, CtImage, EmrEntry, RecordScan
@@ -48,20 +48,16 @@ class EmrPatch(StrictModel):
     fields: dict[str, JsonValue] = Field(min_length=1, max_length=MAX_EMR_FIELDS)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def record_json(category: str, row: Any) -> dict[str, Any]:
     """What the page shows about one record (never the blob path)."""
     out: dict[str, Any] = {
         "category": category,
         "id": row.id,
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
         "created_by": row.created_by,
     }
     if category == EMR:
-        out.update(fields=row.fields, recorded_at=_iso(row.recorded_at))
+        out.update(fields=row.fields, recorded_at=iso(row.recorded_at))
         return out
     out.update(
         media_type=row.media_type, size=row.blob_size, sha256=row.blob_sha256, title=row.title
@@ -70,7 +66,7 @@ def record_json(category: str, row: Any) -> dict[str, Any]:
         out.update(
             width=row.width,
             height=row.height,
-            taken_at=_iso(row.taken_at),
+            taken_at=iso(row.taken_at),
             source=row.source,
             requested_by=row.requested_by,
             consultation=row.consultation_id,
@@ -159,7 +155,7 @@ class RecordsView(web.View):
                 },
                 "access": {
                     "operations": sorted(granted.grant.operation_set),
-                    "expires_at": _iso(granted.grant.expires_at),
+                    "expires_at": iso(granted.grant.expires_at),
                     "break_glass": granted.grant.break_glass,
                 },
                 "consent": current_consents(session, granted.patient.id),
