@@ -463,8 +463,7 @@ class PatientDataView(web.View):
 
         candidates, segments = await in_session(state.database, work)
         removed = await asyncio.to_thread(state.records.drop_unreferenced, candidates)
-        archive_root = state.config.state_dir / "archive"
-        await asyncio.to_thread(state.records.drop_segments, archive_root, segments)
+        await asyncio.to_thread(state.records.drop_segments, state.archive.root, segments)
         return web.json_response({"deleted": True, "blobs_removed": len(removed)})
 
 
