@@ -139,7 +139,9 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         middlewares=[security_headers, error_middleware, auth_middleware],
         client_max_size=1024 * 1024,
     )
-    media = MediaHub(config.ice, [d.device_id for d in config.devices])
+    media = MediaHub(
+        config.ice, [d.device_id for d in config.devices], low_latency=config.live.low_latency
+    )
     database = open_database(config.database_url or default_database_url(config.state_dir))
     state = ServerState(
         config=config,

@@ -170,6 +170,12 @@ class LiveViewConfig(StrictModel):
     fps: int = Field(15, ge=1, le=60, description="Output frame rate (the fixed tick).")
     bitrate_kbps: int = Field(2500, ge=200, le=20_000, description="Composite H.264 bitrate.")
     stall_after_s: float = Field(2.0, gt=0.0, le=30.0, description="No frame this long = stalled.")
+    low_latency: bool = Field(
+        True,
+        description="Ask browsers to show each composite frame as soon as it is decoded "
+        "(RTP playout delay 0) instead of buffering for smoothness; turn off on links "
+        "with heavy jitter to trade latency for smoother motion.",
+    )
 
 
 class WebcamConfig(StrictModel):

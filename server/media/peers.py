@@ -17,6 +17,11 @@ from clinicam.ice import IceConfig, keep_loopback_candidates
 from server.archive.recorder import ArchiveRecorder
 from server.media.audio import AudioSource
 from server.media.live import FrameFeed
+from server.media.lowlatency import (
+    negotiate_playout_delay,
+    release_frames_at_marker,
+    send_playout_delay,
+)
 from server.room import ConsultationRoom
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,8 +54,11 @@ def _video_codec(sdp: str) -> str | None:
 class MediaHub:
     """Owns every peer connection and the live feed of every appliance."""
 
-    def __init__(self, ice: IceConfig, devices: list[str]) -> None:
+    def __init__(self, ice: IceConfig, devices: list[str], *, low_latency: bool = True) -> None:
         self._ice = ice
+        self._low_latency = low_latency
+        if low_latency:
+            negotiate_playout_delay()
         self.feeds = {device: FrameFeed(f"appliance {device}") for device in devices}
         self.patient_audio = {device: AudioSource(f"patient {device}") for device in devices}
         self._appliances: dict[str, ApplianceSession] = {}
@@ -124,9 +132,17 @@ class MediaHub:
                 await pc.close()
 
         await pc.setRemoteDescription(self._remote(sdp, "offer"))
+        self._release_at_marker(pc)
         await pc.setLocalDescription(await pc.createAnswer())
         _LOGGER.info("appliance %s stream session %s", device_id, session.session_id)
         return pc.localDescription.sdp, session.session_id
+
+    @staticmethod
+    def _release_at_marker(pc: RTCPeerConnection) -> None:
+        """Incoming video frames go to the decoder once complete, not a frame later."""
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video":
+                release_frames_at_marker(transceiver.receiver)
 
     def appliance_session_alive(self, device_id: str, session_id: str) -> bool:
         session = self._appliances.get(device_id)
@@ -151,6 +167,7 @@ class MediaHub:
             incoming.setdefault(track.kind, track)
 
         await pc.setRemoteDescription(self._remote(sdp, "offer"))
+        self._release_at_marker(pc)
         track, mix = room.attach_media(username, incoming.get("video"), incoming.get("audio"))
 
         @pc.on("connectionstatechange")
@@ -165,7 +182,9 @@ class MediaHub:
                 room.detach_media(username, track)
                 await pc.close()
 
-        pc.addTrack(track)
+        composite = pc.addTrack(track)
+        if self._low_latency:
+            send_playout_delay(composite)  # the browser shows frames once decoded
         pc.addTrack(mix)
         await pc.setLocalDescription(await pc.createAnswer())
         answer = pc.localDescription.sdp

@@ -158,6 +158,14 @@ def test_each_composite_shows_every_window(conference: Any) -> None:
         assert not any(_close(live, c) for c in COLOURS.values())  # the scene, not a webcam
 
 
+def test_browsers_are_asked_to_show_frames_at_once(conference: Any) -> None:
+    """Chromium offers the playout-delay extension and the server's answer takes it."""
+    _, experts = conference
+    for expert in experts.values():
+        sdp = expert.page.evaluate("() => pc.remoteDescription.sdp")
+        assert "rtp-hdrext/playout-delay" in sdp, f"{expert.user}: not negotiated"
+
+
 def test_choosing_a_main_window_changes_only_that_experts_layout(conference: Any) -> None:
     _, experts = conference
     chooser = experts["expert2"]

@@ -362,3 +362,34 @@ def test_controls_can_change_while_another_thread_captures(rig: SimRig) -> None:
         worker.join(timeout=10)
     assert not errors
     assert camera.metadata()["ScalerCrop"] == (1728, 972, 1152, 648)  # the last: 4×, i = 39
+
+
+def test_a_still_view_is_rendered_once_and_any_change_renders_afresh(
+    rig: SimRig, config: ApplianceConfig
+) -> None:
+    """The sim reuses its last picture only while nothing that shapes it has changed."""
+    pointing = [0.0, 0.0]
+    camera = VirtualCamera(
+        rig.camera.scene,
+        config.sim.scene_px_per_deg,
+        lambda: (pointing[0], pointing[1]),
+        config.camera,
+    )
+    camera.set_controls({"AfMode": 0, "LensPosition": SUBJECT_DIOPTRES})
+    first = camera.capture()
+    assert camera.capture() is first  # nothing changed: no second render
+    reference = _luma(first).copy()
+
+    pointing[0] = 5.0  # the head turned
+    panned = camera.capture()
+    assert panned is not first and image_shift(reference, _luma(panned))[0] != 0
+    pointing[0] = 0.0
+    assert np.array_equal(_luma(camera.capture()), reference)  # back: the same picture
+
+    for controls in ({"Brightness": 0.3}, {"Saturation": 0.0}, {"ScalerCrop": ZOOM_2X}):
+        before = camera.capture()
+        camera.set_controls(controls)
+        after = camera.capture()
+        changed = not np.array_equal(after.to_ndarray(), before.to_ndarray())  # Y, U and V
+        assert after is not before and changed, controls
+        assert camera.capture() is after

@@ -1,0 +1,165 @@
+"""Two latency fixes for aiortc's RTP path, for an interactive camera rather than a film.
+
+1. **Frames leave aiortc's receive buffer when they are complete.** aiortc's
+   ``JitterBuffer`` only knows a frame is whole when the first packet of the *next*
+   frame arrives, which holds every frame back one frame interval (33 ms at 30 fps,
+   66 ms at 15 fps). The RTP marker bit already says "last packet of this frame"
+   (RFC 6184 §5.1 for H.264, RFC 7741 for VP8); :class:`MarkerJitterBuffer` releases
+   a frame as soon as all its packets up to the marked one are in.
+
+2. **The browser shows frames as soon as they are decoded.** Chromium holds decoded
+   frames back by its jitter estimate (50–250 ms measured here under CPU load) unless
+   the sender says otherwise with the playout-delay RTP header extension
+   (``http://www.webrtc.org/experiments/rtp-hdrext/playout-delay``): minimum 0 and a
+   small maximum switch its low-latency renderer on. aiortc neither negotiates nor
+   writes that extension; :func:`negotiate_playout_delay` adds it to what aiortc
+   answers and :func:`send_playout_delay` writes it on every packet of one sender.
+
+Both rely on aiortc internals (name-mangled private attributes), like the archive tap:
+the installers check them and raise ``RuntimeError`` if they are not as expected, so an
+aiortc upgrade fails loudly rather than silently losing the gain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import codecs as aiortc_codecs
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import (
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    pack_header_extensions,
+    unpack_header_extensions,
+)
+
+PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+PLAYOUT_DELAY_ID = 6  # aiortc uses 1-3; ids are shared across media types with BUNDLE
+PLAYOUT_DELAY_STEP_MS = 10  # the extension counts in 10 ms units, 12 bits each
+PLAYOUT_DELAY_MAX_MS = 4095 * PLAYOUT_DELAY_STEP_MS
+
+_JITTER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
+_RECEIVER_STARTED = "_RTCRtpReceiver__decoder_thread"
+_MAP_ATTRIBUTE = "_RTCRtpSender__rtp_header_extensions_map"
+_SENDER_STARTED = "_RTCRtpSender__started"
+
+
+class MarkerJitterBuffer(JitterBuffer):
+    """aiortc's video jitter buffer, releasing a frame at its marker bit.
+
+    Everything else (capacity, reordering, overflow, PLI on loss) is aiortc's own; a
+    frame without a marked last packet is still released the old way, when the next
+    frame starts.
+    """
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        if self._origin is None:
+            return None
+        self._drop_leading_padding()
+        packets: list[Any] = []
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                return None  # a gap: wait for the missing packet (or its NACKed resend)
+            if packets and packet.timestamp != packets[0].timestamp:
+                return self._release(packets)  # aiortc's rule: the next frame began
+            packets.append(packet)
+            if packet.marker:
+                return self._release(packets)
+        return None
+
+    def _drop_leading_padding(self) -> None:
+        """Packets without payload (bandwidth probes) never start a frame of their own.
+
+        Browsers send them with the timestamp of the frame just sent, so after that frame
+        left at its marker they would otherwise become an empty "frame", and an empty
+        packet tells the decoder to drain: it would stop decoding.
+        """
+        for _ in range(self._capacity):
+            if self._origin is None:
+                return
+            packet: Any = self._packets[self._origin % self._capacity]
+            if packet is None or packet._data:
+                return
+            self.remove(1)
+
+    def _release(self, packets: list[Any]) -> JitterFrame:
+        frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=packets[0].timestamp)
+        self.remove(len(packets))
+        return frame
+
+
+def release_frames_at_marker(receiver: RTCRtpReceiver) -> None:
+    """Give a video ``receiver`` a :class:`MarkerJitterBuffer` before any RTP arrives."""
+    current = getattr(receiver, _JITTER_ATTRIBUTE, None)
+    if not isinstance(current, JitterBuffer) or not hasattr(receiver, _RECEIVER_STARTED):
+        raise RuntimeError("aiortc's RTCRtpReceiver internals changed: no jitter buffer")
+    if isinstance(current, MarkerJitterBuffer):
+        return
+    if getattr(receiver, _RECEIVER_STARTED) is not None:
+        raise RuntimeError("the receiver is already running: replace its buffer earlier")
+    if not current._is_video:
+        raise ValueError("only video frames have a marker bit to release on")
+    setattr(receiver, _JITTER_ATTRIBUTE, MarkerJitterBuffer(current.capacity, is_video=True))
+
+
+def negotiate_playout_delay() -> None:
+    """Make aiortc accept the playout-delay extension when a browser offers it.
+
+    Accepting it is harmless for senders that do not write it: the browser then keeps
+    its usual behaviour. Idempotent.
+    """
+    video = aiortc_codecs.HEADER_EXTENSIONS["video"]
+    if any(ext.uri == PLAYOUT_DELAY_URI for ext in video):
+        return
+    if any(ext.id == PLAYOUT_DELAY_ID for ext in video + aiortc_codecs.HEADER_EXTENSIONS["audio"]):
+        raise RuntimeError(f"aiortc already uses RTP header extension id {PLAYOUT_DELAY_ID}")
+    video.append(RTCRtpHeaderExtensionParameters(id=PLAYOUT_DELAY_ID, uri=PLAYOUT_DELAY_URI))
+
+
+def playout_delay_value(min_ms: int, max_ms: int) -> bytes:
+    """The extension's 3 bytes: 12-bit minimum and maximum, in 10 ms units."""
+    if not 0 <= min_ms <= max_ms <= PLAYOUT_DELAY_MAX_MS:
+        raise ValueError(f"playout delay needs 0 <= min <= max <= {PLAYOUT_DELAY_MAX_MS} ms")
+    low, high = min_ms // PLAYOUT_DELAY_STEP_MS, max_ms // PLAYOUT_DELAY_STEP_MS
+    return bytes([low >> 4, ((low & 0x0F) << 4) | (high >> 8), high & 0xFF])
+
+
+class _PlayoutDelayMap(HeaderExtensionsMap):
+    """aiortc's extension map plus the playout-delay element on every packet."""
+
+    def __init__(self, value: bytes) -> None:
+        super().__init__()
+        self._value = value
+        self.playout_delay_id: int | None = None
+
+    def configure(self, parameters: RTCRtpParameters) -> None:
+        super().configure(parameters)
+        for ext in parameters.headerExtensions:
+            if ext.uri == PLAYOUT_DELAY_URI:
+                self.playout_delay_id = ext.id
+
+    def set(self, values: HeaderExtensions) -> tuple[int, bytes]:
+        profile, packed = super().set(values)
+        if self.playout_delay_id is None:
+            return profile, packed
+        elements = list(unpack_header_extensions(profile, packed)) if packed else []
+        elements.append((self.playout_delay_id, self._value))
+        return pack_header_extensions(elements)
+
+
+def send_playout_delay(sender: RTCRtpSender, min_ms: int = 0, max_ms: int = 0) -> None:
+    """Write the playout-delay extension on every RTP packet ``sender`` sends.
+
+    Only takes effect if the extension was negotiated (:func:`negotiate_playout_delay`
+    before the answer, and a browser that offers it). Call before the connection is
+    up: aiortc configures the map when the sender starts.
+    """
+    current = getattr(sender, _MAP_ATTRIBUTE, None)
+    if not isinstance(current, HeaderExtensionsMap) or not hasattr(sender, _SENDER_STARTED):
+        raise RuntimeError("aiortc's RTCRtpSender internals changed: no extension map")
+    if getattr(sender, _SENDER_STARTED):
+        raise RuntimeError("the sender is already running: set the playout delay earlier")
+    setattr(sender, _MAP_ATTRIBUTE, _PlayoutDelayMap(playout_delay_value(min_ms, max_ms)))
