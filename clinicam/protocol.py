@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Self
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from clinicam.configfile import StrictModel
+from clinicam.release import MAX_RELEASE_BYTES, VERSION_PATTERN
 
 MAX_COMMAND_BYTES = 4096
 MAX_PRESETS = 32
@@ -186,6 +187,23 @@ class RelevanceRequest(CommandBase):
     requested_by: str = Field("", max_length=64, pattern=r"^[^\x00-\x1f]*$")
 
 
+class ApplianceUpdate(CommandBase):
+    """Install release ``release`` from the server's release store (D5).
+
+    The appliance downloads ``/api/appliances/<device>/releases/<release>`` from its
+    configured server (never from an address sent to it), checks the size and sha256
+    given here, and hands the wheel to the root updater service, which installs it
+    beside the running release, switches, health-checks and rolls back on failure.
+    Acknowledged once the download has started; progress is in the state's ``update``.
+    """
+
+    op: Literal["appliance.update"] = "appliance.update"
+    release: str = Field(max_length=40, pattern=VERSION_PATTERN)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=1, le=MAX_RELEASE_BYTES)
+    requested_by: str = Field("", max_length=64, pattern=r"^[^\x00-\x1f]*$")
+
+
 AnyCommand = (
     PtzRelative
     | PtzAbsolute
@@ -200,6 +218,7 @@ AnyCommand = (
     | Zoom
     | Snapshot
     | StreamSettings
+    | ApplianceUpdate
     | Privacy
     | RelevanceRequest
 )
@@ -290,6 +309,15 @@ class StreamState(WireModel):
     connected: bool
 
 
+class UpdateStatus(WireModel):
+    """Where the last update the server asked for stands."""
+
+    release: str
+    state: Literal["downloading", "waiting", "installing", "updated", "failed", "rolled back"]
+    detail: str = ""
+    at: str = ""  # UTC, ISO 8601
+
+
 class ApplianceState(WireModel):
     """Retained state the appliance publishes after every change."""
 
@@ -300,6 +328,8 @@ class ApplianceState(WireModel):
     stream: StreamState | None = None
     privacy: bool = False
     model_version: str | None = None
+    version: str | None = None  # the Clinicam release running
+    update: UpdateStatus | None = None
 
 
 class CommandAck(WireModel):

@@ -66,6 +66,7 @@ class UpdateOptions:
     settle_s: float = 20.0
     config: Path | None = None
     keep: int = 3
+    run_as: str | None = None  # user for the new release's smoke test (root runs updates)
 
 
 class ReleaseTree:
@@ -147,7 +148,8 @@ def build_release(source: Path, dest: Path, *, python: str, extras: str) -> None
     venv = dest / "venv"
     subprocess.run([python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--quiet", f"{source.resolve()}[{extras}]"], check=True)
+    target = f"{source.resolve()}[{extras}]" if extras else str(source.resolve())
+    subprocess.run([*pip, "--quiet", target], check=True)
 
 
 def release_name(source: Path, prebuilt: bool) -> str:
@@ -163,15 +165,18 @@ def release_name(source: Path, prebuilt: bool) -> str:
     return stem.rsplit("-", 1)[1]
 
 
-def smoke_test(release: Path, config: Path | None) -> None:
-    """Run the new release's own checks before anything switches (raises on failure)."""
+def smoke_test(release: Path, config: Path | None, run_as: str | None = None) -> None:
+    """Run the new release's own checks before anything switches (raises on failure).
+
+    ``run_as``: the new code runs as that user, never as the root that installs it.
+    """
     program = release / "venv" / "bin" / "clinicam"
     if not program.exists():
         return  # a prebuilt release without the usual layout: the health check decides
-    subprocess.run([str(program), "--version"], check=True, timeout=120)
+    subprocess.run([str(program), "--version"], check=True, timeout=120, user=run_as)
     if config is not None and config.is_file():
         check = [str(program), "appliance", "--check", "--config", str(config)]
-        subprocess.run(check, check=True, timeout=120)
+        subprocess.run(check, check=True, timeout=120, user=run_as)
 
 
 def _alive(pid: int) -> bool:
@@ -242,7 +247,7 @@ def _update_locked(
     shutil.rmtree(new, ignore_errors=True)  # an incomplete or failed earlier attempt
     try:
         install(source, new)
-        smoke_test(new, opts.config)
+        smoke_test(new, opts.config, opts.run_as)
     except (OSError, subprocess.SubprocessError) as exc:
         shutil.rmtree(new, ignore_errors=True)
         record(log, "install failed", release=name, source=str(source), error=str(exc))
@@ -275,7 +280,19 @@ def _parser() -> argparse.ArgumentParser:
         description="Install a release beside the running one, switch to it atomically, "
         "and switch back automatically if it does not come up healthy.",
     )
-    p.add_argument("source", type=Path, help="source tree, wheel, sdist or (--prebuilt) release")
+    p.add_argument(
+        "source",
+        type=Path,
+        nargs="?",
+        help="source tree, wheel, sdist or (--prebuilt) release; omit with --request",
+    )
+    p.add_argument(
+        "--request",
+        type=Path,
+        help="install what the appliance's update-request.json asks for (server-triggered; "
+        "clinicam-update.service)",
+    )
+    p.add_argument("--run-as", help="user for the new release's smoke test (default: this one)")
     p.add_argument("--root", type=Path, default=Path("/opt/clinicam"), help="install root")
     p.add_argument("--prebuilt", action="store_true", help="SOURCE is a ready release: copy it")
     p.add_argument("--name", help="release folder name (default: the version)")
@@ -298,11 +315,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main_update(argv: list[str]) -> int:
     """``clinicam appliance update SOURCE [options]``; see the module docstring."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.source is None) == (args.request is None):
+        parser.error("give either SOURCE or --request FILE")
     if not logging.getLogger().handlers:
         from clinicam.logsetup import setup_logging
 
         setup_logging("INFO", "update")
+    if args.request is not None:
+        return _main_request(args)
     try:
         name = args.name or release_name(args.source, args.prebuilt)
     except (OSError, KeyError, IndexError, tomllib.TOMLDecodeError) as exc:
@@ -316,10 +338,34 @@ def main_update(argv: list[str]) -> int:
             f"clinicam update: bad release name {name!r} or missing {args.source}", file=sys.stderr
         )
         return 2
+    opts = _options(args)
+    installer: Installer = copy_prebuilt
+    if not args.prebuilt:
+        installer = functools.partial(build_release, python=args.python, extras=args.extras)
+    code = update(args.source, name, opts, installer)
+    return _report(code, args.root)
+
+
+def _report(code: int, root: Path) -> int:
+    current = ReleaseTree(root).link("current")
+    print(f"clinicam update: exit {code}; current release {current.name if current else 'none'}")
+    return code
+
+
+def _main_request(args: argparse.Namespace) -> int:
+    from clinicam.requested_update import install_requested
+
+    code = install_requested(
+        args.request, _options(args), python=args.python, extras=args.extras, run_as=args.run_as
+    )
+    return _report(code, args.root)
+
+
+def _options(args: argparse.Namespace) -> UpdateOptions:
     command = [
         part.replace("{service}", args.service) for part in shlex.split(args.restart_command)
     ]
-    opts = UpdateOptions(
+    return UpdateOptions(
         root=args.root,
         restart_command=command,
         health_file=args.health_file,
@@ -328,14 +374,8 @@ def main_update(argv: list[str]) -> int:
         settle_s=args.settle,
         config=args.config,
         keep=args.keep,
+        run_as=args.run_as,
     )
-    installer: Installer = copy_prebuilt
-    if not args.prebuilt:
-        installer = functools.partial(build_release, python=args.python, extras=args.extras)
-    code = update(args.source, name, opts, installer)
-    current = ReleaseTree(args.root).link("current")
-    print(f"clinicam update: exit {code}; current release {current.name if current else 'none'}")
-    return code
 
 
 if __name__ == "__main__":

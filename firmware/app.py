@@ -22,6 +22,7 @@ from firmware.control.relevance import RelevanceRunner
 from firmware.control.snapshot import SnapshotTaker
 from firmware.control.snapshot_upload import SnapshotUploader
 from firmware.control.telemetry import Telemetry
+from firmware.control.update_request import UpdateRequester
 from firmware.hardware.gpio import LightPattern, PrivacySwitch, StatusLight, build_gpio
 from firmware.hardware.protocols import Camera, PanTilt
 from firmware.media.microphone import open_microphone
@@ -62,6 +63,7 @@ class Appliance:
     uplink: StreamUplink
     uploader: SnapshotUploader
     relevance: RelevanceRunner
+    updates: UpdateRequester
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopped: bool = False
 
@@ -116,6 +118,7 @@ class Appliance:
                 await task
         self.tasks.clear()
         await self.relevance.close()
+        await self.updates.close()
         await self.motion.close()
         self.api.link.stop()
         self.pantilt.release()
@@ -134,10 +137,13 @@ class Appliance:
     async def _watch_status(self) -> None:
         """Keep the status LED and the reported stream state in step with reality."""
         shown: LightPattern | None = None
+        update_seen = self.updates.fingerprint()
         while True:
             streaming = self.uplink.connected.is_set()
-            if streaming != self.output.connected:
+            update_now = self.updates.fingerprint()  # the root updater writes its result file
+            if streaming != self.output.connected or update_now != update_seen:
                 self.output.connected = streaming
+                update_seen = update_now
                 self.api.publish_state()
             pattern = self.status_pattern()
             if pattern != shown:
@@ -169,6 +175,7 @@ def build_appliance(
     relevance = RelevanceRunner(
         config.server, config.device_id, config.model, config.state_dir / "models"
     )
+    updates = UpdateRequester(config.server, config.device_id, config.state_dir)
     control = DeviceControl(
         motion=motion,
         camera=camera,
@@ -179,6 +186,8 @@ def build_appliance(
         stream=output,
         model_version=lambda: relevance.version,
         relevance=relevance.start,
+        updates=updates.start,
+        update_status=updates.status,
     )
     api = CommandApi(
         config.mqtt, config.device_id, control, snapshots, encoder=asdict(output.encoder), loop=loop
@@ -198,6 +207,7 @@ def build_appliance(
         ),
         uploader=uploader,
         relevance=relevance,
+        updates=updates,
     )
     return appliance
 

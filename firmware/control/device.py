@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from clinicam import __version__
 from clinicam.protocol import (
     AWB_MODES,
     LENS_MAX_DIOPTRES,
@@ -27,6 +28,7 @@ from clinicam.protocol import (
     PtzStop,
     Snapshot,
     StreamSettings,
+    UpdateStatus,
     Zoom,
 )
 from firmware.config import MotionConfig
@@ -57,6 +59,8 @@ class DeviceControl:
         stream: StreamOutput | None = None,
         model_version: Callable[[], str | None] = lambda: None,
         relevance: DomainHandler | None = None,
+        updates: DomainHandler | None = None,
+        update_status: Callable[[], UpdateStatus | None] = lambda: None,
     ) -> None:
         self.motion = motion
         self.imaging = ImagingCommands(camera)
@@ -68,9 +72,13 @@ class DeviceControl:
         self._stream = stream
         self._model_version = model_version
         self._relevance = relevance
+        self._updates = updates
+        self._update_status = update_status
 
     def handlers(self) -> Mapping[str, DomainHandler]:
         extra = {"model": self._relevance} if self._relevance is not None else {}
+        if self._updates is not None:
+            extra["appliance"] = self._updates
         return extra | {
             "ptz": self._ptz,
             "preset": self._preset,
@@ -92,6 +100,8 @@ class DeviceControl:
             stream=self._stream.state() if self._stream is not None else None,
             privacy=self.privacy.is_private,
             model_version=self._model_version(),
+            version=__version__,
+            update=self._update_status(),
         )
 
     def capabilities(self, encoder: Mapping[str, Any]) -> dict[str, Any]:

@@ -392,6 +392,7 @@ step_units() {
   done
   if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
+    systemctl start clinicam-update.path  # server-triggered updates, without a reboot
     if systemctl -q is-active clinicam-appliance.service; then
       systemctl restart clinicam-appliance.service
       log "restarted clinicam-appliance.service on the new release"

@@ -72,9 +72,51 @@ def verify(folder: Path, name: str, text: str | None = None) -> subprocess.Compl
     )
 
 
-@pytest.mark.parametrize("name", ["clinicam-appliance.service", "clinicam-server.service"])
+@pytest.mark.parametrize(
+    "name", ["clinicam-appliance.service", "clinicam-server.service", "clinicam-update.service"]
+)
 def test_systemd_analyze_verify_passes(tmp_path: Path, name: str) -> None:
     result = verify(tmp_path, name)
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r"unknown|ignoring|failed|invalid", result.stderr, re.I), result.stderr
+
+
+def test_the_update_path_unit_starts_the_root_updater_on_the_appliances_request(
+    tmp_path: Path,
+) -> None:
+    """The path the appliance writes is the one watched and the one the updater reads."""
+    from firmware.control.update_request import REQUEST_FILE
+
+    appliance = parse_unit((UNITS / "clinicam-appliance.service").read_text())
+    state_dir = next(
+        v.split("=", 1)[1]
+        for v in appliance["Service"]["Environment"]
+        if v.startswith("CLINICAM_APPLIANCE__STATE_DIR=")
+    )
+    request = f"{state_dir}/{REQUEST_FILE}"
+    watch = parse_unit((UNITS / "clinicam-update.path").read_text())
+    assert one(watch, "Path", "PathExists") == request
+    assert one(watch, "Path", "Unit") == "clinicam-update.service"
+    assert one(watch, "Install", "WantedBy") == "multi-user.target"
+    updater = parse_unit((UNITS / "clinicam-update.service").read_text())
+    assert one(updater, "Service", "Type") == "oneshot"
+    assert one(updater, "Service", "ExecStart") == (
+        f"{PROGRAM} appliance update --request {request} --run-as clinicam"
+    )
+    assert "User" not in updater["Service"]  # root: it writes /opt/clinicam
+    assert one(updater, "Service", "ReadWritePaths").split() == ["/opt/clinicam", state_dir]
+    assert one(updater, "Service", "ProtectSystem") == "strict"
+    assert "Install" not in updater  # only the path unit starts it
+
+    verify(tmp_path, "clinicam-update.service")  # writes the stubbed copy beside the path unit
+    (tmp_path / "clinicam-update.path").write_text((UNITS / "clinicam-update.path").read_text())
+    assert ANALYZE is not None
+    result = subprocess.run(
+        [ANALYZE, "verify", "--man=no", str(tmp_path / "clinicam-update.path")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert not re.search(r"unknown|ignoring|failed|invalid", result.stderr, re.I), result.stderr
 

@@ -14,7 +14,6 @@ import os
 import shlex
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,7 +78,10 @@ if pidfile.exists():  # stop: SIGTERM, then SIGKILL after 1 s (TimeoutStopSec)
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
 with (service / "service.log").open("ab") as log:
-    program = Path(os.environ["FAKE_ROOT"]) / "current" / "bin" / "clinicam-fake"
+    current = Path(os.environ["FAKE_ROOT"]) / "current"
+    program = current / "bin" / "clinicam-fake"  # a prebuilt release
+    if not program.exists():
+        program = current / "venv" / "bin" / "clinicam-fake"  # one pip installed from a wheel
     proc = subprocess.Popen(
         [str(program)], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
     )
@@ -190,19 +192,6 @@ class LinkWatch:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-
-@pytest.fixture
-def appliance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Appliance]:
-    rig = Appliance(tmp_path)
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # the unit's WatchdogSec=, shortened
-    monkeypatch.setenv("CLINICAM_HEALTH_FILE", str(rig.health))
-    monkeypatch.setenv("FAKE_ROOT", str(rig.root))
-    monkeypatch.setenv("FAKE_SERVICE_DIR", str(rig.service))
-    yield rig
-    rig.stop()
 
 
 @pytest.mark.parametrize("mode", ["exits", "never-ready", "dies-after-ready", "stalls"])

@@ -425,10 +425,20 @@ def test_units_are_installed_and_enabled(customized: Customized) -> None:
             "verify",
             "/etc/systemd/system/clinicam-provision.service",
             "/etc/systemd/system/clinicam-appliance.service",
+            "/etc/systemd/system/clinicam-update.path",
+            "/etc/systemd/system/clinicam-update.service",
         ]
     )
     assert verify.returncode == 0 and "Unknown" not in verify.stderr, verify.stderr
-    for name in ("clinicam-appliance.service", "clinicam-provision.service"):
+    assert (units / "clinicam-update.path").read_bytes() == (
+        customized.source / "systemd" / "clinicam-update.path"
+    ).read_bytes()
+    assert not (units / "multi-user.target.wants" / "clinicam-update.service").exists()
+    for name in (
+        "clinicam-appliance.service",
+        "clinicam-provision.service",
+        "clinicam-update.path",
+    ):
         link = units / "multi-user.target.wants" / name
         assert link.is_symlink(), name
         assert os.readlink(link) == f"/etc/systemd/system/{name}"

@@ -1,0 +1,103 @@
+"""Clinicam releases as wheels: names, and the checks every party runs on one.
+
+A release is a pure-Python wheel of this package, ``clinicam-<version>-py3-none-any.whl``.
+The server keeps them in its release store, the appliance downloads the one the server
+names (never from a URL it is sent), and the root updater installs it. Each checks the
+file with :func:`check_wheel` before using it: a zip whose members have safe relative
+names, whose ``.dist-info/METADATA`` names this package at the version its file name
+says, and whose ``WHEEL`` says pure-Python. pip runs no code from a wheel when it
+installs one, so a checked wheel cannot act as root during the install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zipfile
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path, PurePosixPath
+
+PACKAGE = "clinicam"
+MAX_RELEASE_BYTES = 300 * 1024 * 1024
+MAX_MEMBERS = 20_000
+VERSION_PATTERN = r"^[0-9][0-9A-Za-z.+_]{0,39}$"  # PEP 440 as it appears in a wheel name
+_VERSION = re.compile(VERSION_PATTERN)
+_WHEEL = re.compile(rf"^{PACKAGE}-([0-9][0-9A-Za-z.+_]{{0,39}})-py3-none-any\.whl$")
+
+
+class BadRelease(ValueError):
+    """The file is not a usable Clinicam release; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    version: str
+    sha256: str
+    size: int
+
+    @property
+    def wheel_name(self) -> str:
+        return wheel_name(self.version)
+
+
+def wheel_name(version: str) -> str:
+    """The wheel file name of ``version`` (which must match :data:`VERSION_PATTERN`)."""
+    if not _VERSION.match(version):
+        raise BadRelease(f"{version!r} is not a release version")
+    return f"{PACKAGE}-{version}-py3-none-any.whl"
+
+
+def version_of(filename: str) -> str:
+    """The version in a release wheel's file name; BadRelease for any other name."""
+    match = _WHEEL.match(filename)
+    if match is None:
+        raise BadRelease(
+            f"{filename!r} is not a Clinicam release: expected "
+            f"{PACKAGE}-<version>-py3-none-any.whl (build one with `pip wheel --no-deps .`)"
+        )
+    return match.group(1)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_wheel(path: Path, filename: str | None = None) -> ReleaseInfo:
+    """Check ``path`` is a Clinicam release wheel (named ``filename``, default its own)."""
+    version = version_of(filename or path.name)
+    size = path.stat().st_size
+    if size > MAX_RELEASE_BYTES:
+        raise BadRelease(f"a release is at most {MAX_RELEASE_BYTES // 2**20} MB")
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            names = wheel.namelist()
+            if len(names) > MAX_MEMBERS:
+                raise BadRelease(f"more than {MAX_MEMBERS} files in the wheel")
+            for name in names:
+                parts = PurePosixPath(name).parts
+                if name.startswith("/") or "\\" in name or ".." in parts or not parts:
+                    raise BadRelease(f"unsafe file name in the wheel: {name!r}")
+            info = f"{PACKAGE}-{version}.dist-info"
+            try:
+                metadata = wheel.read(f"{info}/METADATA").decode("utf-8")
+                wheel_file = wheel.read(f"{info}/WHEEL").decode("utf-8")
+            except KeyError:
+                raise BadRelease(f"no {info}/METADATA and WHEEL in the wheel") from None
+            if wheel.testzip() is not None:
+                raise BadRelease("the wheel is corrupt (a member fails its CRC)")
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError) as exc:
+        raise BadRelease(f"not a readable wheel: {exc}") from None
+    headers = HeaderParser().parsestr(metadata)
+    if (headers.get("Name") or "").lower() != PACKAGE or headers.get("Version") != version:
+        raise BadRelease(
+            f"the wheel's metadata says {headers.get('Name')} {headers.get('Version')}, "
+            f"its name says {PACKAGE} {version}"
+        )
+    if HeaderParser().parsestr(wheel_file).get("Root-Is-Purelib", "").lower() != "true":
+        raise BadRelease("not a pure-Python wheel")
+    return ReleaseInfo(version=version, sha256=sha256_of(path), size=size)
