@@ -142,6 +142,7 @@ def _appliance_config(
     return {
         "device_id": DEMO_DEVICE,
         "backend": "sim",
+        "state_dir": str(state / "appliance"),  # the demo's, not the user's home
         "log_level": opts.log_level,
         "server": {"url": url, "token": sec.device_token},
         "mqtt": {

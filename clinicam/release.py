@@ -43,14 +43,14 @@ class ReleaseInfo:
 
 def wheel_name(version: str) -> str:
     """The wheel file name of ``version`` (which must match :data:`VERSION_PATTERN`)."""
-    if not _VERSION.match(version):
+    if not _VERSION.fullmatch(version):
         raise BadRelease(f"{version!r} is not a release version")
     return f"{PACKAGE}-{version}-py3-none-any.whl"
 
 
 def version_of(filename: str) -> str:
     """The version in a release wheel's file name; BadRelease for any other name."""
-    match = _WHEEL.match(filename)
+    match = _WHEEL.fullmatch(filename)
     if match is None:
         raise BadRelease(
             f"{filename!r} is not a Clinicam release: expected "

@@ -333,7 +333,7 @@ def main_update(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    if not _NAME.match(name) or not args.source.exists():
+    if not _NAME.fullmatch(name) or not args.source.exists():
         print(
             f"clinicam update: bad release name {name!r} or missing {args.source}", file=sys.stderr
         )

@@ -24,6 +24,7 @@ from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
 from server.errors import error_middleware
+from server.fleet.views import add_fleet_routes
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
 from server.records.blobs import BlobStore
@@ -205,6 +206,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_import_routes(app)
     add_archive_routes(app)
     add_relevance_routes(app)
+    add_fleet_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()

@@ -40,6 +40,8 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
+from clinicam.files import fsync_directory, fsync_file
+
 _LOGGER = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90_000)
@@ -198,9 +200,9 @@ class _OpenSegment:
     def finish(self) -> SegmentInfo:
         """Close, fsync and rename into place."""
         self._container.close()
-        _fsync_file(self.partial_path)
+        fsync_file(self.partial_path)
         os.replace(self.partial_path, self.final_path)
-        _fsync_directory(self.final_path.parent)
+        fsync_directory(self.final_path.parent)
         return SegmentInfo(
             path=self.final_path,
             start_utc=self.start_utc,
@@ -225,22 +227,6 @@ def _unused_path(path: Path) -> Path:
         counter += 1
         candidate = path.with_name(f"{path.stem}-{counter}{path.suffix}")
     return candidate
-
-
-def _fsync_file(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class SegmentWriter:

@@ -1,5 +1,6 @@
-// Records admin: decide access requests, review break-glass accesses, revoke grants,
-// import a FHIR Bundle. Server data is put in the page as text only.
+// Admin page. Records admins: decide access requests, review break-glass accesses, revoke
+// grants, import a FHIR Bundle. Admins and technicians: the appliances, their releases and
+// updates. Server data is put in the page as text only.
 "use strict";
 
 const REFRESH_MS = 15000;
@@ -240,6 +241,208 @@ function showImportSummary(job, name) {
   $("import-skipped-box").hidden = job.skipped.length === 0;
 }
 
+// ---- Appliances and releases (field updates) -------------------------------------------------
+const FLEET_MS = 5000;
+const fleet = { role: "", snapshot: "", releases: [], picked: {} };
+const UPDATE_STATES = {
+  downloading: "downloading", waiting: "waiting to install", installing: "installing",
+  updated: "updated", failed: "failed", "rolled back": "rolled back",
+};
+
+function fmtBytes(n) {
+  if (n >= 1048576) return `${(n / 1048576).toFixed(1)} MB`;
+  return `${Math.max(1, Math.ceil(n / 1024))} kB`;
+}
+
+function fleetSay(text, kind) {
+  $("release-state").textContent = text;
+  $("release-state").classList.toggle("error", kind === "error");
+}
+
+// Periodic redraws keep the keyboard focus on the control that had it.
+function keepFocus(render) {
+  const active = document.activeElement;
+  const key = active && active.dataset ? active.dataset.focusKey : undefined;
+  render();
+  if (key) {
+    const again = document.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
+    if (again) again.focus();
+  }
+}
+
+function updateCell(update) {
+  if (!update) return el("td", {}, el("span", { class: "muted" }, "—"));
+  const bad = update.state === "failed" || update.state === "rolled back";
+  const td = el("td", { class: "reason" },
+    el(bad ? "strong" : "span", { class: bad ? "bad" : (update.state === "updated" ? "good" : null) },
+      `${update.release}: ${UPDATE_STATES[update.state] || update.state}`));
+  if (update.detail) td.append(el("div", { class: "muted" }, update.detail));
+  if (update.at) td.append(el("div", { class: "muted nowrap" }, fmtTime(update.at)));
+  return td;
+}
+
+function updateControls(a) {
+  const versions = fleet.releases.map((r) => r.version);
+  if (!versions.includes(fleet.picked[a.device_id])) fleet.picked[a.device_id] = versions[0];
+  const picker = el("select", {
+    "aria-label": `Release for ${a.device_id}`,
+    dataset: { focusKey: `pick:${a.device_id}` },
+    disabled: versions.length === 0,
+    onchange: (ev) => { fleet.picked[a.device_id] = ev.currentTarget.value; },
+  }, ...versions.map((v) => el("option", { value: v, selected: v === fleet.picked[a.device_id] },
+    v === a.version ? `${v} (running)` : v)));
+  if (versions.length) picker.value = fleet.picked[a.device_id];
+  const button = el("button", {
+    type: "button", class: "primary update", textContent: "Update",
+    dataset: { focusKey: `update:${a.device_id}`, device: a.device_id },
+    disabled: !a.online || versions.length === 0,
+    title: a.online ? "" : "The appliance is offline",
+    "aria-label": `Update ${a.device_id}`,
+    onclick: (ev) => requestUpdate(ev.currentTarget, a, picker.value),
+  });
+  return el("td", { class: "actions" }, picker, " ", button);
+}
+
+function renderAppliances(appliances) {
+  const body = $("appliances");
+  body.replaceChildren();
+  $("appliances-empty").hidden = appliances.length > 0;
+  $("appliances-table").hidden = appliances.length === 0;
+  const online = appliances.filter((a) => a.online).length;
+  $("appliances-title").textContent = `Appliances (${online} of ${appliances.length} online)`;
+  for (const a of appliances) {
+    body.append(el("tr", { class: a.online ? "active" : "inactive", dataset: { device: a.device_id } },
+      el("td", {}, el("strong", {}, a.device_id), el("div", { class: "muted" }, a.clinic)),
+      el("td", {}, a.online ? el("span", { class: "good" }, "online") : el("span", { class: "bad" }, "offline")),
+      el("td", {}, a.version || el("span", { class: "muted" }, "unknown")),
+      updateCell(a.update),
+      el("td", {}, a.model_version || el("span", { class: "muted" }, "—")),
+      updateControls(a)));
+  }
+}
+
+function renderReleases(releases) {
+  const body = $("releases");
+  body.replaceChildren();
+  $("releases-empty").hidden = releases.length > 0;
+  $("releases-table").hidden = releases.length === 0;
+  for (const r of releases) {
+    const remove = fleet.role !== "admin" ? null : el("button", {
+      type: "button", class: "danger", textContent: "Delete",
+      dataset: { focusKey: `delete:${r.version}` },
+      "aria-label": `Delete release ${r.version}`,
+      onclick: (ev) => deleteRelease(ev.currentTarget, r.version),
+    });
+    body.append(el("tr", { dataset: { release: r.version } },
+      el("td", {}, el("strong", {}, r.version)),
+      el("td", { class: "nowrap" }, fmtBytes(r.size)),
+      el("td", { class: "digest", title: r.sha256 }, r.sha256),
+      el("td", { class: "nowrap" }, fmtTime(r.added_at)),
+      el("td", { class: "actions" }, remove)));
+  }
+}
+
+async function refreshFleet(force) {
+  let appliances, releases;
+  try {
+    [appliances, releases] = await Promise.all([
+      Api.call("GET", "/api/admin/appliances"), Api.call("GET", "/api/admin/releases")]);
+  } catch (e) {
+    $("fleet-note").textContent = `Could not load the appliances: ${problem(e)}`;
+    return;
+  }
+  $("fleet-note").textContent = appliances.broker
+    ? "" : "The server is not connected to the MQTT broker: no appliance can be reached, and what is shown may be out of date.";
+  $("fleet-updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  const snapshot = JSON.stringify([appliances, releases]);
+  if (!force && snapshot === fleet.snapshot) return;
+  fleet.snapshot = snapshot;
+  fleet.releases = releases.releases;
+  keepFocus(() => {
+    renderAppliances(appliances.appliances);
+    renderReleases(releases.releases);
+  });
+}
+
+async function requestUpdate(button, appliance, release) {
+  if (!release) return;
+  const running = appliance.version ? ` (it runs ${appliance.version} now)` : "";
+  if (!confirm(`Update appliance ${appliance.device_id} at ${appliance.clinic}${running} to release ${release}?\n\n`
+    + "The appliance downloads the release, installs it and restarts; its camera is unavailable for a "
+    + "minute or two. A release that does not start properly is rolled back.")) return;
+  button.disabled = true;
+  try {
+    await Api.call("POST", `/api/admin/appliances/${encodeURIComponent(appliance.device_id)}/update`, { release });
+    say(`Asked ${appliance.device_id} to update to ${release}; follow it in the "Last update" column.`);
+  } catch (e) {
+    say(`${appliance.device_id} was not updated: ${problem(e)}`, "error");
+  }
+  await refreshFleet(true);
+}
+
+async function deleteRelease(button, version) {
+  if (!confirm(`Delete release ${version} from the server? Appliances can no longer be updated to it.`)) return;
+  button.disabled = true;
+  try {
+    await Api.call("DELETE", `/api/admin/releases/${encodeURIComponent(version)}`);
+    say(`Release ${version} deleted.`);
+  } catch (e) {
+    say(`Release ${version} was not deleted: ${problem(e)}`, "error");
+  }
+  await refreshFleet(true);
+}
+
+function uploadRelease(ev) {
+  ev.preventDefault();
+  const file = $("release-file").files[0];
+  if (!file) { fleetSay("Choose a release wheel (.whl) first.", "error"); $("release-progress-box").hidden = false; return; }
+  const button = $("release-upload");
+  button.disabled = true;
+  $("release-progress-box").hidden = false;
+  $("release-progress").value = 0;
+  fleetSay(`Sending ${file.name}…`);
+  const xhr = new XMLHttpRequest();
+  xhr.open("PUT", `/api/admin/releases/${encodeURIComponent(file.name)}`);
+  xhr.setRequestHeader("X-CSRF-Token", Api.csrf);
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.setRequestHeader("Content-Type", "application/octet-stream");
+  xhr.upload.addEventListener("progress", (e) => {
+    if (e.lengthComputable && e.total) {
+      $("release-progress").value = e.loaded / e.total;
+      fleetSay(e.loaded < e.total ? `Sending ${file.name}: ${Math.floor(100 * e.loaded / e.total)} %` : `Checking ${file.name}…`);
+    }
+  });
+  const done = () => { button.disabled = false; refreshFleet(true); };
+  xhr.addEventListener("load", () => {
+    let data = null;
+    try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
+    if (xhr.status === 401) { location.href = "/login?next=/admin"; return; }
+    if (xhr.status === 201 || xhr.status === 200) {
+      $("release-progress").value = 1;
+      fleetSay(xhr.status === 201 ? `Release ${data.version} stored (${fmtBytes(data.size)}).`
+        : `Release ${data.version} was already stored with these same contents.`);
+      $("release-file").value = "";
+    } else {
+      $("release-progress").value = 0;
+      fleetSay(`${file.name} was not stored: ${(data && data.error) || `the server answered HTTP ${xhr.status}`}`, "error");
+    }
+    done();
+  });
+  xhr.addEventListener("error", () => {
+    fleetSay(`The upload of ${file.name} broke off (network problem, or the file is larger than the server accepts).`, "error");
+    done();
+  });
+  xhr.send(file);
+}
+
+function startFleet(role) {
+  fleet.role = role;
+  $("fleet").hidden = false;
+  $("release-form").addEventListener("submit", uploadRelease);
+  refreshFleet(true);
+  setInterval(() => { if (!document.hidden) refreshFleet(false); }, FLEET_MS);
+}
+
 (async () => {
   $("logout").addEventListener("click", () => Api.logout());
   let session;
@@ -250,6 +453,8 @@ function showImportSummary(job, name) {
     return;
   }
   $("who").textContent = session.display_name;
+  if (session.role === "admin" || session.role === "technician") startFleet(session.role);
+  if (session.role === "technician") return;
   if (session.role !== "admin") { showNotAdmin(); return; }
   $("admin").hidden = false;
   $("refresh").addEventListener("click", () => load(true));

@@ -210,3 +210,59 @@ def test_relevance_is_computed_on_the_appliance_and_stored(demo: dict[str, Any])
             await http.close()
 
     asyncio.run(run())
+
+
+def test_an_admin_updates_the_appliance_from_the_admin_api(demo: dict[str, Any]) -> None:
+    """Release upload → appliance.update over MQTT → the appliance downloads and checks
+    the wheel and hands it to the root updater (here: the request file it would watch)."""
+    from pathlib import Path
+
+    from tests.clinicam.test_update_request import release_wheel
+
+    wheel = release_wheel("9.1")
+    state = Path(demo["state_dir"]) / "appliance"
+
+    async def run() -> None:
+        http, admin = await _session(demo, "admin")
+        chair_http, chair = await _session(demo, "demo")
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # the appliance may still be starting
+                status, fleet, _ = await admin.call("GET", "/api/admin/appliances")
+                assert status == 200, fleet
+                if all(a["online"] for a in fleet["appliances"]):
+                    break
+                assert time.monotonic() < deadline, f"the appliance never came online: {fleet}"
+                await asyncio.sleep(0.5)
+            name = "clinicam-9.1-py3-none-any.whl"
+            status, added, _ = await admin.call("PUT", f"/api/admin/releases/{name}", data=wheel)
+            assert status == 201, added
+            status, _, _ = await chair.call(
+                "POST", "/api/admin/appliances/appliance-1/update", json={"release": "9.1"}
+            )
+            assert status == 403  # an expert cannot update devices
+            status, answer, _ = await admin.call(
+                "POST", "/api/admin/appliances/appliance-1/update", json={"release": "9.1"}
+            )
+            assert status == 202, answer
+            deadline = time.monotonic() + 30
+            while True:
+                status, fleet, _ = await admin.call("GET", "/api/admin/appliances")
+                row = next(a for a in fleet["appliances"] if a["device_id"] == "appliance-1")
+                if (row.get("update") or {}).get("state") == "waiting":
+                    break
+                assert time.monotonic() < deadline, f"the update never got ready: {row}"
+                await asyncio.sleep(0.5)
+            assert row["version"] and row["update"]["release"] == "9.1"
+            assert (state / "updates" / name).read_bytes() == wheel
+            request = (state / "update-request.json").read_text()
+            assert '"release": "9.1"' in request and '"requested_by": "admin"' in request
+            status, again, _ = await admin.call(
+                "POST", "/api/admin/appliances/appliance-1/update", json={"release": "9.1"}
+            )
+            assert status == 409 and "already waiting" in again["error"], again
+        finally:
+            await http.close()
+            await chair_http.close()
+
+    asyncio.run(run())

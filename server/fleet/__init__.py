@@ -1,0 +1,1 @@
+"""Appliance fleet: the release store and server-triggered appliance updates (D5)."""

@@ -1,0 +1,236 @@
+"""HTTP API for field updates (D5): the release store, the fleet, update requests.
+
+Admins and technicians upload release wheels (``PUT /api/admin/releases/<wheel name>``,
+the raw body is the wheel) and ask an appliance to install one; the server sends
+``appliance.update`` with the release's size and sha256, and the appliance downloads
+the wheel from ``/api/appliances/<device>/releases/<version>`` with its device token.
+Every path part is checked against the release naming rules before any file is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from clinicam.configfile import StrictModel
+from clinicam.protocol import ApplianceUpdate
+from clinicam.release import MAX_RELEASE_BYTES, VERSION_PATTERN, BadRelease, version_of, wheel_name
+from server.access.guard import require_role
+from server.config import DeviceAccount
+from server.errors import ApiError, read_json
+from server.fleet.releases import ReleaseConflict, ReleaseStore, StoredRelease, is_version
+from server.mqtt_link import ApplianceUnreachable
+from server.records.views import receive_upload
+from server.security import authenticated_device
+from server.state import STATE, ServerState
+
+_LOGGER = logging.getLogger(__name__)
+RELEASES = web.AppKey("clinicam_releases", ReleaseStore)
+FLEET_ROLES = ("admin", "technician")
+
+
+class UpdateBody(StrictModel):
+    release: str = Field(max_length=40, pattern=VERSION_PATTERN)
+
+
+def _store(request: web.Request) -> ReleaseStore:
+    return request.app[RELEASES]
+
+
+def _version_param(request: web.Request, key: str = "version") -> str:
+    """The version in the path, or 404 before anything touches the file system."""
+    raw = request.match_info[key]
+    if not is_version(raw):
+        raise ApiError(HTTPStatus.NOT_FOUND, "no such release (not a release version)")
+    return raw
+
+
+async def _stored(request: web.Request, version: str) -> tuple[Path, StoredRelease]:
+    try:
+        return await asyncio.to_thread(_store(request).get, version)
+    except KeyError:
+        raise ApiError(
+            HTTPStatus.NOT_FOUND,
+            f"release {version} is not in the release store: upload its wheel first",
+        ) from None
+
+
+class ReleasesView(web.View):
+    async def get(self) -> web.StreamResponse:
+        require_role(self.request, *FLEET_ROLES)
+        releases = await asyncio.to_thread(_store(self.request).list)
+        return web.json_response({"releases": [r.to_json() for r in releases]})
+
+
+class ReleaseView(web.View):
+    """PUT ``/api/admin/releases/<wheel file name>``; DELETE ``…/<version>``."""
+
+    async def put(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        actor = require_role(self.request, *FLEET_ROLES)
+        filename = self.request.match_info["name"]
+
+        async def refuse(status: HTTPStatus, message: str) -> ApiError:
+            await state.audit.record(
+                actor.username,
+                "release.refused",
+                f"release-file:{filename[:80]}",
+                {"status": int(status), "reason": message},
+            )
+            return ApiError(status, message)
+
+        try:
+            if wheel_name(version_of(filename)) != filename:
+                raise BadRelease(f"{filename[:80]!r} is not a Clinicam release file name")
+        except BadRelease as exc:
+            raise await refuse(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+        try:
+            staged = await receive_upload(self.request, MAX_RELEASE_BYTES)
+        except ApiError as exc:
+            raise await refuse(exc.status, exc.message) from None
+        try:
+            release, created = await asyncio.to_thread(_store(self.request).add, staged, filename)
+        except BadRelease as exc:
+            raise await refuse(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+        except ReleaseConflict as exc:
+            raise await refuse(HTTPStatus.CONFLICT, str(exc)) from None
+        finally:
+            staged.unlink(missing_ok=True)
+        if created:
+            await state.audit.record(
+                actor.username,
+                "release.added",
+                f"release:{release.version}",
+                {"sha256": release.sha256, "size": release.size},
+            )
+        return web.json_response(
+            release.to_json(), status=HTTPStatus.CREATED if created else HTTPStatus.OK
+        )
+
+    async def delete(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        actor = require_role(self.request, "admin")
+        version = _version_param(self.request, "name")
+        try:
+            removed = await asyncio.to_thread(_store(self.request).remove, version)
+        except KeyError:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"release {version} is not stored") from None
+        await state.audit.record(
+            actor.username, "release.removed", f"release:{version}", {"sha256": removed.sha256}
+        )
+        return web.json_response({"status": "removed", "version": version})
+
+
+def appliance_row(state: ServerState, device: DeviceAccount) -> dict[str, Any]:
+    appliance = state.appliances.states.get(device.device_id)
+    update = appliance.update if appliance is not None else None
+    return {
+        "device_id": device.device_id,
+        "clinic": device.clinic,
+        "online": state.appliances.available.get(device.device_id, False),
+        "version": appliance.version if appliance is not None else None,
+        "update": update.model_dump() if update is not None else None,
+        "model_version": appliance.model_version if appliance is not None else None,
+    }
+
+
+class AppliancesView(web.View):
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        require_role(self.request, *FLEET_ROLES)
+        rows = [appliance_row(state, d) for d in state.config.devices]
+        return web.json_response({"appliances": rows, "broker": state.appliances.connected})
+
+
+class ApplianceUpdateView(web.View):
+    """Ask one appliance to install a stored release."""
+
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        actor = require_role(self.request, *FLEET_ROLES)
+        device = state.config.device(self.request.match_info["device"])
+        if device is None:
+            raise ApiError(HTTPStatus.NOT_FOUND, "no such appliance")
+        body = await read_json(self.request, UpdateBody)
+        _, release = await _stored(self.request, body.release)
+        device_id = device.device_id
+
+        async def refuse(status: HTTPStatus, message: str) -> ApiError:
+            await state.audit.record(
+                actor.username,
+                "appliance.update.refused",
+                f"appliance:{device_id}",
+                {"release": release.version, "status": int(status), "reason": message},
+            )
+            return ApiError(status, message)
+
+        if not state.appliances.available.get(device_id, False):
+            raise await refuse(HTTPStatus.SERVICE_UNAVAILABLE, f"appliance {device_id} is offline")
+        command = ApplianceUpdate(
+            id=f"upd-{secrets.token_hex(8)}",
+            release=release.version,
+            sha256=release.sha256,
+            size=release.size,
+            requested_by=actor.username,
+        )
+        try:
+            ack = await state.appliances.send(device_id, command)
+        except ApplianceUnreachable as exc:
+            raise await refuse(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+        if not ack.ok:
+            reason = ack.error or "no reason given"
+            raise await refuse(
+                HTTPStatus.CONFLICT, f"appliance {device_id} refused the update: {reason}"
+            )
+        await state.audit.record(
+            actor.username,
+            "appliance.update.requested",
+            f"appliance:{device_id}",
+            {"release": release.version, "sha256": release.sha256, "command": command.id},
+        )
+        _LOGGER.info("%s asked %s to update to %s", actor.username, device_id, release.version)
+        return web.json_response(
+            {"status": "requested", "release": release.version, "device": device_id},
+            status=HTTPStatus.ACCEPTED,
+        )
+
+
+class DeviceReleaseView(web.View):
+    """The appliance downloads the wheel it was told to install (its own token only)."""
+
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        device = authenticated_device(self.request)
+        version = _version_param(self.request)
+        path, release = await _stored(self.request, version)
+        await state.audit.record(
+            f"device:{device.device_id}",
+            "release.downloaded",
+            f"release:{version}",
+            {"sha256": release.sha256},
+        )
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Disposition": f'attachment; filename="{release.wheel_name}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+
+def add_fleet_routes(app: web.Application) -> None:
+    app[RELEASES] = ReleaseStore(app[STATE].config.state_dir / "releases")
+    r = app.router
+    r.add_view("/api/admin/releases", ReleasesView)
+    r.add_view("/api/admin/releases/{name}", ReleaseView)
+    r.add_view("/api/admin/appliances", AppliancesView)
+    r.add_view("/api/admin/appliances/{device}/update", ApplianceUpdateView)
+    r.add_view("/api/appliances/{device}/releases/{version}", DeviceReleaseView)
