@@ -143,10 +143,64 @@ def copy_prebuilt(source: Path, dest: Path) -> None:
     shutil.copytree(source, dest, symlinks=True)
 
 
+def _site_packages(venv: Path) -> Path | None:
+    found = sorted(venv.glob("lib/python3.*/site-packages"))
+    return found[0] if len(found) == 1 else None
+
+
+def _own_entries(site: Path) -> set[str]:
+    """Top-level names in ``site`` that belong to Clinicam itself (from its RECORD)."""
+    own: set[str] = set()
+    for info in site.glob("clinicam-*.dist-info"):
+        own.add(info.name)
+        try:
+            lines = (info / "RECORD").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            path = line.split(",", 1)[0]
+            if path and not path.startswith(("..", "/")):
+                own.add(path.split("/", 1)[0])
+    return own
+
+
+def seed_from_running(old_venv: Path, new_venv: Path) -> list[str]:
+    """Copy the running release's installed dependencies into the new venv.
+
+    pip then finds every unchanged dependency already installed and downloads only new
+    or changed ones: a release whose dependencies did not change installs with no
+    package index at all (clinics with only a route to their server). Clinicam's own
+    files, what the fresh venv already has (pip) and editable-install hooks are left
+    out; nothing is copied across Python versions. Returns the names copied.
+    """
+    old_site, new_site = _site_packages(old_venv), _site_packages(new_venv)
+    if old_site is None or new_site is None or old_site.parent.name != new_site.parent.name:
+        return []
+    skip = _own_entries(old_site) | {p.name for p in new_site.iterdir()}
+    copied = []
+    for entry in sorted(old_site.iterdir()):
+        if entry.name in skip or entry.name.startswith("__editable__"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, new_site / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, new_site / entry.name, follow_symlinks=False)
+        copied.append(entry.name)
+    return copied
+
+
 def build_release(source: Path, dest: Path, *, python: str, extras: str) -> None:
-    """Installer for a source tree, wheel or sdist: a new venv plus ``pip install``."""
+    """Installer for a source tree, wheel or sdist: a new venv plus ``pip install``.
+
+    The new venv starts with the running release's dependencies (when the install root
+    has one, see :func:`seed_from_running`), so pip fetches only what changed.
+    """
     venv = dest / "venv"
     subprocess.run([python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    current = dest.parent.parent / "current" / "venv"
+    if current.is_dir():
+        seeded = seed_from_running(current, venv)
+        _LOGGER.info("new venv seeded with %d entries from %s", len(seeded), current.resolve())
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
     target = f"{source.resolve()}[{extras}]" if extras else str(source.resolve())
     subprocess.run([*pip, "--quiet", target], check=True)

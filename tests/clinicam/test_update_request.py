@@ -37,17 +37,36 @@ TOKEN = "device-token-for-updates"
 DEVICE = "appliance-1"
 
 
-def release_wheel(version: str, mode: str = "good") -> bytes:
+def release_wheel(version: str, mode: str = "good", requires: tuple[str, ...] = ()) -> bytes:
     """A pure-Python wheel of 'clinicam' whose script behaves as ``mode`` says."""
     info = f"clinicam-{version}.dist-info"
     script = FAKE_PROGRAM.format(python="python", root=str(ROOT), mode=mode)
+    metadata = f"Metadata-Version: 2.1\nName: clinicam\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires
+    )
     files = {
         "clinicam_release_marker.py": f"VERSION = {version!r}\n",
         f"clinicam-{version}.data/scripts/clinicam-fake": script,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: clinicam\nVersion: {version}\n",
+        f"{info}/METADATA": metadata,
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
     }
+    return _zip(files, info)
+
+
+def dependency_wheel(name: str) -> bytes:
+    """A pure-Python wheel of a small dependency ``name`` (version 1.0)."""
+    info = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}.py": "READY = True\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    return _zip(files, info)
+
+
+def _zip(files: dict[str, str], info: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as wheel:
         record = []
@@ -180,6 +199,58 @@ async def test_a_requested_release_is_downloaded_installed_and_reported(
     assert appliance.running_release() == "2.0"
     status = requester.status()
     assert status is not None and (status.release, status.state) == ("2.1", "rolled back")
+
+
+async def test_unchanged_dependencies_come_from_the_running_release_not_the_network(
+    appliance: Appliance,
+    release_server: tuple[ReleaseServer, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A clinic that reaches only its server can still update (pip gets no index here)."""
+    server, url = release_server
+    wheelhouse, empty = tmp_path / "wheelhouse", tmp_path / "no-wheels"
+    wheelhouse.mkdir()
+    empty.mkdir()
+    (wheelhouse / "clinicam_test_dep-1.0-py3-none-any.whl").write_bytes(
+        dependency_wheel("clinicam_test_dep")
+    )
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
+    assert appliance.update(appliance.release("1.0")) == 0
+    state = tmp_path / "var-lib-clinicam"
+    requester = requester_for(url, state)
+    wheels = {
+        "2.0": release_wheel("2.0", requires=("clinicam_test_dep",)),
+        "2.1": release_wheel("2.1", requires=("clinicam_test_dep",)),
+        "2.2": release_wheel("2.2", requires=("clinicam_test_dep", "clinicam_other_dep")),
+    }
+    server.wheels.update(wheels)
+
+    def site(release: str) -> Path:
+        return next((appliance.root / "releases" / release / "venv").glob("lib/*/site-packages"))
+
+    # 2.0 needs the dependency: it comes from the wheelhouse (the "index").
+    assert await fetched(requester, command("2.0", wheels["2.0"])) == "waiting"
+    assert await asyncio.to_thread(root_update, appliance, state / REQUEST_FILE) == 0
+    assert (site("2.0") / "clinicam_test_dep.py").exists()
+
+    # No index at all now: 2.1 needs nothing new, so it installs from what 2.0 has.
+    monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
+    assert await fetched(requester, command("2.1", wheels["2.1"])) == "waiting"
+    assert await asyncio.to_thread(root_update, appliance, state / REQUEST_FILE) == 0
+    assert appliance.running_release() == "2.1"
+    assert (site("2.1") / "clinicam_test_dep.py").exists()
+    assert "'2.1'" in (site("2.1") / "clinicam_release_marker.py").read_text()
+    assert [p.name for p in site("2.1").glob("clinicam-*.dist-info")] == ["clinicam-2.1.dist-info"]
+
+    # ...and a release with a new dependency cannot: install failed, 2.1 keeps running.
+    assert await fetched(requester, command("2.2", wheels["2.2"])) == "waiting"
+    assert await asyncio.to_thread(root_update, appliance, state / REQUEST_FILE) == 1
+    assert appliance.running_release() == "2.1"
+    status = requester.status()
+    assert status is not None and status.state == "failed"
+    assert status.detail.startswith("install failed"), status.detail
 
 
 @pytest.mark.parametrize(
