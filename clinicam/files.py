@@ -25,12 +25,21 @@ def fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (mode 0600): temp file, fsync, rename, fsync the folder."""
+def write_atomically(
+    path: Path, data: bytes, *, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
+    """Write ``data`` to ``path``: temp file, fsync, rename, fsync the folder.
+
+    The file has ``mode`` and (uid, gid) ``owner`` from the start, never a moment
+    with looser permissions.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
+            if owner is not None:
+                os.fchown(fh.fileno(), *owner)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -139,9 +139,8 @@ def write_result(
     path: Path, owner: tuple[int, int] | None, release: str, state: str, detail: str
 ) -> None:
     body = {"release": release, "state": state, "detail": detail[:300], "at": now_iso()}
-    write_atomically(path, (json.dumps(body) + "\n").encode())
-    if owner is not None and os.geteuid() == 0:
-        os.chown(path, *owner)  # the appliance reads it (the file is 0600)
+    owned = owner if owner is not None and os.geteuid() == 0 else None  # the appliance's
+    write_atomically(path, (json.dumps(body) + "\n").encode(), owner=owned)
 
 
 def last_event(log_file: Path) -> dict[str, object]:

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from clinicam.files import fsync_directory
 from clinicam.sdnotify import HealthReport, monotonic, read_health
 
 _LOGGER = logging.getLogger(__name__)
@@ -93,11 +94,7 @@ class ReleaseTree:
             tmp.unlink(missing_ok=True)
             os.symlink(os.path.relpath(release, self.root), tmp)
             os.replace(tmp, link)  # rename(2) swaps the link itself: never missing
-        dir_fd = os.open(self.root, os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_directory(self.root)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

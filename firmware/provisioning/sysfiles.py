@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from clinicam.files import fsync_directory, write_atomically
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,14 +61,6 @@ def service_owner(root: Path) -> Owner | None:
     return Owner(uid if uid is not None else 0, gid)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def ensure_dir(path: Path, *, mode: int, owner: Owner | None = None) -> None:
     """Create ``path`` (and parents) if missing; a new folder gets ``mode`` and ``owner``."""
     if path.is_dir():
@@ -77,26 +70,14 @@ def ensure_dir(path: Path, *, mode: int, owner: Owner | None = None) -> None:
     os.chmod(path, mode)  # mkdir's mode is filtered by the umask
     if owner is not None:
         os.chown(path, owner.uid, owner.gid)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
 
 
 def install_file(path: Path, data: bytes, *, mode: int = 0o600, owner: Owner | None = None) -> None:
     """Replace ``path`` with ``data`` atomically, with ``mode`` and ``owner`` from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)
-            if owner is not None:
-                os.fchown(fh.fileno(), owner.uid, owner.gid)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(
+        path, data, mode=mode, owner=(owner.uid, owner.gid) if owner is not None else None
+    )
     _LOGGER.debug("wrote %s (mode %o)", path, mode)
 
 
@@ -111,7 +92,7 @@ def install_symlink(path: Path, target: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     _LOGGER.debug("linked %s -> %s", path, target)
 
 
@@ -121,6 +102,6 @@ def remove(path: Path) -> bool:
         path.unlink()
     except FileNotFoundError:
         return False
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     _LOGGER.debug("removed %s", path)
     return True
