@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -112,21 +113,22 @@ def drop_from_page_cache(segments: list[SegmentInfo]) -> None:
             os.close(descriptor)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10-minute archive (under a minute)")
-    args = parser.parse_args()
-    archive_seconds, runs = (600, 7) if args.quick else (3600, 15)
+@dataclass
+class RangeRun:
+    """A 60 s range cut from the middle of an archive: remux timings and one re-encode."""
 
-    load = os.getloadavg()[0]
-    print(
-        f"load average before the run: {load:.2f} on {os.cpu_count()} CPUs (other work skews this)"
-    )
-    started = time.perf_counter()
-    clip = encode_clip()
-    took = time.perf_counter() - started
-    print(f"encoded {len(clip)} frames of {WIDTH}x{HEIGHT} once in {took:.1f} s")
+    result: RangeResult
+    start: datetime
+    warm_ms: list[float]  # segments in the page cache
+    cold_ms: list[float]  # segments dropped from it first
+    reencode_ms: float
+    mp4_mb: float
 
+
+def measure_ranges(
+    clip: list[bytes], archive_seconds: int, runs: int, *, cold_runs: int = 0
+) -> RangeRun:
+    """Write an archive of ``clip``, then time remuxing and re-encoding one range of it."""
     with tempfile.TemporaryDirectory(prefix="clinicam-archive-bench-") as tmp:
         folder, out = Path(tmp) / "segments", Path(tmp) / "range.mp4"
         started = time.perf_counter()
@@ -144,11 +146,35 @@ def main() -> None:
 
         result = remux()  # warm-up, and the page cache holds what it reads
         warm = timed(remux, runs)
-        cold = timed(remux, max(3, runs // 3), before=lambda: drop_from_page_cache(segments))
+        cold = timed(remux, cold_runs, before=lambda: drop_from_page_cache(segments))
         mp4_mb = out.stat().st_size / 1e6
         reencode = timed(lambda: reencode_range(segments, start, end, out), 1)
+    return RangeRun(result, start, warm, cold, reencode[0], mp4_mb)
 
-    range_ms, cold_ms, reencode_ms = statistics.median(warm), statistics.median(cold), reencode[0]
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10-minute archive (under a minute)")
+    args = parser.parse_args()
+    archive_seconds, runs = (600, 7) if args.quick else (3600, 15)
+
+    load = os.getloadavg()[0]
+    print(
+        f"load average before the run: {load:.2f} on {os.cpu_count()} CPUs (other work skews this)"
+    )
+    started = time.perf_counter()
+    clip = encode_clip()
+    took = time.perf_counter() - started
+    print(f"encoded {len(clip)} frames of {WIDTH}x{HEIGHT} once in {took:.1f} s")
+
+    run = measure_ranges(clip, archive_seconds, runs, cold_runs=max(3, runs // 3))
+    result, start = run.result, run.start
+    warm, cold, mp4_mb = run.warm_ms, run.cold_ms, run.mp4_mb
+    range_ms, cold_ms, reencode_ms = (
+        statistics.median(warm),
+        statistics.median(cold),
+        run.reencode_ms,
+    )
     lead_in = (start - result.start_utc).total_seconds()
     print(
         f"range request {RANGE_SECONDS} s: {result.frames} frames from {result.segments_used} "

@@ -37,7 +37,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +51,9 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.archive_range import (  # noqa: E402
-    BASE_UTC,
-    RANGE_SECONDS,
-    build_archive,
-    encode_clip,
-)
-from bench.timing import timed  # noqa: E402
+from bench.archive_range import RANGE_SECONDS, encode_clip, measure_ranges  # noqa: E402
 from server.access.grants import AccessControl, AccessDenied, Actor, IssuedGrant  # noqa: E402
 from server.app import build_app  # noqa: E402
-from server.archive.range import reencode_range, remux_range  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from server.records.blobs import BlobStore  # noqa: E402
 from server.records.db import open_database  # noqa: E402
@@ -220,26 +212,8 @@ def blob_puts(folder: Path, payloads: list[bytes]) -> float:
 
 def range_figures(archive_seconds: int, runs: int) -> tuple[float, float]:
     """Median remux (page cache warm) and one re-encode of 60 s mid-archive, in ms."""
-    started = time.perf_counter()
-    clip = encode_clip()
-    with tempfile.TemporaryDirectory(prefix="clinicam-records-bench-") as tmp:
-        folder, out = Path(tmp) / "segments", Path(tmp) / "range.mp4"
-        segments = build_archive(folder, clip, archive_seconds)
-        size_mb = sum(s.size for s in segments) / 1e6
-        print(
-            f"archive: {archive_seconds // 60} min, {len(segments)} segments, {size_mb:.0f} MB "
-            f"(clip encoded and archive written in {time.perf_counter() - started:.1f} s)"
-        )
-        start = BASE_UTC + timedelta(seconds=archive_seconds / 2 + 3.52)  # mid-GOP, mid-segment
-        end = start + timedelta(seconds=RANGE_SECONDS)
-
-        def remux() -> object:
-            return remux_range(segments, start, end, out)
-
-        remux()  # warm-up; the page cache holds what it reads
-        warm = timed(remux, runs)
-        reencode = timed(lambda: reencode_range(segments, start, end, out), 1)
-    return statistics.median(warm), reencode[0]
+    run = measure_ranges(encode_clip(), archive_seconds, runs)
+    return statistics.median(run.warm_ms), run.reencode_ms
 
 
 # --- 3. authorization -------------------------------------------------------------------------
