@@ -22,7 +22,9 @@ from clinicam import sdnotify
 from clinicam.update import main_update
 
 ROOT = Path(__file__).resolve().parents[2]
-HEALTH_TIMEOUT_S = "3"
+# Time for a release to come up. A healthy one is seen at once; only releases that never
+# become healthy wait this long. 3 s was too short for a cold Python start on a loaded CI.
+HEALTH_TIMEOUT_S = "10"
 SETTLE_S = "0.6"
 
 FAKE_PROGRAM = """#!{python}
