@@ -13,6 +13,7 @@ from aiortc import MediaStreamTrack
 
 from clinicam import sdnotify
 from clinicam.ice import restrict_ice_to_loopback
+from clinicam.realtime import favour_the_event_loop
 from firmware.config import ApplianceConfig
 from firmware.control.api import CommandApi
 from firmware.control.device import DeviceControl
@@ -73,6 +74,7 @@ class Appliance:
             self.output,
             private=lambda: self.privacy.is_private,
             privacy_card=privacy_frame,
+            trace=self.config.camera.frame_trace,
         )
 
     def make_microphone(self) -> MediaStreamTrack | None:
@@ -214,6 +216,7 @@ def build_appliance(
 
 async def run_appliance(config: ApplianceConfig) -> None:
     """Run until SIGINT/SIGTERM."""
+    favour_the_event_loop()
     if config.ice.loopback_only:
         restrict_ice_to_loopback()
     loop = asyncio.get_running_loop()

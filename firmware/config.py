@@ -68,6 +68,11 @@ class CameraConfig(StrictModel):
     keyframe_interval_s: float = Field(
         1.0, gt=0.0, le=10.0, description="Seconds between IDR frames (lost packets recover)."
     )
+    frame_trace: bool = Field(
+        True,
+        description="Stamp capture/encode/send times into each frame (SEI, ≈60 bytes) so the "
+        "server can show where live latency goes.",
+    )
     hfov_deg: float = Field(66.0, gt=10.0, lt=180.0, description="Horizontal field of view.")
     vfov_deg: float = Field(41.0, gt=5.0, lt=180.0, description="Vertical field of view.")
     sensor_width: int = Field(

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from clinicam import sdnotify
 from clinicam.ice import restrict_ice_to_loopback
+from clinicam.realtime import favour_the_event_loop
 from server.access.grants import AccessControl
 from server.access.views import add_access_routes
 from server.archive.recorder import ArchiveRecorder
@@ -78,6 +79,7 @@ def _seed_patients(config: ServerConfig, database: Database) -> None:
 
 HOUSEKEEPING = web.AppKey("clinicam_housekeeping", asyncio.Task[None])
 LEARNING = web.AppKey("clinicam_learning", asyncio.Task[None])
+LOOP_LAG = web.AppKey("clinicam_loop_lag", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
 STAGING_AT_START_S = 60.0  # nothing older can belong to a request of this process
 STAGING_MAX_AGE_S = 6 * 3600.0
@@ -212,10 +214,12 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         state.appliances.start()
         app[HOUSEKEEPING] = asyncio.create_task(_housekeeping(state), name="housekeeping")
         app[LEARNING] = asyncio.create_task(state.learning.run(), name="learning")
+        app[LOOP_LAG] = asyncio.create_task(state.media.loop_lag.run(), name="loop-lag")
 
     async def on_cleanup(app: web.Application) -> None:
         app[HOUSEKEEPING].cancel()
         app[LEARNING].cancel()
+        app[LOOP_LAG].cancel()
         await state.rooms.close()
         await state.media.close()
         database.close()
@@ -228,6 +232,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
 
 async def run_server(config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM."""
+    favour_the_event_loop()
     loop = asyncio.get_running_loop()
     app = build_app(config, loop)
     runner = web.AppRunner(app, access_log=None)

@@ -24,6 +24,7 @@ from server.media.cards import message_card
 from server.media.chart import render_relevance_chart
 from server.media.composite import CompositeMixer, CompositeTrack
 from server.media.compositor import TileSource
+from server.media.decoding import LatestDecodeQueue
 from server.media.layout import LIVE, Layout, compute_layout, standard_windows
 from server.media.live import FrameFeed
 
@@ -151,10 +152,32 @@ class ConsultationRoom:
             )
             for m in self.members.values()
         }
-        out["live"] = TileSource(self._live_feed.frame, self._live_feed.age(), labels["live"])
+        live = self._live_feed
+        out["live"] = TileSource(live.frame, live.age(), labels["live"], live.trace)
         out["presentation"] = TileSource(self._presentation, 0.0, labels["presentation"])
         out["relevance"] = TileSource(self._chart, 0.0, labels["relevance"])
         return out
+
+    def media_figures(self) -> dict[str, Any]:
+        """Where the live view's time goes and where frames were dropped to keep it short."""
+
+        def feed(f: FrameFeed) -> dict[str, Any]:
+            decoder = f.decoder.stats() if f.decoder is not None else None
+            return {"frames": f.frames_received, "skipped": f.frames_skipped, "decoder": decoder}
+
+        mixer = self.mixer
+        return {
+            "latency": mixer.latency.summary(),
+            "live": feed(self._live_feed),
+            "webcams": {u: feed(m.feed) for u, m in self.members.items()},
+            "composite": {
+                "ticks": mixer.ticks,
+                "ticks_skipped": mixer.ticks_skipped,
+                "network_flushes": {
+                    u: m.track.flushes for u, m in self.members.items() if m.track is not None
+                },
+            },
+        }
 
     def state_for(self, username: str) -> dict[str, Any]:
         member = self.members[username]
@@ -181,7 +204,12 @@ class ConsultationRoom:
 
     # media
     def attach_media(
-        self, username: str, webcam: Any | None, microphone: Any | None
+        self,
+        username: str,
+        webcam: Any | None,
+        microphone: Any | None,
+        *,
+        decoder: LatestDecodeQueue | None = None,
     ) -> tuple[CompositeTrack, MixTrack]:
         """Take an expert's webcam and microphone; return their composite and audio mix."""
         member = self.members[username]
@@ -190,7 +218,7 @@ class ConsultationRoom:
         if member.mix is not None:
             self.audio.unlisten(member.mix)
         if webcam is not None:
-            member.feed.attach(webcam)
+            member.feed.attach(webcam, decoder=decoder)
         if microphone is not None:
             self.audio.source(username).attach(microphone)
         member.track = self.mixer.new_track(member.main, username)

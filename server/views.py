@@ -285,6 +285,16 @@ class ApplianceSessionView(web.View):
         return web.json_response({"ok": True})
 
 
+class LatencyView(web.View):
+    """The consultation's live-view figures per pipeline stage (its experts may look)."""
+
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        figures = state.rooms.get(invited_consultation(self.request)).media_figures()
+        figures["loop_lag"] = state.media.loop_lag.summary()
+        return web.json_response(figures)
+
+
 class HealthView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
@@ -317,6 +327,7 @@ def add_routes(app: web.Application) -> None:
     r.add_view("/api/consultations/{cid}", ConsultationView)
     r.add_view("/api/consultations/{cid}/webrtc", ExpertOfferView)
     r.add_view("/api/consultations/{cid}/camera", CameraView)
+    r.add_view("/api/consultations/{cid}/latency", LatencyView)
     r.add_view("/api/consultations/{cid}/ws", RoomSocketView)
     r.add_view("/api/appliances/{device}/stream", ApplianceStreamView)
     r.add_view("/api/appliances/{device}/stream/{session}", ApplianceSessionView)

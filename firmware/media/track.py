@@ -4,7 +4,9 @@ aiortc packs ``av.Packet`` objects into RTP without re-encoding, so the same tra
 carries the Pi's hardware-encoded stream and, in simulation, the software encoder's.
 Settings changes (resolution, fps, bitrate) take effect at the next frame with a
 fresh encoder (starting on an IDR); in privacy mode a privacy card replaces the
-camera's frames.
+camera's frames. A receiver's keyframe request (PLI) reaches the encoder through
+:meth:`EncodedCameraTrack.request_keyframe`. With ``trace`` on, every access unit
+carries its capture, encoded and sent times (:mod:`clinicam.frametrace`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack
 
+from clinicam.frametrace import insert_sei, now_us, trace_sei
 from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
 from firmware.hardware.protocols import Camera
 from firmware.media.output import StreamOutput, StreamSettings
@@ -37,8 +40,10 @@ class EncodedCameraTrack(MediaStreamTrack):
         *,
         private: Callable[[], bool],
         privacy_card: PrivacyCard,
+        trace: bool = True,
     ) -> None:
         super().__init__()
+        self._trace = trace
         self._camera = camera
         self._output = output
         self._private = private
@@ -49,7 +54,7 @@ class EncodedCameraTrack(MediaStreamTrack):
         self._clock_start: float | None = None
         self._index = 0
         self._pts = 0
-        self._pending: deque[av.Packet[Any]] = deque()
+        self._pending: deque[tuple[av.Packet[Any], int, int]] = deque()
         self._cards: dict[tuple[int, int], av.VideoFrame] = {}
 
     def _reconfigure(self) -> None:
@@ -74,8 +79,26 @@ class EncodedCameraTrack(MediaStreamTrack):
             frame = frame.reformat(width=s.width, height=s.height, format="yuv420p")
         return frame
 
-    def _capture_and_encode(self, encoder: H264StreamEncoder, pts: int) -> list[av.Packet[Any]]:
-        return encoder.encode(self._frame(), pts)
+    def request_keyframe(self) -> None:
+        """The next frame is an IDR (a receiver lost pictures or skipped to catch up)."""
+        if self._encoder is not None:
+            self._encoder.request_keyframe()
+
+    def _capture_and_encode(
+        self, encoder: H264StreamEncoder, pts: int
+    ) -> list[tuple[av.Packet[Any], int, int]]:
+        captured = now_us()
+        packets = encoder.encode(self._frame(), pts)
+        encoded = now_us()
+        return [(packet, captured, encoded) for packet in packets]
+
+    def _stamped(self, packet: av.Packet[Any], captured: int, encoded: int) -> av.Packet[Any]:
+        """``packet`` with its stage stamps in an SEI message, sent now."""
+        data = insert_sei(bytes(packet), trace_sei(captured, encoded, now_us()))
+        stamped = av.Packet(data)
+        stamped.pts, stamped.dts, stamped.time_base = packet.pts, packet.dts, packet.time_base
+        stamped.is_keyframe = packet.is_keyframe
+        return stamped
 
     async def recv(self) -> av.Packet[Any]:
         loop = asyncio.get_running_loop()
@@ -101,6 +124,8 @@ class EncodedCameraTrack(MediaStreamTrack):
                 None, self._capture_and_encode, self._encoder, self._pts
             )
             self._pending.extend(packets)
-        packet = self._pending.popleft()
+        packet, captured, encoded = self._pending.popleft()
+        if self._trace:
+            packet = self._stamped(packet, captured, encoded)
         self._output.count(packet.size)
         return packet

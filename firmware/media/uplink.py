@@ -17,6 +17,7 @@ import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from clinicam.ice import keep_loopback_candidates
+from clinicam.keyframes import forward_keyframe_requests
 from firmware.config import ApplianceConfig
 from firmware.media.track import EncodedCameraTrack
 
@@ -77,7 +78,9 @@ class StreamUplink:
                 ended.set()
 
         try:
-            transceiver = pc.addTransceiver(self._make_track(), direction="sendonly")
+            track = self._make_track()
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            forward_keyframe_requests(transceiver.sender, track.request_keyframe)
             h264 = [
                 c
                 for c in RTCRtpSender.getCapabilities("video").codecs

@@ -7,7 +7,9 @@ mapped to start at 0 and unwrapped) and puts ``(codec, frame)`` into a private
 whose ``put`` forwards to the decoder exactly as before and also hands H.264 frames
 to a sink. ``receive()`` gives the queue object to the decoder thread, so the swap
 must happen before it runs: in the peer connection's "track" event or right after
-``addTransceiver``.
+``addTransceiver``. A queue that already offers taps (the server's bounded decode
+queue, which may skip frames the decoder cannot keep up with) is tapped in place, so
+the archive still gets every frame.
 
 Because this relies on aiortc internals, :func:`tap_encoded_video` checks them and
 raises ``RuntimeError`` if they are not as expected: an aiortc upgrade must fail
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from aiortc import RTCRtpReceiver
 
@@ -34,6 +36,13 @@ LOG_EVERY_N_FAILURES = 100
 _QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
 _STARTED_ATTRIBUTE = "_RTCRtpReceiver__started"
 _THREAD_ATTRIBUTE = "_RTCRtpReceiver__decoder_thread"
+
+
+@runtime_checkable
+class TappableQueue(Protocol):
+    """A decoder queue that copies frames to a sink itself."""
+
+    def add_tap(self, sink: EncodedFrameSink) -> None: ...
 
 
 class _TappedDecoderQueue(queue.Queue[Any]):
@@ -78,6 +87,9 @@ def tap_encoded_video(receiver: RTCRtpReceiver, sink: EncodedFrameSink) -> None:
         )
     if isinstance(original, _TappedDecoderQueue):
         raise RuntimeError("this RTCRtpReceiver is already tapped")
+    if isinstance(original, TappableQueue):
+        original.add_tap(sink)
+        return
     tapped = _TappedDecoderQueue(sink)
     while True:  # nothing should be queued before receive(), but keep it if it is
         try:

@@ -20,14 +20,17 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack
 
+from clinicam.frametrace import FrameTrace
 from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
 from server.config import LiveViewConfig
 from server.media.compositor import Compositor, TileSource
-from server.media.layout import Layout
+from server.media.latency import LatencyStats
+from server.media.layout import LIVE, Layout
 from server.media.watermark import Watermark
 
 _LOGGER = logging.getLogger(__name__)
-QUEUE_MAX = 8
+QUEUE_MAX = 3  # frames waiting for the network: more means the link or the loop is behind
+Encoded = tuple["av.Packet[Any]", FrameTrace | None]
 KEYFRAME_INTERVAL_S = 2.0
 
 
@@ -36,26 +39,34 @@ class CompositeTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, on_keyframe_needed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_keyframe_needed: Callable[[], None],
+        latency: LatencyStats | None = None,
+    ) -> None:
         super().__init__()
-        self._queue: asyncio.Queue[av.Packet[Any]] = asyncio.Queue(maxsize=QUEUE_MAX)
+        self._queue: asyncio.Queue[Encoded] = asyncio.Queue(maxsize=QUEUE_MAX)
         self._need_keyframe = True
         self._on_keyframe_needed = on_keyframe_needed
+        self._latency = latency
         self.main = "live"
         self.viewer = ""
+        self.flushes = 0
 
-    def push(self, packets: list[av.Packet[Any]]) -> None:
-        for packet in packets:
+    def push(self, packets: list[Encoded]) -> None:
+        for packet, trace in packets:
             if self._need_keyframe and not packet.is_keyframe:
                 continue
             if self._queue.full():  # the network cannot keep up: restart at a keyframe
                 while not self._queue.empty():
                     self._queue.get_nowait()
+                self.flushes += 1
                 self._need_keyframe = True
                 self._on_keyframe_needed()
-                continue
+                if not packet.is_keyframe:
+                    continue
             self._need_keyframe = False
-            self._queue.put_nowait(packet)
+            self._queue.put_nowait((packet, trace))
 
     def restart(self) -> None:
         """Wait for the next keyframe (after switching variant)."""
@@ -64,7 +75,11 @@ class CompositeTrack(MediaStreamTrack):
             self._queue.get_nowait()
 
     async def recv(self) -> av.Packet[Any]:
-        return await self._queue.get()
+        packet, trace = await self._queue.get()
+        if trace is not None and self._latency is not None:
+            trace.mark("composite_sent")
+            self._latency.record(trace)
+        return packet
 
 
 class CompositeMixer:
@@ -91,13 +106,15 @@ class CompositeMixer:
         self._encoders: dict[str, H264StreamEncoder] = {}
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
+        self.ticks_skipped = 0  # ticks not composed because the previous one ran late
+        self.latency = LatencyStats()
 
     def _variant(self, track: CompositeTrack) -> str:
         """Experts who chose the same main window share one encode, unless watermarked."""
         return f"{track.main}\x00{track.viewer}" if self._watermark else track.main
 
     def new_track(self, main: str, viewer: str = "") -> CompositeTrack:
-        track = CompositeTrack(lambda: self._keyframe(self._variant(track)))
+        track = CompositeTrack(lambda: self._keyframe(self._variant(track)), self.latency)
         track.main = main
         track.viewer = viewer
         self._tracks.add(track)
@@ -141,17 +158,26 @@ class CompositeMixer:
 
     def _tick(
         self, variants: list[str], sources: Mapping[str, TileSource], pts: int
-    ) -> dict[str, list[av.Packet[Any]]]:
+    ) -> dict[str, list[Encoded]]:
         out = {}
-        composed: dict[str, av.VideoFrame] = {}
+        composed: dict[str, tuple[av.VideoFrame, FrameTrace | None]] = {}
+        live = sources.get(LIVE)
         for variant in variants:
             main, _, viewer = variant.partition("\x00")
             if main not in composed:
-                composed[main] = self._compositor.compose(self._layout_for(main), sources)
-            frame = composed[main]
+                frame = self._compositor.compose(self._layout_for(main), sources)
+                trace = live.trace.copy() if live is not None and live.trace else None
+                if trace is not None:
+                    trace.mark("composed")
+                composed[main] = frame, trace
+            frame, trace = composed[main]
             if self._watermark is not None:
                 frame = self._mark(viewer, frame)
-            out[variant] = self._encoder(variant).encode(frame, pts)
+            packets = self._encoder(variant).encode(frame, pts)
+            if trace is not None:
+                trace = trace.copy()
+                trace.mark("composite_encoded")
+            out[variant] = [(p, trace.copy() if trace else None) for p in packets]
         return out
 
     async def _run(self) -> None:
@@ -174,12 +200,12 @@ class CompositeMixer:
                     track.push(packets.get(self._variant(track), []))
                 self.ticks += 1
             index += 1
-            due = start + index * period
-            delay = due - time.monotonic()
-            if delay < -1.0:  # fell far behind: skip ahead rather than burst
-                start, index = time.monotonic(), 0
-                delay = period
-            await asyncio.sleep(max(delay, 0.0))
+            late = time.monotonic() - (start + index * period)
+            missed = int(late / period) if late > 0 else 0
+            if missed:  # the tick ran long: skip the ticks it missed rather than burst
+                index += missed
+                self.ticks_skipped += missed
+            await asyncio.sleep(max(start + index * period - time.monotonic(), 0.0))
 
     async def close(self) -> None:
         for track in list(self._tracks):

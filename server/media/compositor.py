@@ -35,6 +35,7 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw, ImageFont
 
 from clinicam.fonts import ui_font
+from clinicam.frametrace import FrameTrace
 from server.media.layout import Layout, Rect
 
 BACKGROUND_Y = 20
@@ -54,6 +55,7 @@ class TileSource:
     frame: av.VideoFrame | None  # newest frame of that source, any size/format; None = none yet
     age_s: float  # seconds since that frame arrived (inf if none)
     label: str
+    trace: FrameTrace | None = None  # stage stamps of ``frame`` (the appliance's live view)
 
 
 # --- text -----------------------------------------------------------------------------

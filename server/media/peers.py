@@ -16,6 +16,8 @@ from aiortc.contrib.media import MediaPlayer
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from server.archive.recorder import ArchiveRecorder
 from server.media.audio import AudioSource
+from server.media.decoding import LatestDecodeQueue, bound_decoder
+from server.media.latency import LoopLag
 from server.media.live import FrameFeed
 from server.media.lowlatency import (
     negotiate_playout_delay,
@@ -66,6 +68,7 @@ class MediaHub:
         self.archive: ArchiveRecorder | None = None
         self.on_live_again: Callable[[str], None] = lambda device_id: None
         self._replays: dict[str, tuple[MediaPlayer, Path]] = {}
+        self.loop_lag = LoopLag()
 
     def replay(self, device_id: str, path: Path) -> None:
         """Play an archived MP4 into the appliance's live window until it streams again."""
@@ -105,21 +108,11 @@ class MediaHub:
         self._appliances[device_id] = session
         feed = self.feeds[device_id]
 
+        incoming: dict[str, Any] = {}
+
         @pc.on("track")
         def _on_track(track: Any) -> None:
-            if track.kind == "audio":
-                self.patient_audio[device_id].attach(track)
-            if track.kind == "video":
-                if self.stop_replay(device_id):
-                    self.on_live_again(device_id)
-                feed.attach(track)
-                if self.archive is not None:
-                    receiver = next(
-                        (t.receiver for t in pc.getTransceivers() if t.receiver.track is track),
-                        None,
-                    )
-                    if receiver is not None:
-                        self.archive.attach(device_id, receiver)
+            incoming.setdefault(track.kind, track)
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -132,17 +125,31 @@ class MediaHub:
                 await pc.close()
 
         await pc.setRemoteDescription(self._remote(sdp, "offer"))
-        self._release_at_marker(pc)
+        decoders = self._tune_receivers(pc)
+        if "audio" in incoming:
+            self.patient_audio[device_id].attach(incoming["audio"])
+        video = incoming.get("video")
+        if video is not None:
+            if self.stop_replay(device_id):
+                self.on_live_again(device_id)
+            feed.attach(video, decoder=decoders.get(video))
+            receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is video)
+            if self.archive is not None:
+                self.archive.attach(device_id, receiver)
         await pc.setLocalDescription(await pc.createAnswer())
         _LOGGER.info("appliance %s stream session %s", device_id, session.session_id)
         return pc.localDescription.sdp, session.session_id
 
     @staticmethod
-    def _release_at_marker(pc: RTCPeerConnection) -> None:
-        """Incoming video frames go to the decoder once complete, not a frame later."""
+    def _tune_receivers(pc: RTCPeerConnection) -> dict[Any, LatestDecodeQueue]:
+        """Incoming video frames go to the decoder once complete, not a frame later, and a
+        decoder that falls behind skips ahead; returns each video track's decode queue."""
+        decoders = {}
         for transceiver in pc.getTransceivers():
             if transceiver.kind == "video":
                 release_frames_at_marker(transceiver.receiver)
+                decoders[transceiver.receiver.track] = bound_decoder(transceiver.receiver)
+        return decoders
 
     def appliance_session_alive(self, device_id: str, session_id: str) -> bool:
         session = self._appliances.get(device_id)
@@ -167,8 +174,11 @@ class MediaHub:
             incoming.setdefault(track.kind, track)
 
         await pc.setRemoteDescription(self._remote(sdp, "offer"))
-        self._release_at_marker(pc)
-        track, mix = room.attach_media(username, incoming.get("video"), incoming.get("audio"))
+        decoders = self._tune_receivers(pc)
+        webcam = incoming.get("video")
+        track, mix = room.attach_media(
+            username, webcam, incoming.get("audio"), decoder=decoders.get(webcam)
+        )
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:

@@ -54,7 +54,7 @@ def _run(mixer: CompositeMixer, variants: list[str]) -> dict[str, np.ndarray]:
     packets: dict[str, list[av.Packet]] = {v: [] for v in variants}
     for tick in range(8):
         for variant, out in mixer._tick(variants, mixer._sources(), tick * 18000).items():
-            packets[variant] += out
+            packets[variant] += [packet for packet, _trace in out]
     pictures = {}
     for variant, stream in packets.items():
         codec = av.CodecContext.create("h264", "r")
