@@ -57,13 +57,17 @@ WIDTH, HEIGHT, FPS = 1280, 720, 30
 TRACK_READER_JS = """([w, h]) => {
   // Read each decoded frame off the live video track; copy only the barcode rows.
   window.latencies = [];
+  window.inBrowser = [];
   const live = document.getElementById('live').srcObject.getVideoTracks()[0].clone();
-  const reader = new MediaStreamTrackProcessor({ track: live }).readable.getReader();
+  const processor = new MediaStreamTrackProcessor({ track: live, maxBufferSize: 1 });
+  const reader = processor.readable.getReader();
   (async () => {
     for (;;) {
       const { value: frame, done } = await reader.read();
       if (done) return;
       const now = Date.now();
+      const md = frame.metadata ? frame.metadata() : {};
+      if (md.receiveTime) window.inBrowser.push(performance.now() - md.receiveTime);
       try {
         const tile = room.tiles.find((t) => t[0] === 'live');
         if (!tile) continue;
@@ -95,10 +99,12 @@ TRACK_READER_JS = """([w, h]) => {
 VIDEO_READER_JS = """([w, h]) => {
   // Read only the barcode strip (24 blocks) so the reader itself costs little CPU.
   window.latencies = [];
+  window.inBrowser = [];
   const v = document.getElementById('live');
   const c = document.createElement('canvas');
   const g = c.getContext('2d', { willReadFrequently: true });
-  const onFrame = () => {
+  const onFrame = (_now, md) => {
+    if (md && md.receiveTime) window.inBrowser.push(performance.now() - md.receiveTime);
     const tile = room.tiles.find((t) => t[0] === 'live');
     if (tile && v.videoWidth) {
       const [, tx, ty, tw, th] = tile;
@@ -217,8 +223,14 @@ def main() -> None:
                 for user, page in zip(experts, pages, strict=True):
                     got = page.evaluate("() => window.latencies")
                     stats = page.evaluate(STATS_JS)
+                    inside = page.evaluate("() => window.inBrowser || []")
                     p50 = statistics.median(got)
                     print(f"{user}: {len(got)} frames, p50 {p50:.0f} ms; browser {stats}")
+                    if inside:  # last packet received → frame presented, in the browser
+                        print(
+                            f"  received → presented p50 {statistics.median(inside):.0f} ms, "
+                            f"p95 {percentile(inside, 95):.0f} ms"
+                        )
                     samples += got
                     early, late = halves(got)
                     first += early
@@ -232,6 +244,8 @@ def main() -> None:
         print(f"  {step:32} p50 {figures['p50_ms']:7.1f}  p95 {figures['p95_ms']:7.1f}")
     print(f"  live feed {server['live']}; composite {server['composite']}")
     print(f"  event loop lag {server['loop_lag']}")
+    print(f"  receive queues {server['receive_queues']}")
+    print(f"  webcam budget {server['webcam_budget']}, rate {server['composite_rate_share']}")
     total = server["latency"]["total"]
     result = {
         "p50_ms": round(statistics.median(samples), 1),

@@ -27,7 +27,8 @@ TRACE_UUID: Final = uuid.UUID("6c1e9a57-3f0d-4b8e-9a41-c11c1ca7f7a3").bytes
 TRACE_VERSION: Final = 1
 APPLIANCE_STAGES: Final = ("captured", "encoded", "sent")
 SERVER_STAGES: Final = (
-    "received",
+    "arrived",  # first packet of the frame
+    "received",  # whole frame, to the decoder
     "decoding",
     "decoded",
     "composed",

@@ -80,6 +80,7 @@ def _seed_patients(config: ServerConfig, database: Database) -> None:
 HOUSEKEEPING = web.AppKey("clinicam_housekeeping", asyncio.Task[None])
 LEARNING = web.AppKey("clinicam_learning", asyncio.Task[None])
 LOOP_LAG = web.AppKey("clinicam_loop_lag", asyncio.Task[None])
+LOAD = web.AppKey("clinicam_load", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
 STAGING_AT_START_S = 60.0  # nothing older can belong to a request of this process
 STAGING_MAX_AGE_S = 6 * 3600.0
@@ -215,11 +216,13 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         app[HOUSEKEEPING] = asyncio.create_task(_housekeeping(state), name="housekeeping")
         app[LEARNING] = asyncio.create_task(state.learning.run(), name="learning")
         app[LOOP_LAG] = asyncio.create_task(state.media.loop_lag.run(), name="loop-lag")
+        app[LOAD] = asyncio.create_task(state.rooms.watch_load(state.media.loop_lag), name="load")
 
     async def on_cleanup(app: web.Application) -> None:
         app[HOUSEKEEPING].cancel()
         app[LEARNING].cancel()
         app[LOOP_LAG].cancel()
+        app[LOAD].cancel()
         await state.rooms.close()
         await state.media.close()
         database.close()

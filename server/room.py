@@ -25,8 +25,10 @@ from server.media.chart import render_relevance_chart
 from server.media.composite import CompositeMixer, CompositeTrack
 from server.media.compositor import TileSource
 from server.media.decoding import LatestDecodeQueue
+from server.media.latency import LoopLag
 from server.media.layout import LIVE, Layout, compute_layout, standard_windows
 from server.media.live import FrameFeed
+from server.media.pressure import MediaPressure, PressureSample, WebcamBudget
 
 _LOGGER = logging.getLogger(__name__)
 DEFAULT_MAIN = LIVE
@@ -103,7 +105,9 @@ class ConsultationRoom:
             self.layout_for,
             self.sources,
             watermark=(lambda user: names.get(user, user)) if config.watermark else None,
+            live_arrivals=live_feed.listeners,
         )
+        self.webcam_budget = WebcamBudget(config.webcam.fps, None)
         self.audio = AudioMixer()
         if patient_audio is not None:  # everyone hears the patient; the patient hears no one
             self.audio.sources[f"appliance:{consultation.appliance}"] = patient_audio
@@ -168,6 +172,8 @@ class ConsultationRoom:
         mixer = self.mixer
         return {
             "latency": mixer.latency.summary(),
+            "webcam_budget": self.webcam_budget.to_json(),
+            "composite_rate_share": mixer.rate_share,
             "live": feed(self._live_feed),
             "webcams": {u: feed(m.feed) for u, m in self.members.items()},
             "composite": {
@@ -193,6 +199,7 @@ class ConsultationRoom:
             "labels": self.labels(),
             "presentation": self.presentation_info,
             "relevance": self.relevance,
+            "webcam_budget": self.webcam_budget.to_json(),
         }
 
     async def broadcast(self) -> None:
@@ -305,6 +312,7 @@ class RoomRegistry:
         self._patient_audio = patient_audio or {}
         self._rooms: dict[str, ConsultationRoom] = {}
         self.on_created: Callable[[ConsultationRoom], None] = lambda room: None
+        self.pressure = MediaPressure()
 
     def get(self, consultation: ConsultationConfig) -> ConsultationRoom:
         room = self._rooms.get(consultation.id)
@@ -315,6 +323,8 @@ class RoomRegistry:
                 self._feeds[consultation.appliance],
                 self._patient_audio.get(consultation.appliance),
             )
+            room.mixer.rate_share = self.pressure.composite_rate_share
+            room.webcam_budget = self.pressure.webcam_budget(self._config.webcam.fps)
             self._rooms[consultation.id] = room
             self.on_created(room)
         return room
@@ -334,6 +344,32 @@ class RoomRegistry:
 
     def rooms_of(self, device_id: str) -> list[ConsultationRoom]:
         return [r for r in self._rooms.values() if r.consultation.appliance == device_id]
+
+    def _load_counters(self) -> tuple[int, int, int]:
+        dropped = sum(f.decoder.frames_dropped for f in self._feeds.values() if f.decoder)
+        ticks = sum(r.mixer.ticks for r in self._rooms.values())
+        skipped = sum(r.mixer.ticks_skipped for r in self._rooms.values())
+        return dropped, ticks, skipped
+
+    async def watch_load(self, loop_lag: LoopLag, interval_s: float = 1.0) -> None:
+        """Once a second, move the load ladder and tell every room when its rung changes."""
+        before = self._load_counters()
+        while True:
+            await asyncio.sleep(interval_s)
+            now = self._load_counters()
+            dropped, ticks, skipped = (max(0, a - b) for a, b in zip(now, before, strict=True))
+            before = now
+            rung = self.pressure.rung
+            sample = PressureSample(loop_lag.p95_since(interval_s), dropped, ticks, skipped)
+            if self.pressure.observe(sample) != rung:
+                await self.apply_load_rung()
+
+    async def apply_load_rung(self) -> None:
+        budget = self.pressure.webcam_budget(self._config.webcam.fps)
+        for room in self._rooms.values():
+            room.mixer.rate_share = self.pressure.composite_rate_share
+            room.webcam_budget = budget
+            await room.broadcast()
 
     async def close(self) -> None:
         await asyncio.gather(*(room.close() for room in self._rooms.values()))

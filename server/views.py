@@ -292,6 +292,7 @@ class LatencyView(web.View):
         state = self.request.app[STATE]
         figures = state.rooms.get(invited_consultation(self.request)).media_figures()
         figures["loop_lag"] = state.media.loop_lag.summary()
+        figures["receive_queues"] = {k: q.stats() for k, q in state.media.received.items()}
         return web.json_response(figures)
 
 

@@ -1,6 +1,9 @@
 """One composite per main-window choice, encoded once, sent to every expert who chose it.
 
-The mixer ticks at the output frame rate. On every tick it takes the newest frame of
+The mixer composes when a new frame of the patient's live view arrives, at most at the
+output frame rate, and otherwise on a fixed tick at that rate (so webcams and shared
+items still move when the appliance is quiet): a live frame waits for no tick. Each
+time it takes the newest frame of
 each source (latest wins, so a stalled source never stalls the output), composes one
 frame per distinct main window among the connected experts, encodes each once with
 H.264 and hands the packets to those experts' tracks; aiortc packs them into RTP
@@ -32,6 +35,7 @@ _LOGGER = logging.getLogger(__name__)
 QUEUE_MAX = 3  # frames waiting for the network: more means the link or the loop is behind
 Encoded = tuple["av.Packet[Any]", FrameTrace | None]
 KEYFRAME_INTERVAL_S = 2.0
+MIN_INTERVAL_SHARE = 0.8  # a live frame may be composed this soon (× period) after the last
 
 
 class CompositeTrack(MediaStreamTrack):
@@ -92,8 +96,10 @@ class CompositeMixer:
         sources: Callable[[], Mapping[str, TileSource]],
         *,
         watermark: Callable[[str], str] | None = None,
+        live_arrivals: set[asyncio.Event] | None = None,
     ) -> None:
-        """``watermark`` (viewer → name to show) gives every viewer their own marked encode."""
+        """``watermark`` (viewer → name to show) gives every viewer their own marked encode;
+        ``live_arrivals`` is the live feed's listener set: compose when a live frame comes."""
         self._config = config
         self._watermark = watermark
         self._marks: dict[str, Watermark] = {}
@@ -108,6 +114,11 @@ class CompositeMixer:
         self.ticks = 0
         self.ticks_skipped = 0  # ticks not composed because the previous one ran late
         self.latency = LatencyStats()
+        self.rate_share = 1.0  # < 1 when the hub is overloaded (server.media.pressure)
+        self._arrived = asyncio.Event()
+        self._arrivals = live_arrivals
+        if live_arrivals is not None:
+            live_arrivals.add(self._arrived)
 
     def _variant(self, track: CompositeTrack) -> str:
         """Experts who chose the same main window share one encode, unless watermarked."""
@@ -182,15 +193,15 @@ class CompositeMixer:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        period = 1.0 / self._config.fps
-        t0 = start = time.monotonic()
-        index = 0
+        t0 = last = time.monotonic()
         while True:
+            period = 1.0 / (self._config.fps * self.rate_share)
             live = [t for t in self._tracks if t.readyState == "live"]
             self._tracks = set(live)
             variants = sorted({self._variant(t) for t in live})
             for stale in set(self._encoders) - set(variants):
                 del self._encoders[stale]  # nobody watches this variant any more
+            self._arrived.clear()
             if variants:
                 pts = round((time.monotonic() - t0) / VIDEO_TIME_BASE)  # never goes back
                 packets = await loop.run_in_executor(
@@ -199,15 +210,27 @@ class CompositeMixer:
                 for track in live:
                     track.push(packets.get(self._variant(track), []))
                 self.ticks += 1
-            index += 1
-            late = time.monotonic() - (start + index * period)
-            missed = int(late / period) if late > 0 else 0
-            if missed:  # the tick ran long: skip the ticks it missed rather than burst
-                index += missed
-                self.ticks_skipped += missed
-            await asyncio.sleep(max(start + index * period - time.monotonic(), 0.0))
+            last = await self._wait_for_next(last, period)
+
+    async def _wait_for_next(self, last: float, period: float) -> float:
+        """Sleep until a live frame arrives (not sooner than the rate allows) or the next
+        tick is due; returns the time the next composite starts."""
+        now = time.monotonic()
+        if now - last >= period:  # that one ran long: go on at once, never burst to catch up
+            self.ticks_skipped += int((now - last) / period) - 1
+            return now
+        earliest = last + MIN_INTERVAL_SHARE * period
+        if earliest > now:
+            await asyncio.sleep(earliest - now)
+        if not self._arrived.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, last + period - time.monotonic())):
+                    await self._arrived.wait()
+        return time.monotonic()
 
     async def close(self) -> None:
+        if self._arrivals is not None:
+            self._arrivals.discard(self._arrived)
         for track in list(self._tracks):
             self.remove(track)
         if self._task is not None:

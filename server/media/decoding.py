@@ -5,8 +5,9 @@ aiortc hands every complete received frame to its decoder thread through an unbo
 the compositor), frames wait there and the live view falls seconds behind while still
 showing every frame: latency grows with time instead of frames being dropped.
 
-:class:`LatestDecodeQueue` replaces that queue. When more than ``max_backlog`` frames
-wait, it drops what waits and every following frame up to the next keyframe (a decoder
+:class:`LatestDecodeQueue` replaces that queue. When the oldest waiting frame has waited
+longer than ``max_wait_s`` (or more than ``max_backlog`` frames wait), it drops what
+waits and every following frame up to the next keyframe (a decoder
 cannot start from a predicted frame), and asks the sender for one at once (PLI through
 the receiver's own decode-error flag), so the picture resumes within a round trip. A
 keyframe that arrives while frames wait replaces them. It also reads the appliance's
@@ -30,7 +31,8 @@ from aiortc import RTCRtpReceiver
 from clinicam.frametrace import FrameTrace, is_h264_keyframe, now_us, read_trace
 
 _LOGGER = logging.getLogger(__name__)
-DEFAULT_MAX_BACKLOG = 2
+DEFAULT_MAX_WAIT_S = 0.1  # a burst after a busy moment is decoded; a backlog is not
+DEFAULT_MAX_BACKLOG = 8
 TRACES_KEPT = 64
 LOG_EVERY_N_FAILURES = 100
 EncodedFrameSink = Callable[[bytes, int], None]
@@ -53,12 +55,19 @@ def is_keyframe(codec_name: str, data: bytes) -> bool:
 class LatestDecodeQueue(queue.Queue[Any]):
     """aiortc's decoder input, bounded: skip to the next keyframe rather than fall behind."""
 
-    def __init__(self, wants_keyframe: threading.Event, *, max_backlog: int) -> None:
+    def __init__(
+        self,
+        wants_keyframe: threading.Event,
+        *,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+    ) -> None:
         super().__init__()
-        if max_backlog < 1:
-            raise ValueError("max_backlog must be at least 1")
+        if max_backlog < 1 or max_wait_s <= 0:
+            raise ValueError("max_backlog must be at least 1 and max_wait_s positive")
         self._wants_keyframe = wants_keyframe
         self.max_backlog = max_backlog
+        self.max_wait_us = round(max_wait_s * 1_000_000)
         self.skipping = False
         self.frames_in = 0
         self.frames_dropped = 0
@@ -107,7 +116,7 @@ class LatestDecodeQueue(queue.Queue[Any]):
             if self.skipping and not key:
                 self.frames_dropped += 1
                 return
-            if not key and len(waiting) >= self.max_backlog:
+            if not key and self._behind(waiting, received):
                 self._drop_waiting()
                 self.frames_dropped += 1
                 self.skipping = True
@@ -118,6 +127,9 @@ class LatestDecodeQueue(queue.Queue[Any]):
             self.skipping = False
             if trace is None:
                 trace = FrameTrace()
+            arrived = getattr(frame, "arrived_us", None)
+            if isinstance(arrived, int):
+                trace.mark("arrived", arrived)
             trace.mark("received", received)
             self._traces[frame.timestamp] = trace
             while len(self._traces) > TRACES_KEPT:
@@ -125,6 +137,15 @@ class LatestDecodeQueue(queue.Queue[Any]):
             self.queue.append(item)
             self.unfinished_tasks += 1
             self.not_empty.notify()
+
+    def _behind(self, waiting: list[Any], now: int) -> bool:
+        """Whether the decoder has fallen behind: too many frames, or the oldest too old."""
+        if len(waiting) >= self.max_backlog:
+            return True
+        if not waiting:
+            return False
+        oldest = self._traces.get(waiting[0][1].timestamp)
+        return oldest is not None and now - oldest.stamps["received"] > self.max_wait_us
 
     def _drop_waiting(self) -> None:
         kept = [i for i in self.queue if i is None]
@@ -162,7 +183,10 @@ class LatestDecodeQueue(queue.Queue[Any]):
 
 
 def bound_decoder(
-    receiver: RTCRtpReceiver, *, max_backlog: int = DEFAULT_MAX_BACKLOG
+    receiver: RTCRtpReceiver,
+    *,
+    max_backlog: int = DEFAULT_MAX_BACKLOG,
+    max_wait_s: float = DEFAULT_MAX_WAIT_S,
 ) -> LatestDecodeQueue:
     """Give ``receiver`` a :class:`LatestDecodeQueue` before its decoder thread starts."""
     current = getattr(receiver, _QUEUE_ATTRIBUTE, None)
@@ -179,6 +203,6 @@ def bound_decoder(
         raise RuntimeError("the receiver's decoder queue is already replaced (tapped?)")
     if getattr(receiver, _STARTED_ATTRIBUTE) is not None:
         raise RuntimeError("the receiver is already decoding: bound its queue earlier")
-    bounded = LatestDecodeQueue(wants_keyframe, max_backlog=max_backlog)
+    bounded = LatestDecodeQueue(wants_keyframe, max_backlog=max_backlog, max_wait_s=max_wait_s)
     setattr(receiver, _QUEUE_ATTRIBUTE, bounded)
     return bounded

@@ -78,14 +78,21 @@ class LoopLag:
 
     def __init__(self, interval_s: float = 0.02, window: int = 500) -> None:
         self.interval_s = interval_s
-        self._lags: deque[float] = deque(maxlen=window)
+        self._lags: deque[tuple[float, float]] = deque(maxlen=window)  # (when, lag ms)
 
     async def run(self) -> None:
         while True:
             asked = time.monotonic()
             await asyncio.sleep(self.interval_s)
-            self._lags.append(max(0.0, time.monotonic() - asked - self.interval_s) * 1000.0)
+            woke = time.monotonic()
+            self._lags.append((woke, max(0.0, woke - asked - self.interval_s) * 1000.0))
 
     def summary(self) -> dict[str, float]:
-        lags = list(self._lags)
+        lags = [lag for _, lag in self._lags]
         return _figures(lags) if lags else {}
+
+    def p95_since(self, seconds: float) -> float:
+        """95th percentile of the lags measured in the last ``seconds`` (0 if none)."""
+        since = time.monotonic() - seconds
+        lags = [lag for when, lag in self._lags if when >= since]
+        return _percentile(lags, 95) if lags else 0.0

@@ -54,6 +54,7 @@ class FrameFeed:
         self.frames_skipped = 0
         self.trace: FrameTrace | None = None  # stage stamps of ``frame``, if it carried any
         self.decoder: LatestDecodeQueue | None = None
+        self.listeners: set[asyncio.Event] = set()  # set on every new frame
         self._task: asyncio.Task[None] | None = None
 
     def attach(
@@ -102,6 +103,8 @@ class FrameFeed:
             self.frame, self.trace = frame, trace
             self.frame_time = time.monotonic()
             self.frames_received += 1
+            for listener in self.listeners:
+                listener.set()
 
     def age(self) -> float:
         """Seconds since the newest frame (inf if none yet)."""

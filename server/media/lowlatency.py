@@ -35,6 +35,8 @@ from aiortc.rtp import (
     unpack_header_extensions,
 )
 
+from clinicam.frametrace import now_us
+
 PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
 PLAYOUT_DELAY_ID = 6  # aiortc uses 1-3; ids are shared across media types with BUNDLE
 PLAYOUT_DELAY_STEP_MS = 10  # the extension counts in 10 ms units, 12 bits each
@@ -53,6 +55,17 @@ class MarkerJitterBuffer(JitterBuffer):
     frame without a marked last packet is still released the old way, when the next
     frame starts.
     """
+
+    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
+        super().__init__(capacity, prefetch, is_video)
+        self._first_arrival: dict[int, int] = {}  # RTP timestamp → µs its first packet came
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        if packet.timestamp not in self._first_arrival:
+            if len(self._first_arrival) >= self._capacity:
+                self._first_arrival.clear()  # frames that never completed
+            self._first_arrival[packet.timestamp] = now_us()
+        return super().add(packet)
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         if self._origin is None:
@@ -86,7 +99,9 @@ class MarkerJitterBuffer(JitterBuffer):
             self.remove(1)
 
     def _release(self, packets: list[Any]) -> JitterFrame:
-        frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=packets[0].timestamp)
+        timestamp = packets[0].timestamp
+        frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
+        frame.arrived_us = self._first_arrival.pop(timestamp, None)  # type: ignore[attr-defined]
         self.remove(len(packets))
         return frame
 

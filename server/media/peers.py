@@ -24,6 +24,12 @@ from server.media.lowlatency import (
     release_frames_at_marker,
     send_playout_delay,
 )
+from server.media.receiving import (
+    LIVE_MAX_AGE_S,
+    WEBCAM_MAX_AGE_S,
+    FreshMediaQueue,
+    drop_stale_media,
+)
 from server.room import ConsultationRoom
 
 _LOGGER = logging.getLogger(__name__)
@@ -69,6 +75,7 @@ class MediaHub:
         self.on_live_again: Callable[[str], None] = lambda device_id: None
         self._replays: dict[str, tuple[MediaPlayer, Path]] = {}
         self.loop_lag = LoopLag()
+        self.received: dict[str, FreshMediaQueue] = {}  # receive queues by device / webcam
 
     def replay(self, device_id: str, path: Path) -> None:
         """Play an archived MP4 into the appliance's live window until it streams again."""
@@ -137,6 +144,7 @@ class MediaHub:
             if self.archive is not None:
                 self.archive.attach(device_id, receiver)
         await pc.setLocalDescription(await pc.createAnswer())
+        self.received[device_id] = drop_stale_media(pc, LIVE_MAX_AGE_S)
         _LOGGER.info("appliance %s stream session %s", device_id, session.session_id)
         return pc.localDescription.sdp, session.session_id
 
@@ -197,6 +205,7 @@ class MediaHub:
             send_playout_delay(composite)  # the browser shows frames once decoded
         pc.addTrack(mix)
         await pc.setLocalDescription(await pc.createAnswer())
+        self.received[f"webcam {username}"] = drop_stale_media(pc, WEBCAM_MAX_AGE_S)
         answer = pc.localDescription.sdp
         if _video_codec(answer) != "H264":
             await pc.close()

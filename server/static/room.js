@@ -77,7 +77,7 @@ async function connectMedia() {
   peer.onconnectionstatechange = () => {
     if (peer !== pc) return;
     const st = peer.connectionState;
-    if (st === "connected") { say(""); mediaRetry = 1000; }
+    if (st === "connected") { say(""); mediaRetry = 1000; WebcamBudget.apply(peer, room && room.webcam_budget); }
     else if (st === "failed" || st === "disconnected") retryMedia("Video connection lost");
   };
   try {
@@ -99,7 +99,7 @@ function connectEvents() {
   socket.onopen = () => { wsRetry = 1000; };
   socket.onmessage = (ev) => {
     const msg = JSON.parse(ev.data);
-    if (msg.type === "room") { room = msg; render(); }
+    if (msg.type === "room") { room = msg; render(); WebcamBudget.apply(pc, room.webcam_budget); }
     else if (msg.type === "error") cameraStatus.textContent = msg.message;
   };
   socket.onclose = () => {
