@@ -14,8 +14,9 @@ drained completely whenever it is readable (so a packet's arrival time is when i
 really arrived), and :class:`FreshMediaQueue` replaces aioice's queue: RTP media
 packets that waited longer than ``max_age_s`` are dropped as they are taken out, unless
 nothing newer waits; everything else (STUN, DTLS, RTCP) is always delivered. The
-receiver then sees a gap: audio conceals it, video asks for the lost packets (NACK) and, if the decoder has to
-give up, for a keyframe, so the picture resumes at the present instead of the past.
+receiver then sees a gap: audio conceals it, video asks for the lost packets (NACK)
+and, if the decoder has to give up, for a keyframe, so the picture resumes at the
+present instead of the past.
 Connections whose video is less important (the experts' webcams) get a shorter limit
 than the patient's live view, so under pressure webcams lose frames first.
 """
