@@ -167,7 +167,12 @@ class LiveViewConfig(StrictModel):
 
     width: int = Field(1280, ge=160, le=3840, multiple_of=2, description="Output width.")
     height: int = Field(720, ge=120, le=2160, multiple_of=2, description="Output height.")
-    fps: int = Field(15, ge=1, le=60, description="Output frame rate (the fixed tick).")
+    fps: int = Field(
+        15,
+        ge=1,
+        le=60,
+        description="Output frame rate (a live frame is composed on arrival, at most this often).",
+    )
     bitrate_kbps: int = Field(2500, ge=200, le=20_000, description="Composite H.264 bitrate.")
     stall_after_s: float = Field(2.0, gt=0.0, le=30.0, description="No frame this long = stalled.")
     low_latency: bool = Field(

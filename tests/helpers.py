@@ -134,10 +134,10 @@ def demo_info(
 
 
 def start_demo(
-    state_dir: Path, password: str, *extra: str
+    state_dir: Path, password: str, *extra: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Run ``clinicam demo`` and wait until the appliance streams to the server."""
-    proc = launch_demo(state_dir, password, *extra, log=state_dir.parent / "demo.log")
+    proc = launch_demo(state_dir, password, *extra, env=env, log=state_dir.parent / "demo.log")
     info = demo_info(proc, state_dir)
 
     def streaming() -> bool:

@@ -35,6 +35,7 @@ _LOGGER = logging.getLogger(__name__)
 QUEUE_MAX = 3  # frames waiting for the network: more means the link or the loop is behind
 Encoded = tuple["av.Packet[Any]", FrameTrace | None]
 KEYFRAME_INTERVAL_S = 2.0
+KEYFRAME_REQUEST_GAP_S = 0.5
 MIN_INTERVAL_SHARE = 0.8  # a live frame may be composed this soon (× period) after the last
 
 
@@ -56,6 +57,7 @@ class CompositeTrack(MediaStreamTrack):
         self.main = "live"
         self.viewer = ""
         self.flushes = 0
+        self._last_keyframe_request = float("-inf")
 
     def push(self, packets: list[Encoded]) -> None:
         for packet, trace in packets:
@@ -71,6 +73,15 @@ class CompositeTrack(MediaStreamTrack):
                     continue
             self._need_keyframe = False
             self._queue.put_nowait((packet, trace))
+
+    def request_keyframe(self) -> None:
+        """The viewer lost pictures (PLI): the shared encoder's next frame is an IDR,
+        at most every ``KEYFRAME_REQUEST_GAP_S`` so a struggling viewer cannot flood
+        everyone who shares the encode with keyframes."""
+        now = time.monotonic()
+        if now - self._last_keyframe_request >= KEYFRAME_REQUEST_GAP_S:
+            self._last_keyframe_request = now
+            self._on_keyframe_needed()
 
     def restart(self) -> None:
         """Wait for the next keyframe (after switching variant)."""
@@ -115,6 +126,7 @@ class CompositeMixer:
         self.ticks_skipped = 0  # ticks not composed because the previous one ran late
         self.latency = LatencyStats()
         self.rate_share = 1.0  # < 1 when the hub is overloaded (server.media.pressure)
+        self._encoded_share = 1.0  # the share the current encoders were made for
         self._arrived = asyncio.Event()
         self._arrivals = live_arrivals
         if live_arrivals is not None:
@@ -150,11 +162,13 @@ class CompositeMixer:
             encoder.request_keyframe()
 
     def _encoder(self, main: str) -> H264StreamEncoder:
+        """The variant's encoder; at a reduced rate share also fewer bits (fewer packets)."""
         if main not in self._encoders:
-            cfg = self._config
-            keyint = max(1, round(cfg.fps * KEYFRAME_INTERVAL_S))
+            cfg, share = self._config, self._encoded_share
+            fps = max(1, round(cfg.fps * share))
+            keyint = max(1, round(fps * KEYFRAME_INTERVAL_S))
             self._encoders[main] = H264StreamEncoder(
-                cfg.width, cfg.height, cfg.fps, cfg.bitrate_kbps, keyint
+                cfg.width, cfg.height, fps, max(100, round(cfg.bitrate_kbps * share)), keyint
             )
         return self._encoders[main]
 
@@ -196,6 +210,9 @@ class CompositeMixer:
         t0 = last = time.monotonic()
         while True:
             period = 1.0 / (self._config.fps * self.rate_share)
+            if self._encoded_share != self.rate_share:  # new rate: new encoders (an IDR)
+                self._encoders.clear()
+                self._encoded_share = self.rate_share
             live = [t for t in self._tracks if t.readyState == "live"]
             self._tracks = set(live)
             variants = sorted({self._variant(t) for t in live})

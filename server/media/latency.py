@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any
 
-from clinicam.frametrace import FrameTrace
+from clinicam.frametrace import FrameTrace, now_us
 
 DEFAULT_WINDOW = 300
 
@@ -65,6 +65,19 @@ class LatencyStats:
             "frames": len(traces),
             "steps": {step: _figures(values) for step, values in steps.items()},
             "total": _figures(totals) if totals else {},
+            "newest": self._newest(traces[-1]) if traces else None,
+        }
+
+    @staticmethod
+    def _newest(trace: FrameTrace) -> dict[str, float] | None:
+        """The newest composite sent: how old its live frame was, and how long ago it left."""
+        first = trace.stamps.get("captured", trace.stamps.get("received"))
+        sent = trace.stamps.get("composite_sent")
+        if first is None or sent is None:
+            return None
+        return {
+            "live_age_ms": round((sent - first) / 1000.0, 1),
+            "sent_ago_ms": round((now_us() - sent) / 1000.0, 1),
         }
 
 

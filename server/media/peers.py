@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
 from clinicam.ice import IceConfig, keep_loopback_candidates
+from clinicam.keyframes import forward_keyframe_requests
 from server.archive.recorder import ArchiveRecorder
 from server.media.audio import AudioSource
 from server.media.decoding import LatestDecodeQueue, bound_decoder
@@ -201,6 +202,7 @@ class MediaHub:
                 await pc.close()
 
         composite = pc.addTrack(track)
+        forward_keyframe_requests(composite, track.request_keyframe)
         if self._low_latency:
             send_playout_delay(composite)  # the browser shows frames once decoded
         pc.addTrack(mix)

@@ -1,0 +1,32 @@
+// node --test: the webcam budget's encoding parameters (server/static/webcam_budget.js).
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const { WebcamBudget } = require("../../server/static/webcam_budget.js");
+
+test("frame rate always, resolution only when the camera delivers more lines", () => {
+  assert.deepEqual(WebcamBudget.encoding({ fps: 15, max_height: null }, 1080),
+    { maxFramerate: 15, scaleResolutionDownBy: 1 });
+  assert.deepEqual(WebcamBudget.encoding({ fps: 5, max_height: 360 }, 1080),
+    { maxFramerate: 5, scaleResolutionDownBy: 3 });
+  assert.deepEqual(WebcamBudget.encoding({ fps: 5, max_height: 360 }, 240),
+    { maxFramerate: 5, scaleResolutionDownBy: 1 });
+});
+
+test("apply sets the first encoding of every video sender, and only when it changes", async () => {
+  const calls = [];
+  const sender = (kind, height, encoding) => ({
+    track: { kind, getSettings: () => ({ height }) },
+    getParameters: () => ({ encodings: encoding ? [{ ...encoding }] : [] }),
+    setParameters: async (p) => { calls.push([kind, p.encodings[0]]); },
+  });
+  const peer = { getSenders: () => [
+    sender("video", 720, { maxFramerate: 30 }),
+    sender("audio", 0, {}),
+    sender("video", 720, null),  // not negotiated yet
+    sender("video", 720, { maxFramerate: 5, scaleResolutionDownBy: 2 }),
+  ] };
+  await WebcamBudget.apply(peer, { fps: 5, max_height: 360 });
+  assert.deepEqual(calls, [["video", { maxFramerate: 5, scaleResolutionDownBy: 2 }]]);
+  await WebcamBudget.apply(null, { fps: 5 });  // no connection yet: nothing to do
+});
