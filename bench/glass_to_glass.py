@@ -7,9 +7,11 @@ Everything is real in between: appliance H.264 → WebRTC → server decode → 
 shared H.264 encode → WebRTC → browser jitter buffer and decode.
 
 Two readers (``--reader``):
-- ``track`` (default): each decoded frame as the page's video track delivers it
-  (``MediaStreamTrackProcessor``), copying only the barcode's two rows. The screen
-  shows that frame at its next refresh (≤ 16.7 ms at 60 Hz), not counted here.
+- ``track`` (default): the newest decoded frame whenever the page's script asks for
+  one (``MediaStreamTrackProcessor`` with ``maxBufferSize: 1``, as a screen shows the
+  newest frame; an unbounded processor queue would time the script's own backlog on a
+  busy machine), copying only the barcode's two rows. The screen shows that frame at
+  its next refresh (≤ 16.7 ms at 60 Hz), not counted here.
 - ``video``: each frame the <video> element presents (``requestVideoFrameCallback``),
   read back through a canvas. Closer to the glass, but the software read-back costs
   each headless browser ≈ 10 % of a core, which on this 2-core box (server, appliance
