@@ -1,9 +1,11 @@
 """Audio for the room: every expert hears everyone but themselves.
 
-One mixer per consultation ticks every 20 ms. Each incoming track is resampled to
-48 kHz mono and buffered (at most 200 ms: a slow source loses its oldest audio
-rather than building delay); on every tick each source contributes one 20 ms chunk
-(or silence) and each listener receives the sum of the others' chunks.
+One mixer per consultation ticks every 20 ms. Each incoming track is turned into
+48 kHz mono (a channel average in numpy for Opus's 48 kHz; other rates go through a
+resampler in a worker thread, so the event loop runs no codec work) and buffered (at
+most 200 ms: a slow source loses its oldest audio rather than building delay); on every
+tick each source contributes one 20 ms chunk (or silence) and each listener receives
+the sum of the others' chunks.
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ MAX_BUFFER = RATE // 5  # 200 ms
 QUEUE_MAX = 10
 
 
+def mono_48k(frame: av.AudioFrame) -> np.ndarray | None:
+    """Interleaved s16 at 48 kHz (what Opus decodes to) as mono samples, by averaging the
+    channels in numpy; None for anything that needs a real resampler."""
+    channels = len(frame.layout.channels)
+    if frame.sample_rate != RATE or frame.format.name != "s16" or channels not in (1, 2):
+        return None
+    interleaved = frame.to_ndarray().reshape(-1)
+    if channels == 1:
+        return interleaved.astype(np.int16, copy=False)
+    pairs = interleaved.reshape(-1, 2).astype(np.int32)
+    return ((pairs[:, 0] + pairs[:, 1]) >> 1).astype(np.int16)
+
+
 class AudioSource:
     """Drains one remote audio track into a bounded mono buffer."""
 
@@ -48,7 +63,7 @@ class AudioSource:
         self._buffered = 0
 
     async def _drain(self, track: MediaStreamTrack) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        resampler: av.AudioResampler | None = None
         while True:
             try:
                 frame = await track.recv()
@@ -56,7 +71,13 @@ class AudioSource:
                 return
             if not isinstance(frame, av.AudioFrame):
                 continue
-            for out in resampler.resample(frame):
+            samples = mono_48k(frame)
+            if samples is not None:
+                self.push(samples)
+                continue
+            if resampler is None:  # another rate or format: a real resampler, off the loop
+                resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+            for out in await asyncio.to_thread(resampler.resample, frame):
                 self.push(out.to_ndarray().reshape(-1).astype(np.int16))
 
     def push(self, samples: np.ndarray) -> None:

@@ -102,16 +102,21 @@ def drop_stale_media(pc: RTCPeerConnection, max_age_s: float) -> FreshMediaQueue
         raise RuntimeError("aioice internals changed: no empty receive queue to replace")
     fresh = FreshMediaQueue(max_age_s)
     setattr(connection, _QUEUE_ATTRIBUTE, fresh)
-    for protocol in protocols:
-        read_eagerly(protocol)
+    drained = [read_eagerly(protocol) for protocol in protocols]
+    if protocols and not any(drained):
+        raise RuntimeError("asyncio/aioice internals changed: no socket behind the protocols")
     return fresh
 
 
-def read_eagerly(protocol: asyncio.DatagramProtocol) -> None:
-    """After asyncio hands ``protocol`` one datagram, read whatever else is waiting too."""
+def read_eagerly(protocol: asyncio.DatagramProtocol) -> bool:
+    """After asyncio hands ``protocol`` one datagram, read whatever else is waiting too.
+
+    Returns False (and changes nothing) for a protocol with no plain UDP socket of its
+    own, such as a TURN relay's, whose datagrams arrive through another protocol.
+    """
     sock = getattr(getattr(protocol, "transport", None), _SOCKET_ATTRIBUTE, None)
-    if not isinstance(sock, socket.socket):
-        raise RuntimeError("asyncio/aioice internals changed: no socket behind the protocol")
+    if not isinstance(sock, socket.socket) or sock.type != socket.SOCK_DGRAM:
+        return False
     deliver: Callable[[Any, Any], None] = protocol.datagram_received
 
     def datagram_received(data: Any, addr: Any) -> None:
@@ -126,3 +131,4 @@ def read_eagerly(protocol: asyncio.DatagramProtocol) -> None:
             deliver(data, addr)
 
     protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+    return True

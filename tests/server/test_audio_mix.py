@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 
-from server.media.audio import CHUNK, RATE, AudioMixer
+from server.media.audio import CHUNK, RATE, AudioMixer, mono_48k
 
 
 def _tone(freq: float, n: int = CHUNK * 5) -> np.ndarray:
@@ -50,3 +51,17 @@ async def test_a_silent_source_adds_silence_and_buffers_stay_bounded() -> None:
     heard = listener.queue.get_nowait().to_ndarray().reshape(-1)
     assert abs(_dominant(heard) - 440) < 60  # ann, heard by bob
     await mixer.close()
+
+
+def test_opus_output_is_downmixed_without_a_resampler() -> None:
+    left = np.arange(960, dtype=np.int16)
+    stereo = np.stack([left, -left + 100], axis=1).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+    frame.sample_rate = 48_000
+    assert np.array_equal(mono_48k(frame), np.full(960, 50, dtype=np.int16))
+    mono = av.AudioFrame.from_ndarray(left.reshape(1, -1), format="s16", layout="mono")
+    mono.sample_rate = 48_000
+    assert np.array_equal(mono_48k(mono), left)
+    slow = av.AudioFrame.from_ndarray(left.reshape(1, -1), format="s16", layout="mono")
+    slow.sample_rate = 8_000
+    assert mono_48k(slow) is None  # PCMU and friends: the real resampler

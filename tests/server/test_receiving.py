@@ -46,7 +46,7 @@ async def test_everything_waiting_in_the_socket_is_read_in_one_wakeup() -> None:
 
     transport, protocol = await loop.create_datagram_endpoint(Collect, local_addr=("127.0.0.1", 0))
     try:
-        read_eagerly(protocol)
+        assert read_eagerly(protocol)
         address = transport.get_extra_info("sockname")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             for i in range(50):
@@ -58,3 +58,13 @@ async def test_everything_waiting_in_the_socket_is_read_in_one_wakeup() -> None:
         assert arrived == [bytes([i]) for i in range(50)]
     finally:
         transport.close()
+
+
+def test_a_protocol_without_its_own_udp_socket_is_left_alone() -> None:
+    class Relayed(asyncio.DatagramProtocol):
+        transport = None  # a TURN relay's datagrams come through another protocol
+
+    relayed = Relayed()
+    before = relayed.datagram_received
+    assert not read_eagerly(relayed)
+    assert relayed.datagram_received == before
