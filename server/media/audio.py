@@ -6,6 +6,14 @@ resampler in a worker thread, so the event loop runs no codec work) and buffered
 most 200 ms: a slow source loses its oldest audio rather than building delay); on every
 tick each source contributes one 20 ms chunk (or silence) and each listener receives
 the sum of the others' chunks.
+
+Who hears whom (R1, R16): a listener never hears itself, nor the sources it is made
+deaf to (the clinic station does not hear the appliance's microphone beside it). A
+source may stand in for another: while the clinic station's microphone is attached,
+the appliance's microphone is left out of every mix, so the patient's voice never
+arrives twice (echo, a doubled voice); when the station leaves, the appliance's
+microphone is heard again. Each source keeps the level of its last chunk, for "who is
+speaking" and for the experts' view of the station.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ RATE = 48_000
 CHUNK = 960  # 20 ms
 MAX_BUFFER = RATE // 5  # 200 ms
 QUEUE_MAX = 10
+SILENCE_DBFS = -100.0
 
 
 def mono_48k(frame: av.AudioFrame) -> np.ndarray | None:
@@ -50,6 +59,12 @@ class AudioSource:
         self._buffer: deque[np.ndarray] = deque()
         self._buffered = 0
         self._task: asyncio.Task[None] | None = None
+        self.level_dbfs = SILENCE_DBFS  # of the last chunk taken (silence if none)
+
+    @property
+    def attached(self) -> bool:
+        """Whether a remote track is feeding this source."""
+        return self._task is not None and not self._task.done()
 
     def attach(self, track: MediaStreamTrack) -> None:
         self.detach()
@@ -98,6 +113,7 @@ class AudioSource:
     def take(self, count: int) -> np.ndarray | None:
         """The next ``count`` samples, or None if fewer are buffered (silence this tick)."""
         if self._buffered < count:
+            self.level_dbfs = SILENCE_DBFS
             return None
         out = np.empty(count, dtype=np.int16)
         filled = 0
@@ -111,7 +127,16 @@ class AudioSource:
             else:
                 self._buffer[0] = head[n:]
         self._buffered -= count
+        self.level_dbfs = level_dbfs(out)
         return out
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of s16 ``samples`` in dB below full scale (silence: -100)."""
+    if not len(samples):
+        return SILENCE_DBFS
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    return max(SILENCE_DBFS, 20.0 * float(np.log10(rms / 32768.0))) if rms > 0 else SILENCE_DBFS
 
 
 class MixTrack(MediaStreamTrack):
@@ -119,9 +144,10 @@ class MixTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, listener: str) -> None:
+    def __init__(self, listener: str, deaf_to: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.listener = listener
+        self.deaf_to = deaf_to
         self.queue: asyncio.Queue[av.AudioFrame] = asyncio.Queue(maxsize=QUEUE_MAX)
 
     async def recv(self) -> av.AudioFrame:
@@ -134,6 +160,7 @@ class AudioMixer:
     def __init__(self) -> None:
         self.sources: dict[str, AudioSource] = {}
         self.listeners: dict[str, MixTrack] = {}
+        self.stand_ins: dict[str, str] = {}  # source → the source it replaces while attached
         self._task: asyncio.Task[None] | None = None
         self._pts = 0
 
@@ -142,8 +169,9 @@ class AudioMixer:
             self.sources[name] = AudioSource(name)
         return self.sources[name]
 
-    def listen(self, listener: str) -> MixTrack:
-        track = MixTrack(listener)
+    def listen(self, listener: str, *, deaf_to: frozenset[str] = frozenset()) -> MixTrack:
+        """A track of everything but ``listener``'s own voice and the ``deaf_to`` sources."""
+        track = MixTrack(listener, deaf_to)
         self.listeners[listener] = track
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="audio-mix")
@@ -154,12 +182,25 @@ class AudioMixer:
             del self.listeners[track.listener]
         track.stop()
 
+    def stand_in(self, source: str, replaces: str) -> None:
+        """While ``source`` is attached, leave ``replaces`` out of every mix."""
+        self.stand_ins[source] = replaces
+
+    def _replaced(self) -> set[str]:
+        return {
+            replaced
+            for source, replaced in self.stand_ins.items()
+            if (s := self.sources.get(source)) is not None and s.attached
+        }
+
     def mix_once(self) -> None:
-        chunks = {name: s.take(CHUNK) for name, s in self.sources.items()}
+        chunks = {name: s.take(CHUNK) for name, s in self.sources.items()}  # all drained
+        for name in self._replaced():
+            chunks.pop(name, None)
         for listener, track in list(self.listeners.items()):
             total = np.zeros(CHUNK, dtype=np.int32)
             for name, chunk in chunks.items():
-                if name != listener and chunk is not None:
+                if name != listener and name not in track.deaf_to and chunk is not None:
                     total += chunk
             frame = av.AudioFrame.from_ndarray(
                 np.clip(total, -32768, 32767).astype(np.int16).reshape(1, -1),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import av
 import numpy as np
+from aiortc import MediaStreamTrack
 
-from server.media.audio import CHUNK, RATE, AudioMixer, mono_48k
+from server.media.audio import CHUNK, RATE, AudioMixer, MixTrack, level_dbfs, mono_48k
 
 
 def _tone(freq: float, n: int = CHUNK * 5) -> np.ndarray:
@@ -65,3 +68,52 @@ def test_opus_output_is_downmixed_without_a_resampler() -> None:
     slow = av.AudioFrame.from_ndarray(left.reshape(1, -1), format="s16", layout="mono")
     slow.sample_rate = 8_000
     assert mono_48k(slow) is None  # PCMU and friends: the real resampler
+
+
+class _Quiet(MediaStreamTrack):
+    """A remote track that is connected but has nothing to say yet."""
+
+    kind = "audio"
+
+    async def recv(self) -> av.AudioFrame:
+        await asyncio.Future()
+        raise AssertionError("unreachable")
+
+
+def _heard(track: MixTrack) -> np.ndarray:
+    return track.queue.get_nowait().to_ndarray().reshape(-1)
+
+
+async def test_the_clinic_station_replaces_the_appliance_microphone_while_it_is_there() -> None:
+    mixer = AudioMixer()
+    appliance, station = mixer.source("appliance:a1"), mixer.source("station:a1")
+    mixer.stand_in("station:a1", replaces="appliance:a1")
+    expert = mixer.listen("ann")
+    clinic = mixer.listen("station:a1", deaf_to=frozenset({"appliance:a1"}))
+    mixer.source("ann").push(_tone(440.0))
+    appliance.push(_tone(1000.0))
+    station.push(_tone(2500.0))
+    mixer.mix_once()  # no station track attached: the appliance's microphone is heard
+    assert abs(_dominant(_heard(expert)) - 1000) < 60
+    assert abs(_dominant(_heard(clinic)) - 440) < 60, "the station never hears the appliance"
+
+    station.attach(_Quiet())
+    await asyncio.sleep(0)  # the mixer's own 20 ms loop may run meanwhile: start afresh
+    assert station.attached
+    for track in (expert, clinic):
+        while not track.queue.empty():
+            track.queue.get_nowait()
+    appliance.push(_tone(1000.0))
+    station.push(_tone(2500.0))
+    mixer.source("ann").push(_tone(440.0))
+    mixer.mix_once()
+    heard = _heard(expert)
+    assert abs(_dominant(heard) - 2500) < 60, "the station's voice, once"
+    spectrum = np.abs(np.fft.rfft(heard.astype(np.float64)))
+    freqs = np.fft.rfftfreq(len(heard), 1 / RATE)
+    assert spectrum[np.argmin(np.abs(freqs - 1000))] < 0.05 * spectrum.max(), "no doubled voice"
+    assert abs(_dominant(_heard(clinic)) - 440) < 60
+    assert level_dbfs(_tone(440.0)) > -20 > mixer.source("nobody").level_dbfs
+    station.detach()
+    assert not station.attached
+    await mixer.close()
