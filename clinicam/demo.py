@@ -188,6 +188,7 @@ def run_demo(opts: DemoOptions) -> int:
     mqtt_port = procs.free_port()
     http_port = _http_port(opts)
     url = f"http://{opts.host}:{http_port}"
+    station_url = f"{url}/station/{DEMO_DEVICE}#token={sec.device_token}"
     broker = MosquittoBroker(
         state / "broker",
         [
@@ -228,6 +229,7 @@ def run_demo(opts: DemoOptions) -> int:
             "username": DEMO_EXPERT,
             "password": sec.expert_password,
             "consultation": f"{url}/room/{DEMO_CONSULTATION}",
+            "station": station_url,
             "state_dir": str(state),
             "register_file": str(state / "pca9685.bin"),
             "mqtt_port": mqtt_port,
@@ -275,6 +277,8 @@ def run_demo(opts: DemoOptions) -> int:
             f"  User      {', '.join(u for u, _ in demo_experts(opts.experts))}"
             f" (records admin: {DEMO_ADMIN})\n"
             f"  Password  {sec.expert_password}\n"
+            f"  Clinic station (the bedside screen; joins when an expert is in the room)\n"
+            f"            {station_url}\n"
             "  Press Ctrl-C to stop everything.\n",
             flush=True,
         )

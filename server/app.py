@@ -43,6 +43,7 @@ from server.relevance.views import add_relevance_routes
 from server.room import ConsultationRoom, RoomRegistry
 from server.security import auth_middleware
 from server.state import STATE, ServerState
+from server.station_views import add_station_routes
 from server.views import add_routes
 
 _LOGGER = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_archive_routes(app)
     add_relevance_routes(app)
     add_fleet_routes(app)
+    add_station_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()

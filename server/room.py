@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import Field
 
 from clinicam.protocol import WireModel
+from server.clinic_station import ClinicStation
 from server.config import ConsultationConfig, ServerConfig
 from server.floor import FloorControl, FloorError
 from server.media.audio import AudioMixer, AudioSource, MixTrack
@@ -26,7 +27,14 @@ from server.media.composite import CompositeMixer, CompositeTrack
 from server.media.compositor import TileSource
 from server.media.decoding import LatestDecodeQueue
 from server.media.latency import LoopLag
-from server.media.layout import LIVE, Layout, compute_layout, standard_windows
+from server.media.layout import (
+    LIVE,
+    STATION_PREFIX,
+    Layout,
+    compute_layout,
+    standard_windows,
+    station_windows,
+)
 from server.media.live import FrameFeed
 from server.media.pressure import MediaPressure, PressureSample, WebcamBudget
 
@@ -111,6 +119,9 @@ class ConsultationRoom:
         self.audio = AudioMixer()
         if patient_audio is not None:  # everyone hears the patient; the patient hears no one
             self.audio.sources[f"appliance:{consultation.appliance}"] = patient_audio
+        self.station = ClinicStation(
+            consultation.appliance, consultation.experts, self.mixer, self.audio
+        )
 
     def show_relevance(self, result: dict[str, Any]) -> bool:
         """Draw the chart for ``result`` (labels, values, caption); only when it changed."""
@@ -135,9 +146,13 @@ class ConsultationRoom:
         return standard_windows(self.consultation.experts)
 
     def layout_for(self, main: str) -> Layout:
-        return compute_layout(
-            self.windows(), main, self._config.live.width, self._config.live.height
-        )
+        """An expert's layout with ``main`` large, or the clinic station's ("station:…")."""
+        live = self._config.live
+        if main.startswith(STATION_PREFIX):
+            shared = bool(self.presentation_info and self.presentation_info.get("clinic"))
+            windows = station_windows(self.consultation.experts, shared=shared)
+            return compute_layout(windows, main[len(STATION_PREFIX) :], live.width, live.height)
+        return compute_layout(self.windows(), main, live.width, live.height)
 
     def labels(self) -> dict[str, str]:
         labels = {f"expert:{m.username}": m.name for m in self.members.values()}
@@ -200,6 +215,7 @@ class ConsultationRoom:
             "presentation": self.presentation_info,
             "relevance": self.relevance,
             "webcam_budget": self.webcam_budget.to_json(),
+            "station": self.station.status(),
         }
 
     async def broadcast(self) -> None:
@@ -290,6 +306,7 @@ class ConsultationRoom:
             await self.broadcast()
 
     async def close(self) -> None:
+        self.station.detach(self.station.track)
         await self.mixer.close()
         await self.audio.close()
         for member in self.members.values():

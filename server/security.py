@@ -19,7 +19,7 @@ from server.config import ConsultationConfig, DeviceAccount
 from server.errors import ApiError
 from server.state import STATE
 
-PUBLIC_PREFIXES = ("/static/", "/api/appliances/")
+PUBLIC_PREFIXES = ("/static/", "/api/appliances/", "/station/")  # the latter two: bearer
 PUBLIC_PATHS = frozenset({"/login", "/api/login", "/healthz", "/favicon.ico"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = web.RequestKey("clinicam_session", Session)

@@ -27,6 +27,7 @@ PRESENTATION = "presentation"
 LIVE = "live"
 RELEVANCE = "relevance"
 EXPERT_PREFIX = "expert:"
+STATION_PREFIX = "station:"  # the clinic station's composite: "station:<main window>"
 MIN_CELL = 16  # smallest cell edge in pixels that still shows something
 
 
@@ -38,6 +39,19 @@ def expert_window(username: str) -> str:
 def standard_windows(experts: Sequence[str]) -> list[str]:
     """All windows of a consultation in layout order: experts, presentation, live, relevance."""
     return [*(expert_window(name) for name in experts), PRESENTATION, LIVE, RELEVANCE]
+
+
+def station_windows(experts: Sequence[str], *, shared: bool = False) -> list[str]:
+    """What the clinic station shows (R16): the experts, a small self-view of the patient
+    camera, the presentation only when an expert shared it with the clinic, and never the
+    decision-support view."""
+    windows = [expert_window(name) for name in experts]
+    return [*windows, PRESENTATION, LIVE] if shared else [*windows, LIVE]
+
+
+def station_main(window: str) -> str:
+    """The mixer's variant key for a station composite whose main window is ``window``."""
+    return f"{STATION_PREFIX}{window}"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from aiortc.contrib.media import MediaPlayer
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from clinicam.keyframes import forward_keyframe_requests
 from server.archive.recorder import ArchiveRecorder
-from server.media.audio import AudioSource
+from server.media.audio import AudioSource, MixTrack
+from server.media.composite import CompositeTrack
 from server.media.decoding import LatestDecodeQueue, bound_decoder
 from server.media.latency import LoopLag
 from server.media.live import FrameFeed
@@ -170,7 +171,35 @@ class MediaHub:
 
     async def expert_offer(self, room: ConsultationRoom, username: str, sdp: str) -> str:
         """Webcam and microphone in; composite (pre-encoded H.264) and audio mix out."""
-        key = (room.consultation.id, username)
+        pc, incoming, decoders = await self._viewer_peer((room.consultation.id, username), sdp)
+        webcam = incoming.get("video")
+        track, mix = room.attach_media(
+            username, webcam, incoming.get("audio"), decoder=decoders.get(webcam)
+        )
+        return await self._answer_viewer(
+            pc,
+            (room.consultation.id, username),
+            f"webcam {username}",
+            track,
+            mix,
+            lambda: room.detach_media(username, track),
+        )
+
+    async def station_offer(self, room: ConsultationRoom, sdp: str) -> str:
+        """The clinic station: microphone in; its own composite and the experts' voices out."""
+        station = room.station
+        key = (room.consultation.id, station.name)
+        pc, incoming, _ = await self._viewer_peer(key, sdp)
+        track, mix = station.attach(incoming.get("audio"))
+        return await self._answer_viewer(
+            pc, key, station.name, track, mix, lambda: station.detach(track)
+        )
+
+    async def _viewer_peer(
+        self, key: tuple[str, str], sdp: str
+    ) -> tuple[RTCPeerConnection, dict[str, Any], dict[Any, LatestDecodeQueue]]:
+        """A new connection for someone who watches a composite (replacing their old one),
+        with the offer applied: what they send, and the decoders of their video."""
         old = self._experts.pop(key, None)
         if old is not None:
             await old.close()
@@ -183,22 +212,26 @@ class MediaHub:
             incoming.setdefault(track.kind, track)
 
         await pc.setRemoteDescription(self._remote(sdp, "offer"))
-        decoders = self._tune_receivers(pc)
-        webcam = incoming.get("video")
-        track, mix = room.attach_media(
-            username, webcam, incoming.get("audio"), decoder=decoders.get(webcam)
-        )
+        return pc, incoming, self._tune_receivers(pc)
+
+    async def _answer_viewer(
+        self,
+        pc: RTCPeerConnection,
+        key: tuple[str, str],
+        name: str,
+        track: CompositeTrack,
+        mix: MixTrack,
+        left: Callable[[], None],
+    ) -> str:
+        """Send ``track`` and ``mix``; answer; ``left()`` once the connection is gone."""
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
-            state = pc.connectionState
-            _LOGGER.info(
-                "expert %s media %s (consultation %s)", username, state, room.consultation.id
-            )
-            if state in ("failed", "closed"):
+            _LOGGER.info("%s media %s (consultation %s)", name, pc.connectionState, key[0])
+            if pc.connectionState in ("failed", "closed"):
                 if self._experts.get(key) is pc:
                     del self._experts[key]
-                room.detach_media(username, track)
+                left()
                 await pc.close()
 
         composite = pc.addTrack(track)
@@ -207,9 +240,10 @@ class MediaHub:
             send_playout_delay(composite)  # the browser shows frames once decoded
         pc.addTrack(mix)
         await pc.setLocalDescription(await pc.createAnswer())
-        self.received[f"webcam {username}"] = drop_stale_media(pc, WEBCAM_MAX_AGE_S)
+        self.received[name] = drop_stale_media(pc, WEBCAM_MAX_AGE_S)
         answer = pc.localDescription.sdp
         if _video_codec(answer) != "H264":
+            left()
             await pc.close()
             raise NoCommonCodec(
                 "this browser did not offer H.264 video, which the composite "

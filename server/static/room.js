@@ -124,6 +124,7 @@ function render() {
   document.getElementById("online").textContent = `Online: ${room.online.map(nameOf).join(", ")}`;
   renderPresentation();
   renderRelevance();
+  document.getElementById("station-status").textContent = StationStatus.text(room.station);
   const actions = document.getElementById("floor-actions");
   actions.replaceChildren();
   const button = (label, msg, id) => {

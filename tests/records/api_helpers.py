@@ -69,6 +69,17 @@ def records_config(state_dir: Path, database_url: str, **records: Any) -> Server
     )
 
 
+async def loopback_media_server(tmp_path: Path) -> tuple[TestServer, ServerConfig]:
+    """A running records server whose WebRTC stays on 127.0.0.1 (SQLite in ``tmp_path``)."""
+    config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    config = config.model_copy(
+        update={"ice": config.ice.model_copy(update={"loopback_only": True})}
+    )
+    server = TestServer(build_app(config, asyncio.get_running_loop()), host="127.0.0.1")
+    await server.start_server()
+    return server, config
+
+
 @dataclass
 class User:
     """One browser: its own cookie jar, CSRF token and access tokens."""

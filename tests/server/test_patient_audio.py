@@ -8,14 +8,12 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 from clinicam.ice import keep_loopback_candidates
 from firmware.media.microphone import PrivacyGatedAudio, SimMicrophone
-from server.app import build_app
 from server.state import STATE
-from tests.records.api_helpers import PASSWORD, records_config
+from tests.records.api_helpers import PASSWORD, loopback_media_server
 
 
 async def test_privacy_gate_sends_silence_of_the_same_shape() -> None:
@@ -31,14 +29,8 @@ async def test_privacy_gate_sends_silence_of_the_same_shape() -> None:
 
 
 async def test_the_patient_microphone_reaches_every_experts_mix(tmp_path: Path) -> None:
-    config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    config = config.model_copy(
-        update={"ice": config.ice.model_copy(update={"loopback_only": True})}
-    )
-    app = build_app(config, asyncio.get_running_loop())
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    state = app[STATE]
+    server, config = await loopback_media_server(tmp_path)
+    state = server.app[STATE]
     pc = RTCPeerConnection(config.ice.rtc_configuration())
     try:
         pc.addTransceiver(VideoStreamTrack(), direction="sendonly")

@@ -30,3 +30,16 @@ test("apply sets the first encoding of every video sender, and only when it chan
   assert.deepEqual(calls, [["video", { maxFramerate: 5, scaleResolutionDownBy: 2 }]]);
   await WebcamBudget.apply(null, { fps: 5 });  // no connection yet: nothing to do
 });
+
+const { StationStatus } = require("../../server/static/station_status.js");
+
+test("the experts see whether the clinic station is there, muted or speaking", () => {
+  assert.match(StationStatus.text(null), /not connected/);
+  assert.match(StationStatus.text({ connected: false }), /not connected/);
+  assert.equal(StationStatus.text({ connected: true, muted: true, level_dbfs: -20 }),
+    "Clinic station: connected · microphone muted");
+  assert.equal(StationStatus.text({ connected: true, muted: false, level_dbfs: -20 }),
+    "Clinic station: connected · speaking");
+  assert.equal(StationStatus.text({ connected: true, muted: false, level_dbfs: -90 }),
+    "Clinic station: connected");
+});

@@ -1,0 +1,107 @@
+// The clinic station (R16): waits for its appliance's consultation, joins it by itself,
+// plays the experts, sends the bedside microphone, and leaves when the call ends.
+// The device token comes in the URL fragment (never sent to the server as part of a
+// URL), is kept in memory only, and goes with every request as a bearer token.
+"use strict";
+const device = decodeURIComponent(location.pathname.split("/").pop());
+const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+history.replaceState(null, "", location.pathname);  // the token leaves the address bar
+const base = `/api/appliances/${encodeURIComponent(device)}/station`;
+const statusEl = document.getElementById("status");
+const video = document.getElementById("experts");
+const voices = document.getElementById("voices");
+let pc = null, mic = null, joined = null, left = false, muted = false, privacy = false;
+
+function say(text) { statusEl.textContent = text; }
+
+async function call(method, url, body) {
+  const resp = await fetch(url, {
+    method, headers: { "Authorization": `Bearer ${token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await resp.json(); } catch (e) { data = null; }
+  if (!resp.ok) {
+    const err = new Error((data && data.error) || `HTTP ${resp.status}`);
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+function hangUp() {
+  if (pc) { pc.close(); pc = null; }
+  joined = null;
+  video.srcObject = null;
+}
+
+async function join(consultation) {
+  joined = consultation.id;
+  say("Joining the consultation…");
+  if (!mic) {
+    try {
+      mic = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+    } catch (e) { mic = null; }
+  }
+  const peer = new RTCPeerConnection({ iceServers: [] });
+  pc = peer;
+  if (mic) for (const t of mic.getAudioTracks()) { t.enabled = !muted; peer.addTrack(t, mic); }
+  else peer.addTransceiver("audio", { direction: "recvonly" });
+  const video_ = peer.addTransceiver("video", { direction: "recvonly" });
+  const h264 = RTCRtpReceiver.getCapabilities("video").codecs.filter((c) =>
+    c.mimeType === "video/H264" && /packetization-mode=1/.test(c.sdpFmtpLine || ""));
+  if (h264.length && video_.setCodecPreferences) video_.setCodecPreferences(h264);
+  peer.ontrack = (ev) => {
+    if (ev.track.kind === "video") video.srcObject = new MediaStream([ev.track]);
+    else voices.srcObject = new MediaStream([ev.track]);
+  };
+  peer.onconnectionstatechange = () => {
+    if (peer !== pc) return;
+    if (peer.connectionState === "connected") say(mic ? "" : "No microphone: the experts cannot hear you.");
+    if (["failed", "disconnected"].includes(peer.connectionState)) { say("Connection lost — reconnecting…"); hangUp(); }
+  };
+  await peer.setLocalDescription(await peer.createOffer());
+  await new Promise((resolve) => {
+    if (peer.iceGatheringState === "complete") return resolve();
+    peer.addEventListener("icegatheringstatechange", () => { if (peer.iceGatheringState === "complete") resolve(); });
+    setTimeout(resolve, 3000);
+  });
+  const answer = await call("POST", `${base}/webrtc`, { sdp: peer.localDescription.sdp, type: "offer" });
+  if (peer === pc) await peer.setRemoteDescription(answer);
+}
+
+async function poll() {
+  try {
+    const s = await call("GET", base);
+    privacy = s.privacy;
+    document.getElementById("privacy").setAttribute("aria-pressed", String(privacy));
+    if (s.state === "live" && !left) {
+      if (joined !== s.consultation.id) { hangUp(); await join(s.consultation); }
+    } else {
+      if (joined) hangUp();
+      say(left ? "You left the consultation. Press Leave again to rejoin." : "Waiting for the consultation…");
+    }
+  } catch (e) {
+    hangUp();
+    say(e.status === 401 ? "This station is not allowed to connect (unknown appliance or wrong token)."
+      : "Server unreachable — trying again…");
+  }
+  setTimeout(poll, 2000);
+}
+
+document.getElementById("mute").onclick = async (ev) => {
+  muted = !muted;
+  ev.currentTarget.setAttribute("aria-pressed", String(muted));
+  ev.currentTarget.textContent = muted ? "Unmute microphone" : "Mute microphone";
+  if (mic) for (const t of mic.getAudioTracks()) t.enabled = !muted;
+  try { await call("POST", `${base}/controls`, { muted }); } catch (e) { /* shown by the next poll */ }
+};
+document.getElementById("volume").oninput = (ev) => { voices.volume = Number(ev.target.value); };
+document.getElementById("privacy").onclick = async () => {
+  try { await call("POST", `${base}/controls`, { privacy: !privacy }); }
+  catch (e) { say(`Privacy could not be changed: ${e.message}`); }
+};
+document.getElementById("leave").onclick = () => { left = !left; if (left) hangUp(); };
+poll();

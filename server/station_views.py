@@ -1,0 +1,134 @@
+"""The clinic station's HTTP side (R16): its page, its state, its call, its controls.
+
+The station is the appliance's: every API call carries the device's own bearer token
+(the kiosk on the appliance has it; the page keeps it in memory, never in a cookie), so
+no session or CSRF token is involved and no other device's station can be reached.
+
+* ``GET  /station/<device>`` the page (no secrets in it; it asks for the token).
+* ``GET  /api/appliances/<device>/station`` "waiting" or "live" (a consultation bound
+  to this appliance has experts in it), with who is there and the privacy state.
+* ``POST /api/appliances/<device>/station/webrtc`` the station's offer → answer; 409
+  while there is nothing to join.
+* ``POST /api/appliances/<device>/station/controls`` ``{"muted": …, "privacy": …}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from http import HTTPStatus
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import Field, StrictBool
+
+from clinicam.configfile import StrictModel
+from clinicam.protocol import Privacy
+from server.errors import ApiError, read_json
+from server.media.peers import NoCommonCodec
+from server.mqtt_link import ApplianceUnreachable
+from server.room import ConsultationRoom
+from server.security import authenticated_device
+from server.state import STATE, ServerState
+from server.views import MAX_SDP, STATIC_DIR
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class StationOffer(StrictModel):
+    sdp: str = Field(min_length=1, max_length=MAX_SDP)
+    type: Literal["offer"]
+
+
+class StationControls(StrictModel):
+    muted: StrictBool | None = Field(None, description="The station's microphone is muted.")
+    privacy: StrictBool | None = Field(None, description="Privacy mode on the appliance.")
+
+
+def live_room(state: ServerState, device_id: str) -> ConsultationRoom | None:
+    """The room of the consultation this appliance is in now: one with experts online."""
+    consultation = state.rooms.serving(device_id)
+    if consultation is None:
+        return None
+    room = state.rooms.get(consultation)
+    return room if any(m.online for m in room.members.values()) else None
+
+
+class StationPage(web.View):
+    async def get(self) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "station.html", headers={"Cache-Control": "no-store"})
+
+
+class StationStateView(web.View):
+    async def get(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        device = authenticated_device(self.request)
+        room = live_room(state, device.device_id)
+        appliance = state.appliances.states.get(device.device_id)
+        body: dict[str, Any] = {
+            "device": device.device_id,
+            "clinic": device.clinic,
+            "state": "live" if room is not None else "waiting",
+            "privacy": bool(appliance and appliance.privacy),
+            "consultation": None,
+        }
+        if room is not None:
+            body["consultation"] = {"id": room.consultation.id, "title": room.consultation.title}
+            body["experts"] = [
+                {"name": m.name, "online": m.online} for m in room.members.values()
+            ]
+            body["station"] = room.station.status()
+        return web.json_response(body)
+
+
+class StationOfferView(web.View):
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        device = authenticated_device(self.request)
+        offer = await read_json(self.request, StationOffer)
+        room = live_room(state, device.device_id)
+        if room is None:
+            raise ApiError(HTTPStatus.CONFLICT, "no consultation is live for this appliance yet")
+        try:
+            answer = await state.media.station_offer(room, offer.sdp)
+        except NoCommonCodec as exc:
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+        await room.broadcast()  # the experts see the station arrive
+        return web.json_response({"sdp": answer, "type": "answer"})
+
+
+class StationControlsView(web.View):
+    async def post(self) -> web.StreamResponse:
+        state = self.request.app[STATE]
+        device = authenticated_device(self.request)
+        controls = await read_json(self.request, StationControls)
+        room = live_room(state, device.device_id)
+        if controls.privacy is not None:
+            command = Privacy(id=f"station-{secrets.token_hex(6)}", enabled=controls.privacy)
+            detail = {"op": "privacy", "enabled": controls.privacy, "from": "clinic station"}
+            try:
+                ack = await state.appliances.send(device.device_id, command)
+            except ApplianceUnreachable as exc:
+                await state.audit.record(
+                    device.device_id, "camera.command", "device", {**detail, "result": str(exc)}
+                )
+                raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+            result = "ok" if ack.ok else ack.error
+            await state.audit.record(
+                device.device_id, "camera.command", "device", {**detail, "result": result}
+            )
+            if not ack.ok:
+                raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"privacy: {ack.error}")
+        if controls.muted is not None and room is not None:
+            room.station.muted = controls.muted
+        if room is not None:
+            await room.broadcast()
+        return web.json_response({"ok": True})
+
+
+def add_station_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_view("/station/{device}", StationPage)
+    r.add_view("/api/appliances/{device}/station", StationStateView)
+    r.add_view("/api/appliances/{device}/station/webrtc", StationOfferView)
+    r.add_view("/api/appliances/{device}/station/controls", StationControlsView)

@@ -1,0 +1,81 @@
+"""The clinic station page in Chromium: it waits, joins when an expert is in the room,
+shows the experts' composite, and the expert's room says the station is there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_conference import Expert, _y4m
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, start_demo, stop_demo
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "three experts in a room"
+STATUS_JS = "() => document.getElementById('status').textContent"
+PIXEL_JS = """() => {
+  const v = document.getElementById('experts');
+  if (!v.videoWidth) return null;
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext('2d');
+  g.drawImage(v, 0, 0);
+  const x = Math.floor(v.videoWidth * 0.3), y = Math.floor(v.videoHeight * 0.3);
+  return Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
+}"""
+
+
+@pytest.fixture()
+def demo(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    proc, info = start_demo(tmp_path / "state", PASSWORD)
+    try:
+        yield info
+    finally:
+        if proc.poll() is None:
+            stop_demo(proc, whole_group=True)
+
+
+def test_the_station_waits_then_joins_and_the_expert_sees_it(
+    demo: dict[str, Any], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        station = browser.new_page()
+        station.goto(demo["station"])
+        station.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('Waiting')",
+            timeout=20_000,
+        )
+        assert "token" not in station.url, "the token leaves the address bar"
+
+        expert = Expert(pw, "demo", _y4m(tmp_path / "red.y4m", (255, 0, 0)), demo["url"])
+        expert.open()
+        station.wait_for_function(
+            "() => document.getElementById('experts').videoWidth > 0", timeout=30_000
+        )
+        # The main window is the (only) expert: the red webcam fills its part of the frame.
+        station.wait_for_function(
+            f"() => {{ const p = ({PIXEL_JS})(); return p && p[0] > 150 && p[1] < 90; }}",
+            timeout=30_000,
+        )
+        expert.page.wait_for_function(
+            "() => document.getElementById('station-status').textContent"
+            ".startsWith('Clinic station: connected')",
+            timeout=20_000,
+        )
+        station.click("#mute")
+        expert.page.wait_for_function(
+            "() => document.getElementById('station-status').textContent.includes('muted')",
+            timeout=20_000,
+        )
+        expert.browser.close()  # the expert leaves: the station waits again
+        station.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('Waiting')",
+            timeout=30_000,
+        )
+        browser.close()
