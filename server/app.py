@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from clinicam import sdnotify
 from clinicam.ice import restrict_ice_to_loopback
+from clinicam.protocol import ApplianceState
 from clinicam.realtime import favour_the_event_loop
 from server.access.grants import AccessControl
 from server.access.views import add_access_routes
@@ -85,7 +86,7 @@ LOAD = web.AppKey("clinicam_load", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
 STAGING_AT_START_S = 60.0  # nothing older can belong to a request of this process
 STAGING_MAX_AGE_S = 6 * 3600.0
-_BACKGROUND: set[asyncio.Task[None]] = set()
+_BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
 def clean_staging(folder: Path, older_than_s: float) -> int:
@@ -136,6 +137,13 @@ async def _show_latest_relevance(state: ServerState, room: ConsultationRoom) -> 
         await room.broadcast()
 
 
+def _in_background(work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work`` on the loop, keeping a reference until it is done."""
+    task = asyncio.get_running_loop().create_task(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
 def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Application:
     """The application with its state; MQTT starts and media closes with the app."""
     if config.ice.loopback_only:
@@ -176,11 +184,17 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     def live_again(device_id: str) -> None:
         for room in state.rooms.rooms_of(device_id):
             room.live_note = None
-            task = asyncio.get_running_loop().create_task(room.broadcast())
-            _BACKGROUND.add(task)
-            task.add_done_callback(_BACKGROUND.discard)
+            _in_background(room.broadcast())
 
     media.on_live_again = live_again
+
+    def appliance_state(device_id: str, appliance: ApplianceState) -> None:
+        for room in state.rooms.rooms_of(device_id):
+            if room.station.private != appliance.privacy:
+                room.station.set_privacy(appliance.privacy)
+                _in_background(room.broadcast())
+
+    state.appliances.on_state = appliance_state
     promoted = champion(database)  # a model the learning loop promoted earlier wins
     in_use = Path(promoted.path) if promoted and Path(promoted.path).is_file() else None
     state.relevance = RelevanceService(
@@ -196,9 +210,10 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     state.learning = LearningLoop(database, config.models.retrain_after, retrainer)
 
     def room_created(room: ConsultationRoom) -> None:
-        task = asyncio.get_running_loop().create_task(_show_latest_relevance(state, room))
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
+        appliance = state.appliances.states.get(room.consultation.appliance)
+        if appliance is not None:
+            room.station.set_privacy(appliance.privacy)
+        _in_background(_show_latest_relevance(state, room))
 
     state.rooms.on_created = room_created
     app[STATE] = state

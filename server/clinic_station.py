@@ -48,6 +48,7 @@ class ClinicStation:
         self.track: CompositeTrack | None = None
         self.mix: MixTrack | None = None
         self.muted = False
+        self.private = False
         self.speaker = self._experts[0] if self._experts else ""
         self._task: asyncio.Task[None] | None = None
 
@@ -81,6 +82,14 @@ class ClinicStation:
             self._task = None
         _LOGGER.info("clinic station of %s left", self.device_id)
 
+    def set_privacy(self, private: bool) -> None:
+        """Privacy mode on the appliance also silences the station's microphone (R15)."""
+        self.private = private
+        if private:
+            self._audio.silenced.add(self.name)
+        else:
+            self._audio.silenced.discard(self.name)
+
     def loudest_expert(self) -> str | None:
         """The expert speaking loudest now, if anyone speaks."""
         levels = {
@@ -110,5 +119,6 @@ class ClinicStation:
         return {
             "connected": self.connected,
             "muted": self.muted,
+            "privacy": self.private,
             "level_dbfs": round(source.level_dbfs, 1) if source is not None else None,
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -45,6 +46,7 @@ class ApplianceLink:
         self._pending: dict[bytes, tuple[str, asyncio.Future[CommandAck]]] = {}
         self.available: dict[str, bool] = {}
         self.states: dict[str, ApplianceState] = {}
+        self.on_state: Callable[[str, ApplianceState], None] = lambda device, state: None
         self.connected = False
         client = make_client(config, f"clinicam-server-{secrets.token_hex(4)}")
         client.on_connect = self._on_connect
@@ -123,9 +125,12 @@ class ApplianceLink:
             self.available[device] = online
         elif leaf == TOPIC_STATE:
             try:
-                self.states[device] = ApplianceState.model_validate_json(msg.payload)
+                appliance_state = ApplianceState.model_validate_json(msg.payload)
             except ValidationError:
                 _LOGGER.warning("ignored malformed state from %s", device)
+                return
+            self.states[device] = appliance_state
+            self._loop.call_soon_threadsafe(self.on_state, device, appliance_state)
         elif leaf == TOPIC_ACK:
             correlation = getattr(msg.properties, "CorrelationData", None)
             try:

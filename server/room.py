@@ -218,6 +218,13 @@ class ConsultationRoom:
             "station": self.station.status(),
         }
 
+    async def notify(self, event: dict[str, Any]) -> None:
+        """Send one event to every expert's page in the room."""
+        for member in self.members.values():
+            for ws in list(member.sockets):
+                if not ws.closed:
+                    await ws.send_json(event)
+
     async def broadcast(self) -> None:
         for member in self.members.values():
             state = self.state_for(member.username)

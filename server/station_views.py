@@ -9,7 +9,8 @@ no session or CSRF token is involved and no other device's station can be reache
   to this appliance has experts in it), with who is there and the privacy state.
 * ``POST /api/appliances/<device>/station/webrtc`` the station's offer → answer; 409
   while there is nothing to join.
-* ``POST /api/appliances/<device>/station/controls`` ``{"muted": …, "privacy": …}``.
+* ``POST /api/appliances/<device>/station/controls`` ``{"muted": …, "privacy": …,
+  "attention": true}`` (the last asks every expert in the room to look).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class StationOffer(StrictModel):
 class StationControls(StrictModel):
     muted: StrictBool | None = Field(None, description="The station's microphone is muted.")
     privacy: StrictBool | None = Field(None, description="Privacy mode on the appliance.")
+    attention: StrictBool | None = Field(None, description="Ask the experts to look (true).")
 
 
 def live_room(state: ServerState, device_id: str) -> ConsultationRoom | None:
@@ -123,6 +125,8 @@ class StationControlsView(web.View):
             room.station.muted = controls.muted
         if room is not None:
             await room.broadcast()
+            if controls.attention:
+                await room.notify({"type": "attention", "from": "clinic"})
         return web.json_response({"ok": True})
 
 

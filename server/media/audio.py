@@ -161,6 +161,7 @@ class AudioMixer:
         self.sources: dict[str, AudioSource] = {}
         self.listeners: dict[str, MixTrack] = {}
         self.stand_ins: dict[str, str] = {}  # source → the source it replaces while attached
+        self.silenced: set[str] = set()  # sources nobody hears (the station in privacy mode)
         self._task: asyncio.Task[None] | None = None
         self._pts = 0
 
@@ -195,7 +196,7 @@ class AudioMixer:
 
     def mix_once(self) -> None:
         chunks = {name: s.take(CHUNK) for name, s in self.sources.items()}  # all drained
-        for name in self._replaced():
+        for name in self._replaced() | self.silenced:
             chunks.pop(name, None)
         for listener, track in list(self.listeners.items()):
             total = np.zeros(CHUNK, dtype=np.int32)

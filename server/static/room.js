@@ -101,6 +101,12 @@ function connectEvents() {
     const msg = JSON.parse(ev.data);
     if (msg.type === "room") { room = msg; render(); WebcamBudget.apply(pc, room.webcam_budget); }
     else if (msg.type === "error") cameraStatus.textContent = msg.message;
+    else if (msg.type === "attention") {
+      const el = document.getElementById("attention");
+      el.textContent = "The clinic asks for your attention.";
+      el.hidden = false;
+      setTimeout(() => { el.hidden = true; }, 15000);
+    }
   };
   socket.onclose = () => {
     if (ws !== socket) return;

@@ -76,7 +76,10 @@ async function poll() {
   try {
     const s = await call("GET", base);
     privacy = s.privacy;
-    document.getElementById("privacy").setAttribute("aria-pressed", String(privacy));
+    const button = document.getElementById("privacy");
+    button.setAttribute("aria-pressed", String(privacy));
+    button.textContent = privacy ? "Privacy on — tap to end" : "Privacy";
+    if (mic) for (const t of mic.getAudioTracks()) t.enabled = !muted && !privacy;
     if (s.state === "live" && !left) {
       if (joined !== s.consultation.id) { hangUp(); await join(s.consultation); }
     } else {
@@ -102,6 +105,11 @@ document.getElementById("volume").oninput = (ev) => { voices.volume = Number(ev.
 document.getElementById("privacy").onclick = async () => {
   try { await call("POST", `${base}/controls`, { privacy: !privacy }); }
   catch (e) { say(`Privacy could not be changed: ${e.message}`); }
+};
+document.getElementById("attention").onclick = async () => {
+  try { await call("POST", `${base}/controls`, { attention: true }); say("The experts have been called."); }
+  catch (e) { say(`Could not call the experts: ${e.message}`); }
+  setTimeout(() => { if (statusEl.textContent === "The experts have been called.") say(""); }, 4000);
 };
 document.getElementById("leave").onclick = () => { left = !left; if (left) hangUp(); };
 poll();

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 from clinicam.ice import keep_loopback_candidates
+from clinicam.protocol import ApplianceState, PtzState
 from server.config import ServerConfig
 from server.media.layout import LIVE, RELEVANCE
 from server.state import STATE
@@ -175,6 +176,22 @@ async def test_the_station_waits_then_hears_the_experts_and_is_heard(
             ) as r:
                 assert r.status == 400  # validated: nothing changes
             assert room.station.muted is True
+
+            async with http.post(
+                server.make_url(f"{base}/controls"), headers=device, json={"attention": True}
+            ) as r:
+                assert r.status == 200
+            async with asyncio.timeout(10):
+                while (await ws.receive_json()).get("type") != "attention":
+                    pass
+
+            # Privacy on the appliance (its retained state) silences the station for everyone.
+            appliance = ApplianceState(ptz=PtzState(pan=0.0, tilt=0.0), privacy=True)
+            state.appliances.on_state("cam-1", appliance)
+            assert room.state_for("alice")["station"]["privacy"] is True
+            quiet = await _listen(received["expert"]["audio"])
+            assert _power(quiet, STATION_HZ) < 0.05 * _power(at_expert, STATION_HZ)
+            state.appliances.on_state("cam-1", appliance.model_copy(update={"privacy": False}))
             await ws.close()
     finally:
         await station.close()
