@@ -93,12 +93,14 @@ def _parser() -> argparse.ArgumentParser:
                 "action",
                 nargs="?",
                 default="run",
-                choices=["run", "calibrate", "doctor", "provision", "update"],
+                choices=["run", "calibrate", "doctor", "provision", "update", "kiosk-page"],
                 help="'calibrate' walks a technician through the servo calibration and "
                 "writes it into the config file; 'doctor' checks camera, I2C, servos, GPIO, "
                 "broker, server, clock, disk and temperature; 'provision' applies "
                 "clinicam.toml from the boot partition (first boot); 'update SOURCE' installs "
-                "a release beside the current one and rolls back if it is not healthy",
+                "a release beside the current one and rolls back if it is not healthy; "
+                "'kiosk-page --output FILE' writes the start page of the clinic station on "
+                "the appliance's own screen",
             )
             p.add_argument(
                 "rest",
@@ -171,7 +173,7 @@ def _run_server(config_path: Path | None, check: bool) -> int:
 
 
 def _appliance_tool(action: str, config_path: Path | None, rest: list[str]) -> int:
-    """doctor / provision / update: each tool parses its own arguments."""
+    """doctor / provision / update / kiosk-page: each tool parses its own arguments."""
     if action == "doctor":
         from firmware.doctor import main_doctor
 
@@ -180,6 +182,10 @@ def _appliance_tool(action: str, config_path: Path | None, rest: list[str]) -> i
         from firmware.provision import main_provision
 
         return main_provision(rest)
+    if action == "kiosk-page":
+        from firmware.kiosk import main_kiosk_page
+
+        return main_kiosk_page([*(["--config", str(config_path)] if config_path else []), *rest])
     from clinicam.update import main_update
 
     return main_update(rest)
@@ -322,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "server":
             return _run_server(args.config, args.check)
         if args.command == "appliance":
-            if args.action in ("doctor", "provision", "update"):
+            if args.action in ("doctor", "provision", "update", "kiosk-page"):
                 return _appliance_tool(args.action, args.config, list(args.rest))
             if args.rest:  # options after the action: "appliance run --config FILE"
                 late = argparse.ArgumentParser(prog=f"clinicam appliance {args.action}")

@@ -197,9 +197,12 @@ step_packages() {
   local pkgs=(python3 python3-venv i2c-tools libcap2-bin network-manager mosquitto-clients
               ca-certificates) missing=() pkg
   if [ "$FLAVOUR" = rpios ]; then
-    pkgs+=(python3-picamera2 python3-libcamera python3-lgpio)
+    # picamera2 is only in Raspberry Pi OS's archive; cage and Chromium run the clinic
+    # station on the HDMI screen (clinicam-kiosk.service; Raspberry Pi OS names the
+    # browser chromium-browser and provides /usr/bin/chromium).
+    pkgs+=(python3-picamera2 python3-libcamera python3-lgpio cage chromium-browser)
   else
-    log "note: python3-picamera2 is only in Raspberry Pi OS's archive: skipped on $FLAVOUR"
+    log "note: python3-picamera2 and the kiosk (cage, Chromium) are for Raspberry Pi OS: skipped on $FLAVOUR"
   fi
   if [ "${CLINICAM_SKIP_APT:-0}" = 1 ]; then
     log "CLINICAM_SKIP_APT=1: not installing ${pkgs[*]}"

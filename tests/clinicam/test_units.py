@@ -351,3 +351,34 @@ def test_mosquitto_dropin_applies_the_device_acl(hub: Hub) -> None:
 def test_readme_acl_is_the_one_clinicam_generates() -> None:
     readme = (UNITS / "README.md").read_text()
     assert acl_text([BrokerUser("server", "", is_server=True)]) in readme
+
+
+def test_the_kiosk_unit_verifies_and_starts_the_station_page_before_chromium(
+    tmp_path: Path,
+) -> None:
+    """systemd accepts the kiosk unit; it writes the start page, then runs Chromium in cage."""
+    text = (UNITS / "clinicam-kiosk.service").read_text()
+    unit = parse_unit(text)
+    assert one(unit, "Service", "ExecStartPre") == (
+        f"{PROGRAM} appliance kiosk-page --config /etc/clinicam/appliance.toml "
+        "--output /run/clinicam-kiosk/start.html"
+    )
+    start = one(unit, "Service", "ExecStart")
+    assert "/usr/bin/cage -s --" in start and "file:///run/clinicam-kiosk/start.html" in start
+    assert "--kiosk" in start and "--use-fake-ui-for-media-stream" in start
+    assert one(unit, "Service", "User") == "clinicam"
+    assert one(unit, "Service", "Restart") == "always"
+    assert "/usr/bin/cage" in unit["Unit"]["ConditionPathExists"]  # inert without cage
+    stub = tmp_path / "clinicam"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "clinicam-kiosk.service").write_text(text.replace(f"{PROGRAM} ", f"{stub} "))
+    assert ANALYZE is not None
+    result = subprocess.run(
+        [ANALYZE, "verify", "--man=no", str(tmp_path / "clinicam-kiosk.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r"unknown|ignoring|invalid", result.stderr, re.I), result.stderr

@@ -1,20 +1,28 @@
-"""The clinic station page in Chromium: it waits, joins when an expert is in the room,
-shows the experts' composite, and the expert's room says the station is there."""
+"""The clinic station in Chromium, started as the appliance's kiosk unit starts it:
+``clinicam appliance kiosk-page`` writes the start page from the appliance's own
+configuration and Chromium opens it with the unit's flags. The station waits, joins when
+an expert is in the room, shows the experts' composite, and the expert's room says the
+station is there."""
 
 from __future__ import annotations
 
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.clinicam.test_units import UNITS
 from tests.e2e.test_conference import Expert, _y4m
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, start_demo, stop_demo
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "three experts in a room"
+KIOSK_FLAGS = ("--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream")
 STATUS_JS = "() => document.getElementById('status').textContent"
 PIXEL_JS = """() => {
   const v = document.getElementById('experts');
@@ -43,10 +51,34 @@ def test_the_station_waits_then_joins_and_the_expert_sees_it(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
+    page = tmp_path / "start.html"
+    config = Path(demo["state_dir"]) / "clinicam-appliance.toml"
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clinicam",
+            "appliance",
+            "kiosk-page",
+            "--config",
+            str(config),
+            "--output",
+            str(page),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600, "the token is the device's secret"
+    unit = (UNITS / "clinicam-kiosk.service").read_text()
+    flags = [f for f in KIOSK_FLAGS if f in unit]
+    assert flags == list(KIOSK_FLAGS), "the test runs Chromium as the unit does"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *flags])
         station = browser.new_page()
-        station.goto(demo["station"])
+        station.goto(page.as_uri())
         station.wait_for_function(
             "() => document.getElementById('status').textContent.includes('Waiting')",
             timeout=20_000,
