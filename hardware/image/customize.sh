@@ -202,7 +202,7 @@ step_packages() {
     # browser chromium-browser and provides /usr/bin/chromium).
     pkgs+=(python3-picamera2 python3-libcamera python3-lgpio cage chromium-browser)
   else
-    log "note: python3-picamera2 and the kiosk (cage, Chromium) are for Raspberry Pi OS: skipped on $FLAVOUR"
+    log "note: python3-picamera2 is only in Raspberry Pi OS's archive: skipped on $FLAVOUR (and the kiosk's cage and Chromium with it)"
   fi
   if [ "${CLINICAM_SKIP_APT:-0}" = 1 ]; then
     log "CLINICAM_SKIP_APT=1: not installing ${pkgs[*]}"
