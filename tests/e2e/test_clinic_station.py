@@ -6,6 +6,8 @@ station is there."""
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
 import subprocess
 import sys
@@ -110,4 +112,30 @@ def test_the_station_waits_then_joins_and_the_expert_sees_it(
             "() => document.getElementById('status').textContent.includes('Waiting')",
             timeout=30_000,
         )
+        browser.close()
+
+
+def test_the_station_rejoins_by_itself_after_the_server_dies(
+    demo: dict[str, Any], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        station = browser.new_page()
+        station.goto(demo["station"])
+        expert = Expert(pw, "demo", _y4m(tmp_path / "red.y4m", (255, 0, 0)), demo["url"])
+        expert.open()
+        station.wait_for_function(
+            "() => document.getElementById('experts').videoWidth > 0", timeout=30_000
+        )
+        station.evaluate("() => { window.firstCall = pc; }")
+        os.kill(demo["pids"]["server"], signal.SIGKILL)  # the demo restarts it, as systemd would
+        station.wait_for_function(  # back, by itself: a new call, the picture, no message
+            "() => pc !== null && pc !== window.firstCall && pc.connectionState === 'connected' "
+            "&& document.getElementById('experts').videoWidth > 0 "
+            "&& document.getElementById('status').textContent === ''",
+            timeout=90_000,
+        )
+        expert.browser.close()
         browser.close()
