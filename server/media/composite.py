@@ -92,8 +92,9 @@ class CompositeTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet[Any]:
         packet, trace = await self._queue.get()
         if trace is not None and self._latency is not None:
-            trace.mark("composite_sent")
-            self._latency.record(trace)
+            sent = trace.copy()  # viewers of one variant share the packet and its stamps
+            sent.mark("composite_sent")
+            self._latency.record(sent)
         return packet
 
 
@@ -202,7 +203,7 @@ class CompositeMixer:
             if trace is not None:
                 trace = trace.copy()
                 trace.mark("composite_encoded")
-            out[variant] = [(p, trace.copy() if trace else None) for p in packets]
+            out[variant] = [(p, trace) for p in packets]
         return out
 
     async def _run(self) -> None:

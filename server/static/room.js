@@ -129,7 +129,7 @@ function render() {
   document.getElementById("camera-controls").disabled = !mine;
   document.getElementById("online").textContent = `Online: ${room.online.map(nameOf).join(", ")}`;
   renderPresentation();
-  renderRelevance();
+  RoomRelevance.render(room.relevance);
   document.getElementById("station-status").textContent = StationStatus.text(room.station);
   const actions = document.getElementById("floor-actions");
   actions.replaceChildren();
@@ -171,26 +171,6 @@ function renderPresentation() {
   line.textContent = `Presentation: ${what} — shared by ${nameOf(p.by)}`;
 }
 
-// The latest relevance (room state's `relevance`): values, caption, confirmable labels.
-function renderRelevance() {
-  const r = room.relevance;
-  if (!r) return;
-  document.getElementById("relevance-caption").textContent = r.caption;
-  const list = document.getElementById("relevance-values");
-  list.replaceChildren();
-  r.labels.forEach((label, i) => {
-    const li = document.createElement("li");
-    li.textContent = `${label}: ${(100 * r.values[i]).toFixed(0)} %`;
-    list.append(li);
-  });
-  const select = document.getElementById("diagnosis-label");
-  if (select.options.length !== r.labels.length) {
-    select.replaceChildren(...r.labels.map((label) => new Option(label, label)));
-  }
-  select.disabled = false;
-  document.getElementById("diagnosis-confirm").disabled = false;
-}
-
 function setupReplay() {
   const status = document.getElementById("replay-status");
   const from = document.getElementById("replay-from");
@@ -211,30 +191,6 @@ function setupReplay() {
         end: new Date(begin.getTime() + minutes * 60000).toISOString(),
       });
       status.textContent = `Showing ${r.note}. Live video returns when the appliance reconnects.`;
-    } catch (e) { status.textContent = e.message; }
-  });
-}
-
-function setupRelevance() {
-  const status = document.getElementById("relevance-status");
-  document.getElementById("relevance-ask").addEventListener("click", async () => {
-    status.textContent = "Computing…";
-    try {
-      const r = await Api.call("POST", `${base}/relevance`, { where: "auto" });
-      status.textContent = r.status === "computing"
-        ? "The appliance is computing; the chart updates when it is done."
-        : "Computed on the server (the appliance is offline).";
-    } catch (e) { status.textContent = e.message; }
-  });
-  document.getElementById("diagnosis-confirm").addEventListener("click", async () => {
-    const label = document.getElementById("diagnosis-label").value;
-    try {
-      const grant = await Api.call("POST", "/api/access", {
-        patient: info.patient, operations: ["view", "edit"], reason: "confirm a diagnosis in the room",
-      });
-      if (grant.status !== "granted") { status.textContent = grant.message; return; }
-      await Api.call("POST", `/api/patients/${grant.patient_id}/diagnosis`, { label, consultation: cid });
-      status.textContent = `Diagnosis "${label}" recorded: it labels this patient's data for retraining (if consent allows).`;
     } catch (e) { status.textContent = e.message; }
   });
 }
@@ -334,7 +290,7 @@ function setupPad() {
   document.getElementById("records-link").href =
     `/records?patient=${encodeURIComponent(info.patient)}&consultation=${encodeURIComponent(cid)}`;
   setupPad();
-  setupRelevance();
+  RoomRelevance.setup({ base, cid, patient: info.patient });
   setupReplay();
   connectEvents();
   connectMedia();
