@@ -75,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
         "conference from several browsers",
     )
     demo.add_argument(
+        "--clinics",
+        type=int,
+        default=1,
+        choices=range(1, 5),
+        metavar="N",
+        help="N clinics, each with its own simulated appliance, consultation and clinic "
+        "station (1–4, default 1)",
+    )
+    demo.add_argument(
         "--loopback-only",
         action="store_true",
         help="keep WebRTC on 127.0.0.1 (the browser must allow loopback candidates)",
@@ -322,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                     password=args.password,
                     loopback_only=args.loopback_only,
                     experts=args.experts,
+                    clinics=args.clinics,
                     log_level=args.log_level,
                 )
             )

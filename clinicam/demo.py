@@ -45,6 +45,37 @@ class DemoOptions:
     loopback_only: bool = False
     log_level: str = "INFO"
     experts: int = 1
+    clinics: int = 1
+
+
+@dataclass(frozen=True)
+class DemoDevice:
+    """One simulated appliance: its clinic, consultation and fresh credentials."""
+
+    index: int  # 1, 2, …
+    mqtt_password: str
+    token: str
+
+    @property
+    def device_id(self) -> str:
+        return DEMO_DEVICE if self.index == 1 else f"appliance-{self.index}"
+
+    @property
+    def clinic(self) -> str:
+        return "Demo Clinic" if self.index == 1 else f"Demo Clinic {self.index}"
+
+    @property
+    def consultation(self) -> str:
+        return DEMO_CONSULTATION if self.index == 1 else f"{DEMO_CONSULTATION}-{self.index}"
+
+    @property
+    def patient(self) -> str:
+        return "P-0001" if self.index == 1 else f"P-01{self.index:02d}"
+
+    @property
+    def suffix(self) -> str:
+        """Its files in the state folder: ``clinicam-appliance<suffix>.toml`` and so on."""
+        return "" if self.index == 1 else f"-{self.index}"
 
 
 @dataclass(frozen=True)
@@ -53,8 +84,7 @@ class DemoSecrets:
 
     expert_password: str
     server_mqtt: str
-    device_mqtt: str
-    device_token: str
+    devices: tuple[DemoDevice, ...]
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -109,6 +139,10 @@ def _server_config(
         "patients": [
             {"id": "P-0001", "name": "Demo Patient (synthetic)", "group": "demo-clinic"},
             {"id": "P-0002", "name": "Second Patient (synthetic)", "group": "referrals"},
+        ]
+        + [
+            {"id": d.patient, "name": f"Patient of {d.clinic} (synthetic)", "group": d.device_id}
+            for d in sec.devices[1:]
         ],
         # Experts at the demo clinic may view its patients, the chair may also edit;
         # anything else (P-0002) needs an admin's approval or break-glass.
@@ -117,42 +151,41 @@ def _server_config(
             {"role": "expert", "groups": ["demo-clinic"], "operations": ["view"]},
         ],
         "devices": [
-            {
-                "device_id": DEMO_DEVICE,
-                "clinic": "Demo Clinic",
-                "token_hash": hash_secret(sec.device_token),
-            }
+            {"device_id": d.device_id, "clinic": d.clinic, "token_hash": hash_secret(d.token)}
+            for d in sec.devices
         ],
         "consultations": [
             {
-                "id": DEMO_CONSULTATION,
-                "title": "Demo consultation",
-                "patient_id": "P-0001",
-                "appliance": DEMO_DEVICE,
+                "id": d.consultation,
+                "title": "Demo consultation" + (f" at {d.clinic}" if d.index > 1 else ""),
+                "patient_id": d.patient,
+                "appliance": d.device_id,
                 "chair": DEMO_EXPERT,
                 "experts": [user for user, _ in demo_experts(opts.experts)],
             }
+            for d in sec.devices
         ],
     }
 
 
 def _appliance_config(
-    opts: DemoOptions, url: str, mqtt_port: int, sec: DemoSecrets, state: Path
+    opts: DemoOptions, url: str, mqtt_port: int, device: DemoDevice, state: Path
 ) -> dict[str, Any]:
     return {
-        "device_id": DEMO_DEVICE,
+        "device_id": device.device_id,
         "backend": "sim",
-        "state_dir": str(state / "appliance"),  # the demo's, not the user's home
+        # the demo's, not the user's home
+        "state_dir": str(state / f"appliance{device.suffix}"),
         "log_level": opts.log_level,
-        "server": {"url": url, "token": sec.device_token},
+        "server": {"url": url, "token": device.token},
         "mqtt": {
             "host": "127.0.0.1",
             "port": mqtt_port,
-            "username": DEMO_DEVICE,
-            "password": sec.device_mqtt,
+            "username": device.device_id,
+            "password": device.mqtt_password,
         },
         "ice": {"loopback_only": opts.loopback_only},
-        "sim": {"register_file": str(state / "pca9685.bin")},
+        "sim": {"register_file": str(state / f"pca9685{device.suffix}.bin")},
     }
 
 
@@ -182,36 +215,36 @@ def run_demo(opts: DemoOptions) -> int:
     sec = DemoSecrets(
         expert_password=opts.password or secrets.token_urlsafe(9),
         server_mqtt=secrets.token_urlsafe(18),
-        device_mqtt=secrets.token_urlsafe(18),
-        device_token=secrets.token_urlsafe(24),
+        devices=tuple(
+            DemoDevice(i, secrets.token_urlsafe(18), secrets.token_urlsafe(24))
+            for i in range(1, opts.clinics + 1)
+        ),
     )
     mqtt_port = procs.free_port()
     http_port = _http_port(opts)
     url = f"http://{opts.host}:{http_port}"
-    station_url = f"{url}/station/{DEMO_DEVICE}#token={sec.device_token}"
+    stations = {d.device_id: f"{url}/station/{d.device_id}#token={d.token}" for d in sec.devices}
+    station_url = stations[DEMO_DEVICE]
     broker = MosquittoBroker(
         state / "broker",
         [
             BrokerUser("server", sec.server_mqtt, is_server=True),
-            BrokerUser(DEMO_DEVICE, sec.device_mqtt),
+            *(BrokerUser(d.device_id, d.mqtt_password) for d in sec.devices),
         ],
         host="127.0.0.1",
         port=mqtt_port,
     )
     server_toml = state / "clinicam-server.toml"
-    appliance_toml = state / "clinicam-appliance.toml"
     _write_private(
         server_toml, tomlwrite.dumps(_server_config(opts, http_port, mqtt_port, sec, state))
     )
-    _write_private(
-        appliance_toml, tomlwrite.dumps(_appliance_config(opts, url, mqtt_port, sec, state))
-    )
-
     cli = [sys.executable, "-m", "clinicam"]
-    commands = {
-        "server": [*cli, "server", "--config", str(server_toml)],
-        "appliance": [*cli, "appliance", "--config", str(appliance_toml)],
-    }
+    commands = {"server": [*cli, "server", "--config", str(server_toml)]}
+    for device in sec.devices:
+        appliance_toml = state / f"clinicam-appliance{device.suffix}.toml"
+        config = _appliance_config(opts, url, mqtt_port, device, state)
+        _write_private(appliance_toml, tomlwrite.dumps(config))
+        commands[f"appliance{device.suffix}"] = [*cli, "appliance", "--config", str(appliance_toml)]
     children: dict[str, subprocess.Popen[bytes]] = {}
     restarts: list[float] = []
     stopping = False
@@ -230,6 +263,8 @@ def run_demo(opts: DemoOptions) -> int:
             "password": sec.expert_password,
             "consultation": f"{url}/room/{DEMO_CONSULTATION}",
             "station": station_url,
+            "stations": stations,
+            "consultations": {d.consultation: f"{url}/room/{d.consultation}" for d in sec.devices},
             "state_dir": str(state),
             "register_file": str(state / "pca9685.bin"),
             "mqtt_port": mqtt_port,
@@ -268,17 +303,21 @@ def run_demo(opts: DemoOptions) -> int:
         broker.start()
         children["server"] = procs.spawn(commands["server"])
         procs.wait_for_port(opts.host, http_port, 30.0, children["server"])
-        children["appliance"] = procs.spawn(commands["appliance"])
+        for name, command in commands.items():
+            if name != "server":
+                children[name] = procs.spawn(command)
         _write_info()
+        appliances = "a simulated appliance" if opts.clinics == 1 else "simulated appliances"
+        stations_text = "".join(f"            {u}\n" for u in stations.values())
         print(
             "\n"
-            "  Clinicam demo is running (mosquitto, server and a simulated appliance).\n"
+            f"  Clinicam demo is running (mosquitto, the server and {appliances}).\n"
             f"  Open      {url}\n"
             f"  User      {', '.join(u for u, _ in demo_experts(opts.experts))}"
             f" (records admin: {DEMO_ADMIN})\n"
             f"  Password  {sec.expert_password}\n"
-            f"  Clinic station (the bedside screen; joins when an expert is in the room)\n"
-            f"            {station_url}\n"
+            "  Clinic station (the bedside screen; joins when an expert is in the room)\n"
+            f"{stations_text}"
             "  Press Ctrl-C to stop everything.\n",
             flush=True,
         )
