@@ -93,6 +93,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 DEMO_ADMIN = "admin"
+DEMO_NURSE = "nurse"  # clinic staff of the first clinic: runs its station from a tablet
 
 
 def demo_experts(count: int) -> list[tuple[str, str]]:
@@ -134,7 +135,14 @@ def _server_config(
                 "display_name": "Records admin",
                 "password_hash": password_hash,
                 "role": "admin",
-            }
+            },
+            {
+                "username": DEMO_NURSE,
+                "display_name": "Nurse (Demo Clinic)",
+                "password_hash": password_hash,
+                "role": "clinic",
+                "clinic": sec.devices[0].clinic,
+            },
         ],
         "patients": [
             {"id": "P-0001", "name": "Demo Patient (synthetic)", "group": "demo-clinic"},
@@ -314,7 +322,7 @@ def run_demo(opts: DemoOptions) -> int:
             f"  Clinicam demo is running (mosquitto, the server and {appliances}).\n"
             f"  Open      {url}\n"
             f"  User      {', '.join(u for u, _ in demo_experts(opts.experts))}"
-            f" (records admin: {DEMO_ADMIN})\n"
+            f" (records admin: {DEMO_ADMIN}; clinic staff: {DEMO_NURSE})\n"
             f"  Password  {sec.expert_password}\n"
             "  Clinic station (the bedside screen; joins when an expert is in the room)\n"
             f"{stations_text}"

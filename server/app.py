@@ -210,6 +210,8 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     state.learning = LearningLoop(database, config.models.retrain_after, retrainer)
 
     def room_created(room: ConsultationRoom) -> None:
+        device_id = room.consultation.appliance
+        room.recording = lambda: state.archive.recording(device_id)
         appliance = state.appliances.states.get(room.consultation.appliance)
         if appliance is not None:
             room.station.set_privacy(appliance.privacy)

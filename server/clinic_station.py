@@ -50,6 +50,7 @@ class ClinicStation:
         self.muted = False
         self.private = False
         self.speaker = self._experts[0] if self._experts else ""
+        self.pinned: str | None = None  # a window shown large instead of the speaker
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -61,7 +62,7 @@ class ClinicStation:
         self.detach(self.track)
         if microphone is not None:
             self._audio.source(self.name).attach(microphone)
-        self.track = self._mixer.new_track(station_main(expert_window(self.speaker)), self.name)
+        self.track = self._mixer.new_track(station_main(self.main_window), self.name)
         self.mix = self._audio.listen(self.name, deaf_to=frozenset({self.appliance_microphone}))
         self._task = asyncio.create_task(self._follow_speaker(), name=f"speaker-{self.name}")
         _LOGGER.info("clinic station of %s joined", self.device_id)
@@ -81,6 +82,18 @@ class ClinicStation:
             self._task.cancel()
             self._task = None
         _LOGGER.info("clinic station of %s left", self.device_id)
+
+    @property
+    def main_window(self) -> str:
+        """What the station shows large: a pinned window (something an expert shared with
+        the clinic) or else the expert speaking."""
+        return self.pinned or expert_window(self.speaker)
+
+    def pin(self, window: str | None) -> None:
+        """Show ``window`` large until unpinned (None: follow the speaker again)."""
+        self.pinned = window
+        if self.track is not None:
+            self._mixer.choose(self.track, station_main(self.main_window))
 
     def set_privacy(self, private: bool) -> None:
         """Privacy mode on the appliance also silences the station's microphone (R15)."""
@@ -111,7 +124,7 @@ class ClinicStation:
                     candidate, since = loudest, time.monotonic()
                 elif time.monotonic() - since >= SPEAKER_HOLD_S and self.track is not None:
                     self.speaker = loudest
-                    self._mixer.choose(self.track, station_main(expert_window(loudest)))
+                    self._mixer.choose(self.track, station_main(self.main_window))
 
     def status(self) -> dict[str, Any]:
         """What the experts see of the station."""

@@ -31,12 +31,12 @@ class HttpConfig(StrictModel):
     max_failed_logins: int = Field(5, ge=1, le=100, description="Failures before throttling.")
 
 
-Role = Literal["expert", "chair", "admin", "technician"]
+Role = Literal["expert", "chair", "admin", "technician", "clinic"]
 Operation = Literal["view", "edit"]
 
 
 class ExpertAccount(StrictModel):
-    """Someone who can log in: an expert, a chair, an admin or a technician."""
+    """Someone who can log in: an expert, a chair, an admin, a technician or clinic staff."""
 
     username: str = Field(pattern=USERNAME_PATTERN)
     display_name: str = Field(min_length=1, max_length=80)
@@ -44,10 +44,23 @@ class ExpertAccount(StrictModel):
     role: Role = Field(
         "expert",
         description="expert (records per grant), chair (can chair consultations), "
-        "admin (grants, revocations, break-glass reports), technician (devices only).",
+        "admin (grants, revocations, break-glass reports), technician (devices only), "
+        "clinic (clinic staff: runs the clinic stations of their clinic's appliances).",
+    )
+    clinic: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        description="For clinic staff: their clinic (a [[devices]] table's clinic).",
     )
 
     _hash = field_validator("password_hash")(_argon2id)
+
+    @model_validator(mode="after")
+    def _clinic_staff_have_a_clinic(self) -> Self:
+        if (self.role == "clinic") != (self.clinic is not None):
+            raise ValueError("clinic staff (role 'clinic') and only they name their 'clinic'")
+        return self
 
 
 class DeviceAccount(StrictModel):
@@ -252,6 +265,17 @@ class ServerConfig(StrictModel):
             unknown = sorted(set(c.experts) - set(users))
             if unknown:
                 raise ValueError(f"consultation '{c.id}': unknown experts {unknown}")
+        clinics = {d.clinic for d in self.devices}
+        for account in self.experts:
+            if account.clinic is not None and account.clinic not in clinics:
+                raise ValueError(
+                    f"user '{account.username}': no appliance is at clinic '{account.clinic}'"
+                )
+        staff = sorted({u for c in self.consultations for u in c.experts} & self._clinic_staff())
+        if staff:
+            raise ValueError(
+                f"clinic staff join through the clinic station, not as experts: {staff}"
+            )
         for number, rule in enumerate(self.access_rules, start=1):
             if rule.user is not None and rule.user not in users:
                 raise ValueError(f"access rule {number}: unknown user '{rule.user}'")
@@ -259,6 +283,16 @@ class ServerConfig(StrictModel):
         if len(set(ids)) != len(ids):
             raise ValueError("patient identifiers must be unique")
         return self
+
+    def _clinic_staff(self) -> set[str]:
+        return {e.username for e in self.experts if e.role == "clinic"}
+
+    def stations_of(self, username: str) -> list[DeviceAccount]:
+        """The appliances whose clinic station ``username`` (clinic staff) may run."""
+        account = self.expert(username)
+        if account is None or account.clinic is None:
+            return []
+        return [d for d in self.devices if d.clinic == account.clinic]
 
     def expert(self, username: str) -> ExpertAccount | None:
         return next((e for e in self.experts if e.username == username), None)

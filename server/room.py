@@ -21,6 +21,7 @@ from server.clinic_station import ClinicStation
 from server.config import ConsultationConfig, ServerConfig
 from server.floor import FloorControl, FloorError
 from server.media.audio import AudioMixer, AudioSource, MixTrack
+from server.media.badges import PRIVACY_RGB, RECORDING_RGB, Badge
 from server.media.cards import message_card
 from server.media.chart import render_relevance_chart
 from server.media.composite import CompositeMixer, CompositeTrack
@@ -29,6 +30,7 @@ from server.media.decoding import LatestDecodeQueue
 from server.media.latency import LoopLag
 from server.media.layout import (
     LIVE,
+    PRESENTATION,
     STATION_PREFIX,
     Layout,
     compute_layout,
@@ -108,12 +110,14 @@ class ConsultationRoom:
         )
         names = {u: m.name for u, m in self.members.items()}
         self.relevance: dict[str, Any] | None = None  # the latest stored result shown
+        self.recording: Callable[[], bool] = lambda: False  # the archive records the live view
         self.mixer = CompositeMixer(
             live,
             self.layout_for,
             self.sources,
             watermark=(lambda user: names.get(user, user)) if config.watermark else None,
             live_arrivals=live_feed.listeners,
+            badges=self.badges_for,
         )
         self.webcam_budget = WebcamBudget(config.webcam.fps, None)
         self.audio = AudioMixer()
@@ -138,9 +142,19 @@ class ConsultationRoom:
         return True
 
     def present(self, frame: Any | None, info: dict[str, Any] | None) -> None:
-        """Show ``frame`` (a prepared still) in the presentation window, or nothing (None)."""
+        """Show ``frame`` (a prepared still) in the presentation window, or nothing (None).
+
+        A new item is the experts' only: the clinic sees it once an expert shares it."""
         self._presentation = frame if frame is not None else self._idle_presentation
-        self.presentation_info = info if frame is not None else None
+        self.presentation_info = {**info, "clinic": False} if frame is not None and info else None
+        self.station.pin(None)
+
+    def share_with_clinic(self, shared: bool) -> None:
+        """Show the presented item at the clinic station too (large), or stop showing it."""
+        if self.presentation_info is None:
+            raise ValueError("nothing is presented")
+        self.presentation_info["clinic"] = shared
+        self.station.pin(PRESENTATION if shared else None)
 
     def windows(self) -> list[str]:
         return standard_windows(self.consultation.experts)
@@ -151,8 +165,19 @@ class ConsultationRoom:
         if main.startswith(STATION_PREFIX):
             shared = bool(self.presentation_info and self.presentation_info.get("clinic"))
             windows = station_windows(self.consultation.experts, shared=shared)
-            return compute_layout(windows, main[len(STATION_PREFIX) :], live.width, live.height)
+            large = main[len(STATION_PREFIX) :]  # unshared a moment ago: the first expert
+            return compute_layout(
+                windows, large if large in windows else windows[0], live.width, live.height
+            )
         return compute_layout(self.windows(), main, live.width, live.height)
+
+    def badges_for(self, main: str) -> list[Badge]:
+        """The states the clinic station shows the patient: recording, privacy (R16)."""
+        if not main.startswith(STATION_PREFIX):
+            return []
+        if self.station.private:  # the appliance sends only its privacy card: nothing to record
+            return [Badge("Privacy on", PRIVACY_RGB)]
+        return [Badge("● Recording", RECORDING_RGB)] if self.recording() else []
 
     def labels(self) -> dict[str, str]:
         labels = {f"expert:{m.username}": m.name for m in self.members.values()}

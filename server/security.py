@@ -48,15 +48,21 @@ async def auth_middleware(
                 HTTPStatus.UNAUTHORIZED, "not logged in (or logged out after inactivity)"
             )
         raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}")
-    if request.method not in SAFE_METHODS:
-        token = request.headers.get(CSRF_HEADER, "")
-        if not secrets.compare_digest(token.encode(), session.csrf.encode()):
-            raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong CSRF token")
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
-            raise ApiError(HTTPStatus.FORBIDDEN, "cross-origin request refused")
+    _check_csrf(request, session)
     request[SESSION_KEY] = session
     return await handler(request)
+
+
+def _check_csrf(request: web.Request, session: Session) -> None:
+    """A state-changing request must carry the session's CSRF token, from this origin."""
+    if request.method in SAFE_METHODS:
+        return
+    token = request.headers.get(CSRF_HEADER, "")
+    if not secrets.compare_digest(token.encode(), session.csrf.encode()):
+        raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong CSRF token")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise ApiError(HTTPStatus.FORBIDDEN, "cross-origin request refused")
 
 
 def invited_consultation(request: web.Request, cid: str | None = None) -> ConsultationConfig:
@@ -97,3 +103,27 @@ def authenticated_device(request: web.Request) -> DeviceAccount:
         "unknown device or wrong token",
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+def station_caller(request: web.Request) -> tuple[DeviceAccount, str]:
+    """Who runs the clinic station in the URL: the appliance itself (its bearer token, the
+    kiosk) or a signed-in member of that clinic's staff (a tablet). Returns the device and
+    the name the audit trail records."""
+    if "Authorization" in request.headers:
+        device = authenticated_device(request)
+        return device, device.device_id
+    state = request.app[STATE]
+    session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise ApiError(
+            HTTPStatus.UNAUTHORIZED,
+            "sign in as the clinic's staff, or open the station with the appliance's token",
+        )
+    wanted = request.match_info["device"]
+    station = next(
+        (d for d in state.config.stations_of(session.username) if d.device_id == wanted), None
+    )
+    if station is None:
+        raise ApiError(HTTPStatus.FORBIDDEN, "this clinic station is not one of your clinic's")
+    _check_csrf(request, session)
+    return station, session.username

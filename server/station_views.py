@@ -1,12 +1,14 @@
 """The clinic station's HTTP side (R16): its page, its state, its call, its controls.
 
-The station is the appliance's: every API call carries the device's own bearer token
-(the kiosk on the appliance has it; the page keeps it in memory, never in a cookie), so
-no session or CSRF token is involved and no other device's station can be reached.
+The station is the appliance's. The kiosk on the appliance sends the device's own bearer
+token with every call (the page keeps it in memory, never in a cookie; no CSRF token is
+involved); a tablet at the clinic is signed in as the clinic's staff instead (session
+cookie and CSRF token), and reaches only its own clinic's stations.
 
 * ``GET  /station/<device>`` the page (no secrets in it; it asks for the token).
 * ``GET  /api/appliances/<device>/station`` "waiting" or "live" (a consultation bound
-  to this appliance has experts in it), with who is there and the privacy state.
+  to this appliance has experts in it), with who is there, the privacy and recording
+  states and what the experts show the clinic.
 * ``POST /api/appliances/<device>/station/webrtc`` the station's offer → answer; 409
   while there is nothing to join.
 * ``POST /api/appliances/<device>/station/controls`` ``{"muted": …, "privacy": …,
@@ -29,7 +31,7 @@ from server.errors import ApiError, read_json
 from server.media.peers import NoCommonCodec
 from server.mqtt_link import ApplianceUnreachable
 from server.room import ConsultationRoom
-from server.security import authenticated_device
+from server.security import station_caller
 from server.state import STATE, ServerState
 from server.views import MAX_SDP, STATIC_DIR
 
@@ -64,7 +66,7 @@ class StationPage(web.View):
 class StationStateView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        device = authenticated_device(self.request)
+        device, _ = station_caller(self.request)
         room = live_room(state, device.device_id)
         appliance = state.appliances.states.get(device.device_id)
         body: dict[str, Any] = {
@@ -72,21 +74,22 @@ class StationStateView(web.View):
             "clinic": device.clinic,
             "state": "live" if room is not None else "waiting",
             "privacy": bool(appliance and appliance.privacy),
+            "recording": state.archive.recording(device.device_id),
             "consultation": None,
         }
         if room is not None:
             body["consultation"] = {"id": room.consultation.id, "title": room.consultation.title}
-            body["experts"] = [
-                {"name": m.name, "online": m.online} for m in room.members.values()
-            ]
+            body["experts"] = [{"name": m.name, "online": m.online} for m in room.members.values()]
             body["station"] = room.station.status()
+            shown = room.presentation_info
+            body["shown"] = shown["caption"] if shown and shown.get("clinic") else None
         return web.json_response(body)
 
 
 class StationOfferView(web.View):
     async def post(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        device = authenticated_device(self.request)
+        device, _ = station_caller(self.request)
         offer = await read_json(self.request, StationOffer)
         room = live_room(state, device.device_id)
         if room is None:
@@ -102,7 +105,7 @@ class StationOfferView(web.View):
 class StationControlsView(web.View):
     async def post(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        device = authenticated_device(self.request)
+        device, actor = station_caller(self.request)
         controls = await read_json(self.request, StationControls)
         room = live_room(state, device.device_id)
         if controls.privacy is not None:
@@ -112,12 +115,12 @@ class StationControlsView(web.View):
                 ack = await state.appliances.send(device.device_id, command)
             except ApplianceUnreachable as exc:
                 await state.audit.record(
-                    device.device_id, "camera.command", "device", {**detail, "result": str(exc)}
+                    actor, "camera.command", "device", {**detail, "result": str(exc)}
                 )
                 raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
             result = "ok" if ack.ok else ack.error
             await state.audit.record(
-                device.device_id, "camera.command", "device", {**detail, "result": result}
+                actor, "camera.command", "device", {**detail, "result": result}
             )
             if not ack.ok:
                 raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"privacy: {ack.error}")

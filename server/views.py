@@ -114,6 +114,10 @@ class SessionView(web.View):
                 "role": expert.role if expert else "expert",
                 "csrf": session.csrf,
                 "consultations": consultations,
+                "stations": [
+                    {"device": d.device_id, "clinic": d.clinic}
+                    for d in state.config.stations_of(session.username)
+                ],
             }
         )
 

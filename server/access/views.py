@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from clinicam.configfile import StrictModel
 from server.access.consent import current_consents
-from server.access.grants import AccessDenied, IssuedGrant
+from server.access.grants import AccessDenied, Actor, IssuedGrant
 from server.access.guard import (
     ACCESS_COOKIE,
     actor_of,
@@ -104,6 +104,13 @@ def _patient_by_identifier(session: Session, identifier: str) -> Patient:
     return patient
 
 
+def _may_access_records(actor: Actor) -> None:
+    """Technicians look after devices; clinic staff run the bedside station (R16)."""
+    if actor.role in ("technician", "clinic"):
+        names = {"technician": "technician", "clinic": "clinic staff"}
+        raise ApiError(HTTPStatus.FORBIDDEN, f"{names[actor.role]} accounts cannot access records")
+
+
 class AccessRequestView(web.View):
     """An expert asks for access; preset rules decide at once, or an admin decides later."""
 
@@ -111,8 +118,7 @@ class AccessRequestView(web.View):
         state = self.request.app[STATE]
         actor = actor_of(self.request)
         body = await read_json(self.request, AccessBody)
-        if actor.role == "technician":
-            raise ApiError(HTTPStatus.FORBIDDEN, "technician accounts cannot access records")
+        _may_access_records(actor)
 
         def work(session: Session) -> tuple[IssuedGrant | AccessRequest, Patient]:
             patient = _patient_by_identifier(session, body.patient)
@@ -161,8 +167,7 @@ class BreakGlassView(web.View):
         state = self.request.app[STATE]
         actor = actor_of(self.request)
         body = await read_json(self.request, BreakGlassBody)
-        if actor.role == "technician":
-            raise ApiError(HTTPStatus.FORBIDDEN, "technician accounts cannot access records")
+        _may_access_records(actor)
 
         def work(session: Session) -> tuple[IssuedGrant, Patient]:
             patient = _patient_by_identifier(session, body.patient)

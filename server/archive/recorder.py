@@ -73,6 +73,10 @@ class ArchiveRecorder:
         self._writers[device_id] = writer
         _LOGGER.info("archiving the stream of %s", device_id)
 
+    def recording(self, device_id: str) -> bool:
+        """Whether the live view of ``device_id`` is being archived now."""
+        return device_id in self._writers
+
     def detach(self, device_id: str) -> None:
         """The stream ended: finish its open segment."""
         writer = self._writers.pop(device_id, None)

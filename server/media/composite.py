@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import av
@@ -26,6 +26,7 @@ from aiortc import MediaStreamTrack
 from clinicam.frametrace import FrameTrace
 from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
 from server.config import LiveViewConfig
+from server.media.badges import Badge
 from server.media.compositor import Compositor, TileSource
 from server.media.latency import LatencyStats
 from server.media.layout import LIVE, Layout
@@ -109,9 +110,12 @@ class CompositeMixer:
         *,
         watermark: Callable[[str], str] | None = None,
         live_arrivals: set[asyncio.Event] | None = None,
+        badges: Callable[[str], Sequence[Badge]] | None = None,
     ) -> None:
         """``watermark`` (viewer → name to show) gives every viewer their own marked encode;
-        ``live_arrivals`` is the live feed's listener set: compose when a live frame comes."""
+        ``live_arrivals`` is the live feed's listener set: compose when a live frame comes;
+        ``badges`` (main window → badges) marks states such as recording in a variant."""
+        self._badges = badges
         self._config = config
         self._watermark = watermark
         self._marks: dict[str, Watermark] = {}
@@ -191,7 +195,8 @@ class CompositeMixer:
         for variant in variants:
             main, _, viewer = variant.partition("\x00")
             if main not in composed:
-                frame = self._compositor.compose(self._layout_for(main), sources)
+                badges = self._badges(main) if self._badges is not None else ()
+                frame = self._compositor.compose(self._layout_for(main), sources, badges)
                 trace = live.trace.copy() if live is not None and live.trace else None
                 if trace is not None:
                     trace.mark("composed")

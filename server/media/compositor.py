@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import av
@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from clinicam.fonts import ui_font
 from clinicam.frametrace import FrameTrace
+from server.media.badges import Badge, draw_badges
 from server.media.layout import Layout, Rect
 
 BACKGROUND_Y = 20
@@ -205,8 +206,14 @@ class Compositor:
         # the scaling itself.
         self._scalers: dict[tuple[str, int, int], VideoReformatter] = {}
 
-    def compose(self, layout: Layout, sources: Mapping[str, TileSource]) -> av.VideoFrame:
-        """A new yuv420p frame of ``layout``'s size; windows missing in ``sources`` wait."""
+    def compose(
+        self,
+        layout: Layout,
+        sources: Mapping[str, TileSource],
+        badges: Sequence[Badge] = (),
+    ) -> av.VideoFrame:
+        """A new yuv420p frame of ``layout``'s size; windows missing in ``sources`` wait;
+        ``badges`` go into the main window's top-right corner."""
         if (layout.width, layout.height) != (self.width, self.height):
             raise ValueError(
                 f"layout is {layout.width}x{layout.height}, compositor {self.width}x{self.height}"
@@ -224,6 +231,7 @@ class Compositor:
         main = layout.rect(layout.main)
         if main is not None:
             _border(planes, main)
+            draw_badges(planes, badges, main, self.height)
         for window in [w for w in self._cache if layout.rect(w) is None]:
             del self._cache[window]
         if len(self._scalers) > 4 * len(layout.tiles):  # windows left or layouts resized

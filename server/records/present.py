@@ -17,7 +17,7 @@ from typing import Any
 import av
 from aiohttp import web
 from PIL import Image
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from clinicam.configfile import StrictModel
 from server.config import LiveViewConfig
@@ -101,7 +101,29 @@ class PresentView(web.View):
         return web.json_response(info)
 
 
+class ClinicShareBody(StrictModel):
+    clinic: StrictBool = Field(description="Show the presented item at the clinic station.")
+
+
 class PresentationView(web.View):
+    async def patch(self) -> web.StreamResponse:
+        """Share the presented item with the clinic (the bedside screen), or stop (R16)."""
+        state = self.request.app[STATE]
+        consultation = invited_consultation(self.request)
+        body = await read_json(self.request, ClinicShareBody)
+        room = state.rooms.get(consultation)
+        info = room.presentation_info
+        if info is None:
+            raise ApiError(HTTPStatus.CONFLICT, "nothing is presented: share a record item first")
+        who = session_of(self.request).username
+        detail = {"category": info["category"], "id": info["id"], "consultation": consultation.id}
+        action = "record.shown_to_clinic" if body.clinic else "record.hidden_from_clinic"
+        # The disclosure is logged before it happens: no entry, no showing.
+        await state.audit.record(who, action, f"patient:{consultation.patient_id}", detail)
+        room.share_with_clinic(body.clinic)
+        await room.broadcast()
+        return web.json_response(room.presentation_info)
+
     async def delete(self) -> web.StreamResponse:
         state = self.request.app[STATE]
         consultation = invited_consultation(self.request)

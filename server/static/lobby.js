@@ -23,5 +23,17 @@
     li.append(text, links);
     list.append(li);
   }
-  document.getElementById("empty").hidden = s.consultations.length > 0;
+  for (const st of s.stations || []) {  // clinic staff: their clinic's bedside stations
+    const li = document.createElement("li");
+    const text = document.createElement("span");
+    text.textContent = `Clinic station — ${st.clinic} (${st.device})`;
+    const open = document.createElement("a");
+    open.href = "/station/" + encodeURIComponent(st.device);
+    open.textContent = "Open the station";
+    open.className = "join";
+    li.append(text, open);
+    list.append(li);
+  }
+  document.getElementById("records-link").hidden = s.role === "clinic";
+  document.getElementById("empty").hidden = s.consultations.length + (s.stations || []).length > 0;
 })();

@@ -128,7 +128,7 @@ function render() {
     ? "You hold camera control." : `Camera control: ${nameOf(f.holder)}`;
   document.getElementById("camera-controls").disabled = !mine;
   document.getElementById("online").textContent = `Online: ${room.online.map(nameOf).join(", ")}`;
-  renderPresentation();
+  RoomPresentation.render(room.presentation, nameOf);
   RoomRelevance.render(room.relevance);
   document.getElementById("station-status").textContent = StationStatus.text(room.station);
   const actions = document.getElementById("floor-actions");
@@ -158,17 +158,6 @@ function render() {
       pending.append(li);
     }
   }
-}
-
-// Who shared what in the presentation window (from the room state's `presentation`).
-function renderPresentation() {
-  const line = document.getElementById("presentation-info");
-  const p = room.presentation;
-  line.hidden = !p;
-  if (!p) { line.textContent = ""; return; }
-  const suffix = ` — shared by ${p.by}`;
-  const what = p.caption && p.caption.endsWith(suffix) ? p.caption.slice(0, -suffix.length) : (p.caption || p.category);
-  line.textContent = `Presentation: ${what} — shared by ${nameOf(p.by)}`;
 }
 
 function setupReplay() {
@@ -291,6 +280,7 @@ function setupPad() {
     `/records?patient=${encodeURIComponent(info.patient)}&consultation=${encodeURIComponent(cid)}`;
   setupPad();
   RoomRelevance.setup({ base, cid, patient: info.patient });
+  RoomPresentation.setup({ base, current: () => room && room.presentation, say: (t) => { cameraStatus.textContent = t; } });
   setupReplay();
   connectEvents();
   connectMedia();

@@ -1,7 +1,9 @@
 // The clinic station (R16): waits for its appliance's consultation, joins it by itself,
 // plays the experts, sends the bedside microphone, and leaves when the call ends.
-// The device token comes in the URL fragment (never sent to the server as part of a
-// URL), is kept in memory only, and goes with every request as a bearer token.
+// On the appliance's kiosk the device token comes in the URL fragment (never sent to the
+// server as part of a URL), is kept in memory only, and goes with every request as a
+// bearer token. On a clinic's tablet there is no token: the page runs on the signed-in
+// clinic staff's session (cookie + CSRF token).
 "use strict";
 const device = decodeURIComponent(location.pathname.split("/").pop());
 const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
@@ -11,12 +13,17 @@ const statusEl = document.getElementById("status");
 const video = document.getElementById("experts");
 const voices = document.getElementById("voices");
 let pc = null, mic = null, joined = null, left = false, muted = false, privacy = false;
+let csrf = null;  // the clinic staff's session (no token)
+document.getElementById("signin").href = `/login?next=${encodeURIComponent(location.pathname)}`;
 
 function say(text) { statusEl.textContent = text; }
 
 async function call(method, url, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  else if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
   const resp = await fetch(url, {
-    method, headers: { "Authorization": `Bearer ${token}`, "Content-Type": "application/json" },
+    method, headers, credentials: "same-origin",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   let data = null;
@@ -74,12 +81,18 @@ async function join(consultation) {
 
 async function poll() {
   try {
+    if (!token && !csrf) csrf = (await call("GET", "/api/session")).csrf;
     const s = await call("GET", base);
     privacy = s.privacy;
     const button = document.getElementById("privacy");
     button.setAttribute("aria-pressed", String(privacy));
     button.textContent = privacy ? "Privacy on — tap to end" : "Privacy";
     if (mic) for (const t of mic.getAudioTracks()) t.enabled = !muted && !privacy;
+    document.getElementById("mark-privacy").hidden = !privacy;
+    document.getElementById("mark-recording").hidden = !(s.recording && !privacy && s.state === "live");
+    const shown = document.getElementById("shown");
+    shown.hidden = !s.shown;
+    shown.textContent = s.shown ? `The experts are showing you: ${s.shown}` : "";
     if (s.state === "live" && !left) {
       if (joined !== s.consultation.id) { hangUp(); await join(s.consultation); }
     } else {
@@ -88,8 +101,13 @@ async function poll() {
     }
   } catch (e) {
     hangUp();
-    say(e.status === 401 ? "This station is not allowed to connect (unknown appliance or wrong token)."
-      : "Server unreachable — trying again…");
+    const signIn = document.getElementById("signin");
+    signIn.hidden = !(e.status === 401 && !token);
+    if (e.status === 401 && !token) say("Sign in as the clinic's staff to use this station.");
+    else if (e.status === 401) say("This station is not allowed to connect (unknown appliance or wrong token).");
+    else if (e.status === 403) say(e.message);
+    else say("Server unreachable — trying again…");
+    if (!token && e.status !== 401) csrf = null;  // a restarted server: fetch the session again
   }
   setTimeout(poll, 2000);
 }

@@ -36,6 +36,10 @@ PIXEL_JS = """() => {
   const x = Math.floor(v.videoWidth * 0.3), y = Math.floor(v.videoHeight * 0.3);
   return Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3));
 }"""
+# The top-right corner of the main window (2/3 of a 1280×720 frame): the state badges.
+BADGE_JS = PIXEL_JS.replace("v.videoWidth * 0.3", "v.videoWidth * 836 / 1280").replace(
+    "v.videoHeight * 0.3", "v.videoHeight * 24 / 720"
+)
 
 
 @pytest.fixture()
@@ -87,14 +91,19 @@ def test_the_station_waits_then_joins_and_the_expert_sees_it(
         )
         assert "token" not in station.url, "the token leaves the address bar"
 
-        expert = Expert(pw, "demo", _y4m(tmp_path / "red.y4m", (255, 0, 0)), demo["url"])
+        expert = Expert(pw, "demo", _y4m(tmp_path / "green.y4m", (0, 200, 0)), demo["url"])
         expert.open()
         station.wait_for_function(
             "() => document.getElementById('experts').videoWidth > 0", timeout=30_000
         )
-        # The main window is the (only) expert: the red webcam fills its part of the frame.
+        # The main window is the (only) expert: the green webcam fills its part of the frame.
         station.wait_for_function(
-            f"() => {{ const p = ({PIXEL_JS})(); return p && p[0] > 150 && p[1] < 90; }}",
+            f"() => {{ const p = ({PIXEL_JS})(); return p && p[1] > 150 && p[0] < 90; }}",
+            timeout=30_000,
+        )
+        # The archive records the patient camera: the red "Recording" badge says so.
+        station.wait_for_function(
+            f"() => {{ const p = ({BADGE_JS})(); return p && p[0] > 150 && p[1] < 90; }}",
             timeout=30_000,
         )
         expert.page.wait_for_function(
@@ -136,6 +145,46 @@ def test_the_station_rejoins_by_itself_after_the_server_dies(
             "&& document.getElementById('experts').videoWidth > 0 "
             "&& document.getElementById('status').textContent === ''",
             timeout=90_000,
+        )
+        expert.browser.close()
+        browser.close()
+
+
+def test_a_tablet_signed_in_as_clinic_staff_runs_the_station(
+    demo: dict[str, Any], tmp_path: Path
+) -> None:
+    """No token on a tablet: the nurse signs in, opens her clinic's station from the lobby,
+    and it joins when an expert comes, as the kiosk does."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tablet = browser.new_page()
+        tablet.goto(demo["url"] + "/station/appliance-1")
+        tablet.wait_for_function("() => !document.getElementById('signin').hidden", timeout=20_000)
+        tablet.click("#signin")
+        tablet.fill("#username", "nurse")
+        tablet.fill("#password", PASSWORD)
+        tablet.click("#login-button")
+        tablet.wait_for_url("**/station/appliance-1")
+        tablet.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('Waiting')",
+            timeout=20_000,
+        )
+        tablet.goto(demo["url"] + "/")  # the lobby lists her clinic's station
+        link = tablet.locator("a.join")
+        link.wait_for(timeout=20_000)
+        assert link.count() == 1 and link.get_attribute("href") == "/station/appliance-1"
+        link.click()
+        expert = Expert(pw, "demo", _y4m(tmp_path / "green.y4m", (0, 200, 0)), demo["url"])
+        expert.open()
+        tablet.wait_for_function(
+            f"() => {{ const p = ({PIXEL_JS})(); return p && p[1] > 150 && p[0] < 90; }}",
+            timeout=30_000,
+        )
+        tablet.click("#attention")  # a state change with the session's CSRF token
+        expert.page.wait_for_function(
+            "() => !document.getElementById('attention').hidden", timeout=20_000
         )
         expert.browser.close()
         browser.close()

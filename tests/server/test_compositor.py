@@ -220,3 +220,36 @@ def test_layout_size_must_match() -> None:
         Compositor(641, 360)
     out = Compositor(640, 360).compose(compute_layout(WINDOWS, LIVE, 640, 360), sources())
     assert (out.width, out.height, out.format.name) == (640, 360, "yuv420p")
+
+
+def test_badges_sit_in_the_main_windows_top_right_corner_in_their_colour(layout: Layout) -> None:
+    from server.media.badges import Badge
+
+    badges = [Badge("● Recording", (200, 24, 24)), Badge("Privacy on", (90, 60, 170))]
+    plain = rgb(Compositor().compose(layout, sources()))
+    out = rgb(Compositor().compose(layout, sources(), badges))
+    main = layout.rect(LIVE)
+    assert main is not None
+    changed = np.abs(out - plain).max(axis=2) > TOLERANCE
+    ys, xs = np.nonzero(changed)
+    assert ys.size, "no badge was drawn"
+    assert xs.min() > main.x + main.w // 2 and xs.max() < main.x + main.w, "top right of main"
+    assert ys.min() >= main.y and ys.max() < main.y + main.h // 2
+    # A sixteenth of the frame's height: readable from two metres.
+    first = changed[: ys.min() + 720 // 16, :]
+    assert first.any(axis=1).sum() >= 720 // 16 - 8
+    # Box colours: the first badge red, the second (below it) violet.
+    box_x = xs.max() - 3
+    top = out[ys.min() + 3, box_x]
+    assert top[0] > 150 and top[1] < 80 and top[2] < 80, top
+    second = out[ys.max() - 3, box_x]
+    assert second[2] > second[1] + 50 and second[0] > second[1], second
+    assert not changed[: main.y + main.h, : main.x + main.w // 2].any(), "the label side is kept"
+
+
+def test_badges_that_do_not_fit_are_left_out() -> None:
+    from server.media.badges import Badge
+
+    tiny = compute_layout([LIVE, PRESENTATION], LIVE, 96, 64)
+    frame = Compositor(96, 64).compose(tiny, {}, [Badge("● Recording", (200, 24, 24))])
+    assert frame.width == 96  # nothing drawn outside, nothing raised

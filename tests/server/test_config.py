@@ -72,3 +72,41 @@ def test_check_flag_accepts_a_good_file(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "OK" in result.stdout
+
+
+def _staff(role: str, clinic: str | None, invited: bool = False) -> str:
+    text = (
+        f'[[experts]]\nusername = "n"\ndisplay_name = "Nurse"\npassword_hash = "{HASH}"\n'
+        f'role = "{role}"\n' + (f'clinic = "{clinic}"\n' if clinic else "")
+    )
+    text += f'[[devices]]\ndevice_id = "cam"\nclinic = "Hill Clinic"\ntoken_hash = "{HASH}"\n'
+    if invited:
+        text += (
+            '[[consultations]]\nid = "c"\npatient_id = "p"\nappliance = "cam"\nchair = "n"\n'
+            'experts = ["n"]\n'
+        )
+    return text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_staff("clinic", None), "clinic staff (role 'clinic') and only they name their 'clinic'"),
+        (_staff("expert", "Hill Clinic"), "and only they name their 'clinic'"),
+        (_staff("clinic", "Vale Clinic"), "no appliance is at clinic 'Vale Clinic'"),
+        (_staff("clinic", "Hill Clinic", invited=True), "join through the clinic station"),
+    ],
+)
+def test_clinic_staff_belong_to_a_clinic_with_an_appliance(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(ServerConfig, _write(tmp_path, text), env_prefix="X__", environ={})
+    assert message in str(err.value)
+    good = load_config(
+        ServerConfig,
+        _write(tmp_path, _staff("clinic", "Hill Clinic")),
+        env_prefix="X__",
+        environ={},
+    )
+    assert [d.device_id for d in good.stations_of("n")] == ["cam"]

@@ -43,3 +43,16 @@ test("the experts see whether the clinic station is there, muted or speaking", (
   assert.equal(StationStatus.text({ connected: true, muted: false, level_dbfs: -90 }),
     "Clinic station: connected");
 });
+
+const { RoomPresentation } = require("../../server/static/room_presentation.js");
+
+test("the presentation line says who shared what and whether the clinic sees it", () => {
+  const nameOf = (u) => ({ ada: "Dr. Ada" })[u] || u;
+  assert.equal(RoomPresentation.text(null, nameOf), "");
+  const p = { by: "ada", caption: "Wound photo — shared by ada", category: "clinical_photo", clinic: false };
+  assert.equal(RoomPresentation.text(p, nameOf), "Presentation: Wound photo — shared by Dr. Ada · experts only");
+  assert.equal(RoomPresentation.buttonText(p), "Show it at the clinic");
+  const shown = { ...p, clinic: true };
+  assert.match(RoomPresentation.text(shown, nameOf), /· shown at the clinic$/);
+  assert.equal(RoomPresentation.buttonText(shown), "Stop showing it at the clinic");
+});
