@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -56,6 +58,21 @@ def publish_properties(
     return props
 
 
+DSCP_SIGNALING = 24  # CS3 (RFC 4594): control traffic, for networks that honour DSCP
+
+
+def tune_control_socket(sock: Any) -> None:
+    """Commands and acks go out at once, not when Nagle's algorithm has waited for the
+    previous ack (≈40 ms per command on a real link); marked as signalling traffic."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with contextlib.suppress(OSError, AttributeError):
+        if sock.family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, DSCP_SIGNALING << 2)
+        elif sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, DSCP_SIGNALING << 2)
+
+
 def make_client(config: MqttConfig, client_id: str) -> mqtt.Client:
     """An MQTT 5 client with this config's credentials, TLS and reconnect backoff."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -68,4 +85,5 @@ def make_client(config: MqttConfig, client_id: str) -> mqtt.Client:
             cert_reqs=ssl.CERT_REQUIRED,
         )
     client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.on_socket_open = lambda _client, _userdata, sock: tune_control_socket(sock)
     return client

@@ -34,12 +34,16 @@ def _describe(err: ValidationError) -> str:
 
 
 async def _body(request: web.Request) -> bytes:
+    """The whole body, however many packets it arrives in (one read returns only what has
+    arrived so far: on a slow link a 3 kB offer comes in pieces), up to the limit."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
-    body = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(body) > MAX_JSON_BYTES:
-        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
-    return body
+    body = bytearray()
+    while chunk := await request.content.read(MAX_JSON_BYTES + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+    return bytes(body)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

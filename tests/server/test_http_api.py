@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,27 @@ async def test_login_body_is_validated(client: TestClient[Any, Any]) -> None:
     assert resp.status == 400 and "JSON" in (await resp.json())["error"]
     resp = await client.post("/api/login", json={"username": "alice"})
     assert resp.status == 400 and "password" in (await resp.json())["error"]
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(client: TestClient[Any, Any]) -> None:
+    """On a slow link a body comes in several packets; one read returns only the first."""
+    body = json.dumps({"username": "alice", "password": "alice-pw"}).encode()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+            await asyncio.sleep(0.05)
+
+    resp = await client.post("/api/login", data=slowly())
+    assert resp.status == 200, await resp.text()
+
+    async def endless() -> AsyncIterator[bytes]:
+        for _ in range(300):
+            yield b" " * 1024
+            await asyncio.sleep(0)
+
+    resp = await client.post("/api/login", data=endless())  # chunked, no length given
+    assert resp.status == 413
 
 
 async def test_state_changes_need_the_csrf_token(client: TestClient[Any, Any]) -> None:
