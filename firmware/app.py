@@ -170,6 +170,7 @@ def build_appliance(
     output = StreamOutput(
         StreamSettings(cam.width, cam.height, cam.fps, cam.bitrate_kbps, cam.keyframe_interval_s),
         config.backend,
+        adaptive=cam.adaptive,
     )
     snapshots = SnapshotTaker(camera, config.state_dir / "snapshots")
     uploader = SnapshotUploader(config.server, config.device_id, config.state_dir / "snapshots")

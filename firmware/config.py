@@ -68,6 +68,11 @@ class CameraConfig(StrictModel):
     keyframe_interval_s: float = Field(
         1.0, gt=0.0, le=10.0, description="Seconds between IDR frames (lost packets recover)."
     )
+    adaptive: bool = Field(
+        True,
+        description="Follow the link (R17): lower the bitrate, then frame rate and size, when "
+        "the server's receiver reports a slower or lossy link; never above the settings here.",
+    )
     frame_trace: bool = Field(
         True,
         description="Stamp capture/encode/send times into each frame (SEI, ≈60 bytes) so the "

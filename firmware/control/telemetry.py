@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class Telemetry:
             "frames_sent": out.frames_sent,
             "dropped_frames": out.frames_dropped,
             "uptime_s": round(now - self._started),
+            "link": asdict(out.link.figures()) if out.link is not None else None,
         }
 
     async def run(self) -> None:

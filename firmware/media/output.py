@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from clinicam.protocol import StreamSettings as StreamCommand
 from clinicam.protocol import StreamState
+
+if TYPE_CHECKING:
+    from firmware.media.adaptation import RateController
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,11 @@ class StreamSettings:
 class StreamOutput:
     """Current settings (versioned, so the track notices changes) and what was sent."""
 
-    def __init__(self, settings: StreamSettings, backend: str) -> None:
+    def __init__(self, settings: StreamSettings, backend: str, *, adaptive: bool = False) -> None:
         self._lock = threading.Lock()
         self._settings = settings
+        self.adaptive = adaptive
+        self.link: RateController | None = None  # follows the link while a stream is up
         self.version = 0
         self.encoder = ENCODERS[backend]
         self.connected = False
@@ -76,6 +83,26 @@ class StreamOutput:
                 self._settings.keyframe_interval_s,
             )
             self.version += 1
+
+    def follow_link(self) -> RateController | None:
+        """A fresh controller for a new stream session (None when not adaptive)."""
+        from firmware.media.adaptation import RateController
+
+        self.link = RateController(self.settings, time.monotonic) if self.adaptive else None
+        return self.link
+
+    def effective(self) -> tuple[StreamSettings, tuple[int, int]]:
+        """What to encode now, and a key that changes when the size or frame rate does."""
+        link = self.link
+        if link is None:
+            return self.settings, (self.version, 0)
+        if link.top != self.settings:  # the operator changed the stream: adapt below that
+            link.set_top(self.settings)
+        return link.settings(), (self.version, link.version)
+
+    def target_bitrate_kbps(self, fallback: int) -> int:
+        """The bitrate the encoder should aim for now."""
+        return self.link.bitrate_kbps() if self.link is not None else fallback
 
     def state(self) -> StreamState:
         s = self.settings

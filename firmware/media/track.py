@@ -2,8 +2,9 @@
 
 aiortc packs ``av.Packet`` objects into RTP without re-encoding, so the same track
 carries the Pi's hardware-encoded stream and, in simulation, the software encoder's.
-Settings changes (resolution, fps, bitrate) take effect at the next frame with a
-fresh encoder (starting on an IDR); in privacy mode a privacy card replaces the
+Settings changes (resolution, fps) take effect at the next frame with a fresh encoder
+(starting on an IDR); the bitrate follows the link without one (R17,
+:mod:`firmware.media.adaptation`); in privacy mode a privacy card replaces the
 camera's frames. A receiver's keyframe request (PLI) reaches the encoder through
 :meth:`EncodedCameraTrack.request_keyframe`. With ``trace`` on, every access unit
 carries its capture, encoded and sent times (:mod:`clinicam.frametrace`).
@@ -18,10 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpSender
 
 from clinicam.frametrace import insert_sei, now_us, trace_sei
 from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
+from clinicam.rtcp_feedback import watch_feedback
 from firmware.hardware.protocols import Camera
 from firmware.media.output import StreamOutput, StreamSettings
 
@@ -48,7 +50,7 @@ class EncodedCameraTrack(MediaStreamTrack):
         self._output = output
         self._private = private
         self._privacy_card = privacy_card
-        self._version = -1
+        self._version: tuple[int, int] = (-1, -1)
         self._settings: StreamSettings = output.settings
         self._encoder: H264StreamEncoder | None = None
         self._clock_start: float | None = None
@@ -58,8 +60,8 @@ class EncodedCameraTrack(MediaStreamTrack):
         self._cards: dict[tuple[int, int], av.VideoFrame] = {}
 
     def _reconfigure(self) -> None:
-        s = self._settings = self._output.settings
-        self._version = self._output.version
+        s, self._version = self._output.effective()
+        self._settings = s
         if self._camera.size != (s.width, s.height):
             self._camera.configure_stream(s.width, s.height, s.fps)
         keyint = max(1, round(s.fps * s.keyframe_interval_s))
@@ -78,6 +80,12 @@ class EncodedCameraTrack(MediaStreamTrack):
         if (frame.width, frame.height) != (s.width, s.height):
             frame = frame.reformat(width=s.width, height=s.height, format="yuv420p")
         return frame
+
+    def follow_link(self, sender: RTCRtpSender) -> None:
+        """Let the receiver's feedback on ``sender`` steer this stream (R17)."""
+        link = self._output.follow_link()
+        if link is not None:
+            watch_feedback(sender, link.on_remb, link.on_report)
 
     def request_keyframe(self) -> None:
         """The next frame is an IDR (a receiver lost pictures or skipped to catch up)."""
@@ -103,9 +111,10 @@ class EncodedCameraTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet[Any]:
         loop = asyncio.get_running_loop()
         while not self._pending:
-            if self._version != self._output.version or self._encoder is None:
+            if self._version != self._output.effective()[1] or self._encoder is None:
                 self._reconfigure()
             assert self._encoder is not None
+            self._encoder.set_bitrate(self._output.target_bitrate_kbps(self._settings.bitrate_kbps))
             period = 1.0 / self._settings.fps
             now = time.monotonic()
             if self._clock_start is None:

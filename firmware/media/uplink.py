@@ -81,6 +81,7 @@ class StreamUplink:
             track = self._make_track()
             transceiver = pc.addTransceiver(track, direction="sendonly")
             forward_keyframe_requests(transceiver.sender, track.request_keyframe)
+            track.follow_link(transceiver.sender)
             h264 = [
                 c
                 for c in RTCRtpSender.getCapabilities("video").codecs
