@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import aiohttp
@@ -26,6 +27,7 @@ from firmware.control.telemetry import Telemetry
 from firmware.control.update_request import UpdateRequester
 from firmware.hardware.gpio import LightPattern, PrivacySwitch, StatusLight, build_gpio
 from firmware.hardware.protocols import Camera, PanTilt
+from firmware.media.encoders import SoftwareVideoEncoder, VideoEncoder
 from firmware.media.microphone import open_microphone
 from firmware.media.output import StreamOutput, StreamSettings
 from firmware.media.privacy import privacy_frame
@@ -62,6 +64,7 @@ class Appliance:
     control: DeviceControl
     api: CommandApi
     uplink: StreamUplink
+    encoder: VideoEncoder
     uploader: SnapshotUploader
     relevance: RelevanceRunner
     updates: UpdateRequester
@@ -69,13 +72,7 @@ class Appliance:
     stopped: bool = False
 
     def make_track(self) -> EncodedCameraTrack:
-        return EncodedCameraTrack(
-            self.camera,
-            self.output,
-            private=lambda: self.privacy.is_private,
-            privacy_card=privacy_frame,
-            trace=self.config.camera.frame_trace,
-        )
+        return EncodedCameraTrack(self.encoder, self.output, trace=self.config.camera.frame_trace)
 
     def make_microphone(self) -> MediaStreamTrack | None:
         if not self.config.microphone.enabled:
@@ -97,6 +94,7 @@ class Appliance:
         ]
         self.tasks.append(asyncio.create_task(self._load_model(), name="model"))
         if stream:
+            self.tasks.append(asyncio.create_task(self.encoder.run(), name="encoder"))
             self.tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
             self.tasks.append(asyncio.create_task(self.uploader.run(), name="snapshots"))
 
@@ -211,8 +209,23 @@ def build_appliance(
         uploader=uploader,
         relevance=relevance,
         updates=updates,
+        encoder=build_encoder(config, camera, output, lambda: privacy.is_private),
     )
     return appliance
+
+
+def build_encoder(
+    config: ApplianceConfig, camera: Camera, output: StreamOutput, private: Callable[[], bool]
+) -> VideoEncoder:
+    """The Pi 4's hardware H.264 encoder on a Pi, libx264 elsewhere (and on a Pi 5)."""
+    if config.backend == "pi":
+        from firmware.hardware.pi_encoder import hardware_encoder
+
+        encoder = hardware_encoder(camera, output, private)
+        if encoder is not None:
+            return encoder
+        _LOGGER.info("no hardware H.264 encoder: encoding in software")
+    return SoftwareVideoEncoder(camera, output, private=private, privacy_card=privacy_frame)
 
 
 async def run_appliance(config: ApplianceConfig) -> None:

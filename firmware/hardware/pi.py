@@ -1,10 +1,11 @@
 """Real Raspberry Pi hardware: I2C through Blinka, Camera Module 3 through picamera2.
 
 Imported only when ``backend = "pi"``: picamera2 probes the hardware at import.
-Frames are taken as YUV420 and go through the same stream encoder as the
-simulation; handing the Pi 4's hardware encoder output straight to the track is a
-later step. Not yet run on a Pi in CI (no hardware there): the simulation above the
-same Protocol is what the tests exercise.
+On a Pi 4 the live stream is encoded by the VideoCore's H.264 block, fed by picamera2
+(:mod:`firmware.hardware.pi_encoder`); on a Pi 5 (no such block) frames are taken as
+YUV420 and go through the same software encoder as the simulation. Not yet run on a Pi
+in CI (no hardware there): the simulation above the same Protocol is what the tests
+exercise.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class PiCamera:
         self._cam.start()
         self._controls: dict[str, Any] = {"AfMode": 2}
         self._size = (config.width, config.height)
+
+    @property
+    def picamera2(self) -> Any:
+        """The Picamera2 object, for the hardware encoder."""
+        return self._cam
 
     @property
     def size(self) -> tuple[int, int]:

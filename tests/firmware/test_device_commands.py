@@ -15,6 +15,7 @@ import pytest
 from firmware.app import Appliance
 from firmware.config import ApplianceConfig
 from firmware.hardware.sim import SimRig
+from firmware.media.encoders import SoftwareVideoEncoder
 from tests.firmware.conftest import start_rig
 from tests.helpers import wait_until
 
@@ -153,15 +154,16 @@ async def test_expired_and_duplicate_commands_change_nothing(device: Device) -> 
 
 
 async def test_privacy_button_pauses_video_and_refuses_moves(device: Device) -> None:
-    track = device.appliance.make_track()
-    live = track._frame()
+    encoder = device.appliance.encoder
+    assert isinstance(encoder, SoftwareVideoEncoder)
+    live = encoder._frame()
     button = device.pins.pin(BUTTON_PIN)
     button.drive_low()  # press …
     button.drive_high()  # … and release
     await asyncio.to_thread(
         wait_until, lambda: device.appliance.privacy.is_private, 2, "privacy on"
     )
-    private = track._frame()
+    private = encoder._frame()
     lum_live = live.to_ndarray(format="yuv420p")[: live.height].astype(float)
     lum_private = private.to_ndarray(format="yuv420p")[: private.height].astype(float)
     assert lum_private.mean() < 60 < lum_live.mean()  # the dark privacy card, not the scene
@@ -186,18 +188,25 @@ async def test_privacy_button_pauses_video_and_refuses_moves(device: Device) -> 
 async def test_new_stream_settings_reach_the_encoded_stream(device: Device) -> None:
     import av
 
+    encoding = asyncio.create_task(device.appliance.encoder.run())
     track = device.appliance.make_track()
     decoder = av.CodecContext.create("h264", "r")
 
-    async def decoded_size() -> tuple[int, int]:
+    async def decoded_size(wanted: tuple[int, int]) -> tuple[int, int]:
+        """The first decoded size that is ``wanted`` (frames queued before a change are
+        still the old size), else the last one seen."""
+        size = (0, 0)
         for _ in range(10):
             packet = await track.recv()
             for frame in decoder.decode(av.Packet(bytes(packet))):
-                return frame.width, frame.height
-        raise AssertionError("no frame decoded")
+                size = (frame.width, frame.height)
+                if size == wanted:
+                    return size
+        return size
 
-    assert await decoded_size() == (1280, 720)
+    assert await decoded_size((1280, 720)) == (1280, 720)
     await device.send(op="stream", width=1920, height=1080, fps=30, bitrate_kbps=6000)
-    assert await decoded_size() == (1920, 1080)
+    assert await decoded_size((1920, 1080)) == (1920, 1080)
     assert device.sim.camera.size == (1920, 1080)  # rendered at 1080p, not upscaled
     track.stop()
+    encoding.cancel()

@@ -14,6 +14,7 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 from firmware.config import ApplianceConfig
 from firmware.hardware.sim import build_sim_rig
 from firmware.media.adaptation import DOWN_HOLD_S
+from firmware.media.encoders import SoftwareVideoEncoder
 from firmware.media.output import StreamOutput, StreamSettings
 from firmware.media.privacy import privacy_frame
 from firmware.media.track import EncodedCameraTrack
@@ -39,9 +40,11 @@ async def _until(predicate: Any, timeout_s: float, what: str) -> None:
 async def test_receiver_feedback_steers_the_encoder() -> None:
     rig = build_sim_rig(ApplianceConfig())
     output = StreamOutput(StreamSettings(1280, 720, 15, 1500, 2.0), "sim", adaptive=True)
-    track = EncodedCameraTrack(
+    encoder = SoftwareVideoEncoder(
         rig.camera, output, private=lambda: False, privacy_card=privacy_frame
     )
+    encoding = asyncio.create_task(encoder.run())
+    track = EncodedCameraTrack(encoder, output)
     appliance = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     incoming: list[Any] = []
@@ -79,9 +82,10 @@ async def test_receiver_feedback_steers_the_encoder() -> None:
         assert output.target_bitrate_kbps(0) <= 300, link.figures()
         settings, _ = output.effective()
         assert (settings.height, settings.fps) == (360, 15), link.figures()
-        assert track._encoder is not None and track._encoder.bitrate_kbps <= 300
-        assert track._settings.height == 360, "the track encodes the lower rung"
+        assert (encoder.bitrate_kbps or 0) <= 300
+        assert encoder.settings.height == 360, "the encoder encodes the lower rung"
         draining.cancel()
     finally:
+        encoding.cancel()
         await appliance.close()
         await server.close()

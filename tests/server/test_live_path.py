@@ -17,6 +17,7 @@ from clinicam.frametrace import STAGES, is_h264_keyframe
 from clinicam.keyframes import forward_keyframe_requests
 from firmware.config import ApplianceConfig
 from firmware.hardware.sim import build_sim_rig
+from firmware.media.encoders import SoftwareVideoEncoder
 from firmware.media.output import StreamOutput, StreamSettings
 from firmware.media.privacy import privacy_frame
 from firmware.media.track import EncodedCameraTrack
@@ -44,9 +45,11 @@ async def test_stamps_arrive_with_every_stage_and_a_keyframe_request_reaches_the
     rig = build_sim_rig(ApplianceConfig())
     # One IDR every 30 s: any further keyframe in this test was asked for.
     output = StreamOutput(StreamSettings(640, 360, 15, 600, 30.0), "sim")
-    track = EncodedCameraTrack(
+    encoder = SoftwareVideoEncoder(
         rig.camera, output, private=lambda: False, privacy_card=privacy_frame
     )
+    encoding = asyncio.create_task(encoder.run())
+    track = EncodedCameraTrack(encoder, output)
     appliance = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     incoming: list[Any] = []
@@ -88,6 +91,7 @@ async def test_stamps_arrive_with_every_stage_and_a_keyframe_request_reaches_the
         await _until(lambda: any(keyframes[seen:]), 5)
         assert fresh.received > 0 and fresh.dropped == 0
     finally:
+        encoding.cancel()
         feed.detach()
         await appliance.close()
         await server.close()
