@@ -39,8 +39,8 @@ from av.video.codeccontext import VideoCodecContext
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.timing import timed  # noqa: E402
+from clinicam.segments import SegmentInfo, SegmentWriter  # noqa: E402
 from server.archive.range import RangeResult, reencode_range, remux_range  # noqa: E402
-from server.archive.segments import SegmentInfo, SegmentWriter  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 CLIP_SECONDS = 10

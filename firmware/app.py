@@ -27,10 +27,12 @@ from firmware.control.telemetry import Telemetry
 from firmware.control.update_request import UpdateRequester
 from firmware.hardware.gpio import LightPattern, PrivacySwitch, StatusLight, build_gpio
 from firmware.hardware.protocols import Camera, PanTilt
+from firmware.media.backfill import BackFiller
 from firmware.media.encoders import SoftwareVideoEncoder, VideoEncoder
 from firmware.media.microphone import open_microphone
 from firmware.media.output import StreamOutput, StreamSettings
 from firmware.media.privacy import privacy_frame
+from firmware.media.recorder import LocalRecorder
 from firmware.media.track import EncodedCameraTrack
 from firmware.media.uplink import StreamUplink
 
@@ -68,6 +70,7 @@ class Appliance:
     uploader: SnapshotUploader
     relevance: RelevanceRunner
     updates: UpdateRequester
+    recorder: LocalRecorder | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopped: bool = False
 
@@ -96,6 +99,15 @@ class Appliance:
         if stream:
             self.tasks.append(asyncio.create_task(self.encoder.run(), name="encoder"))
             self.tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
+            if self.recorder is not None:
+                filler = BackFiller(
+                    self.config.server,
+                    self.config.device_id,
+                    self.recorder,
+                    self.config.recorder,
+                    self.uplink.connected,
+                )
+                self.tasks.append(asyncio.create_task(filler.run(), name="backfill"))
             self.tasks.append(asyncio.create_task(self.uploader.run(), name="snapshots"))
 
     async def _load_model(self) -> None:
@@ -117,6 +129,8 @@ class Appliance:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        if self.recorder is not None:
+            self.recorder.close()
         await self.relevance.close()
         await self.updates.close()
         await self.motion.close()
@@ -211,6 +225,10 @@ def build_appliance(
         updates=updates,
         encoder=build_encoder(config, camera, output, lambda: privacy.is_private),
     )
+    if config.recorder.enabled:
+        appliance.recorder = LocalRecorder(config.state_dir / "recording", config.recorder)
+        appliance.encoder.outputs.append(appliance.recorder)
+        output.recording = appliance.recorder.figures
     return appliance
 
 

@@ -131,6 +131,18 @@ class ServerLinkConfig(StrictModel):
         return value.rstrip("/")
 
 
+class RecorderConfig(StrictModel):
+    """The local recording kept through a link outage and back-filled to the archive (R17)."""
+
+    enabled: bool = Field(True, description="Record the encoded stream locally.")
+    max_mb: int = Field(256, ge=8, le=1_000_000, description="Oldest footage goes beyond this.")
+    max_age_min: int = Field(120, ge=1, le=7 * 24 * 60, description="…or when older than this.")
+    segment_s: float = Field(10.0, ge=2.0, le=120.0, description="Length of one segment file.")
+    backfill_check_s: float = Field(
+        15.0, ge=1.0, le=3600.0, description="How often to compare with the server's archive."
+    )
+
+
 class MicrophoneConfig(StrictModel):
     """The patient's microphone (muted whenever privacy mode is on)."""
 
@@ -184,6 +196,7 @@ class ApplianceConfig(StrictModel):
     motion: MotionConfig = Field(default_factory=MotionConfig)
     model: ModelRuntimeConfig = Field(default_factory=ModelRuntimeConfig)
     microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
+    recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     state_dir: Path = Field(
         default_factory=lambda: Path.home() / ".local" / "state" / "clinicam-appliance",

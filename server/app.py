@@ -20,6 +20,7 @@ from clinicam.protocol import ApplianceState
 from clinicam.realtime import favour_the_event_loop
 from server.access.grants import AccessControl
 from server.access.views import add_access_routes
+from server.archive.backfill import add_backfill_routes
 from server.archive.recorder import ArchiveRecorder
 from server.archive.views import add_archive_routes
 from server.audit.trail import AuditTrail
@@ -180,6 +181,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         config.archive, database, config.state_dir / "archive", state.rooms.serving
     )
     media.archive = state.archive
+    state.archive.audit = state.audit
 
     def live_again(device_id: str) -> None:
         for room in state.rooms.rooms_of(device_id):
@@ -226,6 +228,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_present_routes(app)
     add_import_routes(app)
     add_archive_routes(app)
+    add_backfill_routes(app)
     add_relevance_routes(app)
     add_fleet_routes(app)
     add_station_routes(app)

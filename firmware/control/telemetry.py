@@ -52,6 +52,7 @@ class Telemetry:
             "dropped_frames": out.frames_dropped,
             "uptime_s": round(now - self._started),
             "link": asdict(out.link.figures()) if out.link is not None else None,
+            "recording": out.recording() if out.recording is not None else None,
         }
 
     async def run(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ class StreamOutput:
         self._settings = settings
         self.adaptive = adaptive
         self.link: RateController | None = None  # follows the link while a stream is up
+        self.recording: Callable[[], dict[str, int]] | None = None  # the local recording
         self.version = 0
         self.encoder = ENCODERS[backend]
         self.connected = False

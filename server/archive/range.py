@@ -38,7 +38,7 @@ from av.container import OutputContainer
 from av.stream import Stream
 from av.video.stream import VideoStream
 
-from server.archive.segments import (
+from clinicam.segments import (
     CLOCK_RATE,
     NAL_IDR,
     PARTIAL_SUFFIX,
@@ -331,7 +331,10 @@ def _kept_packets(
 def _timed_packets(
     chosen: Sequence[SegmentInfo], adopt: Callable[[VideoStream], None]
 ) -> Iterator[_TimedPacket]:
-    """Every video packet of the segments, with its wall-clock time."""
+    """Every video packet of the segments, with its wall-clock time, always later than the
+    one before: where a back-filled segment overlaps the live archive (it starts at the
+    keyframe before the outage), the overlap is played once."""
+    last: datetime | None = None
     for index, segment in enumerate(chosen):
         with av.open(str(segment.path), options=_SEGMENT_PROBE) as source:
             stream = source.streams.video[0]
@@ -343,7 +346,11 @@ def _timed_packets(
                 if first_pts is None:
                     first_pts = packet.pts
                 offset = _ticks_to_seconds(packet.pts - first_pts, packet.time_base)
-                yield _TimedPacket(packet, segment.start_utc + offset, index)
+                utc = segment.start_utc + offset
+                if last is not None and utc <= last:
+                    continue
+                last = utc
+                yield _TimedPacket(packet, utc, index)
 
 
 def _ticks_to_seconds(ticks: int, time_base: Fraction | None) -> timedelta:

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
+from clinicam.segments import SegmentInfo, SegmentWriter, remove_partial_segments
 from server.archive.index import ArchiveSegment
-from server.archive.segments import SegmentInfo, SegmentWriter, remove_partial_segments
 from server.archive.tap import tap_encoded_video
+from server.audit.trail import AuditTrail
 from server.config import ArchiveConfig, ConsultationConfig
 from server.records.db import Database, utcnow
 from server.records.store import RecordStore
@@ -47,6 +49,7 @@ class ArchiveRecorder:
         self._choose = choose
         self._writers: dict[str, SegmentWriter] = {}
         self._pending: set[asyncio.Task[None]] = set()
+        self.audit: AuditTrail | None = None  # back-filled segments are audited
         root.mkdir(parents=True, exist_ok=True)
         for folder in root.iterdir():
             if folder.is_dir():
@@ -137,6 +140,65 @@ class ArchiveRecorder:
         if removed:
             _LOGGER.info("retention: deleted %d archive segments older than %s", removed, cutoff)
         return removed
+
+    def device_spans(
+        self, device_id: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """What the archive holds of ``device_id``'s video within ``[start, end)``."""
+        with self._database.session() as session:
+            return self._spans(session, device_id, start, end)
+
+    @staticmethod
+    def _spans(
+        session: Session, device_id: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        rows = session.execute(
+            select(ArchiveSegment.start_utc, ArchiveSegment.end_utc).where(
+                ArchiveSegment.device_id == device_id,
+                ArchiveSegment.start_utc < end,
+                ArchiveSegment.end_utc > start,
+            )
+        )
+        return [(a, b) for a, b in rows]
+
+    def index_backfill(
+        self, device_id: str, consultation: ConsultationConfig, info: SegmentInfo
+    ) -> bool:
+        """Index a back-filled segment with its audit entry, unless the archive meanwhile
+        covers it (a repeated upload): then nothing is written and False is returned."""
+        with self._database.session() as session, session.begin():
+            covered = self._spans(session, device_id, info.start_utc, info.end_utc)
+            if any(a <= info.start_utc and b >= info.end_utc for a, b in covered):
+                return False
+            patient = RecordStore.ensure_patient(
+                session, consultation.patient_id, consultation.patient_id
+            )
+            session.add(
+                ArchiveSegment(
+                    patient_id=patient.id,
+                    consultation_id=consultation.id,
+                    device_id=device_id,
+                    start_utc=info.start_utc,
+                    end_utc=info.end_utc,
+                    path=str(info.path.relative_to(self.root)),
+                    size=info.size,
+                    frames=info.frames,
+                )
+            )
+            if self.audit is not None:
+                self.audit.write(
+                    session,
+                    device_id,
+                    "archive.backfilled",
+                    f"patient:{consultation.patient_id}",
+                    {
+                        "consultation": consultation.id,
+                        "start": info.start_utc.isoformat(),
+                        "end": info.end_utc.isoformat(),
+                        "frames": info.frames,
+                    },
+                )
+        return True
 
     def segments_for(self, patient_id: int, start: datetime, end: datetime) -> list[SegmentInfo]:
         """The patient's indexed segments overlapping ``[start, end)``, oldest first."""

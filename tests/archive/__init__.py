@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from server.archive.segments import SegmentInfo, SegmentWriter
+from clinicam.segments import SegmentInfo, SegmentWriter
 
 WIDTH, HEIGHT, FPS, GOP = 320, 240, 25, 25
 TICKS_PER_FRAME = 90_000 // FPS

@@ -14,8 +14,8 @@ from pathlib import Path
 import av
 import pytest
 
+from clinicam.segments import NAL_AUD, SegmentInfo, nal_units
 from server.archive.range import NothingArchived, RangeResult, reencode_range, remux_range
-from server.archive.segments import NAL_AUD, SegmentInfo, nal_units
 from tests.archive import (
     BASE_UTC,
     FPS,

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import pytest
 
-from server.archive.segments import (
+from clinicam.segments import (
     NAL_AUD,
     NAL_IDR,
     NAL_PPS,
@@ -192,7 +192,7 @@ def test_a_failing_on_segment_does_not_stop_archiving(
 
     clock = FakeClock()
     writer = SegmentWriter(tmp_path, on_segment=broken_index, clock=clock)
-    with caplog.at_level(logging.ERROR, logger="server.archive.segments"):
+    with caplog.at_level(logging.ERROR, logger="clinicam.segments"):
         feed_frames(writer, clock, clip)
         writer.close()
     assert len(calls) == 3

@@ -26,7 +26,7 @@ from aiortc import (
     RTCRtpSender,
 )
 
-from server.archive.segments import NAL_IDR, nal_unit_types
+from clinicam.segments import NAL_IDR, nal_unit_types
 from server.archive.tap import LOG_EVERY_N_FAILURES, tap_encoded_video
 
 WIDTH, HEIGHT, FPS = 320, 240, 30

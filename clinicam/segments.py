@@ -1,4 +1,7 @@
-"""Write the received H.264 into timestamped MPEG-TS segments, without re-encoding.
+"""Write H.264 access units into timestamped MPEG-TS segments, without re-encoding.
+
+Shared by the server's archive (what it receives) and the appliance's local recorder
+(what it encodes, kept through an outage and back-filled later, R17).
 
 Why MPEG-TS: WebRTC delivers Annex-B access units (start codes, SPS/PPS inline before
 every IDR), which is exactly what MPEG-TS carries. The muxer needs no codec extradata
