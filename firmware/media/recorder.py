@@ -9,12 +9,18 @@ back-filler (:mod:`firmware.media.backfill`) sends the server the segments its a
 lacks.
 
 Each segment's file name is its start time (UTC); its time line comes from the
-capture wall clock of each frame, so a segment covers exactly the time it shows.
+capture wall clock of each frame, so a segment covers exactly the time it shows. Files
+are written by one worker thread (an SD card's fsync can take tens of milliseconds,
+which the event loop carrying the live stream must not wait for); if the card falls
+behind by more than :data:`QUEUE_FRAMES`, frames are dropped and counted, and the
+recording resumes at the next keyframe.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +32,7 @@ from firmware.media.encoders import EncodedFrame
 
 _LOGGER = logging.getLogger(__name__)
 TICKS_PER_S = 90_000
+QUEUE_FRAMES = 150  # ≈10 s at 15 fps
 
 
 @dataclass(frozen=True)
@@ -69,18 +76,44 @@ class LocalRecorder:
         self.max_bytes = config.max_mb * 1024 * 1024
         self.dropped_segments = 0
         self.dropped_bytes = 0
+        self.dropped_frames = 0
+        self._queue: queue.Queue[EncodedFrame | None] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._thread = threading.Thread(target=self._work, name="local-recorder", daemon=True)
+        self._thread.start()
 
     def put(self, frame: EncodedFrame) -> None:
-        """From the encoder, on the event loop: one access unit."""
-        self._frame_utc = datetime.fromtimestamp(frame.wall_time, UTC)
-        ticks = round(frame.wall_time * TICKS_PER_S) & 0xFFFFFFFF
+        """From the encoder, on the event loop: one access unit (never blocks)."""
         try:
-            self._writer.feed(bytes(frame.packet), ticks)
-        except Exception:
-            _LOGGER.exception("local recording failed for one frame; it restarts at an IDR")
+            self._queue.put_nowait(frame)
+        except queue.Full:
+            self.dropped_frames += 1
+
+    def put_waiting(self, frame: EncodedFrame) -> None:
+        """Off the event loop: wait for room rather than drop (imports, tests)."""
+        self._queue.put(frame)
+
+    def flush(self) -> None:
+        """Wait until every frame handed over so far is written."""
+        self._queue.join()
+
+    def _work(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            self._frame_utc = datetime.fromtimestamp(frame.wall_time, UTC)
+            ticks = round(frame.wall_time * TICKS_PER_S) & 0xFFFFFFFF
+            try:
+                self._writer.feed(bytes(frame.packet), ticks)
+            except Exception:
+                _LOGGER.exception("local recording failed for one frame; it restarts at an IDR")
+            finally:
+                self._queue.task_done()
+        self._writer.close()
+        self._queue.task_done()
 
     def close(self) -> None:
-        self._writer.close()
+        """Write what is queued, finish the open segment, stop the worker."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def _closed(self, info: SegmentInfo) -> None:
         side = info.path.with_suffix(".span")
@@ -122,4 +155,5 @@ class LocalRecorder:
             "bytes": sum(s.size for s in kept),
             "dropped_segments": self.dropped_segments,
             "dropped_bytes": self.dropped_bytes,
+            "dropped_frames": self.dropped_frames,
         }

@@ -62,7 +62,7 @@ def _local_recording(folder: Path, units: list[bytes]) -> LocalRecorder:
     recorder = LocalRecorder(folder, RecorderConfig(max_mb=64, max_age_min=60))
     for index, unit in enumerate(units):
         wall = (BASE_UTC + timedelta(seconds=index / FPS)).timestamp()
-        recorder.put(EncodedFrame(av.Packet(unit), 0, 0, wall))
+        recorder.put_waiting(EncodedFrame(av.Packet(unit), 0, 0, wall))
     recorder.close()
     return recorder
 

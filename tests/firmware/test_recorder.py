@@ -19,13 +19,14 @@ from tests.archive import FPS, encode_clip
 def _record(recorder: LocalRecorder, units: list[bytes], start: datetime) -> None:
     for index, unit in enumerate(units):
         wall = (start + timedelta(seconds=index / FPS)).timestamp()
-        recorder.put(EncodedFrame(av.Packet(unit), 0, 0, wall))
+        recorder.put_waiting(EncodedFrame(av.Packet(unit), 0, 0, wall))
 
 
 def test_segments_carry_their_times_and_a_crash_leaves_nothing_half_known(tmp_path: Path) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
     recorder = LocalRecorder(tmp_path, RecorderConfig(segment_s=5.0))
     _record(recorder, encode_clip(21), start)
+    recorder.flush()
     kept = recorder.segments()
     assert len(kept) == 4, "the open segment is not listed until it closes"
     assert kept[0].start_utc == start
@@ -47,6 +48,7 @@ def test_a_full_folder_drops_the_oldest_never_the_newest(tmp_path: Path) -> None
     units = encode_clip(60)
     recorder = LocalRecorder(tmp_path, RecorderConfig(segment_s=5.0, max_mb=8))
     _record(recorder, units[: 6 * FPS], start)
+    recorder.flush()
     per_segment = max(s.size for s in recorder.segments())
     budget = 3 * per_segment + per_segment // 2  # room for three and a half segments
     recorder.max_bytes = budget
