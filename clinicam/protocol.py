@@ -309,6 +309,17 @@ class StreamState(WireModel):
     connected: bool
 
 
+class UplinkFigures(WireModel):
+    """The appliance's view of its uplink, in its telemetry (R17)."""
+
+    target_kbps: int = Field(ge=0, le=1_000_000)
+    remb_kbps: int | None = Field(None, ge=0, le=10_000_000)
+    loss: float = Field(ge=0.0, le=1.0)
+    rtt_ms: float | None = Field(None, ge=0.0, le=600_000.0)
+    rung: int = Field(ge=0, le=20)
+    rungs: int = Field(ge=1, le=20)
+
+
 class UpdateStatus(WireModel):
     """Where the last update the server asked for stands."""
 

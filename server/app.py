@@ -43,6 +43,7 @@ from server.relevance.retrain import Retrainer, champion, training_available
 from server.relevance.service import RelevanceService
 from server.relevance.views import add_relevance_routes
 from server.room import ConsultationRoom, RoomRegistry
+from server.room_links import watch_links
 from server.security import auth_middleware
 from server.state import STATE, ServerState
 from server.station_views import add_station_routes
@@ -84,6 +85,7 @@ HOUSEKEEPING = web.AppKey("clinicam_housekeeping", asyncio.Task[None])
 LEARNING = web.AppKey("clinicam_learning", asyncio.Task[None])
 LOOP_LAG = web.AppKey("clinicam_loop_lag", asyncio.Task[None])
 LOAD = web.AppKey("clinicam_load", asyncio.Task[None])
+LINKS = web.AppKey("clinicam_links", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
 STAGING_AT_START_S = 60.0  # nothing older can belong to a request of this process
 STAGING_MAX_AGE_S = 6 * 3600.0
@@ -239,12 +241,14 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         app[LEARNING] = asyncio.create_task(state.learning.run(), name="learning")
         app[LOOP_LAG] = asyncio.create_task(state.media.loop_lag.run(), name="loop-lag")
         app[LOAD] = asyncio.create_task(state.rooms.watch_load(state.media.loop_lag), name="load")
+        app[LINKS] = asyncio.create_task(watch_links(state), name="links")
 
     async def on_cleanup(app: web.Application) -> None:
         app[HOUSEKEEPING].cancel()
         app[LEARNING].cancel()
         app[LOOP_LAG].cancel()
         app[LOAD].cancel()
+        app[LINKS].cancel()
         await state.rooms.close()
         await state.media.close()
         database.close()

@@ -8,8 +8,10 @@ time dies at the broker instead of moving the camera later.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +27,11 @@ from clinicam.const import (
     TOPIC_CMD,
     TOPIC_ROOT,
     TOPIC_STATE,
+    TOPIC_TELEMETRY,
     device_topic,
 )
 from clinicam.mqtt_config import MqttConfig, make_client, publish_properties
-from clinicam.protocol import ApplianceState, CommandAck, WireModel
+from clinicam.protocol import ApplianceState, CommandAck, UplinkFigures, WireModel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class ApplianceLink:
         self.available: dict[str, bool] = {}
         self.states: dict[str, ApplianceState] = {}
         self.on_state: Callable[[str, ApplianceState], None] = lambda device, state: None
+        self.uplinks: dict[str, tuple[float, UplinkFigures]] = {}  # (monotonic, figures)
         self.connected = False
         client = make_client(config, f"clinicam-server-{secrets.token_hex(4)}")
         client.on_connect = self._on_connect
@@ -101,7 +105,7 @@ class ApplianceLink:
         if reason.is_failure:
             _LOGGER.error("broker refused the server: %s", reason)
             return
-        for leaf in (TOPIC_AVAILABILITY, TOPIC_STATE, TOPIC_ACK):
+        for leaf in (TOPIC_AVAILABILITY, TOPIC_STATE, TOPIC_ACK, TOPIC_TELEMETRY):
             client.subscribe(f"{TOPIC_ROOT}/+/{leaf}", qos=1)
         self.connected = True
         _LOGGER.info("server connected to broker %s:%d", self._config.host, self._config.port)
@@ -131,6 +135,8 @@ class ApplianceLink:
                 return
             self.states[device] = appliance_state
             self._loop.call_soon_threadsafe(self.on_state, device, appliance_state)
+        elif leaf == TOPIC_TELEMETRY:
+            self._telemetry(device, bytes(msg.payload))
         elif leaf == TOPIC_ACK:
             correlation = getattr(msg.properties, "CorrelationData", None)
             try:
@@ -140,6 +146,22 @@ class ApplianceLink:
                 return
             if correlation is not None:
                 self._loop.call_soon_threadsafe(self._resolve, device, bytes(correlation), ack)
+
+    def _telemetry(self, device: str, payload: bytes) -> None:
+        """Keep the appliance's uplink figures for the room (the rest is for the fleet)."""
+        try:
+            body = json.loads(payload)
+            if not isinstance(body, dict):
+                raise ValueError("telemetry is a JSON object")
+            link = body.get("link")
+            if link is None:
+                self.uplinks.pop(device, None)
+                return
+            figures = UplinkFigures.model_validate(link)
+        except (ValueError, ValidationError):
+            _LOGGER.warning("ignored malformed telemetry from %s", device)
+            return
+        self.uplinks[device] = (time.monotonic(), figures)
 
     def _resolve(self, device: str, correlation: bytes, ack: CommandAck) -> None:
         pending = self._pending.get(correlation)

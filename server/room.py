@@ -37,6 +37,7 @@ from server.media.layout import (
     standard_windows,
     station_windows,
 )
+from server.media.link_health import PartyLink
 from server.media.live import FrameFeed
 from server.media.pressure import MediaPressure, PressureSample, WebcamBudget
 
@@ -126,6 +127,7 @@ class ConsultationRoom:
         self.station = ClinicStation(
             consultation.appliance, consultation.experts, self.mixer, self.audio
         )
+        self.links: dict[str, PartyLink] = {}  # link health by party (server.room_links)
 
     def show_relevance(self, result: dict[str, Any]) -> bool:
         """Draw the chart for ``result`` (labels, values, caption); only when it changed."""
@@ -387,6 +389,10 @@ class RoomRegistry:
             if room is not None and any(m.online for m in room.members.values()):
                 return consultation
         return bound[0] if bound else None
+
+    def live_rooms(self) -> list[ConsultationRoom]:
+        """Rooms with at least one expert online."""
+        return [r for r in self._rooms.values() if any(m.online for m in r.members.values())]
 
     def rooms_for_patient(self, external_id: str) -> list[ConsultationRoom]:
         return [r for r in self._rooms.values() if r.consultation.patient_id == external_id]

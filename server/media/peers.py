@@ -165,6 +165,14 @@ class MediaHub:
         session = self._appliances.get(device_id)
         return session is not None and session.session_id == session_id
 
+    def appliance_pc(self, device_id: str) -> RTCPeerConnection | None:
+        session = self._appliances.get(device_id)
+        return session.pc if session is not None else None
+
+    def viewer_pc(self, consultation_id: str, name: str) -> RTCPeerConnection | None:
+        """An expert's (by username) or the clinic station's (by its name) connection."""
+        return self._experts.get((consultation_id, name))
+
     def appliance_streaming(self, device_id: str) -> bool:
         session = self._appliances.get(device_id)
         return session is not None and session.pc.connectionState == "connected"

@@ -101,6 +101,7 @@ function connectEvents() {
     const msg = JSON.parse(ev.data);
     if (msg.type === "room") { room = msg; render(); WebcamBudget.apply(pc, room.webcam_budget); }
     else if (msg.type === "error") cameraStatus.textContent = msg.message;
+    else if (msg.type === "links") RoomLinks.render(msg, nameOf);
     else if (msg.type === "attention") {
       const el = document.getElementById("attention");
       el.textContent = "The clinic asks for your attention.";

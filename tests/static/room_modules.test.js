@@ -56,3 +56,15 @@ test("the presentation line says who shared what and whether the clinic sees it"
   assert.match(RoomPresentation.text(shown, nameOf), /· shown at the clinic$/);
   assert.equal(RoomPresentation.buttonText(shown), "Stop showing it at the clinic");
 });
+
+const { RoomLinks } = require("../../server/static/room_links.js");
+
+test("link health: figures per party, and the clinic link lost", () => {
+  assert.deepEqual(RoomLinks.cells({ connected: false }), ["not connected", "–", "–", "–", "–"]);
+  const clinic = { connected: true, streaming: true, up_kbps: 540, down_kbps: 0, up_loss_pct: 2.1,
+    rtt_ms: 152, target_kbps: 470, rung: "3/4" };
+  assert.deepEqual(RoomLinks.cells(clinic),
+    ["540 / 0 kbit/s", "2.1 % / –", "152 ms", "470 kbit/s (rung 3/4)", "–"]);
+  assert.equal(RoomLinks.clinicLost({ parties: { clinic } }), false);
+  assert.equal(RoomLinks.clinicLost({ parties: { clinic: { connected: false, streaming: false } } }), true);
+});
