@@ -1,60 +1,33 @@
 """Uplink adaptation (R17): the appliance's encoder follows the clinic link.
 
-The server's receiver estimates the link from packet arrival times (REMB, a delay-based
-estimate) and reports loss in its receiver reports; :class:`RateController` turns both
-into a target bitrate and a rung of a resolution/frame-rate ladder:
-
-* **Bitrate first.** The target moves every report: down at once to what the link
-  carries (the REMB estimate less headroom for audio and retransmissions, and a loss
-  cut above 10 % loss), up by at most 8 % a second while loss stays under 2 %.
-* **Then frame rate and resolution.** Each rung needs a minimum bitrate
-  (:data:`BITS_PER_PIXEL` per pixel per frame); below it the picture would turn to
-  blocks, so fewer, smaller frames get the bits instead. Stepping down waits
-  :data:`DOWN_HOLD_S` (at once when far below); stepping up needs the next rung's
-  minimum with 25 % to spare for :data:`UP_HOLD_S`, and no step follows another within
-  :data:`SETTLE_S`: a link that flaps every few seconds never sets the encoder
-  oscillating.
-* The top rung is what the operator configured (size, rate, bitrate): adaptation only
-  ever goes below it.
-
-Pure logic with an injected clock: the uplink feeds it RTCP, the track asks it what to
-encode (:meth:`RateController.settings`).
+The server's receiver feeds :class:`RateController` (the link logic is
+:mod:`clinicam.adaptation`: bitrate first, then the rung, with hysteresis); this module
+gives it the camera's ladder: the configured settings on top (adaptation only ever goes
+below what the operator configured), then 720p15, 540p15, 360p15 and 360p10 where below
+that, in the configured aspect ratio. The track asks it what to encode
+(:meth:`RateController.settings`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from clinicam.adaptation import (
+    CEILING_SHARE,
+    DOWN_HOLD_S,
+    FLOOR_KBPS,
+    REMB_SHARE,
+    UP_HOLD_S,
+    LinkRateController,
+    Rung,
+    min_kbps,
+)
 from firmware.media.output import StreamSettings
 
-BITS_PER_PIXEL = 0.06  # libx264 ultrafast baseline: blocky below this
-CEILING_SHARE = 3.0  # a rung's encoder opens at ≤ 3× its minimum (bounds its keyframes)
-REMB_SHARE = 0.85  # leave the rest of the estimate to audio, RTX and packet overhead
-FLOOR_KBPS = 80
-MAX_INCREASE_PER_S = 0.08
-HIGH_LOSS = 0.10
-LOW_LOSS = 0.02
-DOWN_HOLD_S = 2.0
-UP_HOLD_S = 8.0
-SETTLE_S = 5.0
-UP_MARGIN = 1.25
-FAR_BELOW = 0.6  # a target under 60 % of the rung's minimum steps down at once
+__all__ = ["DOWN_HOLD_S", "FLOOR_KBPS", "REMB_SHARE", "UP_HOLD_S", "RateController", "ladder"]
+
 # (height, fps) of the lower rungs, best first; each only where below the configured top.
 LOWER_RUNGS = ((720, 15), (540, 15), (360, 15), (360, 10))
-
-
-@dataclass(frozen=True)
-class Rung:
-    width: int
-    height: int
-    fps: int
-    min_kbps: int  # below this the rung looks worse than the next one down
-    ceiling_kbps: int  # its encoder's ceiling (libx264 cannot go above the rate it opened at)
-
-
-def _min_kbps(width: int, height: int, fps: int) -> int:
-    return round(width * height * fps * BITS_PER_PIXEL / 1000)
 
 
 def ladder(top: StreamSettings) -> list[Rung]:
@@ -64,7 +37,7 @@ def ladder(top: StreamSettings) -> list[Rung]:
             top.width,
             top.height,
             top.fps,
-            _min_kbps(top.width, top.height, top.fps),
+            min_kbps(top.width, top.height, top.fps),
             top.bitrate_kbps,
         )
     ]
@@ -73,124 +46,27 @@ def ladder(top: StreamSettings) -> list[Rung]:
         if height > last.height or fps > last.fps or (height, fps) == (last.height, last.fps):
             continue
         width = round(top.width * height / top.height / 2) * 2  # the configured aspect
-        need = _min_kbps(width, height, fps)
+        need = min_kbps(width, height, fps)
         ceiling = min(top.bitrate_kbps, max(FLOOR_KBPS, round(CEILING_SHARE * need)))
         rungs.append(Rung(width, height, fps, need, ceiling))
     return rungs
 
 
-@dataclass(frozen=True)
-class LinkFigures:
-    """What the controller knows about the link now (for telemetry and the room)."""
-
-    target_kbps: int
-    remb_kbps: int | None
-    loss: float
-    rtt_ms: float | None
-    rung: int
-    rungs: int
-
-
-class RateController:
-    """Target bitrate and ladder rung from the receiver's feedback."""
+class RateController(LinkRateController):
+    """The camera stream's controller: its ladder starts at the configured settings."""
 
     def __init__(self, top: StreamSettings, clock: Callable[[], float]) -> None:
-        self._clock = clock
+        super().__init__(ladder(top), top.bitrate_kbps, clock)
         self.top = top
-        self.rungs = ladder(top)
-        self.rung = 0
-        self.target_kbps = float(top.bitrate_kbps)
-        self.remb_kbps: float | None = None
-        self.loss = 0.0
-        self.rtt_ms: float | None = None
-        self.version = 0  # bumped when the rung (size or frame rate) changes
-        now = clock()
-        self._last_update = now
-        self._last_step = now - SETTLE_S
-        self._below_since: float | None = None
-        self._above_since: float | None = None
 
     def set_top(self, top: StreamSettings) -> None:
         """New configured settings (an operator's command): the ladder starts from them."""
         self.top = top
-        self.rungs = ladder(top)
-        self.rung = 0
-        self.target_kbps = min(self.target_kbps, float(top.bitrate_kbps))
-        self.version += 1
-        self._choose_rung(self._clock())
+        self.set_rungs(ladder(top), top.bitrate_kbps)
 
-    # --- feedback -------------------------------------------------------------------
-    def on_remb(self, bitrate_bps: int) -> None:
-        """The receiver's estimate of what the link carries (REMB)."""
-        self.remb_kbps = bitrate_bps / 1000
-        self._update()
-
-    def on_report(self, fraction_lost: int, rtt_s: float | None) -> None:
-        """A receiver report: loss since the last one (0–255 of 256) and round trip."""
-        self.loss = max(0, min(255, fraction_lost)) / 256
-        if rtt_s is not None:
-            self.rtt_ms = rtt_s * 1000
-        self._update()
-
-    def _update(self) -> None:
-        now = self._clock()
-        elapsed = max(0.0, now - self._last_update)
-        self._last_update = now
-        target = self.target_kbps
-        if self.loss > HIGH_LOSS:
-            target *= 1 - 0.5 * self.loss
-        elif self.loss < LOW_LOSS:
-            target *= 1 + MAX_INCREASE_PER_S * min(elapsed, 1.0)
-        if self.remb_kbps is not None:
-            target = min(target, self.remb_kbps * REMB_SHARE)
-        self.target_kbps = max(FLOOR_KBPS, min(float(self.top.bitrate_kbps), target))
-        self._choose_rung(now)
-
-    def _choose_rung(self, now: float) -> None:
-        current = self.rungs[self.rung]
-        lower = self.rung + 1 < len(self.rungs)
-        if lower and self.target_kbps < current.min_kbps:
-            self._above_since = None
-            self._below_since = self._below_since if self._below_since is not None else now
-            far = self.target_kbps < FAR_BELOW * current.min_kbps
-            if far or now - self._below_since >= DOWN_HOLD_S:
-                self._step(+1, now)
-            return
-        self._below_since = None
-        if self.rung == 0:
-            return
-        upper = self.rungs[self.rung - 1]
-        if self.target_kbps >= UP_MARGIN * upper.min_kbps:
-            self._above_since = self._above_since if self._above_since is not None else now
-            if now - self._above_since >= UP_HOLD_S and now - self._last_step >= SETTLE_S:
-                self._step(-1, now)
-        else:
-            self._above_since = None
-
-    def _step(self, direction: int, now: float) -> None:
-        self.rung += direction
-        self.version += 1
-        self._last_step = now
-        self._below_since = self._above_since = None
-
-    # --- what to encode -------------------------------------------------------------
     def settings(self) -> StreamSettings:
         """Size and frame rate of the current rung; its encoder's ceiling as bitrate."""
         rung = self.rungs[self.rung]
         return StreamSettings(
             rung.width, rung.height, rung.fps, rung.ceiling_kbps, self.top.keyframe_interval_s
-        )
-
-    def bitrate_kbps(self) -> int:
-        """What the encoder should aim for now (within its rung's ceiling)."""
-        return round(min(self.target_kbps, self.rungs[self.rung].ceiling_kbps))
-
-    def figures(self) -> LinkFigures:
-        return LinkFigures(
-            target_kbps=round(self.target_kbps),
-            remb_kbps=round(self.remb_kbps) if self.remb_kbps is not None else None,
-            loss=round(self.loss, 3),
-            rtt_ms=round(self.rtt_ms, 1) if self.rtt_ms is not None else None,
-            rung=self.rung,
-            rungs=len(self.rungs),
         )
