@@ -61,6 +61,11 @@ class H264StreamEncoder:
         """Make the next frame an IDR (e.g. after a receiver's PLI)."""
         self._force_keyframe = True
 
+    @property
+    def keyframe_pending(self) -> bool:
+        """The next frame will be an IDR (asked for, or the first)."""
+        return self._force_keyframe
+
     def encode(self, frame: av.VideoFrame, pts: int) -> list[av.Packet[Any]]:
         """Encode one frame with ``pts`` in 1/90000 s units."""
         frame.pts = pts

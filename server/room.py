@@ -57,7 +57,12 @@ class FloorAction(WireModel):
     user: str | None = Field(None, max_length=64)
 
 
-RoomMessage = Annotated[SelectMain | FloorAction, Field(discriminator="type")]
+class AudioOnly(WireModel):
+    type: Literal["audio_only"]
+    on: bool
+
+
+RoomMessage = Annotated[SelectMain | FloorAction | AudioOnly, Field(discriminator="type")]
 
 
 @dataclass
@@ -70,6 +75,7 @@ class Member:
     main: str = DEFAULT_MAIN
     track: CompositeTrack | None = None
     mix: MixTrack | None = None
+    audio_only: bool = False  # chosen on the page: stills instead of video (R17)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
     @property
@@ -243,6 +249,19 @@ class ConsultationRoom:
             "relevance": self.relevance,
             "webcam_budget": self.webcam_budget.to_json(),
             "station": self.station.status(),
+            "video": self._video_mode(member),
+        }
+
+    def _video_mode(self, member: Member) -> dict[str, Any]:
+        """The rung this expert's composite is on, and whether they chose audio only."""
+        link = member.track.link if member.track is not None else None
+        ladder = self.mixer.ladder
+        rung = link.rung if link is not None else 0
+        size = ladder.rungs[rung]
+        return {
+            "audio_only": member.audio_only,
+            "stills": rung == ladder.still,
+            "size": [size.width, size.height],
         }
 
     async def notify(self, event: dict[str, Any]) -> None:
@@ -279,6 +298,8 @@ class ConsultationRoom:
         if microphone is not None:
             self.audio.source(username).attach(microphone)
         member.track = self.mixer.new_track(member.main, username)
+        if member.track.link is not None:
+            member.track.link.audio_only = member.audio_only
         member.mix = self.audio.listen(username)
         return member.track, member.mix
 
@@ -294,8 +315,14 @@ class ConsultationRoom:
             self.audio.source(username).detach()
 
     # events from the page
-    async def handle(self, username: str, message: SelectMain | FloorAction) -> None:
-        if isinstance(message, SelectMain):
+    async def handle(self, username: str, message: SelectMain | FloorAction | AudioOnly) -> None:
+        if isinstance(message, AudioOnly):
+            member = self.members[username]
+            member.audio_only = message.on
+            if member.track is not None and member.track.link is not None:
+                member.track.link.audio_only = message.on
+            _LOGGER.info("expert %s chose %s", username, "audio only" if message.on else "video")
+        elif isinstance(message, SelectMain):
             if message.window not in self.windows():
                 raise FloorError(f"window: '{message.window}' is not in this consultation")
             member = self.members[username]

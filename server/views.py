@@ -18,7 +18,7 @@ from server.errors import ApiError, read_json, read_json_object
 from server.floor import FloorError
 from server.media.peers import NoCommonCodec
 from server.mqtt_link import ApplianceUnreachable
-from server.room import FloorAction, RoomMessage, SelectMain
+from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.security import (
     authenticated_device,
     invited_consultation,
@@ -29,7 +29,7 @@ from server.state import STATE
 _LOGGER = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_SDP = 64 * 1024
-_ROOM_MESSAGES: TypeAdapter[SelectMain | FloorAction] = TypeAdapter(RoomMessage)
+_ROOM_MESSAGES: TypeAdapter[SelectMain | FloorAction | AudioOnly] = TypeAdapter(RoomMessage)
 
 
 class LoginBody(StrictModel):

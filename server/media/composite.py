@@ -22,12 +22,14 @@ from typing import Any
 
 import av
 from aiortc import MediaStreamTrack
+from av.video.reformatter import VideoReformatter
 
 from clinicam.frametrace import FrameTrace
 from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
 from server.config import LiveViewConfig
 from server.media.badges import Badge
 from server.media.compositor import Compositor, TileSource
+from server.media.downlink import STILL_EVERY_S, ViewerLink, composite_ladder
 from server.media.latency import LatencyStats
 from server.media.layout import LIVE, Layout
 from server.media.watermark import Watermark
@@ -57,6 +59,8 @@ class CompositeTrack(MediaStreamTrack):
         self._latency = latency
         self.main = "live"
         self.viewer = ""
+        self.link: ViewerLink | None = None  # this viewer's rung (server.media.downlink)
+        self.variant = ""  # the encode it gets now
         self.flushes = 0
         self._last_keyframe_request = float("-inf")
 
@@ -132,19 +136,26 @@ class CompositeMixer:
         self.latency = LatencyStats()
         self.rate_share = 1.0  # < 1 when the hub is overloaded (server.media.pressure)
         self._encoded_share = 1.0  # the share the current encoders were made for
+        self.ladder = composite_ladder(config)
+        self._scalers: dict[str, VideoReformatter] = {}  # one swscale context per variant
         self._arrived = asyncio.Event()
         self._arrivals = live_arrivals
         if live_arrivals is not None:
             live_arrivals.add(self._arrived)
 
     def _variant(self, track: CompositeTrack) -> str:
-        """Experts who chose the same main window share one encode, unless watermarked."""
-        return f"{track.main}\x00{track.viewer}" if self._watermark else track.main
+        """Experts who chose the same main window and whose links allow the same rung share
+        one encode, unless watermarked: ``main NUL viewer NUL rung``."""
+        viewer = track.viewer if self._watermark else ""
+        rung = track.link.rung if track.link is not None else 0
+        return f"{track.main}\x00{viewer}\x00{rung}"
 
     def new_track(self, main: str, viewer: str = "") -> CompositeTrack:
         track = CompositeTrack(lambda: self._keyframe(self._variant(track)), self.latency)
         track.main = main
         track.viewer = viewer
+        track.link = ViewerLink(self.ladder)
+        track.variant = self._variant(track)
         self._tracks.add(track)
         self._keyframe(self._variant(track))
         if self._task is None:
@@ -154,8 +165,15 @@ class CompositeMixer:
     def choose(self, track: CompositeTrack, main: str) -> None:
         if track.main != main:
             track.main = main
+            self._follow_variant(track)
+
+    def _follow_variant(self, track: CompositeTrack) -> None:
+        """The track's encode changed (main window or rung): start it at a keyframe."""
+        variant = self._variant(track)
+        if variant != track.variant:
+            track.variant = variant
             track.restart()
-            self._keyframe(self._variant(track))
+            self._keyframe(variant)
 
     def remove(self, track: CompositeTrack) -> None:
         self._tracks.discard(track)
@@ -166,16 +184,18 @@ class CompositeMixer:
         if encoder is not None:
             encoder.request_keyframe()
 
-    def _encoder(self, main: str) -> H264StreamEncoder:
-        """The variant's encoder; at a reduced rate share also fewer bits (fewer packets)."""
-        if main not in self._encoders:
+    def _encoder(self, variant: str) -> H264StreamEncoder:
+        """The variant's encoder, of its rung's size; at a reduced rate share also fewer
+        bits (fewer packets); a still's encoder makes every frame a keyframe."""
+        if variant not in self._encoders:
             cfg, share = self._config, self._encoded_share
+            rung = self.ladder.rungs[int(variant.rsplit("\x00", 1)[1])]
             fps = max(1, round(cfg.fps * share))
-            keyint = max(1, round(fps * KEYFRAME_INTERVAL_S))
-            self._encoders[main] = H264StreamEncoder(
-                cfg.width, cfg.height, fps, max(100, round(cfg.bitrate_kbps * share)), keyint
+            keyint = 1 if rung.fps == 0 else max(1, round(fps * KEYFRAME_INTERVAL_S))
+            self._encoders[variant] = H264StreamEncoder(
+                rung.width, rung.height, fps, max(100, round(rung.ceiling_kbps * share)), keyint
             )
-        return self._encoders[main]
+        return self._encoders[variant]
 
     def _mark(self, viewer: str, frame: av.VideoFrame) -> av.VideoFrame:
         assert self._watermark is not None
@@ -187,13 +207,23 @@ class CompositeMixer:
         return mark.apply(frame)
 
     def _tick(
-        self, variants: list[str], sources: Mapping[str, TileSource], pts: int
+        self,
+        variants: list[str],
+        sources: Mapping[str, TileSource],
+        pts: int,
+        bitrates: Mapping[str, int] | None = None,
     ) -> dict[str, list[Encoded]]:
-        out = {}
+        out: dict[str, list[Encoded]] = {}
         composed: dict[str, tuple[av.VideoFrame, FrameTrace | None]] = {}
         live = sources.get(LIVE)
+        still_due = self.ticks % max(1, round(STILL_EVERY_S * self._config.fps)) == 0
         for variant in variants:
-            main, _, viewer = variant.partition("\x00")
+            main, viewer, rung_index = variant.split("\x00")
+            rung = self.ladder.rungs[int(rung_index)]
+            encoder = self._encoder(variant)
+            if rung.fps == 0 and not (still_due or encoder.keyframe_pending):
+                out[variant] = []  # audio only: a still every few seconds
+                continue
             if main not in composed:
                 badges = self._badges(main) if self._badges is not None else ()
                 frame = self._compositor.compose(self._layout_for(main), sources, badges)
@@ -204,7 +234,14 @@ class CompositeMixer:
             frame, trace = composed[main]
             if self._watermark is not None:
                 frame = self._mark(viewer, frame)
-            packets = self._encoder(variant).encode(frame, pts)
+            if (frame.width, frame.height) != (rung.width, rung.height):
+                scaler = self._scalers.setdefault(variant, VideoReformatter())
+                frame = scaler.reformat(
+                    frame, rung.width, rung.height, interpolation="FAST_BILINEAR", threads=1
+                )
+            if bitrates is not None and variant in bitrates:
+                encoder.set_bitrate(bitrates[variant])
+            packets = encoder.encode(frame, pts)
             if trace is not None:
                 trace = trace.copy()
                 trace.mark("composite_encoded")
@@ -221,17 +258,25 @@ class CompositeMixer:
                 self._encoded_share = self.rate_share
             live = [t for t in self._tracks if t.readyState == "live"]
             self._tracks = set(live)
-            variants = sorted({self._variant(t) for t in live})
+            bitrates: dict[str, int] = {}
+            for track in live:
+                self._follow_variant(track)  # a viewer's link moved them to another rung
+                kbps = track.link.bitrate_kbps() if track.link is not None else None
+                if kbps is not None:
+                    share = round(kbps * self.rate_share)
+                    bitrates[track.variant] = min(bitrates.get(track.variant, share), share)
+            variants = sorted({t.variant for t in live})
             for stale in set(self._encoders) - set(variants):
                 del self._encoders[stale]  # nobody watches this variant any more
+                self._scalers.pop(stale, None)
             self._arrived.clear()
             if variants:
                 pts = round((time.monotonic() - t0) / VIDEO_TIME_BASE)  # never goes back
                 packets = await loop.run_in_executor(
-                    None, self._tick, variants, self._sources(), pts
+                    None, self._tick, variants, self._sources(), pts, bitrates
                 )
                 for track in live:
-                    track.push(packets.get(self._variant(track), []))
+                    track.push(packets.get(track.variant, []))
                 self.ticks += 1
             last = await self._wait_for_next(last, period)
 

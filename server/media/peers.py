@@ -244,6 +244,8 @@ class MediaHub:
 
         composite = pc.addTrack(track)
         forward_keyframe_requests(composite, track.request_keyframe)
+        if track.link is not None:
+            track.link.follow(composite)  # their link chooses their rung (R17)
         if self._low_latency:
             send_playout_delay(composite)  # the browser shows frames once decoded
         pc.addTrack(mix)

@@ -130,6 +130,7 @@ function render() {
   document.getElementById("camera-controls").disabled = !mine;
   document.getElementById("online").textContent = `Online: ${room.online.map(nameOf).join(", ")}`;
   RoomPresentation.render(room.presentation, nameOf);
+  RoomLinks.renderMode(room.video);
   RoomRelevance.render(room.relevance);
   document.getElementById("station-status").textContent = StationStatus.text(room.station);
   const actions = document.getElementById("floor-actions");
@@ -281,6 +282,7 @@ function setupPad() {
     `/records?patient=${encodeURIComponent(info.patient)}&consultation=${encodeURIComponent(cid)}`;
   setupPad();
   RoomRelevance.setup({ base, cid, patient: info.patient });
+  RoomLinks.setupMode(send);
   RoomPresentation.setup({ base, current: () => room && room.presentation, say: (t) => { cameraStatus.textContent = t; } });
   setupReplay();
   connectEvents();

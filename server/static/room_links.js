@@ -21,6 +21,29 @@ const RoomLinks = {
     return Boolean(c && c.streaming === false);
   },
 
+  // The "audio only" switch and what this expert's picture is now (room state's `video`).
+  modeText(video) {
+    if (!video) return "";
+    if (video.audio_only) return "Audio only: a still picture every few seconds (you chose it).";
+    if (video.stills) return "Your connection is too slow for video: a still picture every few seconds.";
+    return `Video ${video.size[0]}×${video.size[1]}`;
+  },
+
+  renderMode(video) {
+    const button = document.getElementById("audio-only");
+    const on = Boolean(video && video.audio_only);
+    button.setAttribute("aria-pressed", String(on));
+    button.textContent = on ? "Back to video" : "Audio only (saves data)";
+    document.getElementById("video-mode").textContent = RoomLinks.modeText(video);
+  },
+
+  setupMode(send) {
+    const button = document.getElementById("audio-only");
+    button.addEventListener("click", () => {
+      send({ type: "audio_only", on: button.getAttribute("aria-pressed") !== "true" });
+    });
+  },
+
   render(msg, nameOf) {
     const table = document.getElementById("links");
     const head = ["", "in / out", "loss in / out", "round trip", "encoder", "live view"];

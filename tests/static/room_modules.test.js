@@ -68,3 +68,9 @@ test("link health: figures per party, and the clinic link lost", () => {
   assert.equal(RoomLinks.clinicLost({ parties: { clinic } }), false);
   assert.equal(RoomLinks.clinicLost({ parties: { clinic: { connected: false, streaming: false } } }), true);
 });
+
+test("the expert sees whether they get video, stills by choice, or stills for a slow link", () => {
+  assert.equal(RoomLinks.modeText({ audio_only: false, stills: false, size: [960, 540] }), "Video 960×540");
+  assert.match(RoomLinks.modeText({ audio_only: true, stills: true, size: [640, 360] }), /you chose it/);
+  assert.match(RoomLinks.modeText({ audio_only: false, stills: true, size: [640, 360] }), /too slow/);
+});
