@@ -87,7 +87,7 @@ case "$ROLE" in
   appliance) APT+=(i2c-tools)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
   # debootstrap, parted: tests/image builds a root and a disk image; systemd: systemd-analyze
-  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql debootstrap parted systemd nodejs) ;;
+  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql debootstrap parted systemd nodejs iproute2 iptables ethtool) ;;
 esac
 
 missing=()
