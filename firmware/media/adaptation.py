@@ -26,6 +26,9 @@ from firmware.media.output import StreamSettings
 
 __all__ = ["DOWN_HOLD_S", "FLOOR_KBPS", "REMB_SHARE", "UP_HOLD_S", "RateController", "ladder"]
 
+# Below the top, keyframes are rarer: each one is a burst that fills a slow link's queue,
+# and a receiver that lost a picture asks for one (PLI) anyway.
+LOW_RUNG_KEYFRAME_S = 4.0
 # (height, fps) of the lower rungs, best first; each only where below the configured top.
 LOWER_RUNGS = ((720, 15), (540, 15), (360, 15), (360, 10))
 
@@ -67,6 +70,7 @@ class RateController(LinkRateController):
     def settings(self) -> StreamSettings:
         """Size and frame rate of the current rung; its encoder's ceiling as bitrate."""
         rung = self.rungs[self.rung]
-        return StreamSettings(
-            rung.width, rung.height, rung.fps, rung.ceiling_kbps, self.top.keyframe_interval_s
-        )
+        keyframes = self.top.keyframe_interval_s
+        if self.rung > 0:
+            keyframes = max(keyframes, LOW_RUNG_KEYFRAME_S)
+        return StreamSettings(rung.width, rung.height, rung.fps, rung.ceiling_kbps, keyframes)

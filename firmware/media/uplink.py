@@ -18,6 +18,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSession
 
 from clinicam.ice import keep_loopback_candidates
 from clinicam.keyframes import forward_keyframe_requests
+from clinicam.opus import send_voice
 from firmware.config import ApplianceConfig
 from firmware.media.track import EncodedCameraTrack
 
@@ -90,7 +91,8 @@ class StreamUplink:
             transceiver.setCodecPreferences(h264)
             microphone = self._make_audio()
             if microphone is not None:
-                pc.addTransceiver(microphone, direction="sendonly")
+                voice = pc.addTransceiver(microphone, direction="sendonly")
+                send_voice(voice.sender)  # 32 kbit/s with FEC, not aiortc's 96
             await pc.setLocalDescription(await pc.createOffer())
             local = pc.localDescription
             async with http.post(

@@ -15,6 +15,7 @@ from aiortc.contrib.media import MediaPlayer
 
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from clinicam.keyframes import forward_keyframe_requests
+from clinicam.opus import send_voice
 from server.archive.recorder import ArchiveRecorder
 from server.media.audio import AudioSource, MixTrack
 from server.media.composite import CompositeTrack
@@ -248,7 +249,7 @@ class MediaHub:
             track.link.follow(composite)  # their link chooses their rung (R17)
         if self._low_latency:
             send_playout_delay(composite)  # the browser shows frames once decoded
-        pc.addTrack(mix)
+        send_voice(pc.addTrack(mix))  # voice-grade Opus with FEC: audio first on slow links
         await pc.setLocalDescription(await pc.createAnswer())
         self.received[name] = drop_stale_media(pc, WEBCAM_MAX_AGE_S)
         answer = pc.localDescription.sdp

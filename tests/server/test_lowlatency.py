@@ -249,3 +249,38 @@ async def test_installing_late_or_on_audio_is_refused() -> None:
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """aioice gathers only 127.0.0.1: nothing leaves this machine."""
     monkeypatch.setattr("aioice.ice.get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+def test_a_packet_that_never_comes_is_given_up_and_a_keyframe_asked_for() -> None:
+    from server.media.lowlatency import GIVE_UP_S
+
+    now = [0.0]
+    buffer = MarkerJitterBuffer(512, is_video=True, clock=lambda: now[0])
+    # Frame 1: packets 0, 1 (marked). Frame 2: packets 2, 3 (marked) — 2 is lost for good.
+    # Frames 3..: one marked packet each.
+    assert buffer.add(rtp(0, 1000))[1] is None
+    assert buffer.add(rtp(1, 1000, marker=True))[1] is not None
+    released = []
+    for seq in range(3, 16):
+        timestamp = 2000 if seq == 3 else 1000 * seq
+        now[0] += 0.05
+        pli, frame = buffer.add(rtp(seq, timestamp, marker=True))
+        if frame is not None:
+            released.append((frame.timestamp, pli, now[0]))
+    assert released, "the picture goes on after the lost packet"
+    first_ts, pli, at = released[0]
+    assert first_ts == 4000, "frame 2 (incomplete) is dropped, frame 3 is the next one out"
+    assert pli, "a keyframe is asked for: frames after the hole may refer to the lost one"
+    assert GIVE_UP_S - 0.01 <= at <= GIVE_UP_S + 0.15
+    assert buffer.gaps_skipped == 1
+
+
+def test_a_retransmission_in_time_loses_nothing() -> None:
+    now = [0.0]
+    buffer = MarkerJitterBuffer(512, is_video=True, clock=lambda: now[0])
+    buffer.add(rtp(0, 1000, marker=True))
+    buffer.add(rtp(2, 2000, marker=True))
+    now[0] += 0.2  # the NACK's round trip
+    pli, frame = buffer.add(rtp(1, 1500, marker=True))
+    assert frame is not None and frame.timestamp == 1500 and not pli
+    assert buffer.gaps_skipped == 0
