@@ -6,7 +6,9 @@ turns both into a target bitrate and a rung of a ladder (best first). The applia
 camera stream (:mod:`firmware.media.adaptation`) and each expert's composite
 (:mod:`server.media.downlink`) each have their own ladder:
 
-* **Bitrate first.** The target moves every report: down at once to what the link
+* **Bitrate first.** It starts at :data:`START_KBPS` (or the top, if lower): a full
+  2.5 Mbit/s into a 3G link before any estimate exists fills its queue for seconds.
+  The target moves every report: down at once to what the link
   carries (the REMB estimate less headroom for audio and retransmissions, and a loss
   cut above 10 % loss), up by at most 8 % a second while loss stays under 2 %.
 * **Then the rung.** Each rung needs a minimum bitrate; below it the picture would turn
@@ -36,6 +38,7 @@ UP_HOLD_S = 8.0
 SETTLE_S = 5.0
 UP_MARGIN = 1.25
 FAR_BELOW = 0.6  # a target under 60 % of the rung's minimum steps down at once
+START_KBPS = 1000  # no estimate yet: a 3G link must not be flooded while one forms
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class LinkRateController:
         self.rungs = list(rungs)
         self.top_kbps = top_kbps
         self.rung = 0
-        self.target_kbps = float(top_kbps)
+        self.target_kbps = float(min(top_kbps, START_KBPS))
         self.remb_kbps: float | None = None
         self.loss = 0.0
         self.rtt_ms: float | None = None
