@@ -9,7 +9,8 @@ seconds records:
   (``/api/consultations/<id>/latency``): freezes and frame rate are counted from these;
 * every second, the round trip of a camera command (HTTP → MQTT → appliance → ack);
 * every ``links`` event: the clinic's uplink as the room shows it (encoder target, rung);
-* at the end, the server's glass-to-glass figures (capture → composite sent).
+* at the end (and at ``--snapshot-at``, e.g. just before an outage), the server's
+  glass-to-glass figures (capture → composite sent, its last 300 composites).
 
 Times are ``time.monotonic()``, one clock for every namespace of the machine, so the
 caller can relate them to when it started an outage.
@@ -35,7 +36,9 @@ async def _drain(track: Any) -> None:
         await track.recv()
 
 
-async def probe(port: int, password: str, seconds: float) -> dict[str, Any]:
+async def probe(
+    port: int, password: str, seconds: float, snapshot_at: float | None = None
+) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     room = f"{base}/api/consultations/{CONSULTATION}"
     out: dict[str, Any] = {"frames": [], "control": [], "links": [], "errors": []}
@@ -97,7 +100,14 @@ async def probe(port: int, password: str, seconds: float) -> dict[str, Any]:
                     out["errors"].append(f"camera: {exc}")
                 out["control"].append([sent, (time.monotonic() - sent) * 1000, status])
 
-        tasks = [asyncio.create_task(c) for c in (events(), frames(), control())]
+        async def snapshot() -> None:
+            if snapshot_at is None:
+                return
+            await asyncio.sleep(snapshot_at)
+            async with http.get(f"{room}/latency") as r:
+                out["latency_before"] = (await r.json())["latency"]
+
+        tasks = [asyncio.create_task(c) for c in (events(), frames(), control(), snapshot())]
         try:
             await asyncio.sleep(seconds)
         finally:
@@ -116,8 +126,9 @@ def main() -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--snapshot-at", type=float, help="also read the latency then")
     args = parser.parse_args()
-    result = asyncio.run(probe(args.port, args.password, args.seconds))
+    result = asyncio.run(probe(args.port, args.password, args.seconds, args.snapshot_at))
     args.out.write_text(json.dumps(result))
 
 
