@@ -206,7 +206,8 @@ def figures(result: RunResult) -> dict[str, Any]:
         resume = resume_after(frames, o1)
         back = o1 + (resume if resume is not None else 0.0)
         spans = [(t0 + 2, o0), (back, t1)]
-        control = [c for c in probe["control"] if not o0 - 6 <= c[0] <= back]
+        # Commands while the link is up and steady (after an outage TCP backs off).
+        control = [c for c in probe["control"] if c[0] < o0 - 6]
     else:
         resume, spans = None, [(t0 + 2, t1)]
         control = probe["control"]
