@@ -5,7 +5,11 @@ One mixer per consultation ticks every 20 ms. Each incoming track is turned into
 resampler in a worker thread, so the event loop runs no codec work) and buffered (at
 most 200 ms: a slow source loses its oldest audio rather than building delay); on every
 tick each source contributes one 20 ms chunk (or silence) and each listener receives
-the sum of the others' chunks.
+the sum of the others' chunks. A backlog that a burst or a stall left behind does not
+stay: when a source's buffer has not fallen below 40 ms for a whole second, what is
+above 40 ms is dropped (once, at a chunk boundary), so every voice stays as close to
+real time as its arrival jitter allows — also the patient's microphone, which fills
+while no room listens yet.
 
 Who hears whom (R1, R16): a listener never hears itself, nor the sources it is made
 deaf to (the clinic station does not hear the appliance's microphone beside it). A
@@ -34,6 +38,8 @@ _LOGGER = logging.getLogger(__name__)
 RATE = 48_000
 CHUNK = 960  # 20 ms
 MAX_BUFFER = RATE // 5  # 200 ms
+KEEP = RATE // 25  # 40 ms: what a source keeps against arrival jitter
+TRIM_EVERY = 50  # takes (1 s): a backlog that never went below KEEP in that time is cut
 QUEUE_MAX = 10
 SILENCE_DBFS = -100.0
 
@@ -60,6 +66,9 @@ class AudioSource:
         self._buffered = 0
         self._task: asyncio.Task[None] | None = None
         self.level_dbfs = SILENCE_DBFS  # of the last chunk taken (silence if none)
+        self._takes = 0
+        self._lowest = MAX_BUFFER  # the smallest backlog left after a take, this second
+        self.trimmed = 0  # samples dropped to stay near real time
 
     @property
     def attached(self) -> bool:
@@ -128,7 +137,25 @@ class AudioSource:
                 self._buffer[0] = head[n:]
         self._buffered -= count
         self.level_dbfs = level_dbfs(out)
+        self._lowest = min(self._lowest, self._buffered)
+        self._takes += 1
+        if self._takes >= TRIM_EVERY:
+            if self._lowest > KEEP:
+                self._drop_oldest(self._lowest - KEEP)
+            self._takes, self._lowest = 0, MAX_BUFFER
         return out
+
+    def _drop_oldest(self, count: int) -> None:
+        self.trimmed += count
+        self._buffered -= count
+        while count > 0:
+            head = self._buffer[0]
+            if len(head) <= count:
+                self._buffer.popleft()
+                count -= len(head)
+            else:
+                self._buffer[0] = head[count:]
+                count = 0
 
 
 def level_dbfs(samples: np.ndarray) -> float:

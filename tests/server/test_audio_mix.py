@@ -117,3 +117,20 @@ async def test_the_clinic_station_replaces_the_appliance_microphone_while_it_is_
     station.detach()
     assert not station.attached
     await mixer.close()
+
+
+def test_a_backlog_is_cut_back_near_real_time_but_jitter_is_kept() -> None:
+    from server.media.audio import CHUNK, KEEP, MAX_BUFFER, TRIM_EVERY, AudioSource
+
+    late = AudioSource("patient")  # filled while nobody listened: 200 ms behind
+    late.push(np.arange(MAX_BUFFER, dtype=np.int16))
+    steady = AudioSource("expert")  # arrives in bursts of two chunks every other tick
+    for tick in range(3 * TRIM_EVERY):
+        late.push(np.full(CHUNK, 7, np.int16))
+        if tick % 2 == 0:
+            steady.push(np.full(2 * CHUNK, 5, np.int16))
+        assert late.take(CHUNK) is not None
+        assert steady.take(CHUNK) is not None or tick == 0
+    assert late._buffered <= KEEP, "the 200 ms backlog is gone after a second"
+    assert late.trimmed >= MAX_BUFFER - KEEP - CHUNK
+    assert steady.trimmed == 0, "a source that needs its buffer keeps it"
