@@ -6,8 +6,10 @@ turns both into a target bitrate and a rung of a ladder (best first). The applia
 camera stream (:mod:`firmware.media.adaptation`) and each expert's composite
 (:mod:`server.media.downlink`) each have their own ladder:
 
-* **Bitrate first.** It starts at :data:`START_KBPS` (or the top, if lower): a full
-  2.5 Mbit/s into a 3G link before any estimate exists fills its queue for seconds.
+* **Bitrate first.** Only an estimate that fell caps it (see
+  :meth:`LinkRateController.on_remb`). It starts at :data:`START_KBPS` (or the top, if
+  lower): a full 2.5 Mbit/s into a 3G link before any estimate fills its queue for
+  seconds.
   The target moves every report: down at once to what the link
   carries (the REMB estimate less headroom for audio and retransmissions, and a loss
   cut above 10 % loss), up by at most 8 % a second while loss stays under 2 %.
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 BITS_PER_PIXEL = 0.06  # libx264 ultrafast baseline: blocky below this
 CEILING_SHARE = 3.0  # a rung's encoder opens at ≤ 3× its minimum (bounds its keyframes)
 REMB_SHARE = 0.85  # leave the rest of the estimate to audio, RTX and packet overhead
+DROP_SHARE = 0.95  # an estimate this much below the last one means congestion
 FLOOR_KBPS = 80
 MAX_INCREASE_PER_S = 0.08
 HIGH_LOSS = 0.10
@@ -77,6 +80,7 @@ class LinkRateController:
         self.rung = 0
         self.target_kbps = float(min(top_kbps, START_KBPS))
         self.remb_kbps: float | None = None
+        self._cap_kbps: float | None = None  # set once the estimate fell (congestion)
         self.loss = 0.0
         self.rtt_ms: float | None = None
         self.version = 0  # bumped when the rung changes
@@ -97,8 +101,17 @@ class LinkRateController:
 
     # --- feedback -------------------------------------------------------------------
     def on_remb(self, bitrate_bps: int) -> None:
-        """The receiver's estimate of what the link carries (REMB)."""
-        self.remb_kbps = bitrate_bps / 1000
+        """The receiver's estimate of what the link carries (REMB).
+
+        A receiver's estimate is at most 1.5× what it receives, so a stream that sends
+        less than it may (a still scene) gets a low estimate that says nothing about the
+        link. Only a *falling* estimate (the receiver saw the queue grow) caps the
+        target; from then on the cap follows the estimate up and down."""
+        kbps = bitrate_bps / 1000
+        fell = self.remb_kbps is not None and kbps < DROP_SHARE * self.remb_kbps
+        if fell or self._cap_kbps is not None:
+            self._cap_kbps = kbps * REMB_SHARE
+        self.remb_kbps = kbps
         self._update()
 
     def on_report(self, fraction_lost: int, rtt_s: float | None) -> None:
@@ -117,8 +130,8 @@ class LinkRateController:
             target *= 1 - 0.5 * self.loss
         elif self.loss < LOW_LOSS:
             target *= 1 + MAX_INCREASE_PER_S * min(elapsed, 1.0)
-        if self.remb_kbps is not None:
-            target = min(target, self.remb_kbps * REMB_SHARE)
+        if self._cap_kbps is not None:
+            target = min(target, self._cap_kbps)
         self.target_kbps = max(FLOOR_KBPS, min(float(self.top_kbps), target))
         self._choose_rung(now)
 

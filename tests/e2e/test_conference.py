@@ -29,7 +29,10 @@ SAMPLE_JS = """(points) => {
   c.width = v.videoWidth; c.height = v.videoHeight;
   const g = c.getContext('2d');
   g.drawImage(v, 0, 0);
-  return points.map(([x, y]) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3)));
+  // Tiles are in the layout's size; a viewer on a slower link gets a smaller picture.
+  const sx = v.videoWidth / room.size[0], sy = v.videoHeight / room.size[1];
+  return points.map(([x, y]) =>
+    Array.from(g.getImageData(Math.floor(x * sx), Math.floor(y * sy), 1, 1).data.slice(0, 3)));
 }"""
 FRAMES_JS = "() => document.getElementById('live').getVideoPlaybackQuality().totalVideoFrames"
 

@@ -55,6 +55,7 @@ def test_a_good_link_keeps_the_configured_stream() -> None:
 def test_a_drop_to_3g_cuts_the_bitrate_at_once_and_the_rung_after_a_hold() -> None:
     clock = Clock()
     ctl = RateController(TOP, clock)
+    _feed(ctl, clock, 5, remb_kbps=3000)
     _feed(ctl, clock, 0.5, remb_kbps=500)
     assert ctl.bitrate_kbps() <= round(500 * REMB_SHARE), "bitrate first, at once"
     _feed(ctl, clock, 10, remb_kbps=500)
@@ -75,6 +76,7 @@ def test_heavy_loss_cuts_the_rate_even_when_the_estimate_is_high() -> None:
 def test_recovery_climbs_gradually_and_back_to_the_top() -> None:
     clock = Clock()
     ctl = RateController(TOP, clock)
+    _feed(ctl, clock, 1, remb_kbps=2000)
     _feed(ctl, clock, 10, remb_kbps=150)
     assert ctl.rung == len(ctl.rungs) - 1
     before = ctl.target_kbps
@@ -88,6 +90,7 @@ def test_recovery_climbs_gradually_and_back_to_the_top() -> None:
 def test_a_flapping_link_does_not_set_the_encoder_oscillating() -> None:
     clock = Clock()
     ctl = RateController(TOP, clock)
+    _feed(ctl, clock, 1, remb_kbps=3000)
     _feed(ctl, clock, 10, remb_kbps=600)
     settled = ctl.version
     for _ in range(20):  # two minutes: 3 s bad, 3 s good
@@ -108,8 +111,21 @@ def test_a_short_dip_changes_the_bitrate_but_not_the_rung() -> None:
 def test_new_operator_settings_restart_the_ladder_from_them() -> None:
     clock = Clock()
     ctl = RateController(TOP, clock)
+    _feed(ctl, clock, 1, remb_kbps=3000)
     _feed(ctl, clock, 10, remb_kbps=500)
     before = ctl.version
     ctl.set_top(StreamSettings(640, 360, 15, 600, 2.0))
     assert ctl.version > before and ctl.rungs[0].height == 360
     assert ctl.settings().height == 360 and ctl.bitrate_kbps() <= 600
+
+
+def test_a_low_estimate_of_a_still_scene_is_no_reason_to_step_down() -> None:
+    """A receiver estimates at most 1.5× what it gets: a stream that sends little (a still
+    picture) gets a low, rising estimate, which says nothing about the link."""
+    clock = Clock()
+    ctl = RateController(TOP, clock)
+    for step in range(40):
+        clock.now += 0.5
+        ctl.on_remb(round((300 + 5 * step) * 1000))
+        ctl.on_report(0, 0.01)
+    assert ctl.rung == 0 and ctl.bitrate_kbps() > 1000

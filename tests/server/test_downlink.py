@@ -59,7 +59,8 @@ async def test_each_viewer_gets_the_rung_their_link_allows() -> None:
         clock = [0.0]
         ladder = mixer.ladder
         slow.link.controller = LinkRateController(ladder.rungs, ladder.top_kbps, lambda: clock[0])
-        for _ in range(20):  # bob's receiver estimates 300 kbit/s for ten seconds
+        slow.link.controller.on_remb(2_000_000)
+        for _ in range(20):  # then bob's receiver estimates 300 kbit/s for ten seconds
             clock[0] += 0.5
             slow.link.controller.on_remb(300_000)
         assert slow.link.rung == 2
