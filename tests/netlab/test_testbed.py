@@ -163,7 +163,9 @@ def test_a_crashed_runs_leftovers_are_removed_by_the_next() -> None:
     prefix = out.strip()
     assert crashed.returncode == -signal.SIGKILL
     assert len(leftovers(prefix)) == 2
-    orphans = ns.netns_pids(f"{prefix}clinic")
+    deadline = time.monotonic() + 10  # `ip netns exec` may still be entering it
+    while not (orphans := ns.netns_pids(f"{prefix}clinic")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert orphans, "the crashed run's sleep should still be running in its namespace"
 
     with Testbed(leaves=["clinic"]):
