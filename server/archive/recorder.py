@@ -99,21 +99,7 @@ class ArchiveRecorder:
 
         def work() -> None:
             with self._database.session() as session, session.begin():
-                patient = RecordStore.ensure_patient(
-                    session, consultation.patient_id, consultation.patient_id
-                )
-                session.add(
-                    ArchiveSegment(
-                        patient_id=patient.id,
-                        consultation_id=consultation.id,
-                        device_id=device_id,
-                        start_utc=info.start_utc,
-                        end_utc=info.end_utc,
-                        path=str(info.path.relative_to(self.root)),
-                        size=info.size,
-                        frames=info.frames,
-                    )
-                )
+                self._add_row(session, device_id, consultation, info)
 
         try:
             await asyncio.to_thread(work)
@@ -161,6 +147,30 @@ class ArchiveRecorder:
         )
         return [(a, b) for a, b in rows]
 
+    def _add_row(
+        self,
+        session: Session,
+        device_id: str,
+        consultation: ConsultationConfig,
+        info: SegmentInfo,
+    ) -> None:
+        """The index row of one segment, filed under the consultation's patient."""
+        patient = RecordStore.ensure_patient(
+            session, consultation.patient_id, consultation.patient_id
+        )
+        session.add(
+            ArchiveSegment(
+                patient_id=patient.id,
+                consultation_id=consultation.id,
+                device_id=device_id,
+                start_utc=info.start_utc,
+                end_utc=info.end_utc,
+                path=str(info.path.relative_to(self.root)),
+                size=info.size,
+                frames=info.frames,
+            )
+        )
+
     def index_backfill(
         self, device_id: str, consultation: ConsultationConfig, info: SegmentInfo
     ) -> bool:
@@ -170,21 +180,7 @@ class ArchiveRecorder:
             covered = self._spans(session, device_id, info.start_utc, info.end_utc)
             if any(a <= info.start_utc and b >= info.end_utc for a, b in covered):
                 return False
-            patient = RecordStore.ensure_patient(
-                session, consultation.patient_id, consultation.patient_id
-            )
-            session.add(
-                ArchiveSegment(
-                    patient_id=patient.id,
-                    consultation_id=consultation.id,
-                    device_id=device_id,
-                    start_utc=info.start_utc,
-                    end_utc=info.end_utc,
-                    path=str(info.path.relative_to(self.root)),
-                    size=info.size,
-                    frames=info.frames,
-                )
-            )
+            self._add_row(session, device_id, consultation, info)
             if self.audit is not None:
                 self.audit.write(
                     session,
