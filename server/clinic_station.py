@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from server.media.audio import AudioMixer, MixTrack
+from server.media.audio_mix import AudioMixer, MixTrack
 from server.media.composite import CompositeMixer, CompositeTrack
 from server.media.layout import expert_window, station_main
 
@@ -98,10 +98,7 @@ class ClinicStation:
     def set_privacy(self, private: bool) -> None:
         """Privacy mode on the appliance also silences the station's microphone (R15)."""
         self.private = private
-        if private:
-            self._audio.silenced.add(self.name)
-        else:
-            self._audio.silenced.discard(self.name)
+        self._audio.silence(self.name, private)
 
     def loudest_expert(self) -> str | None:
         """The expert speaking loudest now, if anyone speaks."""

@@ -20,7 +20,8 @@ from clinicam.protocol import WireModel
 from server.clinic_station import ClinicStation
 from server.config import ConsultationConfig, ServerConfig
 from server.floor import FloorControl, FloorError
-from server.media.audio import AudioMixer, AudioSource, MixTrack
+from server.media.audio import AudioSource
+from server.media.audio_mix import AudioMixer, MixTrack
 from server.media.badges import PRIVACY_RGB, RECORDING_RGB, Badge
 from server.media.cards import message_card
 from server.media.chart import render_relevance_chart

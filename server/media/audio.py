@@ -1,33 +1,26 @@
-"""Audio for the room: every expert hears everyone but themselves.
+"""Audio into the room: each remote voice, buffered near real time for the mix.
 
-One mixer per consultation ticks every 20 ms. Each incoming track is turned into
-48 kHz mono (a channel average in numpy for Opus's 48 kHz; other rates go through a
-resampler in a worker thread, so the event loop runs no codec work) and buffered (at
-most 200 ms: a slow source loses its oldest audio rather than building delay); on every
-tick each source contributes one 20 ms chunk (or silence) and each listener receives
-the sum of the others' chunks. A backlog that a burst or a stall left behind does not
-stay: when a source's buffer has not fallen below 40 ms for a whole second, what is
+Each incoming track is turned into 48 kHz mono (a channel average in numpy for Opus's
+48 kHz; other rates go through a resampler in a worker thread, so the event loop runs no
+codec work) and buffered (at most 200 ms: a slow source loses its oldest audio rather
+than building delay). The mixing thread (:mod:`server.media.audio_mix`) takes one 20 ms
+chunk from every source each tick. A backlog that a burst or a stall left behind does
+not stay: when a source's buffer has not fallen below 40 ms for a whole second, what is
 above 40 ms is dropped (once, at a chunk boundary), so every voice stays as close to
 real time as its arrival jitter allows — also the patient's microphone, which fills
-while no room listens yet.
-
-Who hears whom (R1, R16): a listener never hears itself, nor the sources it is made
-deaf to (the clinic station does not hear the appliance's microphone beside it). A
-source may stand in for another: while the clinic station's microphone is attached,
-the appliance's microphone is left out of every mix, so the patient's voice never
-arrives twice (echo, a doubled voice); when the station leaves, the appliance's
-microphone is heard again. Each source keeps the level of its last chunk, for "who is
+while no room listens yet. Each source keeps the level of its last chunk, for "who is
 speaking" and for the experts' view of the station.
+
+Sources are filled on the event loop and drained by the mixing thread: every change to
+a buffer holds the source's lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
+import threading
 from collections import deque
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -40,7 +33,6 @@ CHUNK = 960  # 20 ms
 MAX_BUFFER = RATE // 5  # 200 ms
 KEEP = RATE // 25  # 40 ms: what a source keeps against arrival jitter
 TRIM_EVERY = 50  # takes (1 s): a backlog that never went below KEEP in that time is cut
-QUEUE_MAX = 10
 SILENCE_DBFS = -100.0
 
 
@@ -64,6 +56,7 @@ class AudioSource:
         self.name = name
         self._buffer: deque[np.ndarray] = deque()
         self._buffered = 0
+        self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self.level_dbfs = SILENCE_DBFS  # of the last chunk taken (silence if none)
         self._takes = 0
@@ -83,8 +76,9 @@ class AudioSource:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        self._buffer.clear()
-        self._buffered = 0
+        with self._lock:
+            self._buffer.clear()
+            self._buffered = 0
 
     async def _drain(self, track: MediaStreamTrack) -> None:
         resampler: av.AudioResampler | None = None
@@ -105,6 +99,10 @@ class AudioSource:
                 self.push(out.to_ndarray().reshape(-1).astype(np.int16))
 
     def push(self, samples: np.ndarray) -> None:
+        with self._lock:
+            self._push(samples)
+
+    def _push(self, samples: np.ndarray) -> None:
         self._buffer.append(samples)
         self._buffered += len(samples)
         excess = self._buffered - MAX_BUFFER
@@ -121,6 +119,10 @@ class AudioSource:
 
     def take(self, count: int) -> np.ndarray | None:
         """The next ``count`` samples, or None if fewer are buffered (silence this tick)."""
+        with self._lock:
+            return self._take(count)
+
+    def _take(self, count: int) -> np.ndarray | None:
         if self._buffered < count:
             self.level_dbfs = SILENCE_DBFS
             return None
@@ -164,103 +166,3 @@ def level_dbfs(samples: np.ndarray) -> float:
         return SILENCE_DBFS
     rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
     return max(SILENCE_DBFS, 20.0 * float(np.log10(rms / 32768.0))) if rms > 0 else SILENCE_DBFS
-
-
-class MixTrack(MediaStreamTrack):
-    """What one listener hears."""
-
-    kind = "audio"
-
-    def __init__(self, listener: str, deaf_to: frozenset[str] = frozenset()) -> None:
-        super().__init__()
-        self.listener = listener
-        self.deaf_to = deaf_to
-        self.queue: asyncio.Queue[av.AudioFrame] = asyncio.Queue(maxsize=QUEUE_MAX)
-
-    async def recv(self) -> av.AudioFrame:
-        return await self.queue.get()
-
-
-class AudioMixer:
-    """Mixes every source for every listener, excluding the listener's own voice."""
-
-    def __init__(self) -> None:
-        self.sources: dict[str, AudioSource] = {}
-        self.listeners: dict[str, MixTrack] = {}
-        self.stand_ins: dict[str, str] = {}  # source → the source it replaces while attached
-        self.silenced: set[str] = set()  # sources nobody hears (the station in privacy mode)
-        self._task: asyncio.Task[None] | None = None
-        self._pts = 0
-
-    def source(self, name: str) -> AudioSource:
-        if name not in self.sources:
-            self.sources[name] = AudioSource(name)
-        return self.sources[name]
-
-    def listen(self, listener: str, *, deaf_to: frozenset[str] = frozenset()) -> MixTrack:
-        """A track of everything but ``listener``'s own voice and the ``deaf_to`` sources."""
-        track = MixTrack(listener, deaf_to)
-        self.listeners[listener] = track
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="audio-mix")
-        return track
-
-    def unlisten(self, track: MixTrack) -> None:
-        if self.listeners.get(track.listener) is track:
-            del self.listeners[track.listener]
-        track.stop()
-
-    def stand_in(self, source: str, replaces: str) -> None:
-        """While ``source`` is attached, leave ``replaces`` out of every mix."""
-        self.stand_ins[source] = replaces
-
-    def _replaced(self) -> set[str]:
-        return {
-            replaced
-            for source, replaced in self.stand_ins.items()
-            if (s := self.sources.get(source)) is not None and s.attached
-        }
-
-    def mix_once(self) -> None:
-        chunks = {name: s.take(CHUNK) for name, s in self.sources.items()}  # all drained
-        for name in self._replaced() | self.silenced:
-            chunks.pop(name, None)
-        for listener, track in list(self.listeners.items()):
-            total = np.zeros(CHUNK, dtype=np.int32)
-            for name, chunk in chunks.items():
-                if name != listener and name not in track.deaf_to and chunk is not None:
-                    total += chunk
-            frame = av.AudioFrame.from_ndarray(
-                np.clip(total, -32768, 32767).astype(np.int16).reshape(1, -1),
-                format="s16",
-                layout="mono",
-            )
-            frame.sample_rate = RATE
-            frame.pts = self._pts
-            frame.time_base = Fraction(1, RATE)
-            if track.queue.full():
-                track.queue.get_nowait()  # a listener that stalls loses old audio, not sync
-            track.queue.put_nowait(frame)
-        self._pts += CHUNK
-
-    async def _run(self) -> None:
-        start = time.monotonic()
-        ticks = 0
-        while True:
-            self.mix_once()
-            ticks += 1
-            delay = start + ticks * CHUNK / RATE - time.monotonic()
-            if delay < -0.5:
-                start, ticks = time.monotonic(), 0
-            await asyncio.sleep(max(delay, 0.0))
-
-    async def close(self) -> None:
-        for track in list(self.listeners.values()):
-            self.unlisten(track)
-        for source in self.sources.values():
-            source.detach()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

@@ -22,7 +22,13 @@
    round trip on a slow link and a little more), drops the frames it left incomplete,
    and asks for a keyframe (PLI): a moment of artefacts instead of a long freeze.
 
-Both rely on aiortc internals (name-mangled private attributes), like the archive tap:
+4. **A voice is decoded as it arrives.** aiortc holds every incoming audio packet until
+   four later ones are in (80 ms) before decoding it. An Opus packet is a whole frame,
+   and the room's mixer keeps its own small buffer against arrival jitter
+   (:mod:`server.media.audio`): :class:`ArrivalAudioBuffer` hands each packet on at
+   once and drops one that arrives after a newer one (too late to be played).
+
+All rely on aiortc internals (name-mangled private attributes), like the archive tap:
 the installers check them and raise ``RuntimeError`` if they are not as expected, so an
 aiortc upgrade fails loudly rather than silently losing the gain.
 """
@@ -40,9 +46,11 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import (
     HeaderExtensions,
     HeaderExtensionsMap,
+    RtpPacket,
     pack_header_extensions,
     unpack_header_extensions,
 )
+from aiortc.utils import uint16_add
 
 from clinicam.frametrace import now_us
 
@@ -178,6 +186,45 @@ def release_frames_at_marker(receiver: RTCRtpReceiver) -> None:
     if not current._is_video:
         raise ValueError("only video frames have a marker bit to release on")
     setattr(receiver, _JITTER_ATTRIBUTE, MarkerJitterBuffer(current.capacity, is_video=True))
+
+
+RESYNC_AFTER = 50  # "late" packets in a row: the sender restarted its numbering
+
+
+class ArrivalAudioBuffer(JitterBuffer):
+    """Audio packets to the decoder as they arrive, in order; late ones are dropped."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity, prefetch=0, is_video=False)
+        self._newest: int | None = None
+        self._late_in_a_row = 0
+        self.late = 0  # packets dropped because a newer one had been decoded
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        if self._newest is not None:
+            ahead = uint16_add(packet.sequence_number, -self._newest)
+            if (ahead == 0 or ahead >= 0x8000) and self._late_in_a_row < RESYNC_AFTER:
+                self._late_in_a_row += 1
+                self.late += 1
+                return False, None
+        self._newest = packet.sequence_number
+        self._late_in_a_row = 0
+        data: bytes = getattr(packet, "_data", b"")  # the depacketised payload aiortc set
+        return False, JitterFrame(data=data, timestamp=packet.timestamp)
+
+
+def release_audio_on_arrival(receiver: RTCRtpReceiver) -> None:
+    """Give an audio ``receiver`` an :class:`ArrivalAudioBuffer` before any RTP arrives."""
+    current = getattr(receiver, _JITTER_ATTRIBUTE, None)
+    if not isinstance(current, JitterBuffer) or not hasattr(receiver, _RECEIVER_STARTED):
+        raise RuntimeError("aiortc's RTCRtpReceiver internals changed: no jitter buffer")
+    if isinstance(current, ArrivalAudioBuffer):
+        return
+    if getattr(receiver, _RECEIVER_STARTED) is not None:
+        raise RuntimeError("the receiver is already running: replace its buffer earlier")
+    if current._is_video:
+        raise ValueError("video frames span packets: they need the marker buffer")
+    setattr(receiver, _JITTER_ATTRIBUTE, ArrivalAudioBuffer(current.capacity))
 
 
 def negotiate_playout_delay() -> None:

@@ -15,15 +15,16 @@ from aiortc.contrib.media import MediaPlayer
 
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from clinicam.keyframes import forward_keyframe_requests
-from clinicam.opus import send_voice
 from server.archive.recorder import ArchiveRecorder
-from server.media.audio import AudioSource, MixTrack
+from server.media.audio import AudioSource
+from server.media.audio_mix import MixTrack
 from server.media.composite import CompositeTrack
 from server.media.decoding import LatestDecodeQueue, bound_decoder
 from server.media.latency import LoopLag
 from server.media.live import FrameFeed
 from server.media.lowlatency import (
     negotiate_playout_delay,
+    release_audio_on_arrival,
     release_frames_at_marker,
     send_playout_delay,
 )
@@ -154,12 +155,15 @@ class MediaHub:
     @staticmethod
     def _tune_receivers(pc: RTCPeerConnection) -> dict[Any, LatestDecodeQueue]:
         """Incoming video frames go to the decoder once complete, not a frame later, and a
-        decoder that falls behind skips ahead; returns each video track's decode queue."""
+        decoder that falls behind skips ahead; voices are decoded as they arrive. Returns
+        each video track's decode queue."""
         decoders = {}
         for transceiver in pc.getTransceivers():
             if transceiver.kind == "video":
                 release_frames_at_marker(transceiver.receiver)
                 decoders[transceiver.receiver.track] = bound_decoder(transceiver.receiver)
+            elif transceiver.kind == "audio":
+                release_audio_on_arrival(transceiver.receiver)
         return decoders
 
     def appliance_session_alive(self, device_id: str, session_id: str) -> bool:
@@ -249,7 +253,7 @@ class MediaHub:
             track.link.follow(composite)  # their link chooses their rung (R17)
         if self._low_latency:
             send_playout_delay(composite)  # the browser shows frames once decoded
-        send_voice(pc.addTrack(mix))  # voice-grade Opus with FEC: audio first on slow links
+        pc.addTrack(mix)  # voice-grade Opus with FEC, encoded by the mixing thread
         await pc.setLocalDescription(await pc.createAnswer())
         self.received[name] = drop_stale_media(pc, WEBCAM_MAX_AGE_S)
         answer = pc.localDescription.sdp
