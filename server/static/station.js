@@ -61,6 +61,8 @@ async function join(consultation) {
     c.mimeType === "video/H264" && /packetization-mode=1/.test(c.sdpFmtpLine || ""));
   if (h264.length && video_.setCodecPreferences) video_.setCodecPreferences(h264);
   peer.ontrack = (ev) => {
+    // A conversation, not a broadcast: the smallest jitter buffer the link allows.
+    if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0;
     if (ev.track.kind === "video") video.srcObject = new MediaStream([ev.track]);
     else voices.srcObject = new MediaStream([ev.track]);
   };
