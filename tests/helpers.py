@@ -138,15 +138,21 @@ def start_demo(
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Run ``clinicam demo`` and wait until the appliance streams to the server."""
     proc = launch_demo(state_dir, password, *extra, env=env, log=state_dir.parent / "demo.log")
-    info = demo_info(proc, state_dir)
+    try:
+        info = demo_info(proc, state_dir)
 
-    def streaming() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"demo exited with {proc.returncode}")
-        health = http_json(info["url"] + "/healthz")
-        return bool(health["appliances"]["appliance-1"]["streaming"])
+        def streaming() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"demo exited with {proc.returncode}")
+            health = http_json(info["url"] + "/healthz")
+            return bool(health["appliances"]["appliance-1"]["streaming"])
 
-    wait_until(streaming, 90, "the demo to stream")
+        wait_until(streaming, 90, "the demo to stream")
+    except BaseException:  # never leave a half-started demo running behind a failed test
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        raise
     return proc, info
 
 
