@@ -113,7 +113,8 @@ def test_chair_gets_access_uploads_and_views_records(
         # the garbage file shows exactly what the server says about it
         server_error = page.evaluate(
             """async (body) => {
-                const pid = current.pid;
+                const listing = await (await fetch('/api/patients')).json();
+                const pid = listing.patients.find((p) => p.identifier === 'P-0001').id;
                 const r = await fetch(`/api/patients/${pid}/records?title=bad.wav`, {method: 'POST',
                     body, headers: {'X-CSRF-Token': Api.csrf}});
                 return [r.status, (await r.json()).error];

@@ -1,0 +1,235 @@
+// Access to the open patient: the "no access" panel (ask for a grant, wait for an admin's
+// approval, break the glass in an emergency), what the current grant allows, and noticing
+// when it ends (expired, revoked, or collected in another browser).
+/* global Api */
+import { $, problem, say } from "./dom.js";
+import { fmtClock, fmtLeft } from "./format.js";
+import { opsText } from "./records_page.js";
+
+const PENDING_POLL_MS = 5000;
+const ACCESS_CHECK_MS = 30000;
+
+export function accessPanel(page) {
+  let accessTimer = null;
+  let pendingTimer = null;
+  let checkingAccess = null;
+
+  function stopPendingPoll() {
+    clearInterval(pendingTimer); pendingTimer = null;
+  }
+
+  function stopTimers() {
+    clearInterval(accessTimer); accessTimer = null;
+    stopPendingPoll();
+  }
+
+  function showNoAccess(reason) {
+    const current = page.current;
+    stopTimers();
+    $("records").hidden = true;
+    $("no-access").hidden = false;
+    $("no-access-title").textContent = `No access to the records of ${current.identifier}`;
+    const why = $("no-access-why");
+    why.classList.toggle("error", Boolean(reason));
+    why.textContent = reason ||
+      "You can only see a patient's records with an access grant. Ask for one below: if a rule of " +
+      "your hospital covers it you get access at once, otherwise an admin has to approve it.";
+    setRequestButtons(false);
+    const stored = sessionStorage.getItem(page.pendingKey(current.identifier));
+    if (stored) {
+      try { showPending(JSON.parse(stored)); } catch (e) { sessionStorage.removeItem(page.pendingKey(current.identifier)); }
+    } else {
+      $("pending").hidden = true;
+    }
+    say(reason ? "" : `You have no current access to ${current.identifier}.`);
+  }
+
+  function setRequestButtons(busy) {
+    $("request-view").disabled = busy;
+    $("request-edit").disabled = busy;
+    updateBreakGlassButton(busy);
+  }
+
+  function updateBreakGlassButton(busy) {
+    $("break-glass").disabled = busy || $("break-glass-reason").value.trim().length < 10;
+  }
+
+  // Ask for a grant. true when the records are now open.
+  async function requestAccess(ops, reason, seq, quiet) {
+    const identifier = page.current.identifier;
+    setRequestButtons(true);
+    if (!quiet) say(`Asking for ${opsText(ops)} access to ${identifier}…`);
+    let answer;
+    try {
+      const body = { patient: identifier, operations: ops, reason };
+      const minutes = Number($("access-minutes").value);
+      if (minutes) body.minutes = minutes;
+      answer = await Api.call("POST", "/api/access", body);
+    } catch (e) {
+      if (seq !== page.openSeq) return false;
+      setRequestButtons(false);
+      if (e.status === 404) {
+        say(`There is no patient with the identifier “${identifier}”. Check the spelling.`, "error");
+      } else {
+        say(`The access request was not accepted: ${problem(e)}`, "error");
+      }
+      return false;
+    }
+    if (seq !== page.openSeq) return false;
+    setRequestButtons(false);
+    if (answer.status === "pending") {
+      const pending = { ops, reason, at: new Date().toISOString() };
+      sessionStorage.setItem(page.pendingKey(identifier), JSON.stringify(pending));
+      showNoAccess();
+      say(`Your request was sent: ${answer.message || "an admin has to approve it"}.`);
+      return false;
+    }
+    page.current.pid = answer.patient_id;
+    const outcome = await page.chooser.loadRecords(seq);
+    if (outcome === "ok") page.chooser.loadPatients().catch(() => {});
+    return outcome === "ok";
+  }
+
+  function showPending(pending) {
+    $("pending").hidden = false;
+    $("pending-text").textContent =
+      `Your request for ${opsText(pending.ops)} access (sent ${fmtClock(pending.at)}) is waiting for an ` +
+      "admin to approve it. This page opens the records by itself once it is approved. If it is " +
+      "refused nothing changes here: contact your records admin.";
+    clearInterval(pendingTimer);
+    pendingTimer = setInterval(checkPending, PENDING_POLL_MS);
+  }
+
+  // Has an admin approved our pending request? Then collect the grant.
+  async function checkPending() {
+    const seq = page.openSeq;
+    const stored = sessionStorage.getItem(page.pendingKey(page.current.identifier));
+    if (!stored) { stopPendingPoll(); return; }
+    const pending = JSON.parse(stored);
+    try {
+      await page.chooser.loadPatients();
+    } catch (e) {
+      return;  // try again at the next tick
+    }
+    if (seq !== page.openSeq) return;
+    const identifier = page.current.identifier;
+    const mine = page.patients.find((p) => p.identifier === identifier);
+    const decision = mine && mine.request;
+    if (decision && decision.status === "denied" && decision.decided_at >= pending.at) {
+      stopPendingPoll();
+      sessionStorage.removeItem(page.pendingKey(identifier));
+      $("pending-text").textContent =
+        `An admin (${decision.decided_by}) refused your request. Ask them, or use break-glass in an emergency.`;
+      return;
+    }
+    const covering = page.chooser.activeGrants(identifier).filter((g) =>
+      !g.break_glass && pending.ops.every((op) => g.operations.includes(op)));
+    if (!covering.length) return;
+    stopPendingPoll();
+    const known = page.patients.find((p) => p.identifier === identifier);
+    if (known) page.current.pid = known.id;
+    say("An admin approved your request — opening the records…");
+    await requestAccess(pending.ops, pending.reason, seq, true);
+  }
+
+  async function breakGlass() {
+    const reason = $("break-glass-reason").value.trim();
+    if (reason.length < 10) {
+      say("Break-glass access needs a reason of at least 10 characters.", "error");
+      return;
+    }
+    const seq = page.openSeq;
+    setRequestButtons(true);
+    say("Opening the records with emergency access…");
+    try {
+      const answer = await Api.call("POST", "/api/break-glass", { patient: page.current.identifier, reason });
+      if (seq !== page.openSeq) return;
+      page.current.pid = answer.patient_id;
+      $("break-glass-reason").value = "";
+      $("break-glass-box").open = false;
+      const outcome = await page.chooser.loadRecords(seq);
+      if (outcome === "ok") page.chooser.loadPatients().catch(() => {});
+    } catch (e) {
+      if (seq !== page.openSeq) return;
+      say(`Emergency access was refused: ${problem(e)}`, "error");
+    } finally {
+      if (seq === page.openSeq) setRequestButtons(false);
+    }
+  }
+
+  // A 404 from a records URL: is our grant still there? (Consent is a cheap, quiet check.)
+  async function checkStillValid() {
+    if (!page.current || !page.current.data) return true;
+    if (checkingAccess) return checkingAccess;
+    const seq = page.openSeq;
+    checkingAccess = (async () => {
+      try {
+        await Api.call("GET", `/api/patients/${page.current.pid}/consent`);
+        return true;
+      } catch (e) {
+        if (e.status === 404 && seq === page.openSeq && page.current.data) {
+          accessEnded();
+          return false;
+        }
+        return true;
+      } finally {
+        checkingAccess = null;
+      }
+    })();
+    return checkingAccess;
+  }
+
+  async function accessEnded() {
+    page.uploads.cancelQueued("not uploaded: your access to this patient ended");
+    page.view.clear();
+    page.current.data = null;
+    page.current.canEdit = false;
+    showNoAccess(
+      "Your access to these records has ended: it expired or an admin revoked it. " +
+      "Ask for access again to continue.");
+    say("Your access has ended.", "error");
+    const seq = page.openSeq;
+    try { await page.chooser.loadPatients(); } catch (e) { return; }
+    // Still granted? Then the grant was collected in another browser (it works in one place).
+    if (seq === page.openSeq && page.chooser.activeGrants(page.current.identifier).some((g) => !g.break_glass)) {
+      $("no-access-why").textContent =
+        "Your access to these records is now in use in another browser (an access works in one " +
+        "browser at a time). Ask for access again to continue here.";
+    }
+  }
+
+  function watch() {
+    clearInterval(accessTimer);
+    accessTimer = setInterval(() => {
+      if (!page.current || !page.current.data) return;
+      const expires = page.current.data.access.expires_at;
+      if (new Date(expires).getTime() <= Date.now()) { accessEnded(); return; }
+      showInfo();
+      checkStillValid();
+    }, ACCESS_CHECK_MS);
+  }
+
+  // What the current grant allows and until when (and the break-glass banner).
+  function showInfo() {
+    const a = page.current.data.access;
+    $("access-info").textContent =
+      `Your access: ${opsText(a.operations)} until ${fmtClock(a.expires_at)} (${fmtLeft(a.expires_at)})`;
+    const banner = $("break-glass-banner");
+    banner.hidden = !a.break_glass;
+    banner.textContent = a.break_glass
+      ? `Emergency (break-glass) access — everything you open is logged and reported to the admins. ` +
+        `It ends at ${fmtClock(a.expires_at)}.`
+      : "";
+  }
+
+  function setup() {
+    const reason = () => $("access-reason").value.trim();
+    $("request-view").addEventListener("click", () => requestAccess(["view"], reason(), page.openSeq));
+    $("request-edit").addEventListener("click", () => requestAccess(["view", "edit"], reason(), page.openSeq));
+    $("pending-check").addEventListener("click", () => checkPending());
+    $("break-glass-reason").addEventListener("input", () => updateBreakGlassButton(false));
+    $("break-glass").addEventListener("click", breakGlass);
+  }
+
+  return { setup, stopTimers, stopPendingPoll, showNoAccess, requestAccess, checkStillValid, watch, showInfo };
+}

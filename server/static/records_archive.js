@@ -1,0 +1,88 @@
+// Recorded video of the patient's consultations: the recorded periods, and playing a
+// time span of them (the server remuxes the overlapping segments).
+/* global Api */
+import { $, el, problem } from "./dom.js";
+import { fmtSeconds, fmtSecondsClock, fmtTime, toLocalInput } from "./format.js";
+
+export function videoArchive(page) {
+  async function load() {
+    const section = $("archive-section");
+    section.hidden = true;
+    const seq = page.openSeq;
+    let data;
+    try {
+      data = await Api.call("GET", `/api/patients/${page.current.pid}/archive`);
+    } catch (e) {
+      return;  // no archive on this server (or not yet): the section stays hidden
+    }
+    if (seq !== page.openSeq || !page.current.data || !data || !Array.isArray(data.ranges)) return;
+    section.hidden = false;
+    const list = $("archive-ranges");
+    list.replaceChildren();
+    $("archive-empty").hidden = data.ranges.length > 0;
+    $("archive-controls").hidden = data.ranges.length === 0;
+    for (const range of data.ranges) {
+      const seconds = (new Date(range.end) - new Date(range.start)) / 1000;
+      const pick = () => {
+        $("archive-from").value = toLocalInput(range.start);
+        $("archive-to").value = toLocalInput(range.end);
+      };
+      list.append(el("li", { class: "row" },
+        el("span", {}, `${new Date(range.start).toLocaleDateString()} ${fmtSecondsClock(range.start)} – ` +
+          `${fmtSecondsClock(range.end)} (${fmtSeconds(seconds)})`),
+        el("button", { type: "button", textContent: "Choose", onclick: pick,
+          "aria-label": `Choose the recording from ${fmtTime(range.start)}` }),
+        el("button", { type: "button", textContent: "Play", onclick: () => { pick(); play(); },
+          "aria-label": `Play the recording from ${fmtTime(range.start)}` })));
+    }
+    if (data.ranges.length && !$("archive-from").value) {
+      const last = data.ranges[data.ranges.length - 1];
+      $("archive-from").value = toLocalInput(last.start);
+      $("archive-to").value = toLocalInput(last.end);
+    }
+    const segments = Array.isArray(data.segments) ? data.segments.length : 0;
+    $("archive-status").textContent = data.ranges.length
+      ? `${data.ranges.length} recorded period${data.ranges.length === 1 ? "" : "s"} (${segments} pieces). Choose one or type a time span.`
+      : "";
+  }
+
+  function play() {
+    const status = $("archive-status");
+    const from = $("archive-from").value, to = $("archive-to").value;
+    if (!from || !to) { status.textContent = "Choose a start and an end time."; return; }
+    const start = new Date(from), end = new Date(to);
+    if (!(end > start)) { status.textContent = "The end time must be after the start time."; return; }
+    const video = $("archive-video");
+    video.hidden = false;
+    video.src = `/api/patients/${page.current.pid}/archive/video?start=${encodeURIComponent(start.toISOString())}` +
+      `&end=${encodeURIComponent(end.toISOString())}`;
+    status.textContent = "Loading the recording…";
+    video.play().catch(() => { /* the error event explains */ });
+  }
+
+  function setup() {
+    const video = $("archive-video");
+    $("archive-play").addEventListener("click", play);
+    video.addEventListener("loadeddata", () => { $("archive-status").textContent = ""; });
+    video.addEventListener("error", async () => {
+      const src = video.getAttribute("src");
+      if (!src) return;
+      let message = "this part of the recording cannot be played";
+      try {
+        const resp = await fetch(src, { credentials: "same-origin" });
+        if (resp.ok) {
+          if (resp.body) resp.body.cancel();
+          message = "your browser cannot play this recording";
+        } else {
+          try { message = (await resp.json()).error || message; } catch (e) { /* not JSON */ }
+          if (resp.status === 404) page.access.checkStillValid();
+        }
+      } catch (e) {
+        message = problem(e);
+      }
+      $("archive-status").textContent = `Cannot play: ${message}`;
+    });
+  }
+
+  return { setup, load };
+}

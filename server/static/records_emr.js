@@ -1,0 +1,145 @@
+// Record entries (EMR): the table of entries, and the form that adds one or edits one
+// (an edited field keeps its kind: numbers stay numbers).
+import { $, el, problem } from "./dom.js";
+import { fmtTime, toLocalInput } from "./format.js";
+
+function fieldText(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+export function emrEntries(page) {
+  let editingEntry = null;   // the entry being edited, or null when adding
+
+  function render(items) {
+    const body = $("emr-rows");
+    body.replaceChildren();
+    $("emr-empty").hidden = items.length > 0;
+    $("emr-table").hidden = items.length === 0;
+    const sorted = [...items].sort((a, b) =>
+      new Date(b.recorded_at || b.created_at) - new Date(a.recorded_at || a.created_at) || b.id - a.id);
+    for (const item of sorted) {
+      const fields = el("dl", { class: "fields" });
+      for (const [key, value] of Object.entries(item.fields || {})) {
+        fields.append(el("div", {}, el("dt", {}, `${key}:`), el("dd", {}, fieldText(value))));
+      }
+      const actions = el("td", { class: "actions" });
+      if (page.current.canEdit) {
+        actions.append(el("button", {
+          type: "button", textContent: "Edit", "aria-label": `Edit the entry of ${fmtTime(item.recorded_at)}`,
+          onclick: () => startEditing(item),
+        }));
+      }
+      const shareIt = page.view.shareButton({ ...item, title: `Record entry of ${fmtTime(item.recorded_at)}` });
+      if (shareIt) actions.append(shareIt);
+      body.append(el("tr", { dataset: { id: String(item.id) } },
+        el("td", { class: "nowrap" }, fmtTime(item.recorded_at || item.created_at)),
+        el("td", {}, fields),
+        el("td", { class: "muted" }, item.created_by || ""),
+        actions));
+    }
+    $("emr-form").hidden = !page.current.canEdit;
+    if (editingEntry && !items.some((i) => i.id === editingEntry.id)) resetForm();
+  }
+
+  function addFieldRow(key, value) {
+    const rows = $("emr-fields");
+    const n = rows.children.length + 1;
+    const keyInput = el("input", { class: "emr-key", value: key || "", maxLength: 200, "aria-label": `Field ${n} name`, placeholder: "Field, e.g. blood pressure" });
+    const valueInput = el("input", { class: "emr-value", value: value || "", "aria-label": `Field ${n} value`, placeholder: "Value, e.g. 120/80" });
+    const row = el("div", { class: "row emr-row" }, keyInput, valueInput);
+    row.append(el("button", {
+      type: "button", textContent: "✕", "aria-label": `Remove field ${n}`, title: "Remove this field",
+      onclick: () => { row.remove(); if (!rows.children.length) addFieldRow(); },
+    }));
+    rows.append(row);
+    return keyInput;
+  }
+
+  function resetForm() {
+    editingEntry = null;
+    $("emr-fields").replaceChildren();
+    addFieldRow();
+    $("emr-recorded-at").value = "";
+    $("emr-recorded-at").disabled = false;
+    $("emr-form-title").textContent = "Add entry";
+    $("emr-save").textContent = "Save entry";
+    $("emr-cancel").hidden = true;
+  }
+
+  function startEditing(item) {
+    editingEntry = item;
+    $("emr-fields").replaceChildren();
+    for (const [key, value] of Object.entries(item.fields || {})) addFieldRow(key, fieldText(value));
+    $("emr-recorded-at").value = item.recorded_at ? toLocalInput(item.recorded_at).slice(0, 16) : "";
+    $("emr-recorded-at").disabled = true;
+    $("emr-form-title").textContent = `Edit the entry of ${fmtTime(item.recorded_at)} (fields can be changed or added)`;
+    $("emr-save").textContent = "Save changes";
+    $("emr-cancel").hidden = false;
+    $("emr-status").textContent = "";
+    const first = $("emr-fields").querySelector(".emr-value");
+    if (first) first.focus();
+  }
+
+  function collectFields() {
+    const fields = {};
+    for (const row of $("emr-fields").querySelectorAll(".emr-row")) {
+      const key = row.querySelector(".emr-key").value.trim();
+      const raw = row.querySelector(".emr-value").value;
+      if (!key && !raw.trim()) continue;
+      if (!key) throw new Error("every value needs a field name");
+      if (key in fields) throw new Error(`the field “${key}” is there twice`);
+      let value = raw.trim();
+      // An edited field keeps its kind: numbers stay numbers, text stays text.
+      const before = editingEntry && editingEntry.fields ? editingEntry.fields[key] : undefined;
+      if (before !== undefined && typeof before !== "string") {
+        try { value = JSON.parse(value); } catch (e) { /* keep the text */ }
+      }
+      fields[key] = value;
+    }
+    if (!Object.keys(fields).length) throw new Error("fill in at least one field");
+    return fields;
+  }
+
+  async function save(ev) {
+    ev.preventDefault();
+    const status = $("emr-status");
+    status.classList.remove("error");
+    let fields;
+    try {
+      fields = collectFields();
+    } catch (e) {
+      status.textContent = `Not saved: ${e.message}.`;
+      status.classList.add("error");
+      return;
+    }
+    const button = $("emr-save");
+    button.disabled = true;
+    try {
+      if (editingEntry) {
+        await page.patientCall("PATCH", `/records/emr_entry/${editingEntry.id}`, { fields });
+        status.textContent = "Changes saved.";
+      } else {
+        const body = { fields };
+        const at = $("emr-recorded-at").value;
+        if (at) body.recorded_at = new Date(at).toISOString();
+        await page.patientCall("POST", "/emr", body);
+        status.textContent = "Entry saved.";
+      }
+      resetForm();
+      await page.chooser.refreshRecords();
+    } catch (e) {
+      status.textContent = `Not saved: ${problem(e)}`;
+      status.classList.add("error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function setup() {
+    $("emr-form").addEventListener("submit", save);
+    $("emr-add-field").addEventListener("click", () => addFieldRow().focus());
+    $("emr-cancel").addEventListener("click", () => { resetForm(); $("emr-status").textContent = ""; });
+  }
+
+  return { setup, render, resetForm };
+}

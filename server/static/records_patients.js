@@ -1,0 +1,123 @@
+// Choosing a patient: the patient list, opening a patient (with a grant in hand, or by
+// collecting it again), loading and refreshing their records.
+/* global Api */
+import { $, problem, say } from "./dom.js";
+
+export function patientChooser(page) {
+  async function loadPatients() {
+    const data = await Api.call("GET", "/api/patients");
+    page.patients = data.patients;
+    const select = $("patient-select");
+    const keep = page.current ? page.current.identifier : select.value;
+    select.replaceChildren(new Option("Choose a patient…", ""));
+    for (const p of page.patients) {
+      const label = p.name ? `${p.identifier} — ${p.name}` : `${p.identifier} (no access yet)`;
+      select.append(new Option(label, p.identifier));
+    }
+    select.value = page.patients.some((p) => p.identifier === keep) ? keep : "";
+  }
+
+  function activeGrants(identifier) {
+    const known = page.patients.find((p) => p.identifier === identifier);
+    if (!known) return [];
+    const now = Date.now();
+    return known.grants.filter((g) => !g.revoked_at && new Date(g.expires_at).getTime() > now);
+  }
+
+  function updateUrl(identifier) {
+    const next = new URLSearchParams();
+    if (identifier) next.set("patient", identifier);
+    if (page.consultation) next.set("consultation", page.consultation.id);
+    const query = next.toString();
+    history.replaceState(null, "", query ? `/records?${query}` : "/records");
+  }
+
+  async function openPatient(identifier) {
+    identifier = identifier.trim();
+    if (!identifier) { say("Choose a patient or type a patient identifier.", "error"); return; }
+    page.access.stopTimers();
+    page.view.clear();
+    page.uploads.clearIfIdle();
+    const seq = ++page.openSeq;
+    page.current = { identifier, pid: null, data: null, canEdit: false };
+    updateUrl(identifier);
+    $("no-access").hidden = true;
+    $("records").hidden = true;
+    say(`Opening the records of ${identifier}…`);
+    try {
+      await loadPatients();
+    } catch (e) {
+      if (seq === page.openSeq) say(`Could not load your patient list: ${problem(e)}`, "error");
+      return;
+    }
+    if (seq !== page.openSeq) return;
+    $("patient-other").value = page.patients.some((p) => p.identifier === identifier) ? "" : identifier;
+    const known = page.patients.find((p) => p.identifier === identifier);
+    if (known) page.current.pid = known.id;
+    const grants = activeGrants(identifier);
+    if (grants.length) {
+      const outcome = await loadRecords(seq);
+      if (outcome !== "denied") return;
+      // This browser lost the grant's key (another tab or device took a new one): collect
+      // the same grant again. Break-glass grants are never handed out twice like this.
+      const reusable = grants.filter((g) => !g.break_glass);
+      if (reusable.length) {
+        const ops = reusable.some((g) => g.operations.includes("edit")) ? ["view", "edit"] : ["view"];
+        if (await page.access.requestAccess(ops, "continuing an access granted earlier", seq, true)) return;
+      }
+    }
+    if (seq !== page.openSeq) return;
+    page.access.showNoAccess();
+  }
+
+  // "ok" | "denied" (no current grant) | "error"
+  async function loadRecords(seq) {
+    const current = page.current;
+    if (current.pid === null) return "denied";
+    let data;
+    try {
+      data = await Api.call("GET", `/api/patients/${current.pid}/records`);
+    } catch (e) {
+      if (seq !== page.openSeq) return "error";
+      if (e.status === 404) return "denied";
+      say(`Could not load the records: ${problem(e)}`, "error");
+      return "error";
+    }
+    if (seq !== page.openSeq) return "error";
+    sessionStorage.removeItem(page.pendingKey(page.current.identifier));
+    page.view.show(data);
+    return "ok";
+  }
+
+  async function refreshRecords() {
+    const current = page.current;
+    if (!current || current.pid === null || !current.data) return;
+    const seq = page.openSeq;
+    try {
+      const data = await page.patientCall("GET", "/records");
+      if (seq === page.openSeq && page.current.data) page.view.show(data, true);
+    } catch (e) {
+      if (seq === page.openSeq && page.current.data) say(`Could not refresh the records: ${problem(e)}`, "error");
+    }
+  }
+
+  function setup() {
+    $("patient-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const typed = $("patient-other").value.trim();
+      openPatient(typed || $("patient-select").value);
+    });
+    // Picking with the mouse opens at once; arrowing through the list with the keyboard
+    // does not open every patient on the way (Enter or "Open" does).
+    let keyedAt = 0;
+    $("patient-select").addEventListener("keydown", () => { keyedAt = Date.now(); });
+    $("patient-select").addEventListener("change", (ev) => {
+      if (!ev.target.value || Date.now() - keyedAt < 800) return;
+      $("patient-other").value = "";
+      openPatient(ev.target.value);
+    });
+    $("refresh").addEventListener("click", async () => { await refreshRecords(); say("Records refreshed."); });
+  }
+
+  return { setup, loadPatients, activeGrants, openPatient, loadRecords, refreshRecords };
+}

@@ -1,0 +1,212 @@
+// Adding files: the drop zone and file/folder pickers (dropped folders are walked, for
+// DICOM studies), a queue of uploads two at a time, each with its progress and outcome.
+/* global Api */
+import { $, el, say } from "./dom.js";
+
+const UPLOADS_AT_ONCE = 2;
+const FILED_AS = { clinical_photo: "photo", record_scan: "scanned record", ct_image: "CT image", voice_note: "voice note" };
+
+// Walk dropped folders (DICOM studies arrive as folders).
+function readAllEntries(reader) {
+  return new Promise((resolve, reject) => {
+    const all = [];
+    const next = () => reader.readEntries((batch) => {
+      if (!batch.length) { resolve(all); return; }
+      all.push(...batch);
+      next();
+    }, reject);
+    next();
+  });
+}
+
+async function walkEntry(entry, out) {
+  if (entry.isFile) {
+    const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+    out.push({ file, path: entry.fullPath.replace(/^\//, "") });
+  } else if (entry.isDirectory) {
+    const children = await readAllEntries(entry.createReader());
+    children.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+    for (const child of children) await walkEntry(child, out);
+  }
+}
+
+export function uploadQueue(page) {
+  const uploads = { queue: [], active: 0, total: 0, done: 0, ok: 0, failed: 0, skipped: 0 };
+
+  function renderState() {
+    const canEdit = Boolean(page.current && page.current.canEdit);
+    $("drop-zone").hidden = !canEdit;
+    $("upload-readonly").hidden = canEdit;
+  }
+
+  function busy() {
+    return uploads.active > 0 || uploads.queue.length > 0;
+  }
+
+  // Another patient is opened: the finished uploads' list goes (running ones stay).
+  function clearIfIdle() {
+    if (busy()) return;
+    $("upload-list").replaceChildren();
+    $("upload-overall").textContent = "";
+  }
+
+  function enqueue(files) {
+    const current = page.current;
+    if (!current || !current.data || !current.canEdit) {
+      say("You have view access only: ask for view+edit access to add files.", "error");
+      return;
+    }
+    if (!busy()) {
+      Object.assign(uploads, { total: 0, done: 0, ok: 0, failed: 0, skipped: 0 });
+      $("upload-list").replaceChildren();
+    }
+    const category = $("upload-category").value;
+    for (const { file, path } of files) {
+      if (file.name.startsWith(".")) { uploads.skipped += 1; continue; }  // .DS_Store and friends
+      const progress = el("progress", { max: 1, value: 0, "aria-label": `Upload of ${path}` });
+      const state = el("span", { class: "upload-state" }, "waiting");
+      const li = el("li", { class: "upload-item", dataset: { state: "queued", name: file.name } },
+        el("span", { class: "upload-name" }, path), progress, state);
+      $("upload-list").append(li);
+      uploads.queue.push({ file, path, li, progress, state, pid: current.pid, category });
+      uploads.total += 1;
+    }
+    pump();
+  }
+
+  function pump() {
+    while (uploads.active < UPLOADS_AT_ONCE && uploads.queue.length) startUpload(uploads.queue.shift());
+    showProgress();
+  }
+
+  function showProgress() {
+    const u = uploads;
+    if (!u.total && !u.skipped) { $("upload-overall").textContent = ""; return; }
+    const parts = [`${u.done} of ${u.total} file${u.total === 1 ? "" : "s"} done`];
+    if (u.failed) parts.push(`${u.failed} not filed`);
+    if (u.skipped) parts.push(`${u.skipped} hidden system file${u.skipped === 1 ? "" : "s"} skipped`);
+    $("upload-overall").textContent = (busy() ? "Uploading: " : "Finished: ") + parts.join(", ") + ".";
+  }
+
+  function finishUpload(job, ok, message) {
+    uploads.active -= 1;
+    uploads.done += 1;
+    if (ok) uploads.ok += 1; else uploads.failed += 1;
+    job.li.dataset.state = ok ? "ok" : "error";
+    job.progress.value = 1;
+    job.progress.hidden = true;
+    job.state.textContent = ok ? `✓ ${message}` : `✗ ${message}`;
+    job.state.classList.toggle("error", !ok);
+    if (!busy()) {
+      showProgress();
+      if (uploads.ok) page.chooser.refreshRecords();
+    } else {
+      pump();
+    }
+  }
+
+  function startUpload(job) {
+    uploads.active += 1;
+    job.li.dataset.state = "uploading";
+    job.state.textContent = "uploading…";
+    let url = `/api/patients/${job.pid}/records?title=${encodeURIComponent(job.file.name)}`;
+    if (job.category) url += `&category=${encodeURIComponent(job.category)}`;
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.setRequestHeader("X-CSRF-Token", Api.csrf);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.addEventListener("progress", (ev) => {
+      if (ev.lengthComputable && ev.total) job.progress.value = ev.loaded / ev.total;
+    });
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
+      if (xhr.status === 201) {
+        finishUpload(job, true, `filed as ${FILED_AS[data && data.category] || "record"}`);
+        return;
+      }
+      if (xhr.status === 401) { location.href = "/login?next=/records"; return; }
+      const message = (data && data.error) || `the server answered HTTP ${xhr.status}`;
+      finishUpload(job, false, xhr.status === 409 ? `already in the record: ${message}` : message);
+      if (xhr.status === 404) page.access.checkStillValid();
+    });
+    xhr.addEventListener("error", () => finishUpload(job, false,
+      "the upload broke off (network problem, or the file is larger than the server accepts)"));
+    xhr.send(job.file);
+  }
+
+  function cancelQueued(reason) {
+    for (const job of uploads.queue) {
+      uploads.done += 1; uploads.failed += 1;
+      job.li.dataset.state = "error";
+      job.progress.hidden = true;
+      job.state.textContent = `✗ ${reason}`;
+      job.state.classList.add("error");
+    }
+    uploads.queue = [];
+    showProgress();
+  }
+
+  async function dropped(dataTransfer) {
+    // The item list is only valid during the event: take the entries first, walk afterwards.
+    const items = [...(dataTransfer.items || [])].filter((i) => i.kind === "file");
+    const entries = [];
+    const plain = [];
+    for (const item of items) {
+      const entry = item.webkitGetAsEntry ? item.webkitGetAsEntry() : null;
+      if (entry) entries.push(entry);
+      else { const f = item.getAsFile(); if (f) plain.push({ file: f, path: f.name }); }
+    }
+    if (!items.length) for (const f of dataTransfer.files || []) plain.push({ file: f, path: f.name });
+    $("upload-overall").textContent = "Reading the dropped files…";
+    const files = [...plain];
+    try {
+      for (const entry of entries) await walkEntry(entry, files);
+    } catch (e) {
+      say(`Some dropped files could not be read: ${e.message || e}`, "error");
+    }
+    if (!files.length) { $("upload-overall").textContent = "No files found in what was dropped."; return; }
+    enqueue(files);
+  }
+
+  function setup() {
+    const zone = $("drop-zone");
+    $("choose-files").addEventListener("click", () => $("file-input").click());
+    $("choose-folder").addEventListener("click", () => $("folder-input").click());
+    for (const id of ["file-input", "folder-input"]) {
+      $(id).addEventListener("change", (ev) => {
+        const files = [...ev.target.files].map((f) => ({ file: f, path: f.webkitRelativePath || f.name }));
+        ev.target.value = "";
+        if (files.length) enqueue(files);
+      });
+    }
+    zone.addEventListener("dragenter", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragover", (ev) => {
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = "copy";
+      zone.classList.add("over");
+    });
+    zone.addEventListener("dragleave", (ev) => {
+      if (!zone.contains(ev.relatedTarget)) zone.classList.remove("over");
+    });
+    zone.addEventListener("drop", (ev) => {
+      ev.preventDefault();
+      zone.classList.remove("over");
+      dropped(ev.dataTransfer);
+    });
+    // A file dropped next to the zone must not replace the page (and lose its state).
+    window.addEventListener("dragover", (ev) => ev.preventDefault());
+    window.addEventListener("drop", (ev) => {
+      if (!zone.contains(ev.target)) {
+        ev.preventDefault();
+        if (page.current && page.current.canEdit && !$("records").hidden) say("Drop files on the “Add files” area to upload them.");
+      }
+    });
+    window.addEventListener("beforeunload", (ev) => {
+      if (busy()) { ev.preventDefault(); ev.returnValue = ""; }
+    });
+  }
+
+  return { setup, renderState, busy, clearIfIdle, cancelQueued };
+}
