@@ -55,6 +55,5 @@ def shares(before: dict[str, float], after: dict[str, float], seconds: float) ->
     """Per cent of one core each used between two readings (Chromium processes that
     ended in between are not counted)."""
     return {
-        name: round(100 * max(0.0, after[name] - before.get(name, 0.0)) / seconds)
-        for name in after
+        name: round(100 * max(0.0, after[name] - before.get(name, 0.0)) / seconds) for name in after
     }

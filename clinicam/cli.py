@@ -17,6 +17,8 @@ from clinicam.const import ENV_APPLIANCE_PREFIX, ENV_SERVER_PREFIX
 from clinicam.logsetup import setup_logging
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from firmware.config import ApplianceConfig
 
 _LOGGER = logging.getLogger("clinicam")
@@ -29,7 +31,9 @@ Clinicam: remote consultation for rural clinics.
   clinicam appliance -c FILE    run the camera appliance (real Pi or simulated)
   clinicam appliance calibrate -c FILE   walk through the servo calibration
   clinicam hash-password        make an argon2id hash for a config file
+  clinicam device-token DEVICE  make a device token and its hash (-c server.toml)
   clinicam audit verify -c FILE check the hash-chained audit log (or --database URL)
+  clinicam audit checkpoint -c FILE   sign the log's head; keep the line elsewhere
 
 Configuration is TOML; environment variables override it, e.g.
 CLINICAM_SERVER__HTTP__PORT=8443 or CLINICAM_APPLIANCE__MQTT__HOST=hub.local.
@@ -125,14 +129,44 @@ def _parser() -> argparse.ArgumentParser:
         "hash-password", help="print an argon2id hash of a password read from the terminal or stdin"
     )
 
+    device_token = sub.add_parser(
+        "device-token",
+        help="make a new token for an appliance and the hash for the server's [[devices]]",
+        description="Prints a new token '<device>.<secret>' for the appliance's server.token "
+        "and its hash (HMAC-SHA256 under the key in the server's state_dir, made if missing) "
+        "for token_hash in the server's [[devices]] table. Replaces argon2 token hashes from "
+        "older releases, which are slow to check.",
+    )
+    device_token.add_argument("device", help="the device_id")
+    device_token.add_argument("-c", "--config", type=Path, help="server TOML file")
+
     audit = sub.add_parser(
         "audit",
         help="check the server's audit log",
-        description="'verify' walks the hash-chained audit log and reports the first "
-        "edited, deleted or reordered entry (exit 1), or 'audit log OK' (exit 0). "
+        description="'verify' walks the hash-chained audit log and reports every "
+        "edited, deleted, reordered or non-canonical entry by seq (exit 1), or "
+        "'audit log OK' (exit 0); with --checkpoint it also finds entries cut off the "
+        "end and a rewritten head. 'checkpoint' verifies the log, then prints a signed "
+        "{seq, hash, at} record of its head (and appends it to --out): keep those lines "
+        "and the public key (audit-signing.pub) outside the server. "
         "The database is not changed.",
     )
-    audit.add_argument("action", choices=["verify"], help="what to do with the audit log")
+    audit.add_argument(
+        "action", choices=["verify", "checkpoint"], help="what to do with the audit log"
+    )
+    audit.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="verify: a file of signed checkpoints (one JSON line each) the log must match",
+    )
+    audit.add_argument(
+        "--key",
+        type=Path,
+        help="Ed25519 key (PEM): checkpoint signs with the private key (created if missing); "
+        "verify needs the public key or the private key file "
+        "(default: audit-signing.key / .pub in the config's state_dir)",
+    )
+    audit.add_argument("--out", type=Path, help="checkpoint: also append the record to this file")
     where = audit.add_mutually_exclusive_group()
     where.add_argument(
         "-c", "--config", type=Path, help="server TOML file (its state_dir holds clinicam.db)"
@@ -169,8 +203,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_server(config_path: Path | None, check: bool) -> int:
     from server.config import ServerConfig
+    from server.device_tokens import DeviceKeyMissing, check_key
 
     config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
+    try:
+        check_key(config)
+    except DeviceKeyMissing as exc:
+        print(f"clinicam server: {exc}", file=sys.stderr)
+        return 2
     if check:
         print("server configuration OK")
         return 0
@@ -260,24 +300,100 @@ def _hash_password() -> int:
     return 0
 
 
-def _audit_verify(config_path: Path | None, database: str | None) -> int:
-    from server.audit import verify_database
+def _device_token(device_id: str, config_path: Path | None) -> int:
+    import re
+
+    from clinicam.const import DEVICE_ID_PATTERN
+    from server.config import ServerConfig
+    from server.device_tokens import issue_device_token
+
+    if not re.fullmatch(DEVICE_ID_PATTERN, device_id):
+        print(f"error: not a device id: {device_id!r}", file=sys.stderr)
+        return 2
+    config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
+    issued = issue_device_token(config.state_dir, device_id)
+    print(
+        f"# the appliance's clinicam.toml, [server] (secret: shown only now)\n"
+        f'token = "{issued.token}"\n'
+        f"# the server's [[devices]] table of {device_id}\n"
+        f'token_hash = "{issued.token_hash}"'
+    )
+    return 0
+
+
+def _audit_database(config_path: Path | None, database: str | None) -> tuple[str, Path | None]:
+    """The database URL and the state folder (None when given only a URL)."""
     from server.records.db import DATABASE_FILE, default_database_url
 
-    if database is None:
-        from server.config import ServerConfig
+    if database is not None:
+        return database, None
+    from server.config import ServerConfig
 
-        config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
-        if config.database_url:
-            database = config.database_url
-        elif not (config.state_dir / DATABASE_FILE).is_file():
-            print(f"error: no database at {config.state_dir / DATABASE_FILE}", file=sys.stderr)
-            return 2
-        else:
-            database = default_database_url(config.state_dir)
-    result = verify_database(database)
+    config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
+    if config.database_url:
+        return config.database_url, config.state_dir
+    if not (config.state_dir / DATABASE_FILE).is_file():
+        raise ConfigError(f"no database at {config.state_dir / DATABASE_FILE}")
+    return default_database_url(config.state_dir), config.state_dir
+
+
+def _audit_key(key: Path | None, state_dir: Path | None, name: str) -> Path:
+    if key is not None:
+        return key
+    if state_dir is None:
+        raise ConfigError("--key FILE is needed with --database")
+    return state_dir / name
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from server.audit import checkpoint as cp
+    from server.audit.verify import verify_database
+
+    try:
+        url, state_dir = _audit_database(args.config, args.database)
+        anchors: list[tuple[int, str]] | None = None
+        private = None
+        refused: list[str] = []
+        if args.action == "verify" and args.checkpoint is not None:
+            default = cp.PUBLIC_KEY_FILE
+            if state_dir is not None and not (state_dir / default).is_file():
+                default = cp.KEY_FILE
+            public = cp.verifying_key(_audit_key(args.key, state_dir, default))
+            checked = cp.read_checkpoints(args.checkpoint, public)
+            anchors, refused = list(checked.anchors), checked.refused
+        elif args.action == "checkpoint":
+            private = cp.signing_key(_audit_key(args.key, state_dir, cp.KEY_FILE), create=True)
+    except (ConfigError, cp.CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = verify_database(url, anchors)
+    for line in refused:
+        print(f"checkpoint refused: {line}", file=sys.stderr)
+    if private is not None:  # checkpoint
+        if not result.ok:
+            print(result.describe(), file=sys.stderr)
+            print("error: no checkpoint for a broken log", file=sys.stderr)
+            return 1
+        return _audit_checkpoint(url, private, args.out)
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
-    return 0 if result.ok else 1
+    return 0 if result.ok and not refused else 1
+
+
+def _audit_checkpoint(url: str, key: Ed25519PrivateKey, out: Path | None) -> int:
+    from server.audit import checkpoint as cp
+    from server.audit.log import canonical_json
+    from server.records.db import connect_database
+
+    database = connect_database(url)
+    try:
+        with database.session() as session:
+            record = cp.make_checkpoint(session, key)
+    finally:
+        database.close()
+    if out is not None:
+        cp.append_checkpoint(out, record)
+    print(canonical_json(record))
+    return 0
 
 
 def _model(action: str, argv: list[str]) -> int:
@@ -349,8 +465,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_appliance(args.config, args.check, args.action)
         if args.command == "hash-password":
             return _hash_password()
+        if args.command == "device-token":
+            return _device_token(args.device, args.config)
         if args.command == "audit":
-            return _audit_verify(args.config, args.database)
+            return _audit(args)
         if args.command == "model":
             return _model(args.action, list(args.args))
         if args.command == "records":

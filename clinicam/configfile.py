@@ -94,6 +94,10 @@ def load_config(
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"config file {path} cannot be read: {exc}") from None
     origins: dict[str, str] = {}

@@ -16,8 +16,12 @@ TOPIC_EVENT: Final = "event"
 AVAILABILITY_ONLINE: Final = "online"
 AVAILABILITY_OFFLINE: Final = "offline"
 
-DEFAULT_COMMAND_EXPIRY_S: Final = 10
+# The server waits this long for an ack, and a command lives exactly as long: its
+# deadline (``not_after``) and its MQTT message expiry end with the wait.
 DEFAULT_ACK_TIMEOUT_S: Final = 5.0
+# The appliance refuses a command whose deadline is further ahead than this (it would
+# have to remember the command's id that long to refuse a replay).
+MAX_COMMAND_LIFETIME_S: Final = 30.0
 DEVICE_SESSION_EXPIRY_S: Final = 300
 
 ENV_SERVER_PREFIX: Final = "CLINICAM_SERVER"

@@ -2,8 +2,10 @@
 
 mosquitto (real broker, generated credentials and ACL), the server and one simulated
 appliance each run as their own process and talk only over loopback sockets, exactly
-as they would across a clinic's network. A crashed server or appliance is restarted
-(like systemd's Restart=on-failure); Ctrl-C stops all of them.
+as they would across a clinic's network. Any of them that crashes — mosquitto too, on
+the same port — is restarted after a growing delay (like systemd's Restart=on-failure),
+and the others reconnect by themselves; one that keeps crashing stops the demo. Ctrl-C
+stops all of them.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ _LOGGER = logging.getLogger(__name__)
 DEMO_EXPERT = "demo"
 DEMO_DEVICE = "appliance-1"
 DEMO_CONSULTATION = "demo-consultation"
-MAX_RESTARTS = 5
+MAX_RESTARTS = 5  # per process, within RESTART_WINDOW_S
 RESTART_WINDOW_S = 60.0
+BROKER = "mosquitto"
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,16 @@ class DemoDevice:
 
     index: int  # 1, 2, …
     mqtt_password: str
-    token: str
+    secret: str
 
     @property
     def device_id(self) -> str:
         return DEMO_DEVICE if self.index == 1 else f"appliance-{self.index}"
+
+    @property
+    def token(self) -> str:
+        """Its API token: ``<device-id>.<secret>`` (see server/device_tokens.py)."""
+        return f"{self.device_id}.{self.secret}"
 
     @property
     def clinic(self) -> str:
@@ -107,8 +115,10 @@ def _server_config(
     opts: DemoOptions, port: int, mqtt_port: int, sec: DemoSecrets, state: Path
 ) -> dict[str, Any]:
     from server.auth import hash_secret  # only needed here, with the server extra
+    from server.device_tokens import ensure_key, token_hash
 
     password_hash = hash_secret(sec.expert_password)
+    device_key = ensure_key(state / "server")  # the server's state_dir
     return {
         "log_level": opts.log_level,
         "state_dir": str(state / "server"),
@@ -159,7 +169,11 @@ def _server_config(
             {"role": "expert", "groups": ["demo-clinic"], "operations": ["view"]},
         ],
         "devices": [
-            {"device_id": d.device_id, "clinic": d.clinic, "token_hash": hash_secret(d.token)}
+            {
+                "device_id": d.device_id,
+                "clinic": d.clinic,
+                "token_hash": token_hash(device_key, d.token),
+            }
             for d in sec.devices
         ],
         "consultations": [
@@ -224,7 +238,7 @@ def run_demo(opts: DemoOptions) -> int:
         expert_password=opts.password or secrets.token_urlsafe(9),
         server_mqtt=secrets.token_urlsafe(18),
         devices=tuple(
-            DemoDevice(i, secrets.token_urlsafe(18), secrets.token_urlsafe(24))
+            DemoDevice(i, secrets.token_urlsafe(18), secrets.token_urlsafe(32))
             for i in range(1, opts.clinics + 1)
         ),
     )
@@ -254,7 +268,10 @@ def run_demo(opts: DemoOptions) -> int:
         _write_private(appliance_toml, tomlwrite.dumps(config))
         commands[f"appliance{device.suffix}"] = [*cli, "appliance", "--config", str(appliance_toml)]
     children: dict[str, subprocess.Popen[bytes]] = {}
-    restarts: list[float] = []
+    backoff = {
+        name: procs.RestartBackoff(MAX_RESTARTS, RESTART_WINDOW_S) for name in [BROKER, *commands]
+    }
+    due: dict[str, float] = {}  # crashed, restarting at this (monotonic) time
     stopping = False
 
     def _request_stop(signum: int, frame: object) -> None:
@@ -264,7 +281,7 @@ def run_demo(opts: DemoOptions) -> int:
     def _write_info() -> None:
         pids = {name: p.pid for name, p in children.items()}
         if broker.process is not None:
-            pids["mosquitto"] = broker.process.pid
+            pids[BROKER] = broker.process.pid
         info = {
             "url": url,
             "username": DEMO_EXPERT,
@@ -280,27 +297,44 @@ def run_demo(opts: DemoOptions) -> int:
         }
         _write_private(state / "demo.json", json.dumps(info, indent=2))
 
-    def _supervise() -> int | None:
-        """Restart a crashed server or appliance (like systemd would); None = keep going."""
-        if broker.process is not None and broker.process.poll() is not None:
-            _LOGGER.error(
-                "mosquitto exited (code %s); stopping the demo", broker.process.returncode
-            )
-            return 1
-        for name, proc in list(children.items()):
-            if proc.poll() is None:
-                continue
-            now = time.monotonic()
-            restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW_S]
-            if len(restarts) >= MAX_RESTARTS:
-                _LOGGER.error(
-                    "%s keeps failing (code %s); stopping the demo", name, proc.returncode
-                )
-                return 1
-            _LOGGER.warning("%s exited (code %s); restarting it", name, proc.returncode)
-            restarts.append(now)
+    def _exit_code(name: str) -> int | None:
+        """The exit code of a crashed child, or None while it runs (or waits to restart)."""
+        if name in due:
+            return None
+        proc = broker.process if name == BROKER else children[name]
+        if proc is None:
+            return -1  # a restart that did not come up
+        return proc.poll()
+
+    def _restart(name: str) -> None:
+        if name != BROKER:
             children[name] = procs.spawn(commands[name])
-            _write_info()
+            return
+        broker.stop()
+        try:
+            broker.start()  # same port: the server and the appliances reconnect to it
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            _LOGGER.error("mosquitto did not come back: %s", exc)
+            broker.stop()
+
+    def _supervise() -> int | None:
+        """Restart a crashed child after its back-off (like systemd); None = keep going."""
+        now = time.monotonic()
+        for name in [BROKER, *children]:
+            code = _exit_code(name)
+            if code is None:
+                continue
+            delay = backoff[name].next_delay(now)
+            if delay is None:
+                _LOGGER.error("%s keeps failing (code %s); stopping the demo", name, code)
+                return 1
+            _LOGGER.warning("%s exited (code %s); restarting it in %.1f s", name, code, delay)
+            due[name] = now + delay
+        for name, when in list(due.items()):
+            if now >= when:
+                del due[name]
+                _restart(name)
+                _write_info()
         return None
 
     signal.signal(signal.SIGINT, _request_stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import ssl
 from pathlib import Path
@@ -24,8 +25,18 @@ class MqttConfig(StrictModel):
     port: int = Field(1883, ge=1, le=65535, description="Broker port.")
     username: str = Field("", description="Broker user name (this device's or server's id).")
     password: SecretStr = Field(SecretStr(""), description="Broker password.")
-    tls: bool = Field(False, description="Use TLS; required for anything beyond loopback.")
-    ca_file: Path | None = Field(None, description="CA certificate that signed the broker's.")
+    tls: bool = Field(
+        False,
+        description="Use TLS; required for a broker beyond loopback (see allow_plaintext).",
+    )
+    allow_plaintext: bool = Field(
+        False,
+        description="Isolated test networks only: allow a broker beyond loopback without TLS "
+        "(the broker password and every command then travel in clear).",
+    )
+    ca_file: Path | None = Field(
+        None, description="CA certificate that signed the broker's (TLS only)."
+    )
     cert_file: Path | None = Field(
         None, description="Client certificate (PEM) for brokers that require one (TLS only)."
     )
@@ -38,7 +49,29 @@ class MqttConfig(StrictModel):
             raise ValueError("give both cert_file and key_file, or neither")
         if self.cert_file is not None and not self.tls:
             raise ValueError("a client certificate needs tls = true")
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("a ca_file needs tls = true")
         return self
+
+    @model_validator(mode="after")
+    def _tls_beyond_loopback(self) -> Self:
+        if not self.tls and not self.allow_plaintext and not is_loopback(self.host):
+            raise ValueError(
+                f"broker {self.host!r} is not on this machine: TLS is required (tls = true "
+                "and ca_file), or allow_plaintext = true on an isolated test network"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1); names are not resolved."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def publish_properties(

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _LOGGER = logging.getLogger(__name__)
@@ -72,3 +73,28 @@ def wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s:.0f} s")
+
+
+@dataclass
+class RestartBackoff:
+    """When to restart a crashed child (like systemd's Restart= with a growing delay).
+
+    Each restart waits twice as long as the one before (``first_delay_s`` up to
+    ``max_delay_s``), counting the restarts of the last ``window_s``; after
+    ``max_restarts`` of them the child is given up.
+    """
+
+    max_restarts: int = 5
+    window_s: float = 60.0
+    first_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    _restarts: list[float] = field(default_factory=list)
+
+    def next_delay(self, now: float) -> float | None:
+        """Seconds to wait before restarting now, or ``None``: it keeps failing, give up."""
+        self._restarts = [t for t in self._restarts if now - t < self.window_s]
+        if len(self._restarts) >= self.max_restarts:
+            return None
+        delay = min(self.max_delay_s, self.first_delay_s * 2.0 ** len(self._restarts))
+        self._restarts.append(now)
+        return delay

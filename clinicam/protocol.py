@@ -38,6 +38,13 @@ class CommandBase(WireModel):
     """Fields every command has."""
 
     id: CommandId = Field(description="Unique per command; duplicates are not re-executed.")
+    not_after: float | None = Field(
+        None,
+        gt=0.0,
+        le=1e11,
+        description="Deadline, UTC seconds since the epoch: the appliance refuses to start "
+        "the command later. The server's link sets it to the end of its wait for the ack.",
+    )
 
 
 class PtzRelative(CommandBase):
@@ -316,6 +323,7 @@ class UplinkFigures(WireModel):
     remb_kbps: int | None = Field(None, ge=0, le=10_000_000)
     loss: float = Field(ge=0.0, le=1.0)
     rtt_ms: float | None = Field(None, ge=0.0, le=600_000.0)
+    queue_ms: float | None = Field(None, ge=0.0, le=600_000.0)  # round trip above the link's own
     rung: int = Field(ge=0, le=20)
     rungs: int = Field(ge=1, le=20)
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from sqlalchemy import select
@@ -23,13 +21,16 @@ from server.access.views import add_access_routes
 from server.archive.backfill import add_backfill_routes
 from server.archive.recorder import ArchiveRecorder
 from server.archive.views import add_archive_routes
-from server.audit.trail import AuditTrail
+from server.audit.trail import AuditTrail, Checkpointer
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
+from server.device_tokens import DeviceTokens
 from server.errors import error_middleware
 from server.fleet.views import add_fleet_routes
+from server.login import LoginService
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
+from server.records import staging
 from server.records.blobs import BlobStore
 from server.records.db import Database, default_database_url, open_database
 from server.records.import_views import add_import_routes
@@ -45,6 +46,7 @@ from server.relevance.views import add_relevance_routes
 from server.room import ConsultationRoom, RoomRegistry
 from server.room_links import watch_links
 from server.security import auth_middleware
+from server.slow_checks import SlowChecks
 from server.state import STATE, ServerState
 from server.station_views import add_station_routes
 from server.views import add_routes
@@ -52,20 +54,20 @@ from server.views import add_routes
 _LOGGER = logging.getLogger(__name__)
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    resp = await handler(request)
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("X-Frame-Options", "DENY")
-    resp.headers.setdefault("Referrer-Policy", "no-referrer")
-    resp.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        "connect-src 'self'; frame-ancestors 'none'",
-    )
-    return resp
+SECURITY_HEADERS: Final = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'",
+}
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response as it is sent: pages, redirects, errors raised as HTTPException
+    and aiohttp's own 404/405/500 alike (a view may set a stricter value of its own)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def _seed_patients(config: ServerConfig, database: Database) -> None:
@@ -87,34 +89,21 @@ LOOP_LAG = web.AppKey("clinicam_loop_lag", asyncio.Task[None])
 LOAD = web.AppKey("clinicam_load", asyncio.Task[None])
 LINKS = web.AppKey("clinicam_links", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
-STAGING_AT_START_S = 60.0  # nothing older can belong to a request of this process
-STAGING_MAX_AGE_S = 6 * 3600.0
 _BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
-def clean_staging(folder: Path, older_than_s: float) -> int:
-    """Remove upload/export leftovers (a crash mid-upload leaves its staging file)."""
-    if not folder.is_dir():
-        return 0
-    cutoff = time.time() - older_than_s
-    removed = 0
-    for leftover in folder.iterdir():
-        with contextlib.suppress(OSError):
-            if leftover.is_file() and leftover.stat().st_mtime < cutoff:
-                leftover.unlink()
-                removed += 1
-    if removed:
-        _LOGGER.info("removed %d leftover staging files", removed)
-    return removed
-
-
 async def _housekeeping(state: ServerState) -> None:
-    """Hourly: archive retention, orphan blobs, staging leftovers (also at start-up)."""
-    staging = state.config.state_dir / "staging"
-    await asyncio.to_thread(clean_staging, staging, STAGING_AT_START_S)
+    """Upload leftovers every few minutes, audit checkpoints, and hourly: archive
+    retention and orphan blobs."""
+    async with asyncio.TaskGroup() as group:  # cancelled together on shutdown
+        group.create_task(staging.sweep_forever(state.config.state_dir, state.archive.root))
+        group.create_task(state.audit.checkpoint_forever())
+        group.create_task(_hourly(state))
+
+
+async def _hourly(state: ServerState) -> None:
     while True:
         try:
-            await asyncio.to_thread(clean_staging, staging, STAGING_MAX_AGE_S)
             await asyncio.to_thread(state.archive.apply_retention)
             await asyncio.to_thread(
                 state.records.collect_orphans, state.config.records.orphan_grace_s
@@ -152,9 +141,10 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     if config.ice.loopback_only:
         restrict_ice_to_loopback()
     app = web.Application(
-        middlewares=[security_headers, error_middleware, auth_middleware],
+        middlewares=[error_middleware, auth_middleware],
         client_max_size=1024 * 1024,
     )
+    app.on_response_prepare.append(security_headers)
     media = MediaHub(
         config.ice, [d.device_id for d in config.devices], low_latency=config.live.low_latency
     )
@@ -170,13 +160,18 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         media=media,
         rooms=RoomRegistry(config, media.feeds, media.patient_audio),
         database=database,
-        audit=AuditTrail(database),
+        audit=AuditTrail(database, checkpoints=Checkpointer.in_folder(config.state_dir)),
         access=AccessControl(config),
         records=RecordStore(
             database,
             BlobStore(config.state_dir / "blobs"),
             max_bytes=config.records.max_upload_mb * 1024 * 1024,
         ),
+    )
+    checks = SlowChecks()
+    state.login = LoginService(config, state.throttle, checks, state.sessions, state.audit)
+    state.device_tokens = DeviceTokens(
+        config, checks, LoginThrottle(max_failures=config.http.max_failed_logins)
     )
     _seed_patients(config, database)
     state.archive = ArchiveRecorder(
@@ -253,6 +248,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         await state.media.close()
         database.close()
         state.appliances.stop()
+        checks.close()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from clinicam.files import write_atomically
+from server.slow_checks import ChecksBusy, SlowChecks
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -117,34 +118,137 @@ class SessionStore:
             self._save()
 
 
+class Throttled(Exception):
+    """Too many failed attempts: wait ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"too many failed attempts; try again in {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    pending: int = 0  # attempts being checked right now (they count against the limit)
+
+
+ADDRESS_FACTOR = 10  # failures one address may make across all accounts, × max_failures
+ACCOUNT_FACTOR = 4  # failures one account may see across all addresses, × max_failures
+FORGET_AFTER_S = 3600.0  # a key with no failure for this long starts afresh
+MAX_LOCK_S = 900.0
+MAX_TRACKED = 100_000
+
+
 @dataclass
 class LoginThrottle:
-    """After ``max_failures`` failures per account or per address, wait before retrying.
+    """Failed attempts counted per (account, address) pair, per address and per account.
 
-    The wait doubles with each further failure (1 s, 2 s, 4 s … capped at 15 min).
+    A pair may fail ``max_failures`` times, an address ``ADDRESS_FACTOR`` times as often
+    across all accounts, an account ``ACCOUNT_FACTOR`` times as often across all
+    addresses; beyond a limit that key waits 1 s, 2 s, 4 s … (at most 15 min) after its
+    last failure. So one attacker behind a clinic's router locks out the account they
+    guess from that router, not the colleagues beside them nor the account's owner
+    elsewhere. Attempts in progress count against the limits, so a burst of parallel
+    guesses cannot slip through before the first one fails.
     """
 
     max_failures: int
     clock: Callable[[], float] = time.monotonic
-    _failures: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _failures: dict[str, _Failures] = field(default_factory=dict)
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds to wait before another attempt for any of ``keys`` (0 = go ahead)."""
+    def _limits(self, account: str, address: str) -> list[tuple[str, int]]:
+        m = self.max_failures
+        return [
+            (f"pair:{account}\n{address}", m),
+            (f"addr:{address}", ADDRESS_FACTOR * m),
+            (f"user:{account}", ACCOUNT_FACTOR * m),
+        ]
+
+    def _entry(self, key: str, now: float) -> _Failures:
+        entry = self._failures.get(key)
+        if entry is None or (entry.pending == 0 and now - entry.last > FORGET_AFTER_S):
+            if len(self._failures) >= MAX_TRACKED:
+                self._forget_old(now)
+            entry = self._failures[key] = _Failures()
+        return entry
+
+    def _forget_old(self, now: float) -> None:
+        for key in [
+            k for k, e in self._failures.items() if e.pending == 0 and now - e.last > MAX_LOCK_S
+        ]:
+            del self._failures[key]
+
+    def retry_after(self, account: str, address: str) -> float:
+        """Seconds to wait before another attempt (0 = go ahead)."""
         now = self.clock()
         wait = 0.0
-        for key in keys:
-            count, last = self._failures.get(key, (0, 0.0))
-            if count >= self.max_failures:
-                lock = min(2.0 ** (count - self.max_failures), 900.0)
-                wait = max(wait, last + lock - now)
+        for key, limit in self._limits(account, address):
+            entry = self._entry(key, now)
+            if entry.count >= limit:
+                lock = min(2.0 ** (entry.count - limit), MAX_LOCK_S)
+                wait = max(wait, entry.last + lock - now)
+            elif entry.count + entry.pending >= limit:
+                wait = max(wait, 1.0)  # the attempts in progress may use up the limit
         return max(wait, 0.0)
 
-    def failed(self, *keys: str) -> None:
+    def begin(self, account: str, address: str) -> LoginAttempt:
+        """Start an attempt, or raise :class:`Throttled`; end it with one of its methods."""
+        wait = self.retry_after(account, address)
+        if wait > 0:
+            raise Throttled(wait)
+        now = self.clock()
+        keys = [key for key, _ in self._limits(account, address)]
+        for key in keys:
+            self._entry(key, now).pending += 1
+        return LoginAttempt(self, keys)
+
+    def _end(self, keys: list[str], *, failed: bool | str, clear: tuple[str, ...] = ()) -> None:
         now = self.clock()
         for key in keys:
-            count, _ = self._failures.get(key, (0, 0.0))
-            self._failures[key] = (count + 1, now)
+            entry = self._entry(key, now)
+            entry.pending = max(entry.pending - 1, 0)
+            if failed is True or (failed and key.startswith(failed)):
+                entry.count += 1
+                entry.last = now
+            elif key.startswith(clear) and entry.pending == 0:
+                del self._failures[key]
 
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
+
+@dataclass
+class LoginAttempt:
+    """One attempt in progress: call exactly one of ``failed``, ``succeeded``, ``abandoned``."""
+
+    throttle: LoginThrottle
+    keys: list[str]
+
+    def failed(self) -> None:
+        self.throttle._end(self.keys, failed=True)
+
+    def succeeded(self) -> None:
+        """The right secret: this pair and this account start afresh (not the address,
+        which another account's success must not reset)."""
+        self.throttle._end(self.keys, failed=False, clear=("pair:", "user:"))
+
+    def abandoned(self) -> None:
+        """Not checked: the client went away."""
+        self.throttle._end(self.keys, failed=False)
+
+    def refused_busy(self) -> None:
+        """Not checked, the slow-check pool being full: counts against the address only
+        (an address that keeps pressing a saturated server is soon throttled, which frees
+        the pool; the account and the pair are not to blame)."""
+        self.throttle._end(self.keys, failed="addr:")
+
+    async def check(self, checks: SlowChecks, stored_hash: str | None, secret: str) -> bool:
+        """``verify_secret`` in the slow-check pool; a check that never ran (pool full,
+        client gone) ends this attempt accordingly and re-raises. The caller ends an
+        attempt that returns (``failed`` or ``succeeded``)."""
+        try:
+            return await checks.run(verify_secret, stored_hash, secret)
+        except ChecksBusy:
+            self.refused_busy()
+            raise
+        except BaseException:
+            self.abandoned()
+            raise

@@ -19,6 +19,17 @@ def _argon2id(value: str) -> str:
     return value
 
 
+def _device_token_hash(value: str) -> str:
+    if value.startswith("$argon2id$"):
+        return value  # from an older release: still accepted, slow to check (see server)
+    prefix, _, digest = value.partition("$")
+    if prefix != "hmac-sha256" or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise ValueError(
+            "must be a device token hash ('clinicam device-token' makes a token and its hash)"
+        )
+    return value
+
+
 class HttpConfig(StrictModel):
     """The web server."""
 
@@ -28,7 +39,13 @@ class HttpConfig(StrictModel):
         True, description="Mark the session cookie Secure (browsers accept it on localhost)."
     )
     session_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="Idle logout.")
-    max_failed_logins: int = Field(5, ge=1, le=100, description="Failures before throttling.")
+    max_failed_logins: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Failed sign-ins per (account, address) before throttling; an address "
+        "may fail 10×, an account 4× as often in all before it is throttled.",
+    )
 
 
 Role = Literal["expert", "chair", "admin", "technician", "clinic"]
@@ -68,9 +85,12 @@ class DeviceAccount(StrictModel):
 
     device_id: str = Field(pattern=DEVICE_ID_PATTERN)
     clinic: str = Field(min_length=1, max_length=80, description="Shown as 'Patient — <clinic>'.")
-    token_hash: str
+    token_hash: str = Field(
+        description="hmac-sha256$… from 'clinicam device-token' (argon2id hashes from older "
+        "releases still work but are slow to check)."
+    )
 
-    _hash = field_validator("token_hash")(_argon2id)
+    _hash = field_validator("token_hash")(_device_token_hash)
 
 
 class ConsultationConfig(StrictModel):
@@ -230,7 +250,8 @@ class ServerConfig(StrictModel):
     )
     devices: list[DeviceAccount] = Field(
         default_factory=list,
-        description="[[devices]] tables: device_id, clinic, token_hash (argon2id).",
+        description="[[devices]] tables: device_id, clinic, token_hash "
+        "('clinicam device-token' makes one).",
     )
     watermark: bool = Field(
         False,

@@ -20,11 +20,19 @@ M = TypeVar("M", bound=BaseModel)
 class ApiError(Exception):
     """An error with the HTTP status and message the client should see."""
 
-    def __init__(self, status: HTTPStatus, message: str, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: HTTPStatus,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.code = code  # for a page that acts on this error (e.g. asks to confirm)
 
 
 def _describe(err: ValidationError) -> str:
@@ -69,11 +77,12 @@ async def read_json(request: web.Request, model: type[M]) -> M:
 
 
 def error_response(
-    status: HTTPStatus, message: str, headers: dict[str, str] | None = None
+    status: HTTPStatus, message: str, headers: dict[str, str] | None = None, code: str | None = None
 ) -> web.Response:
+    body = {"error": message} if code is None else {"error": message, "code": code}
     return web.Response(
         status=status,
-        text=json.dumps({"error": message}),
+        text=json.dumps(body),
         content_type="application/json",
         headers=headers,
     )
@@ -86,7 +95,7 @@ async def error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.headers)
+        return error_response(exc.status, exc.message, exc.headers, exc.code)
     except web.HTTPException:
         raise
     except Exception:

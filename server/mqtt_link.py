@@ -1,8 +1,15 @@
 """The server's MQTT session: sends commands to appliances and awaits their acks.
 
-Commands go to ``clinicam/<device>/cmd`` at QoS 1 with an MQTT 5 response topic,
-correlation data and a message expiry, so a command that cannot be delivered in
-time dies at the broker instead of moving the camera later.
+Commands go to ``clinicam/<device>/cmd`` at QoS 1 with an MQTT 5 response topic and
+correlation data. A command lives exactly as long as the server waits for its ack: it
+carries that deadline (``not_after``, which the appliance enforces even when a command
+reaches it late by another route, e.g. re-sent by paho after a reconnect) and its
+message expiry is no longer, so the broker drops it too. Once the server stops waiting,
+the command can no longer start; whether it ran before is unknown unless an ack said so,
+and the server says exactly that (:class:`CommandUnconfirmed`), never "failed".
+
+Every path that forwards commands names the operations it may send (its allow-list,
+below); anything else is refused here, before anything is published.
 """
 
 from __future__ import annotations
@@ -10,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
@@ -21,7 +29,6 @@ from pydantic import ValidationError
 from clinicam.const import (
     AVAILABILITY_ONLINE,
     DEFAULT_ACK_TIMEOUT_S,
-    DEFAULT_COMMAND_EXPIRY_S,
     TOPIC_ACK,
     TOPIC_AVAILABILITY,
     TOPIC_CMD,
@@ -36,8 +43,44 @@ from clinicam.protocol import ApplianceState, CommandAck, UplinkFigures, WireMod
 _LOGGER = logging.getLogger(__name__)
 
 
+# Allow-lists: which operations each path may forward to an appliance.
+CAMERA_OPS: Final = frozenset(
+    {
+        "ptz.relative",
+        "ptz.absolute",
+        "ptz.continuous",
+        "ptz.stop",
+        "ptz.home",
+        "preset.save",
+        "preset.goto",
+        "preset.delete",
+        "focus",
+        "colour",
+        "zoom",
+        "snapshot",
+        "stream",
+    }
+)  # the expert holding control (never privacy: that is the clinic's, see STATION_OPS)
+STATION_OPS: Final = frozenset({"privacy"})  # the clinic station's privacy switch
+RELEVANCE_OPS: Final = frozenset({"model.relevance"})  # the server's own, with its token
+FLEET_OPS: Final = frozenset({"appliance.update"})  # admins and technicians, /admin
+
+
+class CommandNotAllowed(Exception):
+    """The operation is not on the calling path's allow-list; nothing was sent."""
+
+
 class ApplianceUnreachable(Exception):
-    """No acknowledgement arrived (appliance offline, or broker down)."""
+    """No acknowledgement arrived (see the two cases below)."""
+
+
+class CommandNotSent(ApplianceUnreachable):
+    """The command was not published (no broker connection): it did not and will not run."""
+
+
+class CommandUnconfirmed(ApplianceUnreachable):
+    """Published, but no ack came before its deadline: it may have run, it will not start
+    any more."""
 
 
 class ApplianceLink:
@@ -69,18 +112,32 @@ class ApplianceLink:
         self._client.loop_stop()
 
     async def send(
-        self, device_id: str, command: WireModel, *, timeout_s: float = DEFAULT_ACK_TIMEOUT_S
+        self,
+        device_id: str,
+        command: WireModel,
+        *,
+        allowed: Collection[str],
+        timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
     ) -> CommandAck:
-        """Publish ``command`` to ``device_id`` and wait for its acknowledgement."""
+        """Publish ``command`` to ``device_id`` and wait for its acknowledgement.
+
+        ``allowed`` is the calling path's allow-list of operations. The command may start
+        only until the wait ends (``timeout_s``): then :class:`CommandUnconfirmed`.
+        """
+        op = getattr(command, "op", None)
+        if op not in allowed:
+            raise CommandNotAllowed(f"op: '{op}' may not be sent this way")
         if not self.connected:
-            raise ApplianceUnreachable("the server is not connected to the broker")
+            raise CommandNotSent("the server is not connected to the broker: nothing was sent")
+        not_after = time.time() + timeout_s
+        command = command.model_copy(update={"not_after": not_after})
         correlation = secrets.token_bytes(12)
         future: asyncio.Future[CommandAck] = self._loop.create_future()
         self._pending[correlation] = (device_id, future)
         props = publish_properties(
             response_topic=device_topic(device_id, TOPIC_ACK),
             correlation=correlation,
-            expiry_s=DEFAULT_COMMAND_EXPIRY_S,
+            expiry_s=max(1, math.floor(timeout_s)),  # whole seconds, never beyond the wait
         )
         try:
             self._client.publish(
@@ -92,8 +149,9 @@ class ApplianceLink:
             async with asyncio.timeout(timeout_s):
                 return await future
         except TimeoutError:
-            raise ApplianceUnreachable(
-                f"appliance {device_id} did not answer within {timeout_s:.0f} s"
+            raise CommandUnconfirmed(
+                f"appliance {device_id} did not confirm the command within {timeout_s:.0f} s: "
+                "it is not confirmed and may or may not have run; it cannot start any more"
             ) from None
         finally:
             self._pending.pop(correlation, None)

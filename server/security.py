@@ -1,28 +1,35 @@
 """Authentication on by default: every route needs a session unless listed as public.
 
-State-changing requests must carry the session's CSRF token and, when the browser
-sends one, an Origin matching the server. Device routes use bearer tokens instead.
+State-changing requests must carry the session's CSRF token; every state-changing
+request, with a session or without one yet (sign-in), is refused when the browser
+says it comes from another site (Origin, Sec-Fetch-Site). Device routes use bearer
+tokens instead, checked here before the view runs (see server/device_tokens.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from server.auth import CSRF_HEADER, SESSION_COOKIE, Session, verify_secret
+from server.auth import CSRF_HEADER, SESSION_COOKIE, Session, Throttled
 from server.config import ConsultationConfig, DeviceAccount
+from server.device_tokens import DeviceRefused
 from server.errors import ApiError
+from server.slow_checks import ChecksBusy
 from server.state import STATE
 
 PUBLIC_PREFIXES = ("/static/", "/api/appliances/", "/station/")  # the latter two: bearer
 PUBLIC_PATHS = frozenset({"/login", "/api/login", "/healthz", "/favicon.ico"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = web.RequestKey("clinicam_session", Session)
+DEVICE_KEY = web.RequestKey("clinicam_device", DeviceAccount)
+DEVICE_REFUSAL_KEY = web.RequestKey("clinicam_device_refusal", ApiError)
+SAME_SITE_FETCHES = frozenset({"same-origin", "none"})  # none: typed or bookmarked
+JSON_TYPE = "application/json"
 
 
 def session_of(request: web.Request) -> Session:
@@ -38,7 +45,11 @@ def _is_public(path: str) -> bool:
 async def auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    if request.method not in SAFE_METHODS:
+        _check_same_site(request)
     if _is_public(request.path):
+        if "device" in request.match_info and "Authorization" in request.headers:
+            await _authenticate_device(request)
         return await handler(request)
     state = request.app[STATE]
     session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
@@ -60,9 +71,27 @@ def _check_csrf(request: web.Request, session: Session) -> None:
     token = request.headers.get(CSRF_HEADER, "")
     if not secrets.compare_digest(token.encode(), session.csrf.encode()):
         raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong CSRF token")
+    _check_same_site(request)
+
+
+def _check_same_site(request: web.Request) -> None:
+    """Refuse a request the browser says another site sent (no CSRF token needed for that:
+    sign-in has none yet). Non-browser clients (appliances) send neither header."""
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
-        raise ApiError(HTTPStatus.FORBIDDEN, "cross-origin request refused")
+    # The host, not the scheme: behind a TLS-terminating proxy the page is https and the
+    # request reaching us http, for the same host.
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise ApiError(HTTPStatus.FORBIDDEN, "cross-origin request refused (CSRF protection)")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in SAME_SITE_FETCHES:
+        raise ApiError(HTTPStatus.FORBIDDEN, "cross-site request refused (CSRF protection)")
+
+
+def require_json_body(request: web.Request) -> None:
+    """A body that is not declared JSON is refused (a cross-site ``text/plain`` form can
+    send a JSON-looking body without a preflight; it cannot send this content type)."""
+    if request.content_type != JSON_TYPE:
+        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"the body must be {JSON_TYPE}")
 
 
 def invited_consultation(request: web.Request, cid: str | None = None) -> ConsultationConfig:
@@ -76,32 +105,52 @@ def invited_consultation(request: web.Request, cid: str | None = None) -> Consul
     return consultation
 
 
-# argon2 is deliberately slow; an appliance checks in every few seconds, so remember
-# the digest of a token once it has verified against the configured hash.
-_VERIFIED_TOKENS: dict[tuple[str, str], bytes] = {}
+_DEVICE_REFUSED = "unknown device or wrong token"
+
+
+async def _authenticate_device(request: web.Request) -> None:
+    """Check the bearer token of the device in the URL; the view reads the outcome with
+    :func:`authenticated_device`. A current token costs one HMAC; see device_tokens."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else ""
+    tokens = request.app[STATE].device_tokens
+    try:
+        request[DEVICE_KEY] = await tokens.authenticate(
+            request.match_info["device"], token, request.remote or "unknown"
+        )
+    except DeviceRefused:
+        request[DEVICE_REFUSAL_KEY] = ApiError(
+            HTTPStatus.UNAUTHORIZED, _DEVICE_REFUSED, headers={"WWW-Authenticate": "Bearer"}
+        )
+    except Throttled as exc:
+        request[DEVICE_REFUSAL_KEY] = too_many(exc)
+    except ChecksBusy:
+        request[DEVICE_REFUSAL_KEY] = busy()
+
+
+def too_many(exc: Throttled) -> ApiError:
+    return ApiError(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        f"too many failed attempts; try again in {exc.retry_after:.0f} s",
+        headers={"Retry-After": str(int(exc.retry_after) + 1)},
+    )
+
+
+def busy() -> ApiError:
+    return ApiError(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "too many sign-in checks at once; try again shortly",
+        headers={"Retry-After": "1"},
+    )
 
 
 def authenticated_device(request: web.Request) -> DeviceAccount:
-    """The device named in the URL, if the bearer token is its own."""
-    state = request.app[STATE]
-    device = state.config.device(request.match_info["device"])
-    header = request.headers.get("Authorization", "")
-    token = header[7:] if header.startswith("Bearer ") else ""
-    digest = hashlib.sha256(token.encode()).digest()
-    if device is not None:
-        key = (device.device_id, device.token_hash)
-        known = _VERIFIED_TOKENS.get(key)
-        if known is not None and secrets.compare_digest(known, digest):
-            return device
-        if verify_secret(device.token_hash, token):
-            _VERIFIED_TOKENS[key] = digest
-            return device
-    else:
-        verify_secret(None, token)  # same work for unknown devices
-    raise ApiError(
-        HTTPStatus.UNAUTHORIZED,
-        "unknown device or wrong token",
-        headers={"WWW-Authenticate": "Bearer"},
+    """The device named in the URL, if the bearer token is its own (checked by the
+    middleware before the view ran)."""
+    if DEVICE_KEY in request:
+        return request[DEVICE_KEY]
+    raise request.get(DEVICE_REFUSAL_KEY) or ApiError(
+        HTTPStatus.UNAUTHORIZED, _DEVICE_REFUSED, headers={"WWW-Authenticate": "Bearer"}
     )
 
 

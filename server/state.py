@@ -11,6 +11,8 @@ from server.archive.recorder import ArchiveRecorder
 from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
+from server.device_tokens import DeviceTokens
+from server.login import LoginService
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
 from server.records.db import Database
@@ -37,6 +39,8 @@ class ServerState:
     archive: ArchiveRecorder = field(init=False)
     relevance: RelevanceService = field(init=False)
     learning: LearningLoop = field(init=False)
+    login: LoginService = field(init=False)
+    device_tokens: DeviceTokens = field(init=False)
 
 
 STATE = web.AppKey("clinicam_state", ServerState)

@@ -29,7 +29,7 @@ from clinicam.configfile import StrictModel
 from clinicam.protocol import Privacy
 from server.errors import ApiError, read_json
 from server.media.peers import NoCommonCodec
-from server.mqtt_link import ApplianceUnreachable
+from server.mqtt_link import STATION_OPS, ApplianceUnreachable
 from server.room import ConsultationRoom
 from server.security import station_caller
 from server.state import STATE, ServerState
@@ -112,7 +112,7 @@ class StationControlsView(web.View):
             command = Privacy(id=f"station-{secrets.token_hex(6)}", enabled=controls.privacy)
             detail = {"op": "privacy", "enabled": controls.privacy, "from": "clinic station"}
             try:
-                ack = await state.appliances.send(device.device_id, command)
+                ack = await state.appliances.send(device.device_id, command, allowed=STATION_OPS)
             except ApplianceUnreachable as exc:
                 await state.audit.record(
                     actor, "camera.command", "device", {**detail, "result": str(exc)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
@@ -12,18 +11,29 @@ from aiohttp import WSMsgType, web
 from pydantic import Field, TypeAdapter, ValidationError
 
 from clinicam.configfile import StrictModel
-from clinicam.protocol import CommandRejected, describe_errors, validate_command
-from server.auth import SESSION_COOKIE, verify_secret
+from clinicam.protocol import describe_errors
+from server.auth import SESSION_COOKIE, Throttled
+from server.camera import (
+    CommandNotSent,
+    CommandRejected,
+    CommandUnconfirmed,
+    ControlHeldElsewhere,
+    NotACameraCommand,
+    camera_command,
+)
 from server.errors import ApiError, read_json, read_json_object
 from server.floor import FloorError
+from server.login import WrongCredentials
 from server.media.peers import NoCommonCodec
-from server.mqtt_link import ApplianceUnreachable
 from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.security import (
     authenticated_device,
+    busy,
     invited_consultation,
+    require_json_body,
     session_of,
 )
+from server.slow_checks import ChecksBusy
 from server.state import STATE
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,28 +64,23 @@ class LoginPage(web.View):
 class LoginView(web.View):
     async def post(self) -> web.StreamResponse:
         state = self.request.app[STATE]
+        require_json_body(self.request)
         body = await read_json(self.request, LoginBody)
         address = self.request.remote or "unknown"
-        keys = (f"user:{body.username}", f"addr:{address}")
-        wait = state.throttle.retry_after(*keys)
-        if wait > 0:
+        try:
+            signed_in = await state.login.sign_in(body.username, body.password, address)
+        except Throttled as exc:
             raise ApiError(
                 HTTPStatus.TOO_MANY_REQUESTS,
-                f"too many failed logins; try again in {wait:.0f} s",
-                headers={"Retry-After": str(int(wait) + 1)},
-            )
-        expert = state.config.expert(body.username)
-        if not verify_secret(expert.password_hash if expert else None, body.password):
-            state.throttle.failed(*keys)
-            _LOGGER.warning("login failed for %r from %s", body.username, address)
-            await state.audit.record(body.username, "login.failed", "session", {"address": address})
-            raise ApiError(HTTPStatus.UNAUTHORIZED, "wrong user name or password")
-        assert expert is not None
-        state.throttle.succeeded(*keys)
-        token, session = state.sessions.create(expert.username)
-        _LOGGER.info("expert %s logged in from %s", expert.username, address)
-        await state.audit.record(expert.username, "login", "session", {"address": address})
-        resp = web.json_response({"user": expert.username, "csrf": session.csrf})
+                f"too many failed logins; try again in {exc.retry_after:.0f} s",
+                headers={"Retry-After": str(int(exc.retry_after) + 1)},
+            ) from None
+        except ChecksBusy:
+            raise busy() from None
+        except WrongCredentials as exc:
+            raise ApiError(HTTPStatus.UNAUTHORIZED, str(exc)) from None
+        token, session = signed_in.token, signed_in.session
+        resp = web.json_response({"user": signed_in.username, "csrf": session.csrf})
         resp.set_cookie(
             SESSION_COOKIE,
             token,
@@ -185,56 +190,16 @@ class CameraView(web.View):
         c = invited_consultation(self.request)
         username = session_of(self.request).username
         body = await read_json_object(self.request)
-        body["id"] = f"{username}-{secrets.token_hex(6)}"  # ids are the server's to give
-        if body.get("op") == "snapshot":  # filed into this consultation's patient's record
-            body["requested_by"] = username
-            body["consultation"] = c.id
         try:
-            command = validate_command(body)
-        except CommandRejected as exc:
+            ack = await camera_command(state, c, username, body)
+        except (CommandRejected, NotACameraCommand) as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
-        if command.op.startswith("model."):  # the server's own, with a token it issues
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"op: '{command.op}' is not a camera command")
-        floor = state.rooms.get(c).floor
-        detail = {
-            "op": command.op,
-            "params": command.model_dump(mode="json", exclude={"op"}),
-            "appliance": c.appliance,
-            "consultation": c.id,
-        }
-        target = f"patient:{c.patient_id}"
-        if not floor.may_control(username):  # R2: only the holder's requests are forwarded
-            _LOGGER.info(
-                "command %s from %s refused: control is held by %s",
-                command.op,
-                username,
-                floor.holder,
-            )
-            await state.audit.record(
-                username, "camera.refused", target, {**detail, "holder": floor.holder}
-            )
-            raise ApiError(HTTPStatus.FORBIDDEN, f"camera control is held by {floor.holder}")
-        try:
-            ack = await state.appliances.send(c.appliance, command)
-        except ApplianceUnreachable as exc:
-            _LOGGER.warning(
-                "command %s from %s to %s failed: %s", command.op, username, c.appliance, exc
-            )
-            await state.audit.record(
-                username, "camera.command", target, {**detail, "result": f"unreachable: {exc}"}
-            )
+        except ControlHeldElsewhere as exc:
+            raise ApiError(HTTPStatus.FORBIDDEN, str(exc)) from None
+        except CommandNotSent as exc:
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
-        await state.audit.record(
-            username, "camera.command", target, {**detail, "result": "ok" if ack.ok else ack.error}
-        )
-        _LOGGER.info(
-            "command %s %s from %s to %s: %s",
-            command.op,
-            command.model_dump_json(exclude={"op", "id"}),
-            username,
-            c.appliance,
-            "ok" if ack.ok else ack.error,
-        )
+        except CommandUnconfirmed as exc:  # the outcome is unknown: say so
+            raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, str(exc)) from None
         status = HTTPStatus.OK if ack.ok else HTTPStatus.UNPROCESSABLE_ENTITY
         return web.json_response(ack.model_dump(exclude_none=True), status=status)
 

@@ -6,6 +6,13 @@ for programs). :meth:`AccessControl.check` looks the grant up on every request, 
 admin's revocation takes effect on the very next one. Without a valid grant a request
 learns nothing, not even whether the patient exists (404); with a view grant, an edit
 is refused (403).
+
+Each ask gets its own token (a second browser or tab of the same user does not end the
+first one's), and a token allows exactly the operations that were asked for: asking
+for ``view`` while holding a view+edit grant yields a view-only token for that grant.
+Nobody decides on their own request: an admin's own access request waits for another
+admin, and an admin's own break-glass access is reviewed by another admin; in an
+emergency, break-glass is the path (short, flagged, audited).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from server.access.models import (
     REQUEST_GRANTED,
     REQUEST_PENDING,
     AccessGrant,
+    AccessGrantToken,
     AccessRequest,
 )
 from server.access.rules import match_rules
@@ -58,10 +66,29 @@ class Actor:
 
 @dataclass(frozen=True)
 class IssuedGrant:
-    """A new grant and its token (shown once; only the digest is stored)."""
+    """A grant and a new token for it (shown once; only the digest is stored).
+
+    ``operations`` is what the token allows: exactly what was asked for.
+    """
 
     grant: AccessGrant
     token: str
+    operations: str
+
+
+@dataclass(frozen=True)
+class CheckedGrant:
+    """A request's grant and the operations its token allows."""
+
+    grant: AccessGrant
+    operations: frozenset[str]
+
+
+OWN_REQUEST = (
+    "you cannot decide on your own access request: another admin has to, "
+    "or use break-glass in an emergency"
+)
+OWN_BREAK_GLASS = "your own break-glass access has to be reviewed by another admin"
 
 
 def token_digest(token: str) -> str:
@@ -116,7 +143,16 @@ class AccessControl:
         )
         session.add(grant)
         session.flush()
-        return IssuedGrant(grant, token)
+        session.add(
+            AccessGrantToken(
+                grant_id=grant.id,
+                token_sha256=grant.token_sha256,
+                operations=operations,
+                created_at=now,
+            )
+        )
+        session.flush()
+        return IssuedGrant(grant, token, operations)
 
     def issue_device_grant(
         self,
@@ -146,8 +182,8 @@ class AccessControl:
         ops = normalise_operations(operations)
         wanted_minutes = minutes or self._config.records.default_grant_minutes
         existing = self._covering_grant(session, actor.username, patient.id, ops)
-        if existing is not None:  # approved earlier, or a lost cookie: same grant, new token
-            return IssuedGrant(existing, self.reissue_token(session, existing))
+        if existing is not None:  # approved earlier, another session, a lost cookie
+            return IssuedGrant(existing, self.add_token(session, existing, ops), ops)
         match = match_rules(
             self._config.access_rules,
             username=actor.username,
@@ -215,6 +251,8 @@ class AccessControl:
         pending = session.get(AccessRequest, request_id)
         if pending is None or pending.status != REQUEST_PENDING:
             raise AccessDenied(HTTPStatus.NOT_FOUND, "no such pending access request")
+        if pending.username == admin:
+            raise AccessDenied(HTTPStatus.FORBIDDEN, OWN_REQUEST)
         pending.decided_at = utcnow()
         pending.decided_by = admin
         if not approve:
@@ -255,10 +293,20 @@ class AccessControl:
                 return grant
         return None
 
-    def reissue_token(self, session: Session, grant: AccessGrant) -> str:
-        """A new token for an approved grant the requester collects (the old one dies)."""
+    @staticmethod
+    def add_token(session: Session, grant: AccessGrant, operations: str) -> str:
+        """One more token for ``grant`` allowing ``operations``; earlier tokens keep working."""
+        if not set(operations.split(",")) <= grant.operation_set:
+            raise ValueError("a token never allows more than its grant")
         token = secrets.token_urlsafe(32)
-        grant.token_sha256 = token_digest(token)
+        session.add(
+            AccessGrantToken(
+                grant_id=grant.id,
+                token_sha256=token_digest(token),
+                operations=operations,
+                created_at=utcnow(),
+            )
+        )
         session.flush()
         return token
 
@@ -269,16 +317,20 @@ class AccessControl:
         patient_id: int,
         token: str | None,
         operation: str,
-    ) -> AccessGrant:
+    ) -> CheckedGrant:
         """The active grant behind ``token`` for this user, patient and operation, or refuse."""
-        grant = None
+        found = None
         if token:
-            grant = session.scalar(
-                select(AccessGrant).where(AccessGrant.token_sha256 == token_digest(token))
-            )
+            found = session.execute(
+                select(AccessGrant, AccessGrantToken.operations)
+                .join(AccessGrantToken, AccessGrantToken.grant_id == AccessGrant.id)
+                .where(AccessGrantToken.token_sha256 == token_digest(token))
+            ).one_or_none()
         now = utcnow()
+        grant = None if found is None else found[0]
         if (
-            grant is None
+            found is None
+            or grant is None
             or grant.username != actor.username
             or grant.patient_id != patient_id
             or not grant.active(now)
@@ -286,11 +338,12 @@ class AccessControl:
             raise AccessDenied(
                 HTTPStatus.NOT_FOUND, "no such patient, or no current access grant for it"
             )
-        if operation not in grant.operation_set:
+        allowed = grant.operation_set & frozenset(str(found[1]).split(","))
+        if operation not in allowed:
             raise AccessDenied(
                 HTTPStatus.FORBIDDEN, f"your grant for this patient does not allow '{operation}'"
             )
-        return grant
+        return CheckedGrant(grant, allowed)
 
     def revoke(self, session: Session, admin: str, grant_id: int) -> AccessGrant:
         grant = session.get(AccessGrant, grant_id)
@@ -306,6 +359,8 @@ class AccessControl:
         grant = session.get(AccessGrant, grant_id)
         if grant is None or not grant.break_glass:
             raise AccessDenied(HTTPStatus.NOT_FOUND, "no such break-glass grant")
+        if grant.username == admin:
+            raise AccessDenied(HTTPStatus.FORBIDDEN, OWN_BREAK_GLASS)
         grant.reviewed_at = grant.reviewed_at or utcnow()
         grant.reviewed_by = grant.reviewed_by or admin
         return grant

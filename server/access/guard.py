@@ -11,7 +11,7 @@ from typing import TypeVar
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from server.access.grants import AccessDenied, Actor
+from server.access.grants import AccessDenied, Actor, CheckedGrant
 from server.access.models import AccessGrant
 from server.errors import ApiError
 from server.records.db import Database
@@ -58,11 +58,15 @@ def require_role(request: web.Request, *roles: str) -> Actor:
 
 @dataclass(frozen=True)
 class Granted:
-    """A checked request: who, which patient, under which grant."""
+    """A checked request: who, which patient, under which grant, allowing what.
+
+    ``operations`` is what the presented token allows (never more than ``grant``'s).
+    """
 
     actor: Actor
     patient: Patient
     grant: AccessGrant
+    operations: frozenset[str]
 
 
 def _patient_id(request: web.Request) -> int:
@@ -79,16 +83,16 @@ async def check_access(request: web.Request, operation: str, what: str) -> Grant
     pid = _patient_id(request)
     token = request.headers.get(ACCESS_HEADER) or request.cookies.get(ACCESS_COOKIE)
 
-    def check(session: Session) -> tuple[AccessGrant, Patient]:
-        grant = state.access.check(session, actor, pid, token, operation)
+    def check(session: Session) -> tuple[CheckedGrant, Patient]:
+        checked = state.access.check(session, actor, pid, token, operation)
         patient = session.get(Patient, pid)
         assert patient is not None  # grants reference existing patients
         session.expunge(patient)
-        session.expunge(grant)
-        return grant, patient
+        session.expunge(checked.grant)
+        return checked, patient
 
     try:
-        grant, patient = await in_session(state.database, check)
+        checked, patient = await in_session(state.database, check)
     except AccessDenied as exc:
         await state.audit.record(
             actor.username,
@@ -97,4 +101,4 @@ async def check_access(request: web.Request, operation: str, what: str) -> Grant
             {"operation": operation, "what": what, "status": int(exc.status)},
         )
         raise ApiError(exc.status, exc.message) from None
-    return Granted(actor, patient, grant)
+    return Granted(actor, patient, checked.grant, checked.operations)

@@ -51,6 +51,22 @@ class AccessGrant(Base):
         return self.revoked_at is None and now < self.expires_at
 
 
+class AccessGrantToken(Base):
+    """One token for a grant: each session that asks gets its own, scoped to what it asked.
+
+    Only the SHA-256 digest is stored. A token allows ``operations`` (never more than
+    its grant's); revoking or expiring the grant ends every token of it.
+    """
+
+    __tablename__ = "access_grant_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grant_id: Mapped[int] = mapped_column(ForeignKey("access_grants.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    operations: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class AccessRequest(Base):
     """An expert's request that no preset rule covered, waiting for an admin."""
 

@@ -32,7 +32,7 @@ from server.errors import ApiError, read_json
 from server.records.db import iso, utcnow
 from server.records.models import Patient
 from server.security import session_of
-from server.state import STATE
+from server.state import STATE, ServerState
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -81,10 +81,12 @@ def grant_json(grant: AccessGrant, patient: Patient | None = None) -> dict[str, 
 
 
 def _with_token(request: web.Request, issued: IssuedGrant, body: dict[str, Any]) -> web.Response:
-    """Answer with the grant; its token rides in a cookie scoped to this patient's records."""
+    """Answer with the grant and what the new token allows; the token rides in a cookie
+    scoped to this patient's records."""
     state = request.app[STATE]
     grant = issued.grant
-    resp = web.json_response({**body, "token": issued.token}, status=HTTPStatus.CREATED)
+    answer = {**body, "operations": sorted(issued.operations.split(",")), "token": issued.token}
+    resp = web.json_response(answer, status=HTTPStatus.CREATED)
     resp.set_cookie(
         ACCESS_COOKIE,
         issued.token,
@@ -137,7 +139,7 @@ class AccessRequestView(web.View):
                 grant = outcome.grant
                 detail = {
                     "grant": grant.id,
-                    "operations": grant.operations,
+                    "operations": outcome.operations,
                     "basis": grant.basis,
                     "expires_at": iso(grant.expires_at),
                 }
@@ -288,7 +290,7 @@ class ConsentView(web.View):
 class AdminGrantsView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        require_role(self.request, "admin")
+        admin = require_role(self.request, "admin")
 
         def work(session: Session) -> dict[str, Any]:
             now = utcnow()
@@ -300,7 +302,8 @@ class AdminGrantsView(web.View):
             )
             patients = {p.id: p for p in session.scalars(select(Patient))}
             rows = [
-                grant_json(g, patients.get(g.patient_id)) | {"active": g.active(now)}
+                grant_json(g, patients.get(g.patient_id))
+                | {"active": g.active(now), "own": g.username == admin.username}
                 for g in grants
             ]
             return {
@@ -317,12 +320,26 @@ class AdminGrantsView(web.View):
                         "minutes": r.minutes,
                         "reason": r.reason,
                         "created_at": iso(r.created_at),
+                        "own": r.username == admin.username,  # someone else decides
                     }
                     for r in pending
                 ],
             }
 
         return web.json_response(await in_session(state.database, work))
+
+
+async def _refused(
+    state: ServerState, admin: Actor, exc: AccessDenied, target: str, action: str
+) -> None:
+    """A refused decision changed nothing; a forbidden one (e.g. on one's own) is audited."""
+    if exc.status == HTTPStatus.FORBIDDEN:
+        await state.audit.record(
+            admin.username,
+            "access.decision_refused",
+            target,
+            {"action": action, "reason": exc.message},
+        )
 
 
 def _item_id(request: web.Request) -> int:
@@ -360,6 +377,7 @@ class AdminGrantActionView(web.View):
         try:
             body = await in_session(state.database, work)
         except AccessDenied as exc:
+            await _refused(state, admin, exc, f"grant:{grant_id}", action)
             raise ApiError(exc.status, exc.message) from None
         return web.json_response(body)
 
@@ -388,6 +406,8 @@ class AdminRequestView(web.View):
         try:
             decided = await in_session(state.database, work)
         except AccessDenied as exc:
+            verb = "approve" if body.approve else "deny"
+            await _refused(state, admin, exc, f"access-request:{request_id}", verb)
             raise ApiError(exc.status, exc.message) from None
         return web.json_response({"request_id": request_id, "status": decided.status})
 

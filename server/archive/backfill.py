@@ -35,6 +35,7 @@ from server.archive.recorder import ArchiveRecorder
 from server.archive.views import _when, merged_ranges
 from server.config import ConsultationConfig
 from server.errors import ApiError
+from server.records.staging import body_chunks
 from server.security import authenticated_device
 from server.state import STATE
 
@@ -133,7 +134,7 @@ def _cut(packets: list[_Packet], gaps: list[tuple[datetime, datetime]], out: Pat
 async def _receive(request: web.Request, into: Path) -> None:
     size = 0
     with into.open("wb") as fh:
-        async for chunk in request.content.iter_chunked(CHUNK):
+        async for chunk in body_chunks(request, CHUNK):  # 408 when the appliance goes silent
             size += len(chunk)
             if size > MAX_SEGMENT_BYTES:
                 raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "segment too large")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from server.audit.log import AuditEntry, AuditLog, VerifyResult, verify_database
+from server.audit.log import AuditEntry, AuditLog, Problem, VerifyResult
+from server.audit.verify import verify_chain, verify_database
 
-__all__ = ["AuditEntry", "AuditLog", "VerifyResult", "verify_database"]
+__all__ = ["AuditEntry", "AuditLog", "Problem", "VerifyResult", "verify_chain", "verify_database"]

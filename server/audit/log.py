@@ -1,10 +1,16 @@
 """Append-only audit entries, each hashing the one before it.
 
-``hash = sha256(canonical JSON of seq, at, actor, action, target, detail, prev_hash)``.
+``hash = sha256(canonical JSON of scheme, seq, time, actor, action, target, detail,
+prev_hash)``. Canonical JSON: sorted keys, no duplicate keys, ``,``/``:`` separators,
+UTF-8, no NaN; time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. Scheme 2 entries store their
+detail as exactly that canonical text, and :mod:`server.audit.verify` refuses a row
+whose stored text is not canonical (a duplicated key, re-spacing) or whose stored time
+is not in the database's own format. Scheme 1 entries (written before scheme 2) keep
+their old hash and are checked against the text the old writer produced.
 Editing an entry breaks its own hash; deleting or reordering entries breaks the
-``seq`` sequence or the chain; cutting entries off the end disagrees with the head row.
-(Someone able to rewrite the whole table and recompute every hash is not detected by
-the chain alone; publishing the head hash elsewhere is the later answer to that.)
+``seq`` sequence or the chain; cutting entries off the end disagrees with the head row,
+and a rewritten head disagrees with the signed checkpoints kept outside the database
+(:mod:`server.audit.checkpoint`).
 
 Appends are serialised through the single ``audit_head`` row: the first statement of
 an append updates it, which takes its row lock on PostgreSQL and the database write
@@ -21,18 +27,42 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, inspect, make_url, select, update
+from sqlalchemy import JSON, BigInteger, Dialect, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
 
-from server.records.db import Base, UtcDateTime, connect_database, utcnow
+from server.records.db import Base, UtcDateTime, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
+SCHEME_PARSED = 1  # retired: hash over the parsed detail, stored as json.dumps wrote it
+SCHEME_CANONICAL = 2  # hash over canonical JSON, stored as that same canonical text
+CURRENT_SCHEME = SCHEME_CANONICAL
+
+
+def canonical_json(value: Any) -> str:
+    """The one text for a JSON value: sorted keys, fixed separators, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """A JSON column whose stored text is :func:`canonical_json` (SQLite and PostgreSQL)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        if dialect.name == "postgresql":
+            from psycopg.types.json import Json
+
+            return lambda value: Json(value, dumps=canonical_json)
+        return canonical_json
 
 
 class AuditEntry(Base):
@@ -45,9 +75,10 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(200))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scheme: Mapped[int] = mapped_column(Integer, default=CURRENT_SCHEME, server_default="1")
 
 
 class AuditHead(Base):
@@ -60,8 +91,11 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-def canonical_time(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+def canonical_time(at: datetime, scheme: int = CURRENT_SCHEME) -> str:
+    utc = at.astimezone(UTC)
+    if scheme == SCHEME_PARSED:
+        return utc.isoformat(timespec="microseconds")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def entry_hash(
@@ -72,39 +106,72 @@ def entry_hash(
     target: str,
     detail: dict[str, Any],
     prev_hash: str,
+    *,
+    scheme: int = CURRENT_SCHEME,
 ) -> str:
-    """SHA-256 over the canonical JSON (sorted keys, no spaces, UTF-8) of the entry."""
-    payload = json.dumps(
-        [seq, canonical_time(at), actor, action, target, detail, prev_hash],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    """SHA-256 over the canonical JSON of the entry, as its ``scheme`` defines it."""
+    fields: list[Any] = [seq, canonical_time(at, scheme), actor, action, target, detail, prev_hash]
+    if scheme != SCHEME_PARSED:
+        fields.insert(0, scheme)
+    return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
 
 
 def _hash_of(entry: AuditEntry) -> str:
     return entry_hash(
-        entry.seq, entry.at, entry.actor, entry.action, entry.target, entry.detail, entry.prev_hash
+        entry.seq,
+        entry.at,
+        entry.actor,
+        entry.action,
+        entry.target,
+        entry.detail,
+        entry.prev_hash,
+        scheme=entry.scheme,
     )
 
 
 @dataclass(frozen=True)
+class Problem:
+    """One bad entry (or checkpoint): where and why."""
+
+    seq: int | None
+    reason: str
+
+    def describe(self) -> str:
+        return f"seq {self.seq}: {self.reason}" if self.seq is not None else self.reason
+
+
+@dataclass(frozen=True)
 class VerifyResult:
-    """The outcome of :meth:`AuditLog.verify`: OK, or the first bad ``seq`` and why."""
+    """The outcome of a verification: OK, or the first bad ``seq`` and every problem found.
+
+    ``entries`` counts the entries found intact before the first problem.
+    """
 
     ok: bool
     entries: int
     bad_seq: int | None = None
     reason: str | None = None
+    problems: tuple[Problem, ...] = ()
+    checkpoints: int = 0
 
     def describe(self) -> str:
         if self.ok:
-            return f"audit log OK ({self.entries} entries)"
-        if self.bad_seq is None:
+            anchored = f", {self.checkpoints} checkpoints match" if self.checkpoints else ""
+            return f"audit log OK ({self.entries} entries{anchored})"
+        if self.bad_seq is None and not self.problems:
             return f"audit log cannot be checked: {self.reason}"
-        return f"audit log BROKEN at seq {self.bad_seq}: {self.reason}"
+        first = f"seq {self.bad_seq}" if self.bad_seq is not None else "its end"
+        lines = [f"audit log BROKEN at {first}: {self.reason}"]
+        if len(self.problems) > 1:
+            lines += [f"  {p.describe()}" for p in self.problems]
+        return "\n".join(lines)
+
+    @classmethod
+    def of(cls, problems: list[Problem], intact: int, checkpoints: int = 0) -> VerifyResult:
+        if not problems:
+            return cls(True, intact, checkpoints=checkpoints)
+        first = problems[0]
+        return cls(False, intact, first.seq, first.reason, tuple(problems), checkpoints)
 
 
 @dataclass
@@ -138,6 +205,7 @@ class AuditLog:
         # Round to what the database stores (microseconds), so the hash re-computes.
         at = self.clock().astimezone(UTC)
         entry = AuditEntry(
+            scheme=CURRENT_SCHEME,
             seq=seq,
             at=at,
             actor=actor,
@@ -154,61 +222,7 @@ class AuditLog:
         return entry
 
     def verify(self, session: Session) -> VerifyResult:
-        """Walk the chain in ``seq`` order; report the first entry that does not fit."""
-        expected = 1
-        prev_hash = GENESIS_HASH
-        rows = session.scalars(
-            select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=500)
-        )
-        for entry in rows:
-            if entry.seq != expected:
-                return VerifyResult(
-                    False,
-                    expected - 1,
-                    expected,
-                    f"entry missing (the next entry is seq {entry.seq}): deleted",
-                )
-            if _hash_of(entry) != entry.hash:
-                return VerifyResult(
-                    False,
-                    expected - 1,
-                    entry.seq,
-                    "content does not match its hash: edited, or moved from another position",
-                )
-            if entry.prev_hash != prev_hash:
-                return VerifyResult(
-                    False,
-                    expected - 1,
-                    entry.seq,
-                    "does not link to the entry before it: entries replaced or reordered",
-                )
-            prev_hash = entry.hash
-            expected += 1
-        count = expected - 1
-        head = session.get(AuditHead, HEAD_ID)
-        if head is None:
-            return VerifyResult(False, count, count + 1, "the audit_head row is missing")
-        if head.seq != count or head.hash != prev_hash:
-            return VerifyResult(
-                False,
-                count,
-                count + 1,
-                f"the log ends at seq {count} but the head records seq {head.seq}: "
-                "entries deleted from the end",
-            )
-        return VerifyResult(True, count)
+        """Walk the chain in ``seq`` order; report every entry that does not fit."""
+        from server.audit.verify import verify_chain
 
-
-def verify_database(url: str) -> VerifyResult:
-    """Verify the audit log in the database at ``url`` without migrating or changing it."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        return VerifyResult(False, 0, None, f"no database file at {parsed.database}")
-    database = connect_database(url)
-    try:
-        if not inspect(database.engine).has_table(AuditEntry.__tablename__):
-            return VerifyResult(False, 0, None, "no audit log in this database")
-        with database.session() as session:
-            return AuditLog().verify(session)
-    finally:
-        database.close()
+        return verify_chain(session)

@@ -26,7 +26,7 @@ from server.access.guard import require_role
 from server.config import DeviceAccount
 from server.errors import ApiError, read_json
 from server.fleet.releases import ReleaseConflict, ReleaseStore, StoredRelease, is_version
-from server.mqtt_link import ApplianceUnreachable
+from server.mqtt_link import FLEET_OPS, ApplianceUnreachable, CommandUnconfirmed
 from server.records.views import receive_upload
 from server.security import authenticated_device
 from server.state import STATE, ServerState
@@ -181,7 +181,15 @@ class ApplianceUpdateView(web.View):
             requested_by=actor.username,
         )
         try:
-            ack = await state.appliances.send(device_id, command)
+            ack = await state.appliances.send(device_id, command, allowed=FLEET_OPS)
+        except CommandUnconfirmed as exc:  # it may be updating: not "refused"
+            await state.audit.record(
+                actor.username,
+                "appliance.update.unconfirmed",
+                f"appliance:{device_id}",
+                {"release": release.version, "command": command.id, "reason": str(exc)},
+            )
+            raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, str(exc)) from None
         except ApplianceUnreachable as exc:
             raise await refuse(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
         if not ack.ok:

@@ -1,8 +1,10 @@
 """``clinicam records import-dicom`` / ``import-fhir``: imports run by a site's IT staff.
 
 They open the server's own database and blob store (the server may keep running: the
-database serialises writers), print progress as they go, and write one audit entry
-per import under the operating-system user who ran them.
+database serialises writers) and print progress as they go. Every record is audited
+with its row (see :mod:`server.records.filing`), under ``cli:<operating-system user>``,
+which holds no grants: a CLI import may create a new patient but not add records to an
+existing one. One more entry summarises each import.
 """
 
 from __future__ import annotations
@@ -61,12 +63,17 @@ def import_dicom(config: ServerConfig, folder: Path, patient: str, name: str | N
         return 2
     database, store, staging, limits = _open(config)
     try:
-        with database.session() as session, session.begin():
-            patient_id = store.ensure_patient(session, patient, name or patient).id
         files = [p for p in folder.rglob("*") if p.is_file()]
         job = ImportJob("dicom", f"cli:{getpass.getuser()}")
         run_dicom_folder_import(
-            job, files, patient_id, database, store, staging, limits, on_progress=_progress
+            job,
+            files,
+            (patient, name or patient),
+            database,
+            store,
+            staging,
+            limits,
+            on_progress=_progress,
         )
         return _report(job, database, f"patient:{patient}")
     finally:

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from clinicam.configfile import StrictModel
 from server.access.guard import in_session
 from server.errors import ApiError
-from server.records.ingest import Category, IngestError, IngestLimits, inspect_upload
+from server.records.ingest import Category, IngestError, IngestLimits
+from server.records.ingest.sandbox import inspect_sandboxed
 from server.records.models import SOURCE_SNAPSHOT, ClinicalPhoto
 from server.records.store import safe_title
 from server.records.views import receive_upload, record_json
@@ -75,7 +76,7 @@ class ApplianceSnapshotView(web.View):
             limits = IngestLimits(
                 max_image_pixels=state.config.records.max_image_megapixels * 1_000_000
             )
-            inspected = await asyncio.to_thread(inspect_upload, staged, Category.PHOTO, limits)
+            inspected = await asyncio.to_thread(inspect_sandboxed, staged, Category.PHOTO, limits)
         except IngestError as exc:
             staged.unlink(missing_ok=True)
             raise ApiError(HTTPStatus(exc.status), exc.reason) from None

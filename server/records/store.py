@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from server.access.models import AccessGrant, AccessRequest, Consent
+from server.access.models import AccessGrant, AccessGrantToken, AccessRequest, Consent
 from server.archive.index import ArchiveSegment
 from server.records.blobs import BlobRef, BlobStore
 from server.records.db import Database, utcnow
@@ -227,6 +227,8 @@ class RecordStore:
             AccessRequest,
             AccessGrant,
         )
+        grants = select(AccessGrant.id).where(AccessGrant.patient_id == patient.id)
+        session.execute(delete(AccessGrantToken).where(AccessGrantToken.grant_id.in_(grants)))
         for table in owned:  # requests before grants: a request may point at a grant
             session.execute(delete(table).where(table.patient_id == patient.id))
         session.delete(patient)

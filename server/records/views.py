@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Awaitable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,13 @@ from server.access.models import CONSENT_EXPORT
 from server.errors import ApiError, read_json
 from server.records.db import iso
 from server.records.export import ExportLeak, ExportResult, build_export
-from server.records.ingest import Category, IngestError, IngestLimits, Inspected, inspect_upload
+from server.records.filing import IdentityMismatch, RecordFiling, RecordRefused, RecordTooLarge
+from server.records.ingest import Category, IngestError, IngestLimits, Inspected
+from server.records.ingest.sandbox import inspect_sandboxed, start_sandbox
 from server.records.models import ClinicalPhoto, CtImage, EmrEntry, RecordScan
 from server.records.render import render_dicom, thumbnail
+from server.records.serving import INLINE_TYPES, NO_SNIFF, SERVED_TYPES
+from server.records.staging import STAGING_FOLDER, body_chunks
 from server.records.store import CATEGORIES, EMR, DuplicateRecord, FiledRecord
 from server.state import STATE
 
@@ -87,7 +92,7 @@ def record_json(category: str, row: Any) -> dict[str, Any]:
 
 
 def staging_dir(request: web.Request) -> Path:
-    folder = request.app[STATE].config.state_dir / "staging"
+    folder = request.app[STATE].config.state_dir / STAGING_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -105,12 +110,12 @@ async def receive_upload(request: web.Request, max_bytes: int) -> Path:
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            async for chunk in request.content.iter_chunked(CHUNK):
+            async for chunk in body_chunks(request, CHUNK):  # 408 when the client goes silent
                 size += len(chunk)
                 if size > max_bytes:
                     raise too_large
                 out.write(chunk)
-    except BaseException:
+    except BaseException:  # cut off, stalled, too large, cancelled: the file goes at once
         path.unlink(missing_ok=True)
         raise
     if size == 0:
@@ -130,6 +135,18 @@ def _declared(request: web.Request) -> Category | None:
         raise ApiError(
             HTTPStatus.BAD_REQUEST, f"unknown category {raw!r}; use one of {known}"
         ) from None
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+async def _emr_change(change: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """An EMR create/update; an entry over the size limit is a 413."""
+    try:
+        return await change
+    except RecordTooLarge as exc:
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, exc.reason) from None
 
 
 def _limits(request: web.Request) -> IngestLimits:
@@ -154,7 +171,7 @@ class RecordsView(web.View):
                     "group": granted.patient.patient_group,
                 },
                 "access": {
-                    "operations": sorted(granted.grant.operation_set),
+                    "operations": sorted(granted.operations),
                     "expires_at": iso(granted.grant.expires_at),
                     "break_glass": granted.grant.break_glass,
                 },
@@ -176,17 +193,20 @@ class RecordsView(web.View):
         granted = await check_access(self.request, "edit", "upload")
         declared = _declared(self.request)
         title = self.request.query.get("title")
+        confirmed = _flag(self.request, "confirm_identity_mismatch")
         staged = await receive_upload(self.request, state.records.max_bytes)
         try:
-            filed = await self._file(granted, staged, declared, title)
-        except IngestError as exc:
+            filed = await self._file(granted, staged, declared, title, confirmed)
+        except (IngestError, RecordRefused) as exc:
             await state.audit.record(
                 granted.actor.username,
                 "record.upload_refused",
                 patient_target(granted.patient),
                 {"declared": declared.value if declared else None, "reason": exc.reason},
             )
-            raise ApiError(HTTPStatus(exc.status), exc.reason) from None
+            status = exc.status if isinstance(exc, IngestError) else HTTPStatus.CONFLICT
+            code = "identity_mismatch" if isinstance(exc, IdentityMismatch) else None
+            raise ApiError(HTTPStatus(status), exc.reason, code=code) from None
         except DuplicateRecord as exc:
             raise ApiError(HTTPStatus.CONFLICT, str(exc)) from None
         finally:
@@ -194,30 +214,30 @@ class RecordsView(web.View):
         return web.json_response(filed, status=HTTPStatus.CREATED)
 
     async def _file(
-        self, granted: Granted, staged: Path, declared: Category | None, title: str | None
+        self,
+        granted: Granted,
+        staged: Path,
+        declared: Category | None,
+        title: str | None,
+        confirmed: bool,
     ) -> dict[str, Any]:
         state = self.request.app[STATE]
         limits = _limits(self.request)
-        inspected: Inspected = await asyncio.to_thread(inspect_upload, staged, declared, limits)
+        inspected: Inspected = await asyncio.to_thread(inspect_sandboxed, staged, declared, limits)
         content = inspected.cleaned or staged
         try:
 
             def work(session: Session) -> tuple[FiledRecord, dict[str, Any]]:
                 patient = session.merge(granted.patient, load=False)
-                filed, row = state.records.file_upload(
+                filed, row = RecordFiling(state.records).file_content(
                     session,
                     patient,
                     inspected,
                     content,
                     actor=granted.actor.username,
                     title=title,
-                )
-                state.audit.write(
-                    session,
-                    granted.actor.username,
-                    "record.create",
-                    patient_target(granted.patient),
-                    {"category": filed.category, "id": filed.record_id, "sha256": filed.sha256},
+                    via="upload",
+                    confirm_identity_mismatch=confirmed,
                 )
                 return filed, record_json(filed.category, row)
 
@@ -286,17 +306,13 @@ class RecordView(web.View):
         def work(session: Session) -> dict[str, Any]:
             entry = session.get(EmrEntry, row.id)
             assert entry is not None
-            entry.fields = {**entry.fields, **body.fields}
-            state.audit.write(
-                session,
-                granted.actor.username,
-                "record.update",
-                patient_target(granted.patient),
-                {"category": EMR, "id": row.id, "fields": sorted(body.fields)},
+            patient = session.merge(granted.patient, load=False)
+            RecordFiling(state.records).update_emr(
+                session, patient, entry, dict(body.fields), actor=granted.actor.username
             )
             return record_json(EMR, entry)
 
-        return web.json_response(await in_session(state.database, work))
+        return web.json_response(await _emr_change(in_session(state.database, work)))
 
 
 def _blob_path(request: web.Request, row: Any) -> Path:
@@ -309,13 +325,17 @@ class ContentView(web.View):
         if category == EMR:
             raise ApiError(HTTPStatus.NOT_FOUND, "EMR entries have no file content")
         extension = {"application/dicom": "dcm"}.get(row.media_type, row.media_type.split("/")[-1])
+        media_type = (
+            row.media_type if row.media_type in SERVED_TYPES else "application/octet-stream"
+        )
+        shown = "inline" if media_type in INLINE_TYPES else "attachment"
         return web.FileResponse(
             _blob_path(self.request, row),
             headers={
-                "Content-Type": row.media_type,
-                "Content-Disposition": f'inline; filename="{category}-{row.id}.{extension}"',
+                "Content-Type": media_type,
+                "Content-Disposition": f'{shown}; filename="{category}-{row.id}.{extension}"',
                 "Content-Security-Policy": "sandbox; default-src 'none'",
-                "Cache-Control": "private, no-store",
+                **NO_SNIFF,
             },
         )
 
@@ -328,9 +348,7 @@ class ThumbnailView(web.View):
         ).startswith("image/"):
             raise ApiError(HTTPStatus.NOT_FOUND, "this record has no thumbnail")
         data = await asyncio.to_thread(thumbnail, _blob_path(self.request, row))
-        return web.Response(
-            body=data, content_type="image/jpeg", headers={"Cache-Control": "private, no-store"}
-        )
+        return web.Response(body=data, content_type="image/jpeg", headers=NO_SNIFF)
 
 
 def _float_param(request: web.Request, name: str) -> float | None:
@@ -363,9 +381,7 @@ class RenderView(web.View):
             )
         except ValueError as exc:
             raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
-        return web.Response(
-            body=data, content_type="image/png", headers={"Cache-Control": "private, no-store"}
-        )
+        return web.Response(body=data, content_type="image/png", headers=NO_SNIFF)
 
 
 class EmrView(web.View):
@@ -376,19 +392,17 @@ class EmrView(web.View):
 
         def work(session: Session) -> dict[str, Any]:
             patient = session.merge(granted.patient, load=False)
-            entry = state.records.add_emr(
-                session, patient, dict(body.fields), body.recorded_at, actor=granted.actor.username
-            )
-            state.audit.write(
+            entry = RecordFiling(state.records).add_emr(
                 session,
-                granted.actor.username,
-                "record.create",
-                patient_target(granted.patient),
-                {"category": EMR, "id": entry.id},
+                patient,
+                dict(body.fields),
+                body.recorded_at,
+                actor=granted.actor.username,
+                via="api",
             )
             return record_json(EMR, entry)
 
-        created = await in_session(state.database, work)
+        created = await _emr_change(in_session(state.database, work))
         return web.json_response(created, status=HTTPStatus.CREATED)
 
 
@@ -467,7 +481,13 @@ class PatientDataView(web.View):
         return web.json_response({"deleted": True, "blobs_removed": len(removed)})
 
 
+async def _start_sandbox(app: web.Application) -> None:
+    """The parse sandbox is ready before the server listens (no upload waits for it)."""
+    await asyncio.to_thread(start_sandbox)
+
+
 def add_record_routes(app: web.Application) -> None:
+    app.on_startup.append(_start_sandbox)
     r = app.router
     base = "/api/patients/{pid}/records"
     r.add_view(base, RecordsView)

@@ -25,7 +25,7 @@ from server.access.grants import AccessDenied, Actor
 from server.access.guard import ACCESS_HEADER, check_access, in_session, patient_target
 from server.config import ConsultationConfig
 from server.errors import ApiError, read_json
-from server.mqtt_link import ApplianceUnreachable
+from server.mqtt_link import RELEVANCE_OPS, ApplianceUnreachable
 from server.records.db import utcnow
 from server.records.models import Patient
 from server.records.store import EMR, RecordStore
@@ -168,7 +168,7 @@ class AskRelevanceView(web.View):
             requested_by=who,
         )
         try:
-            ack = await state.appliances.send(device, command)
+            ack = await state.appliances.send(device, command, allowed=RELEVANCE_OPS)
         except ApplianceUnreachable as exc:
             _LOGGER.warning("relevance on %s not possible (%s): computing here", device, exc)
             ack = None

@@ -111,6 +111,7 @@ export function uploadQueue(page) {
     job.state.textContent = "uploading…";
     let url = `/api/patients/${job.pid}/records?title=${encodeURIComponent(job.file.name)}`;
     if (job.category) url += `&category=${encodeURIComponent(job.category)}`;
+    if (job.confirmed) url += "&confirm_identity_mismatch=true";
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     xhr.setRequestHeader("X-CSRF-Token", Api.csrf);
@@ -128,6 +129,13 @@ export function uploadQueue(page) {
       }
       if (xhr.status === 401) { location.href = "/login?next=/records"; return; }
       const message = (data && data.error) || `the server answered HTTP ${xhr.status}`;
+      if (data && data.code === "identity_mismatch" && !job.confirmed &&
+          window.confirm(`${job.file.name}: ${message}.\n\nFile it for this patient anyway?`)) {
+        uploads.active -= 1;  // the same file again, this time confirmed (and audited)
+        job.confirmed = true;
+        startUpload(job);
+        return;
+      }
       finishUpload(job, false, xhr.status === 409 ? `already in the record: ${message}` : message);
       if (xhr.status === 404) page.access.checkStillValid();
     });

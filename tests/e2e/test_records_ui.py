@@ -100,7 +100,15 @@ def test_chair_gets_access_uploads_and_views_records(
         assert "view and edit" in page.inner_text("#access-info")
         assert page.is_hidden("#break-glass-banner")
 
-        # four files through the file input: three good ones and a garbage "WAV"
+        # four files through the file input: three good ones and a garbage "WAV"; the CT
+        # scan names another patient ID (pydicom's sample): the page asks, the user confirms
+        asked: list[str] = []
+
+        def confirm(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.on("dialog", confirm)
         page.set_input_files("#file-input", [str(p) for p in _files(tmp_path)])
         page.wait_for_function(
             "() => { const items = [...document.querySelectorAll('#upload-list li')];"
@@ -110,6 +118,7 @@ def test_chair_gets_access_uploads_and_views_records(
         for name in ("wound photo.png", "CT_small.dcm", "note.wav"):
             state, text = _upload_state(page, name)
             assert state == "ok" and text.startswith("✓"), (name, text)
+        assert len(asked) == 1 and "1CT1" in asked[0] and "P-0001" in asked[0], asked
         # the garbage file shows exactly what the server says about it
         server_error = page.evaluate(
             """async (body) => {

@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from clinicam.broker import MosquittoBroker
 from clinicam.mqtt_config import publish_properties
 from clinicam.protocol import PtzHome, PtzRelative, Snapshot
-from server.mqtt_link import ApplianceLink, ApplianceUnreachable
+from server.mqtt_link import CAMERA_OPS, ApplianceLink, ApplianceUnreachable
 from tests.firmware.conftest import Rig, next_id
 from tests.helpers import wait_until
 
@@ -82,7 +82,7 @@ def send_raw(
     payload: bytes,
     correlation: bytes,
     *,
-    expiry_s: int | None = None,
+    expiry_s: int | None = 5,  # every command has a deadline (the server's link sets one)
     topic: str = "clinicam/cam-a/cmd",
 ) -> None:
     props = publish_properties(
@@ -94,7 +94,9 @@ def send_raw(
 async def test_relative_move_is_acked_and_reaches_the_servo_register(
     rig: Rig, server_link: ApplianceLink
 ) -> None:
-    ack = await server_link.send("cam-a", PtzRelative(id=next_id(), pan=5, tilt=-2))
+    ack = await server_link.send(
+        "cam-a", PtzRelative(id=next_id(), pan=5, tilt=-2), allowed=CAMERA_OPS
+    )
     assert ack.ok and ack.state is not None
     assert (ack.state.ptz.pan, ack.state.ptz.tilt) == (5, -2)
     expected = 750 + 1500 * 95 / 180
@@ -105,10 +107,12 @@ async def test_relative_move_is_acked_and_reaches_the_servo_register(
         "the pan register to reach 95°",
         0.005,
     )
-    ack = await server_link.send("cam-a", PtzRelative(id=next_id(), pan=120))  # past the limit
+    ack = await server_link.send(  # past the limit
+        "cam-a", PtzRelative(id=next_id(), pan=120), allowed=CAMERA_OPS
+    )
     assert ack.ok and ack.state is not None and ack.state.ptz.pan == 85  # slides to the limit
     assert ack.state.ptz.tilt == -2
-    ack = await server_link.send("cam-a", PtzHome(id=next_id()))
+    ack = await server_link.send("cam-a", PtzHome(id=next_id()), allowed=CAMERA_OPS)
     assert ack.ok and ack.state is not None and (ack.state.ptz.pan, ack.state.ptz.tilt) == (0, 0)
     assert server_link.available.get("cam-a") is True
     await asyncio.to_thread(
@@ -207,7 +211,7 @@ async def test_expired_command_never_moves(broker: MosquittoBroker, rig: Rig) ->
 async def test_state_capabilities_and_availability_are_retained(
     broker: MosquittoBroker, rig: Rig, server_link: ApplianceLink
 ) -> None:
-    await server_link.send("cam-a", PtzRelative(id=next_id(), pan=-7))
+    await server_link.send("cam-a", PtzRelative(id=next_id(), pan=-7), allowed=CAMERA_OPS)
     late = sniffer(broker, "server", "server-pw", ["clinicam/cam-a/#"])  # subscribes afterwards
     await asyncio.to_thread(
         wait_until, lambda: late.of("clinicam/cam-a/capabilities"), 5, "retained capabilities"
@@ -229,7 +233,7 @@ async def test_snapshot_is_kept_and_announced(
 ) -> None:
     spy = sniffer(broker, "server", "server-pw", ["clinicam/cam-a/event"])
     ack = await server_link.send(
-        "cam-a", Snapshot(id=next_id(), requested_by="alice"), timeout_s=15
+        "cam-a", Snapshot(id=next_id(), requested_by="alice"), allowed=CAMERA_OPS, timeout_s=15
     )
     assert ack.ok and ack.result is not None
     path = rig.appliance.config.state_dir / "snapshots" / str(ack.result["file"])
@@ -282,4 +286,4 @@ def test_anonymous_and_wrong_password_are_refused(broker: MosquittoBroker) -> No
 
 async def test_command_to_an_absent_appliance_fails_cleanly(server_link: ApplianceLink) -> None:
     with pytest.raises(ApplianceUnreachable):
-        await server_link.send("cam-b", PtzHome(id=next_id()), timeout_s=1.0)
+        await server_link.send("cam-b", PtzHome(id=next_id()), allowed=CAMERA_OPS, timeout_s=1.0)

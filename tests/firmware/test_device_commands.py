@@ -42,6 +42,7 @@ class Device:
     async def send(self, **command: Any) -> dict[str, Any]:
         self.n += 1
         command.setdefault("id", f"c{self.n}")
+        command.setdefault("not_after", time.time() + 10)  # as the server's link sets it
         ack = await self.appliance.api.router.handle(json.dumps(command).encode())
         return ack.model_dump(exclude_none=True)
 
@@ -147,8 +148,9 @@ async def test_expired_and_duplicate_commands_change_nothing(device: Device) -> 
     )
     assert not late.ok and late.error is not None and "expired" in late.error
     assert device.appliance.motion.target == (0, 0)
-    first = await router.handle(b'{"id": "d1", "op": "ptz.relative", "pan": 4}')
-    again = await router.handle(b'{"id": "d1", "op": "ptz.relative", "pan": 4}')
+    in_time = time.monotonic() + 5
+    first = await router.handle(b'{"id": "d1", "op": "ptz.relative", "pan": 4}', in_time)
+    again = await router.handle(b'{"id": "d1", "op": "ptz.relative", "pan": 4}', in_time)
     assert first.ok and again.ok and again.duplicate
     assert device.appliance.motion.target == (4, 0)
 

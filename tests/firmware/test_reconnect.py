@@ -7,7 +7,7 @@ import time
 
 from clinicam.broker import MosquittoBroker
 from clinicam.protocol import PtzRelative
-from server.mqtt_link import ApplianceLink
+from server.mqtt_link import CAMERA_OPS, ApplianceLink
 from tests.firmware.conftest import Rig, next_id
 from tests.helpers import wait_until
 
@@ -16,7 +16,9 @@ async def test_broker_restart(
     broker: MosquittoBroker, rig: Rig, server_link: ApplianceLink
 ) -> None:
     for _ in range(3):
-        assert (await server_link.send("cam-a", PtzRelative(id=next_id(), pan=2))).ok
+        assert (
+            await server_link.send("cam-a", PtzRelative(id=next_id(), pan=2), allowed=CAMERA_OPS)
+        ).ok
     executed = rig.appliance.api.router.executed
     broker.stop()  # retained messages and sessions are gone with it (no persistence)
     await asyncio.sleep(0.2)
@@ -34,5 +36,7 @@ async def test_broker_restart(
     state = server_link.states["cam-a"]
     assert state.ptz.pan == 6  # the republished state is the real one
     assert rig.appliance.api.router.executed == executed  # nothing executed twice
-    assert (await server_link.send("cam-a", PtzRelative(id=next_id(), pan=1))).ok
+    assert (
+        await server_link.send("cam-a", PtzRelative(id=next_id(), pan=1), allowed=CAMERA_OPS)
+    ).ok
     assert rig.appliance.motion.target == (7, 0)

@@ -99,6 +99,7 @@ class ClinicStack:
             "server": {"url": self.url, "token": self.device_token, "reconnect_max_s": 2.0},
             "mqtt": {
                 "host": SERVER_ADDRESS,
+                "allow_plaintext": True,  # the testbed's own isolated namespaces
                 "port": MQTT_PORT,
                 "username": DEVICE,
                 "password": self._device_mqtt,

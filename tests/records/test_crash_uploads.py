@@ -99,6 +99,7 @@ class Files:
         self._pixels = np.random.default_rng(rng.randrange(1 << 32))
         self._count = itertools.count()
         self._ct = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
+        self._ct.PatientID = PATIENT
 
     def __next__(self) -> Upload:
         n = next(self._count)

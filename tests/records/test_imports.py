@@ -29,6 +29,7 @@ def _slice(position: float) -> bytes:
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.ImagePositionPatient = [0.0, 0.0, position]
+    ds.PatientID = "P-9"
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()

@@ -333,6 +333,7 @@ def test_ct_slice_gives_uids_modality_and_slice_position() -> None:
         "series_uid": reference.SeriesInstanceUID,
         "instance_uid": reference.SOPInstanceUID,
         "modality": "CT",
+        "patient_id": reference.PatientID,
         "slice_position": pytest.approx(float(reference.ImagePositionPatient[2])),
         "rows": 128,
         "columns": 128,

@@ -80,7 +80,8 @@ async def test_wrong_password_then_throttled(client: TestClient[Any, Any]) -> No
 
 
 async def test_login_body_is_validated(client: TestClient[Any, Any]) -> None:
-    resp = await client.post("/api/login", data=b"{nope")
+    json_type = {"Content-Type": "application/json"}
+    resp = await client.post("/api/login", data=b"{nope", headers=json_type)
     assert resp.status == 400 and "JSON" in (await resp.json())["error"]
     resp = await client.post("/api/login", json={"username": "alice"})
     assert resp.status == 400 and "password" in (await resp.json())["error"]
@@ -95,7 +96,8 @@ async def test_a_body_that_arrives_in_pieces_is_read_whole(client: TestClient[An
             yield body[start : start + 7]
             await asyncio.sleep(0.05)
 
-    resp = await client.post("/api/login", data=slowly())
+    json_type = {"Content-Type": "application/json"}
+    resp = await client.post("/api/login", data=slowly(), headers=json_type)
     assert resp.status == 200, await resp.text()
 
     async def endless() -> AsyncIterator[bytes]:
@@ -103,7 +105,8 @@ async def test_a_body_that_arrives_in_pieces_is_read_whole(client: TestClient[An
             yield b" " * 1024
             await asyncio.sleep(0)
 
-    resp = await client.post("/api/login", data=endless())  # chunked, no length given
+    # chunked, no length given
+    resp = await client.post("/api/login", data=endless(), headers=json_type)
     assert resp.status == 413
 
 
