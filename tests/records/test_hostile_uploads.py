@@ -132,6 +132,29 @@ def test_a_parse_past_the_memory_limit_is_refused(tmp_path: Path) -> None:
     inspected.cleaned.unlink()
 
 
+def test_a_worker_checks_file_after_file_and_a_killed_one_is_replaced(tmp_path: Path) -> None:
+    from server.records.ingest import sandbox
+
+    photo = tmp_path / "photo"
+    photo.write_bytes(png_bytes(64, 48))
+    limits = IngestLimits()
+    workers = []
+    for _ in range(3):
+        inspected = sandbox.inspect_sandboxed(photo, None, limits)
+        assert inspected.metadata["width"] == 64
+        if inspected.cleaned is not None:
+            inspected.cleaned.unlink()
+        workers.append([w.process.pid for w in sandbox._IDLE])
+    assert workers[0] == workers[1] == workers[2] != [], "one worker, file after file"
+    slow = tmp_path / "slow"
+    slow.write_bytes(_tiff(60, 2000, "L", "tiff_deflate"))
+    with pytest.raises(IngestError):
+        sandbox.inspect_sandboxed(slow, None, IngestLimits(max_parse_seconds=0.5))
+    inspected = sandbox.inspect_sandboxed(photo, None, limits)  # a fresh worker
+    assert inspected.metadata["width"] == 64
+    assert all(w.process.is_alive() for w in sandbox._IDLE)
+
+
 # --- active content ----------------------------------------------------------------------
 
 
