@@ -107,8 +107,10 @@ def photos(count: int, seed: int = 11) -> list[bytes]:
 
 
 def dicom_slices(count: int) -> list[bytes]:
-    """``count`` copies of CT_small.dcm, each a distinct instance (new SOPInstanceUID)."""
+    """``count`` copies of CT_small.dcm, each a distinct instance (new SOPInstanceUID), of
+    the patient they are filed for (P-1)."""
     dataset = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
+    dataset.PatientID = "P-1"
     out = []
     for _ in range(count):
         uid = generate_uid()
