@@ -43,7 +43,7 @@ server's event-loop lag from the room's latency endpoint, and where the machine'
 went while the pulses ran (server, appliance, all Chromium processes, the whole machine,
 in per cent of one core: on two cores, 200 % means nothing was left).
 
-    python bench/mouth_to_ear.py [--quick] [--seconds N] [--experts N]
+    python bench/mouth_to_ear.py [--quick] [--seconds N] [--experts N] [--browser-nice N]
 
 Last line: JSON with expert_to_clinic_p50_ms, expert_to_clinic_p95_ms,
 clinic_to_expert_p50_ms, clinic_to_expert_p95_ms, experts; then expert_to_expert,
@@ -108,12 +108,14 @@ LEAD_S = 1.0  # the first pulse, after the pulses are scheduled
 class Party:
     """One browser page that sends pulses on ``hops`` and listens on ``bands``."""
 
+    executable = CHROMIUM  # or a wrapper that starts it at a lower priority
+
     def __init__(self, pw: Any, name: str, bands: list[tuple[str, int]], label: str = "") -> None:
         self.name = name  # whose pulses it sends
         self.label = label or name
         self.bands = bands  # ear band → (sender, hop)
         self.browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *KIOSK_FLAGS]
+            executable_path=Party.executable, args=[*CHROMIUM_ARGS, *KIOSK_FLAGS]
         )
         context = self.browser.new_context(bypass_csp=True)  # the detector is a blob: worklet
         cfg = {
@@ -306,6 +308,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="12 s of pulses (under a minute)")
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of pulses")
     parser.add_argument("--experts", type=int, default=3, choices=range(1, 4))
+    parser.add_argument(
+        "--browser-nice",
+        type=int,
+        default=0,
+        choices=range(20),
+        help="run the browsers at this lower priority: on one machine they stand in for "
+        "the experts' and the clinic's own computers, and must not starve the server",
+    )
     args = parser.parse_args()
     seconds = 12.0 if args.quick else args.seconds
     experts = ALL_EXPERTS[: args.experts]
@@ -315,6 +325,11 @@ def main() -> None:
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="clinicam-m2e-") as tmp:
+        if args.browser_nice:
+            wrapper = Path(tmp) / "chromium"
+            wrapper.write_text(f'#!/bin/sh\nexec nice -n {args.browser_nice} {CHROMIUM} "$@"\n')
+            wrapper.chmod(0o755)
+            Party.executable = str(wrapper)
         state = Path(tmp) / "state"
         proc = launch_demo(state, PASSWORD, "--experts", "3", "--log-level", "WARNING")
         try:
@@ -347,6 +362,8 @@ def main() -> None:
     skews = [p.skew for p in parties]
 
     print(f"{len(experts)} experts + the clinic station, {count} pulses each, {elapsed:.0f} s")
+    if args.browser_nice:
+        print(f"browsers at nice {args.browser_nice} (the server and appliance at 0)")
     print(
         "page clocks − time.time(): "
         + ", ".join(f"{p.name} {p.skew[0]:+.1f} ± {p.skew[1]:.1f} ms" for p in parties)
@@ -375,6 +392,7 @@ def main() -> None:
         print(f"WARNING: {late} pulses took over {0.8 * WINDOW_MS:.0f} ms: some may be aliased")
     print(f"server event loop lag {server['loop_lag']}")
     print(f"CPU over the pulses, % of one core: {server['cpu_pct']}")
+    print(f"server audio (late ticks skipped, packets left behind): {server['audio']}")
     print(f"baseline, a Chromium calling itself directly (no server): {summary(base)}")
     print(f"          receiving: {shares['direct']}")
     print(f"the hand-over into WebAudio alone (a track straight back in): {summary(loop)}")
@@ -404,6 +422,9 @@ def main() -> None:
         "concealed_pct_max": max((s["concealed_pct"] or 0.0) for s in shares.values()),
         "server_loop_lag_p95_ms": server["loop_lag"].get("p95_ms"),
         "cpu_pct": server["cpu_pct"],
+        "browser_nice": args.browser_nice,
+        "server_ticks_skipped": server["audio"]["ticks_skipped"],
+        "server_stale_packets": sum(server["audio"]["stale_packets"].values()),
         "clock_skew_max_ms": round(max(abs(s) + u for s, u in skews), 1),
         "seconds": round(elapsed, 1),
     }

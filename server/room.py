@@ -232,6 +232,7 @@ class ConsultationRoom:
                     u: m.track.flushes for u, m in self.members.items() if m.track is not None
                 },
             },
+            "audio": self.audio.figures(),
         }
 
     def state_for(self, username: str) -> dict[str, Any]:

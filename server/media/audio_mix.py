@@ -16,8 +16,9 @@ aiortc, which packs it into RTP. Timestamps follow the clock. A tick the thread 
 not run on time (the machine was busy) is skipped — its chunks taken and dropped, its
 timestamp left out, one lost packet for the receiver to conceal — rather than sent late
 in a burst: a receiver sizes its jitter buffer by the worst lateness it has seen, and
-every later word would wait that long. For the same reason a listener whose sender
-fell behind on the loop gets the newest packet, not the backlog (:data:`STALE_S`).
+every later word would wait that long. For the same reason a sender that fell behind on
+a stalled loop sends only the newest packets (:data:`BACKLOG_MAX`), not the backlog;
+a loop that is late but keeps pace loses nothing.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from server.media.audio import CHUNK, RATE, AudioSource
 
 _LOGGER = logging.getLogger(__name__)
 TICK_S = CHUNK / RATE  # 20 ms
-LATE_TICKS = 2  # a tick due this many periods ago or more is skipped, not sent late
-STALE_S = 0.06  # a packet older than this waits for nothing: a newer one goes instead
+LATE_TICKS = 3  # a tick due this many periods ago or more is skipped, not sent late
+BACKLOG_MAX = 3  # packets (60 ms) a sender behind may still send late; older ones go
 QUEUE_MAX = 10
 TIME_BASE = Fraction(1, RATE)
 
@@ -78,10 +79,10 @@ class MixTrack(MediaStreamTrack):
         self.queue.put_nowait((made, packet))
 
     async def recv(self) -> av.Packet[Any]:  # aiortc packs ready packets too
-        made, packet = await self.queue.get()
-        while not self.queue.empty() and time.monotonic() - made > STALE_S:
-            made, packet = self.queue.get_nowait()
+        while self.queue.qsize() > BACKLOG_MAX:  # a stalled sender: the newest go, not all
+            self.queue.get_nowait()
             self.stale += 1
+        _, packet = await self.queue.get()
         return packet
 
 
@@ -159,6 +160,17 @@ class AudioMixer:
                     total += chunk
             mixes[track.listener] = np.clip(total, -32768, 32767).astype(np.int16)
         return mixes
+
+    def figures(self) -> dict[str, Any]:
+        """Where voices were shortened to stay in real time (for the latency endpoint)."""
+        with self._lock:
+            listeners = list(self.listeners.values())
+            sources = list(self.sources.values())
+        return {
+            "ticks_skipped": self.skipped,
+            "stale_packets": {t.listener: t.stale for t in listeners},
+            "trimmed_ms": {s.name: round(1000 * s.trimmed / RATE) for s in sources},
+        }
 
     def _send(self, pts: int, hand_over: Callable[..., Any]) -> None:
         mixes = self.mix_once()

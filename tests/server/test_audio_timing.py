@@ -12,7 +12,7 @@ import numpy as np
 from aiortc.rtp import RtpPacket
 
 from server.media.audio import CHUNK, RATE
-from server.media.audio_mix import STALE_S, AudioMixer, MixTrack
+from server.media.audio_mix import BACKLOG_MAX, AudioMixer, MixTrack
 from server.media.lowlatency import RESYNC_AFTER, ArrivalAudioBuffer
 
 
@@ -68,19 +68,22 @@ async def test_a_stalled_tick_is_skipped_not_sent_late() -> None:
     assert any(g >= 5 * CHUNK for g in gaps) or packets[0].pts >= 10 * CHUNK, gaps  # type: ignore[operator]
 
 
-async def test_a_listener_behind_gets_the_newest_packet() -> None:
+async def test_a_stalled_sender_sends_the_newest_packets_not_the_backlog() -> None:
     track = MixTrack("bob")
-    old = time.monotonic() - 1.0
-    for pts in range(0, 5 * CHUNK, CHUNK):
+    now = time.monotonic()
+    for pts in range(0, 8 * CHUNK, CHUNK):  # a loop stall: eight packets waiting
         packet = av.Packet(b"\x00")
         packet.pts = pts
-        track.deliver(packet, old if pts < 4 * CHUNK else time.monotonic())
-    assert (await track.recv()).pts == 4 * CHUNK
-    assert track.stale == 4
-    fresh = av.Packet(b"\x00")
-    fresh.pts = 5 * CHUNK
-    track.deliver(fresh, time.monotonic() - STALE_S / 2)
-    assert (await track.recv()).pts == 5 * CHUNK
+        track.deliver(packet, now)
+    sent = [(await track.recv()).pts for _ in range(BACKLOG_MAX)]
+    assert sent == [p * CHUNK for p in range(8 - BACKLOG_MAX, 8)]
+    assert track.stale == 8 - BACKLOG_MAX
+    for pts in range(8 * CHUNK, 11 * CHUNK, CHUNK):  # late but keeping pace: all of them
+        packet = av.Packet(b"\x00")
+        packet.pts = pts
+        track.deliver(packet, now - 0.5)
+        assert (await track.recv()).pts == pts
+    assert track.stale == 8 - BACKLOG_MAX
 
 
 def _rtp(seq: int) -> RtpPacket:
