@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,11 +40,23 @@ from tests.netlab.rural import figures, run_on_link
 OUTAGE_S = 5.0
 
 
+def _print_timeline(links: list[list[Any]], started: float) -> None:
+    """The clinic's uplink as the room saw it: one line per links event."""
+    keys = ("up_kbps", "target_kbps", "rung", "rtt_ms", "up_loss_pct", "down_kbps")
+    print("  t (s)  " + "  ".join(f"{k:>11}" for k in keys))
+    for at, party in links:
+        values = "  ".join(f"{party.get(k, '-')!s:>11}" for k in keys)
+        print(f"  {at - started:5.1f}  {values}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="3g")
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--quick", action="store_true", help="short runs (about a minute)")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print the adaptive run's uplink as it went"
+    )
     args = parser.parse_args()
     profile = PROFILES[args.profile]
     seconds = 12.0 if args.quick else args.seconds
@@ -52,6 +65,8 @@ def main() -> None:
         profile, seconds, outage_s=OUTAGE_S, settle_s=settle, backfill_wait_s=10.0
     )
     adapted = figures(adaptive)
+    if args.timeline:
+        _print_timeline(adaptive.probe["links"], adaptive.started)
     baseline = figures(
         run_on_link(profile, seconds * 0.5, adaptive=False, settle_s=settle, backfill_wait_s=0)
     )

@@ -323,7 +323,6 @@ class UplinkFigures(WireModel):
     remb_kbps: int | None = Field(None, ge=0, le=10_000_000)
     loss: float = Field(ge=0.0, le=1.0)
     rtt_ms: float | None = Field(None, ge=0.0, le=600_000.0)
-    queue_ms: float | None = Field(None, ge=0.0, le=600_000.0)  # round trip above the link's own
     rung: int = Field(ge=0, le=20)
     rungs: int = Field(ge=1, le=20)
 
