@@ -83,29 +83,39 @@ class MarkerJitterBuffer(JitterBuffer):
     ) -> None:
         super().__init__(capacity, prefetch, is_video)
         self._first_arrival: dict[int, int] = {}  # RTP timestamp → µs its first packet came
+        self._first_seen: dict[int, float] = {}  # the same on ``clock``
         self._clock = clock
-        self._blocked_since: float | None = None  # waiting for a missing packet since
         self.gaps_skipped = 0
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
         if packet.timestamp not in self._first_arrival:
             if len(self._first_arrival) >= self._capacity:
                 self._first_arrival.clear()  # frames that never completed
+                self._first_seen.clear()
             self._first_arrival[packet.timestamp] = now_us()
+            self._first_seen[packet.timestamp] = self._clock()
         pli, frame = super().add(packet)
         if frame is not None or self._origin is None:
             return pli, frame
         if self._packets[self._origin % self._capacity] is not None and not self._gap_ahead():
-            self._blocked_since = None  # a frame still coming in, nothing missing
+            return pli, frame  # a frame still coming in, nothing missing
+        # Blocked by a hole. The oldest frame waiting decides, not when the block began:
+        # on a lossy link holes queue up behind each other, and a give-up timed from the
+        # block's start would make each wait its turn (measured on 3G: seconds of backlog).
+        if self._oldest_wait_s() < GIVE_UP_S or not self._skip_gap():
             return pli, frame
-        now = self._clock()
-        if self._blocked_since is None:
-            self._blocked_since = now
-        if now - self._blocked_since < GIVE_UP_S or not self._skip_gap():
-            return pli, frame
-        self._blocked_since = None
         self.gaps_skipped += 1
         return True, self._remove_frame(packet.sequence_number)  # PLI: a keyframe, please
+
+    def _oldest_wait_s(self) -> float:
+        """How long the oldest packet in the buffer has waited (its frame's first one)."""
+        assert self._origin is not None
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is not None:
+                seen = self._first_seen.get(packet.timestamp)
+                return 0.0 if seen is None else self._clock() - seen
+        return 0.0
 
     def _gap_ahead(self) -> bool:
         """A packet is missing before the newest one (so something waits behind a hole)."""
@@ -170,6 +180,7 @@ class MarkerJitterBuffer(JitterBuffer):
         timestamp = packets[0].timestamp
         frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
         frame.arrived_us = self._first_arrival.pop(timestamp, None)  # type: ignore[attr-defined]
+        self._first_seen.pop(timestamp, None)
         self.remove(len(packets))
         return frame
 

@@ -284,3 +284,28 @@ def test_a_retransmission_in_time_loses_nothing() -> None:
     pli, frame = buffer.add(rtp(1, 1500, marker=True))
     assert frame is not None and frame.timestamp == 1500 and not pli
     assert buffer.gaps_skipped == 0
+
+
+def test_holes_one_after_another_do_not_add_up() -> None:
+    """On a lossy link a new hole comes before the last one was given up: each frame
+    waits at most the give-up time after it arrived, not a turn behind the others."""
+    from server.media.lowlatency import GIVE_UP_S
+
+    now = [0.0]
+    buffer = MarkerJitterBuffer(512, is_video=True, clock=lambda: now[0])
+    arrived: dict[int, float] = {}
+    waits = []
+    seq = 0
+    for frame_no in range(1, 80):  # 15 fps, two packets a frame, one frame in four loses one
+        timestamp = 1000 * frame_no
+        for part in range(2):
+            lost = frame_no % 4 == 0 and part == 0
+            if not lost:
+                arrived.setdefault(timestamp, now[0])
+                _, frame = buffer.add(rtp(seq, timestamp, marker=part == 1))
+                if frame is not None:
+                    waits.append(now[0] - arrived[frame.timestamp])
+            seq += 1
+        now[0] += 1 / 15
+    assert buffer.gaps_skipped >= 15
+    assert max(waits) <= GIVE_UP_S + 2 / 15, f"frames waited up to {max(waits):.2f} s"
