@@ -55,7 +55,7 @@ class MixTrack(MediaStreamTrack):
         super().__init__()
         self.listener = listener
         self.deaf_to = deaf_to
-        self.queue: asyncio.Queue[tuple[float, av.Packet[Any]]] = asyncio.Queue(maxsize=QUEUE_MAX)
+        self.queue: asyncio.Queue[av.Packet[Any]] = asyncio.Queue(maxsize=QUEUE_MAX)
         self.stale = 0  # packets left out because a newer one was waiting
         self._codec = voice_codec()  # used by the mixing thread only
 
@@ -71,19 +71,18 @@ class MixTrack(MediaStreamTrack):
             packet.time_base = TIME_BASE
         return packets
 
-    def deliver(self, packet: av.Packet[Any], made: float) -> None:
+    def deliver(self, packet: av.Packet[Any]) -> None:
         """Queue a packet for the sender (event loop); a stalled sender loses the oldest."""
         if self.queue.full():
             self.queue.get_nowait()
             self.stale += 1
-        self.queue.put_nowait((made, packet))
+        self.queue.put_nowait(packet)
 
     async def recv(self) -> av.Packet[Any]:  # aiortc packs ready packets too
         while self.queue.qsize() > BACKLOG_MAX:  # a stalled sender: the newest go, not all
             self.queue.get_nowait()
             self.stale += 1
-        _, packet = await self.queue.get()
-        return packet
+        return await self.queue.get()
 
 
 class AudioMixer:
@@ -174,12 +173,11 @@ class AudioMixer:
 
     def _send(self, pts: int, hand_over: Callable[..., Any]) -> None:
         mixes = self.mix_once()
-        made = time.monotonic()
         with self._lock:
             tracks = [t for t in self.listeners.values() if t.listener in mixes]
         for track in tracks:
             for packet in track.encode(mixes[track.listener], pts):
-                hand_over(track.deliver, packet, made)
+                hand_over(track.deliver, packet)
 
     def _skip(self, ticks: int) -> None:
         """Drop what ``ticks`` missed ticks would have carried: the voices stay current."""
