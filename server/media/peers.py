@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,9 @@ class MediaHub:
         self.patient_audio = {device: AudioSource(f"patient {device}") for device in devices}
         self._appliances: dict[str, ApplianceSession] = {}
         self._experts: dict[tuple[str, str], RTCPeerConnection] = {}
+        # One offer at a time per viewer: a page that retries while its last offer is still
+        # being answered must not have the older offer's media attached after the newer.
+        self._offering: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self.archive: ArchiveRecorder | None = None
         self.on_live_again: Callable[[str], None] = lambda device_id: None
         self._replays: dict[str, tuple[MediaPlayer, Path]] = {}
@@ -184,29 +188,32 @@ class MediaHub:
 
     async def expert_offer(self, room: ConsultationRoom, username: str, sdp: str) -> str:
         """Webcam and microphone in; composite (pre-encoded H.264) and audio mix out."""
-        pc, incoming, decoders = await self._viewer_peer((room.consultation.id, username), sdp)
-        webcam = incoming.get("video")
-        track, mix = room.attach_media(
-            username, webcam, incoming.get("audio"), decoder=decoders.get(webcam)
-        )
-        return await self._answer_viewer(
-            pc,
-            (room.consultation.id, username),
-            f"webcam {username}",
-            track,
-            mix,
-            lambda: room.detach_media(username, track),
-        )
+        key = (room.consultation.id, username)
+        async with self._offering[key]:
+            pc, incoming, decoders = await self._viewer_peer(key, sdp)
+            webcam = incoming.get("video")
+            track, mix = room.attach_media(
+                username, webcam, incoming.get("audio"), decoder=decoders.get(webcam)
+            )
+            return await self._answer_viewer(
+                pc,
+                key,
+                f"webcam {username}",
+                track,
+                mix,
+                lambda: room.detach_media(username, track),
+            )
 
     async def station_offer(self, room: ConsultationRoom, sdp: str) -> str:
         """The clinic station: microphone in; its own composite and the experts' voices out."""
         station = room.station
         key = (room.consultation.id, station.name)
-        pc, incoming, _ = await self._viewer_peer(key, sdp)
-        track, mix = station.attach(incoming.get("audio"))
-        return await self._answer_viewer(
-            pc, key, station.name, track, mix, lambda: station.detach(track)
-        )
+        async with self._offering[key]:
+            pc, incoming, _ = await self._viewer_peer(key, sdp)
+            track, mix = station.attach(incoming.get("audio"))
+            return await self._answer_viewer(
+                pc, key, station.name, track, mix, lambda: station.detach(track)
+            )
 
     async def _viewer_peer(
         self, key: tuple[str, str], sdp: str

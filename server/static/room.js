@@ -68,6 +68,7 @@ async function connectMedia() {
     if (t.receiver.track.kind === "video" && h264.length && t.setCodecPreferences) t.setCodecPreferences(h264);
   }
   peer.ontrack = (ev) => {
+    if (peer !== pc) return; // a connection already replaced must not take the speaker
     // Interactive: ask the browser not to hold frames back for smoothness.
     if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0;
     else if ("playoutDelayHint" in ev.receiver) ev.receiver.playoutDelayHint = 0;

@@ -61,6 +61,7 @@ async function join(consultation) {
     c.mimeType === "video/H264" && /packetization-mode=1/.test(c.sdpFmtpLine || ""));
   if (h264.length && video_.setCodecPreferences) video_.setCodecPreferences(h264);
   peer.ontrack = (ev) => {
+    if (peer !== pc) return; // a connection already replaced must not take the speaker
     // A conversation, not a broadcast: the smallest jitter buffer the link allows.
     if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0;
     if (ev.track.kind === "video") video.srcObject = new MediaStream([ev.track]);

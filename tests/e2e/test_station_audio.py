@@ -69,6 +69,9 @@ PEAK_DB = 15.0  # ... and at most this far above the bins 25–60 Hz either side
 LISTEN_MS = 3000
 MIN_READS = 15  # of the 30 reads in LISTEN_MS; more dropouts than that is no measure
 READY_S = 45.0
+# What the server said about media, kept for a failure's message (what broke, and when).
+SERVER_SAID: list[str] = []
+SAID_WORDS = ("media", "station", "audio", "error", "warning", "traceback")
 # The test is about sound: small, slow pictures leave the CPU to it (two appliances,
 # four browsers and the server share CI's two cores).
 SMALL_PICTURES = {
@@ -263,17 +266,21 @@ def heard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Heard]:
     finally:
         if proc.poll() is None:
             stop_demo(proc, whole_group=True)
+    if not _all_heard(got):
+        lines = (tmp / "demo.log").read_text(errors="replace").splitlines()
+        SERVER_SAID.extend(x for x in lines if any(w in x.lower() for w in SAID_WORDS))
     missing = sorted(n for n, h in got.items() if h is None)
     assert not missing, f"no remote audio on the page of {missing}"
     return {n: h for n, h in got.items() if h is not None}
 
 
 def _check(heard: Heard, present: set[str], absent: set[str]) -> None:
-    assert heard.reads >= MIN_READS, f"mostly silence: {heard.describe()}"
+    said = "\nthe server said:\n" + "\n".join(SERVER_SAID[-60:]) if SERVER_SAID else ""
+    assert heard.reads >= MIN_READS, f"mostly silence: {heard.describe()}{said}"
     for source in sorted(present):
         assert heard.hears(source), (
             f"{heard.listener} should hear {source}, whose tone is not {HEARD_DB:.0f} dB "
-            f"above the noise floor: {heard.describe()}"
+            f"above the noise floor: {heard.describe()}{said}"
         )
     weakest = min(heard.level(s) for s in present)
     for source in sorted(absent):

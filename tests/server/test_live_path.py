@@ -67,7 +67,9 @@ async def test_stamps_arrive_with_every_stage_and_a_keyframe_request_reaches_the
         decoder = bound_decoder(receiver)
         decoder.add_tap(lambda data, timestamp: keyframes.append(is_h264_keyframe(data)))
         await server.setLocalDescription(await server.createAnswer())
-        fresh = drop_stale_media(server, 0.25)
+        # Only media older than 2 s counts as stale here: a busy CI machine stalls the loop
+        # for a few hundred ms, and what this test asks is that fresh media passes.
+        fresh = drop_stale_media(server, 2.0)
         await appliance.setRemoteDescription(server.localDescription)
         feed.attach(incoming[0], decoder=decoder)
 
