@@ -11,10 +11,29 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from server.domain_errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
+
 _LOGGER = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 256 * 1024
 M = TypeVar("M", bound=BaseModel)
+# The one map from what a service refuses to the HTTP status the client sees.
+STATUS_OF: dict[type[DomainError], HTTPStatus] = {
+    Invalid: HTTPStatus.BAD_REQUEST,
+    NotFound: HTTPStatus.NOT_FOUND,
+    Forbidden: HTTPStatus.FORBIDDEN,
+    Conflict: HTTPStatus.CONFLICT,
+    TooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    Unavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+}
 
 
 class ApiError(Exception):
@@ -33,6 +52,14 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers or {}
         self.code = code  # for a page that acts on this error (e.g. asks to confirm)
+
+
+def status_of(exc: DomainError) -> HTTPStatus:
+    """The HTTP status for ``exc``: its nearest class in :data:`STATUS_OF` (else 400)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return HTTPStatus.BAD_REQUEST
 
 
 def _describe(err: ValidationError) -> str:
@@ -96,6 +123,8 @@ async def error_middleware(
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.headers, exc.code)
+    except DomainError as exc:
+        return error_response(status_of(exc), exc.message, code=exc.code)
     except web.HTTPException:
         raise
     except Exception:
