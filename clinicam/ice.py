@@ -13,6 +13,7 @@ import logging
 from aiortc import RTCConfiguration, RTCIceServer
 from pydantic import Field, field_validator
 
+from clinicam.aiortc_compat import gather_host_addresses
 from clinicam.configfile import StrictModel
 
 _LOGGER = logging.getLogger(__name__)
@@ -24,9 +25,7 @@ def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 
 def restrict_ice_to_loopback() -> None:
     """Make every aiortc peer connection in this process gather only 127.0.0.1."""
-    import aioice.ice
-
-    aioice.ice.get_host_addresses = _loopback_host_addresses
+    gather_host_addresses(_loopback_host_addresses)
     _LOGGER.info("ICE restricted to loopback (127.0.0.1)")
 
 

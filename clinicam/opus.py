@@ -5,10 +5,10 @@ needs far less: :func:`send_voice` gives one sender a mono encoder at
 :data:`VOICE_BPS` in VoIP mode with in-band forward error correction (each packet also
 carries a coarse copy of the one before, so a single lost packet is recovered without a
 retransmission) tuned for :data:`EXPECTED_LOSS_PCT` loss. aiortc creates its encoder
-lazily at the first frame; this one is put in its place before that (a single-underscore
-attribute check fails loudly if aiortc's internals change). :func:`voice_codec` is the
-same encoder as a bare PyAV codec, for a sender that encodes before aiortc (the server's
-audio mix, which packs ready packets).
+lazily at the first frame; this one is put in its place before that
+(:func:`clinicam.aiortc_compat.set_sender_encoder`, which fails loudly if aiortc's
+internals change). :func:`voice_codec` is the same encoder as a bare PyAV codec, for a
+sender that encodes before aiortc (the server's audio mix, which packs ready packets).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from aiortc import RTCRtpSender
 from aiortc.codecs.opus import OpusEncoder
 from av import AudioResampler
 
+from clinicam.aiortc_compat import set_sender_encoder
+
 VOICE_BPS = 32_000
 EXPECTED_LOSS_PCT = 10
-_ENCODER = "_RTCRtpSender__encoder"
 
 
 RATE = 48_000
@@ -55,8 +56,4 @@ def voice_encoder(bitrate_bps: int = VOICE_BPS) -> OpusEncoder:
 
 def send_voice(sender: RTCRtpSender, bitrate_bps: int = VOICE_BPS) -> None:
     """Make ``sender`` (an audio sender not yet started) send voice-grade Opus."""
-    if not hasattr(sender, _ENCODER):
-        raise RuntimeError("aiortc's RTCRtpSender internals changed: no encoder slot")
-    if getattr(sender, _ENCODER) is not None:
-        raise RuntimeError("the sender already encodes: set its encoder before it starts")
-    setattr(sender, _ENCODER, voice_encoder(bitrate_bps))
+    set_sender_encoder(sender, voice_encoder(bitrate_bps))

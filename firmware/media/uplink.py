@@ -16,6 +16,7 @@ from collections.abc import Callable
 import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
+from clinicam.aiortc_compat import self_check
 from clinicam.ice import keep_loopback_candidates
 from clinicam.keyframes import forward_keyframe_requests
 from clinicam.opus import send_voice
@@ -40,6 +41,7 @@ class StreamUplink:
         make_track: Callable[[], EncodedCameraTrack],
         make_audio: Callable[[], MediaStreamTrack | None] = lambda: None,
     ) -> None:
+        self_check()  # the aiortc internals the stream relies on are where we expect them
         self._config = config
         self._make_track = make_track
         self._make_audio = make_audio

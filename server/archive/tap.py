@@ -11,10 +11,11 @@ must happen before it runs: in the peer connection's "track" event or right afte
 queue, which may skip frames the decoder cannot keep up with) is tapped in place, so
 the archive still gets every frame.
 
-Because this relies on aiortc internals, :func:`tap_encoded_video` checks them and
-raises ``RuntimeError`` if they are not as expected: an aiortc upgrade must fail
-loudly instead of silently archiving nothing. A failing sink is logged (first failure,
-then every ``LOG_EVERY_N_FAILURES``-th) and never disturbs decoding.
+Because this relies on aiortc internals (reached through :mod:`clinicam.aiortc_compat`),
+:func:`tap_encoded_video` checks them and raises ``RuntimeError`` if they are not as
+expected: an aiortc upgrade must fail loudly instead of silently archiving nothing. A
+failing sink is logged (first failure, then every ``LOG_EVERY_N_FAILURES``-th) and never
+disturbs decoding.
 """
 
 from __future__ import annotations
@@ -26,16 +27,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from aiortc import RTCRtpReceiver
 
+from clinicam.aiortc_compat import receiver_decoder_queue, receiver_started, replace_decoder_queue
+
 _LOGGER = logging.getLogger(__name__)
 
 EncodedFrameSink = Callable[[bytes, int], None]
 """(annexb_data, rtp_timestamp_90khz), called on the event loop thread."""
 
 LOG_EVERY_N_FAILURES = 100
-
-_QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
-_STARTED_ATTRIBUTE = "_RTCRtpReceiver__started"
-_THREAD_ATTRIBUTE = "_RTCRtpReceiver__decoder_thread"
 
 
 @runtime_checkable
@@ -79,8 +78,8 @@ def tap_encoded_video(receiver: RTCRtpReceiver, sink: EncodedFrameSink) -> None:
     ``addTransceiver``). Raises ``RuntimeError`` if aiortc's internals are not the
     expected ones, if the receiver has already started, or if it is already tapped.
     """
-    original = _decoder_queue(receiver)
-    if _has_started(receiver):
+    original = receiver_decoder_queue(receiver)
+    if receiver_started(receiver):
         raise RuntimeError(
             "RTCRtpReceiver has already started its decoder thread: tap it from the "
             "'track' event or right after addTransceiver, before receive() runs"
@@ -96,27 +95,5 @@ def tap_encoded_video(receiver: RTCRtpReceiver, sink: EncodedFrameSink) -> None:
             tapped.put(original.get_nowait())
         except queue.Empty:
             break
-    setattr(receiver, _QUEUE_ATTRIBUTE, tapped)
+    replace_decoder_queue(receiver, tapped)
     _LOGGER.debug("tapped the encoded video of %r", receiver)
-
-
-def _decoder_queue(receiver: RTCRtpReceiver) -> queue.Queue[Any]:
-    found = getattr(receiver, _QUEUE_ATTRIBUTE, None)
-    if not isinstance(found, queue.Queue):
-        raise RuntimeError(
-            f"aiortc internals changed: RTCRtpReceiver has no queue.Queue {_QUEUE_ATTRIBUTE} "
-            "(server/archive/tap.py must be updated for this aiortc version)"
-        )
-    return found
-
-
-def _has_started(receiver: RTCRtpReceiver) -> bool:
-    missing = object()
-    started = getattr(receiver, _STARTED_ATTRIBUTE, missing)
-    thread = getattr(receiver, _THREAD_ATTRIBUTE, missing)
-    if started is missing or thread is missing:
-        raise RuntimeError(
-            "aiortc internals changed: RTCRtpReceiver lacks "
-            f"{_STARTED_ATTRIBUTE} / {_THREAD_ATTRIBUTE} (update server/archive/tap.py)"
-        )
-    return bool(started) or thread is not None

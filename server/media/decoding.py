@@ -28,6 +28,12 @@ from typing import Any
 
 from aiortc import RTCRtpReceiver
 
+from clinicam.aiortc_compat import (
+    receiver_decoder_error,
+    receiver_decoder_queue,
+    receiver_decoding,
+    replace_decoder_queue,
+)
 from clinicam.frametrace import FrameTrace, is_h264_keyframe, now_us, read_trace
 
 _LOGGER = logging.getLogger(__name__)
@@ -37,9 +43,6 @@ TRACES_KEPT = 64
 LOG_EVERY_N_FAILURES = 100
 EncodedFrameSink = Callable[[bytes, int], None]
 """(annexb_data, rtp_timestamp_90khz), called on the event loop thread."""
-_QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
-_ERROR_ATTRIBUTE = "_RTCRtpReceiver__decoder_error"
-_STARTED_ATTRIBUTE = "_RTCRtpReceiver__decoder_thread"
 
 
 def is_keyframe(codec_name: str, data: bytes) -> bool:
@@ -189,20 +192,15 @@ def bound_decoder(
     max_wait_s: float = DEFAULT_MAX_WAIT_S,
 ) -> LatestDecodeQueue:
     """Give ``receiver`` a :class:`LatestDecodeQueue` before its decoder thread starts."""
-    current = getattr(receiver, _QUEUE_ATTRIBUTE, None)
-    wants_keyframe = getattr(receiver, _ERROR_ATTRIBUTE, None)
-    if (
-        not isinstance(current, queue.Queue)
-        or not isinstance(wants_keyframe, threading.Event)
-        or not hasattr(receiver, _STARTED_ATTRIBUTE)
-    ):
-        raise RuntimeError("aiortc's RTCRtpReceiver internals changed: no decoder queue")
+    current = receiver_decoder_queue(receiver)
+    wants_keyframe = receiver_decoder_error(receiver)
+    decoding = receiver_decoding(receiver)
     if isinstance(current, LatestDecodeQueue):
         return current
     if type(current) is not queue.Queue:
         raise RuntimeError("the receiver's decoder queue is already replaced (tapped?)")
-    if getattr(receiver, _STARTED_ATTRIBUTE) is not None:
+    if decoding:
         raise RuntimeError("the receiver is already decoding: bound its queue earlier")
     bounded = LatestDecodeQueue(wants_keyframe, max_backlog=max_backlog, max_wait_s=max_wait_s)
-    setattr(receiver, _QUEUE_ATTRIBUTE, bounded)
+    replace_decoder_queue(receiver, bounded)
     return bounded

@@ -17,6 +17,7 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from clinicam.aiortc_compat import remote_track_queue
 from clinicam.frametrace import FrameTrace
 from server.media.decoding import LatestDecodeQueue
 
@@ -29,10 +30,10 @@ def _skip_to_newest(track: MediaStreamTrack) -> tuple[av.VideoFrame | None, int]
     aiortc's remote tracks hand out frames through an unbounded queue, oldest first;
     reading them one by one would turn a busy moment into permanent delay.
     """
-    queue = getattr(track, "_queue", None)
+    queue = remote_track_queue(track)
     newest = None
     skipped = 0
-    while isinstance(queue, asyncio.Queue) and queue.qsize() > 0:
+    while queue is not None and queue.qsize() > 0:
         item = queue.get_nowait()
         if item is None:  # end of stream marker: leave it for recv()
             queue.put_nowait(None)

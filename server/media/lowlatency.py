@@ -28,8 +28,8 @@
    (:mod:`server.media.audio`): :class:`ArrivalAudioBuffer` hands each packet on at
    once and drops one that arrives after a newer one (too late to be played).
 
-All rely on aiortc internals (name-mangled private attributes), like the archive tap:
-the installers check them and raise ``RuntimeError`` if they are not as expected, so an
+All rely on aiortc internals, reached through :mod:`clinicam.aiortc_compat` like the
+archive tap's: the installers raise ``RuntimeError`` if they are not as expected, so an
 aiortc upgrade fails loudly rather than silently losing the gain.
 """
 
@@ -40,7 +40,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
-from aiortc import codecs as aiortc_codecs
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
@@ -52,6 +51,18 @@ from aiortc.rtp import (
 )
 from aiortc.utils import uint16_add
 
+from clinicam.aiortc_compat import (
+    OpenJitterBuffer,
+    accept_header_extension,
+    header_extensions,
+    jitter_buffer_is_video,
+    packet_payload,
+    receiver_decoding,
+    receiver_jitter_buffer,
+    replace_header_extensions_map,
+    replace_jitter_buffer,
+    sender_started,
+)
 from clinicam.frametrace import now_us
 
 GIVE_UP_S = 0.4
@@ -60,13 +71,8 @@ PLAYOUT_DELAY_ID = 6  # aiortc uses 1-3; ids are shared across media types with 
 PLAYOUT_DELAY_STEP_MS = 10  # the extension counts in 10 ms units, 12 bits each
 PLAYOUT_DELAY_MAX_MS = 4095 * PLAYOUT_DELAY_STEP_MS
 
-_JITTER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
-_RECEIVER_STARTED = "_RTCRtpReceiver__decoder_thread"
-_MAP_ATTRIBUTE = "_RTCRtpSender__rtp_header_extensions_map"
-_SENDER_STARTED = "_RTCRtpSender__started"
 
-
-class MarkerJitterBuffer(JitterBuffer):
+class MarkerJitterBuffer(OpenJitterBuffer):
     """aiortc's video jitter buffer, releasing a frame at its marker bit.
 
     Everything else (capacity, reordering, overflow, PLI on loss) is aiortc's own; a
@@ -89,15 +95,15 @@ class MarkerJitterBuffer(JitterBuffer):
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
         if packet.timestamp not in self._first_arrival:
-            if len(self._first_arrival) >= self._capacity:
+            if len(self._first_arrival) >= self.capacity:
                 self._first_arrival.clear()  # frames that never completed
                 self._first_seen.clear()
             self._first_arrival[packet.timestamp] = now_us()
             self._first_seen[packet.timestamp] = self._clock()
         pli, frame = super().add(packet)
-        if frame is not None or self._origin is None:
+        if frame is not None or self.origin is None:
             return pli, frame
-        if self._packets[self._origin % self._capacity] is not None and not self._gap_ahead():
+        if self.packet_at(0) is not None and not self._gap_ahead():
             return pli, frame  # a frame still coming in, nothing missing
         # Blocked by a hole. The oldest frame waiting decides, not when the block began:
         # on a lossy link holes queue up behind each other, and a give-up timed from the
@@ -105,13 +111,13 @@ class MarkerJitterBuffer(JitterBuffer):
         if self._oldest_wait_s() < GIVE_UP_S or not self._skip_gap():
             return pli, frame
         self.gaps_skipped += 1
-        return True, self._remove_frame(packet.sequence_number)  # PLI: a keyframe, please
+        return True, self.complete_frame(packet.sequence_number)  # PLI: a keyframe, please
 
     def _oldest_wait_s(self) -> float:
         """How long the oldest packet in the buffer has waited (its frame's first one)."""
-        assert self._origin is not None
-        for count in range(self._capacity):
-            packet = self._packets[(self._origin + count) % self._capacity]
+        assert self.origin is not None
+        for count in range(self.capacity):
+            packet = self.packet_at(count)
             if packet is not None:
                 seen = self._first_seen.get(packet.timestamp)
                 return 0.0 if seen is None else self._clock() - seen
@@ -119,10 +125,10 @@ class MarkerJitterBuffer(JitterBuffer):
 
     def _gap_ahead(self) -> bool:
         """A packet is missing before the newest one (so something waits behind a hole)."""
-        assert self._origin is not None
+        assert self.origin is not None
         seen_hole = False
-        for count in range(self._capacity):
-            packet = self._packets[(self._origin + count) % self._capacity]
+        for count in range(self.capacity):
+            packet = self.packet_at(count)
             if packet is None:
                 seen_hole = True
             elif seen_hole:
@@ -132,11 +138,11 @@ class MarkerJitterBuffer(JitterBuffer):
     def _skip_gap(self) -> bool:
         """Drop everything before the first frame that surely starts after the hole: a
         packet whose present predecessor belongs to another frame. False if none yet."""
-        assert self._origin is not None
+        assert self.origin is not None
         previous: Any = None
         seen_hole = False
-        for count in range(self._capacity):
-            packet = self._packets[(self._origin + count) % self._capacity]
+        for count in range(self.capacity):
+            packet = self.packet_at(count)
             if packet is None:
                 seen_hole = True
             elif seen_hole and previous is not None and previous.timestamp != packet.timestamp:
@@ -145,13 +151,13 @@ class MarkerJitterBuffer(JitterBuffer):
             previous = packet
         return False
 
-    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-        if self._origin is None:
+    def complete_frame(self, sequence_number: int) -> JitterFrame | None:
+        if self.origin is None:
             return None
         self._drop_leading_padding()
         packets: list[Any] = []
-        for count in range(self._capacity):
-            packet = self._packets[(self._origin + count) % self._capacity]
+        for count in range(self.capacity):
+            packet = self.packet_at(count)
             if packet is None:
                 return None  # a gap: wait for the missing packet (or its NACKed resend)
             if packets and packet.timestamp != packets[0].timestamp:
@@ -168,17 +174,17 @@ class MarkerJitterBuffer(JitterBuffer):
         left at its marker they would otherwise become an empty "frame", and an empty
         packet tells the decoder to drain: it would stop decoding.
         """
-        for _ in range(self._capacity):
-            if self._origin is None:
+        for _ in range(self.capacity):
+            if self.origin is None:
                 return
-            packet: Any = self._packets[self._origin % self._capacity]
-            if packet is None or packet._data:
+            packet: Any = self.packet_at(0)
+            if packet is None or packet_payload(packet):
                 return
             self.remove(1)
 
     def _release(self, packets: list[Any]) -> JitterFrame:
         timestamp = packets[0].timestamp
-        frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
+        frame = JitterFrame(data=b"".join(packet_payload(p) for p in packets), timestamp=timestamp)
         frame.arrived_us = self._first_arrival.pop(timestamp, None)  # type: ignore[attr-defined]
         self._first_seen.pop(timestamp, None)
         self.remove(len(packets))
@@ -187,16 +193,15 @@ class MarkerJitterBuffer(JitterBuffer):
 
 def release_frames_at_marker(receiver: RTCRtpReceiver) -> None:
     """Give a video ``receiver`` a :class:`MarkerJitterBuffer` before any RTP arrives."""
-    current = getattr(receiver, _JITTER_ATTRIBUTE, None)
-    if not isinstance(current, JitterBuffer) or not hasattr(receiver, _RECEIVER_STARTED):
-        raise RuntimeError("aiortc's RTCRtpReceiver internals changed: no jitter buffer")
+    current = receiver_jitter_buffer(receiver)
+    running = receiver_decoding(receiver)
     if isinstance(current, MarkerJitterBuffer):
         return
-    if getattr(receiver, _RECEIVER_STARTED) is not None:
+    if running:
         raise RuntimeError("the receiver is already running: replace its buffer earlier")
-    if not current._is_video:
+    if not jitter_buffer_is_video(current):
         raise ValueError("only video frames have a marker bit to release on")
-    setattr(receiver, _JITTER_ATTRIBUTE, MarkerJitterBuffer(current.capacity, is_video=True))
+    replace_jitter_buffer(receiver, MarkerJitterBuffer(current.capacity, is_video=True))
 
 
 RESYNC_AFTER = 50  # "late" packets in a row: the sender restarted its numbering
@@ -220,22 +225,20 @@ class ArrivalAudioBuffer(JitterBuffer):
                 return False, None
         self._newest = packet.sequence_number
         self._late_in_a_row = 0
-        data: bytes = getattr(packet, "_data", b"")  # the depacketised payload aiortc set
-        return False, JitterFrame(data=data, timestamp=packet.timestamp)
+        return False, JitterFrame(data=packet_payload(packet), timestamp=packet.timestamp)
 
 
 def release_audio_on_arrival(receiver: RTCRtpReceiver) -> None:
     """Give an audio ``receiver`` an :class:`ArrivalAudioBuffer` before any RTP arrives."""
-    current = getattr(receiver, _JITTER_ATTRIBUTE, None)
-    if not isinstance(current, JitterBuffer) or not hasattr(receiver, _RECEIVER_STARTED):
-        raise RuntimeError("aiortc's RTCRtpReceiver internals changed: no jitter buffer")
+    current = receiver_jitter_buffer(receiver)
+    running = receiver_decoding(receiver)
     if isinstance(current, ArrivalAudioBuffer):
         return
-    if getattr(receiver, _RECEIVER_STARTED) is not None:
+    if running:
         raise RuntimeError("the receiver is already running: replace its buffer earlier")
-    if current._is_video:
+    if jitter_buffer_is_video(current):
         raise ValueError("video frames span packets: they need the marker buffer")
-    setattr(receiver, _JITTER_ATTRIBUTE, ArrivalAudioBuffer(current.capacity))
+    replace_jitter_buffer(receiver, ArrivalAudioBuffer(current.capacity))
 
 
 def negotiate_playout_delay() -> None:
@@ -244,12 +247,14 @@ def negotiate_playout_delay() -> None:
     Accepting it is harmless for senders that do not write it: the browser then keeps
     its usual behaviour. Idempotent.
     """
-    video = aiortc_codecs.HEADER_EXTENSIONS["video"]
+    video = header_extensions("video")
     if any(ext.uri == PLAYOUT_DELAY_URI for ext in video):
         return
-    if any(ext.id == PLAYOUT_DELAY_ID for ext in video + aiortc_codecs.HEADER_EXTENSIONS["audio"]):
+    if any(ext.id == PLAYOUT_DELAY_ID for ext in video + header_extensions("audio")):
         raise RuntimeError(f"aiortc already uses RTP header extension id {PLAYOUT_DELAY_ID}")
-    video.append(RTCRtpHeaderExtensionParameters(id=PLAYOUT_DELAY_ID, uri=PLAYOUT_DELAY_URI))
+    accept_header_extension(
+        "video", RTCRtpHeaderExtensionParameters(id=PLAYOUT_DELAY_ID, uri=PLAYOUT_DELAY_URI)
+    )
 
 
 def playout_delay_value(min_ms: int, max_ms: int) -> bytes:
@@ -290,9 +295,6 @@ def send_playout_delay(sender: RTCRtpSender, min_ms: int = 0, max_ms: int = 0) -
     before the answer, and a browser that offers it). Call before the connection is
     up: aiortc configures the map when the sender starts.
     """
-    current = getattr(sender, _MAP_ATTRIBUTE, None)
-    if not isinstance(current, HeaderExtensionsMap) or not hasattr(sender, _SENDER_STARTED):
-        raise RuntimeError("aiortc's RTCRtpSender internals changed: no extension map")
-    if getattr(sender, _SENDER_STARTED):
+    if sender_started(sender):
         raise RuntimeError("the sender is already running: set the playout delay earlier")
-    setattr(sender, _MAP_ATTRIBUTE, _PlayoutDelayMap(playout_delay_value(min_ms, max_ms)))
+    replace_header_extensions_map(sender, _PlayoutDelayMap(playout_delay_value(min_ms, max_ms)))

@@ -14,6 +14,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
+from clinicam.aiortc_compat import self_check
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from clinicam.keyframes import forward_keyframe_requests
 from server.archive.recorder import ArchiveRecorder
@@ -68,6 +69,7 @@ class MediaHub:
     """Owns every peer connection and the live feed of every appliance."""
 
     def __init__(self, ice: IceConfig, devices: list[str], *, low_latency: bool = True) -> None:
+        self_check()  # the aiortc internals below are where this aiortc version has them
         self._ice = ice
         self._low_latency = low_latency
         if low_latency:

@@ -33,12 +33,16 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
+from clinicam.aiortc_compat import (
+    ice_connections,
+    ice_protocols,
+    ice_receive_queue,
+    replace_ice_receive_queue,
+)
+
 _LOGGER = logging.getLogger(__name__)
 LIVE_MAX_AGE_S = 0.25
 WEBCAM_MAX_AGE_S = 0.1
-_CONNECTION_ATTRIBUTE = "_connection"  # RTCIceTransport → aioice.Connection
-_QUEUE_ATTRIBUTE = "_queue"  # aioice.Connection's received datagrams
-_PROTOCOLS_ATTRIBUTE = "_protocols"  # aioice.Connection's StunProtocols, one per socket
 _SOCKET_ATTRIBUTE = "_sock"  # asyncio's selector transport → its socket
 MAX_READS_PER_WAKEUP = 256
 
@@ -86,22 +90,18 @@ def drop_stale_media(pc: RTCPeerConnection, max_age_s: float) -> FreshMediaQueue
     Call after ``setLocalDescription`` (the sockets exist) and before the answer leaves
     (no media has arrived yet).
     """
-    connections = {
-        id(c): c
-        for t in pc.getTransceivers()
-        if (c := getattr(t.receiver.transport.transport, _CONNECTION_ATTRIBUTE, None)) is not None
-    }
+    connections = ice_connections(pc)
     if len(connections) != 1:
         raise RuntimeError("aiortc/aioice internals changed: expected one ICE connection")
-    connection = next(iter(connections.values()))
-    current = getattr(connection, _QUEUE_ATTRIBUTE, None)
-    protocols = getattr(connection, _PROTOCOLS_ATTRIBUTE, None)
+    connection = connections[0]
+    current = ice_receive_queue(connection)
+    protocols = ice_protocols(connection)
     if isinstance(current, FreshMediaQueue):
         return current
-    if not isinstance(current, asyncio.Queue) or not current.empty() or protocols is None:
+    if not current.empty():
         raise RuntimeError("aioice internals changed: no empty receive queue to replace")
     fresh = FreshMediaQueue(max_age_s)
-    setattr(connection, _QUEUE_ATTRIBUTE, fresh)
+    replace_ice_receive_queue(connection, fresh)
     drained = [read_eagerly(protocol) for protocol in protocols]
     if protocols and not any(drained):
         raise RuntimeError("asyncio/aioice internals changed: no socket behind the protocols")
