@@ -86,8 +86,9 @@ case "$ROLE" in
   server|demo) APT+=(mosquitto fonts-dejavu-core) ;;
   appliance) APT+=(i2c-tools)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
-  # debootstrap, parted: tests/image builds a root and a disk image; systemd: systemd-analyze
-  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql debootstrap parted systemd nodejs iproute2 iptables ethtool) ;;
+  # debootstrap, parted: tests/image builds a root and a disk image; systemd: systemd-analyze;
+  # nodejs, node-typescript: the pages' unit tests (node --test) and type check (tsc)
+  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql debootstrap parted systemd nodejs node-typescript iproute2 iptables ethtool) ;;
 esac
 
 missing=()

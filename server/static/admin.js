@@ -2,31 +2,32 @@
 // grants, import a FHIR Bundle. Admins and technicians: the appliances, their releases and
 // updates. Server data is put in the page as text only. This module starts the page; the
 // parts live in admin_access.js, admin_import.js, admin_fleet.js and admin_releases.js.
-/* global Api */  // api.js, a classic script shared with the other pages
+import { createApi } from "./api.js";
 import { $, problem, say } from "./dom.js";
 import { accessDesk, showNotAdmin } from "./admin_access.js";
 import { startFleet } from "./admin_fleet.js";
 import { startImport } from "./admin_import.js";
 
 const REFRESH_MS = 15000;
+const api = createApi();
 
 (async () => {
-  $("logout").addEventListener("click", () => Api.logout());
+  $("logout").addEventListener("click", () => api.logout());
   let session;
   try {
-    session = await Api.session();
+    session = await api.session();
   } catch (e) {
     say(`Cannot reach the server: ${problem(e)}`, "error");
     return;
   }
   $("who").textContent = session.display_name;
-  if (session.role === "admin" || session.role === "technician") startFleet(session.role);
+  if (session.role === "admin" || session.role === "technician") startFleet(api, session.role);
   if (session.role === "technician") return;
   if (session.role !== "admin") { showNotAdmin(); return; }
-  const desk = accessDesk();
+  const desk = accessDesk(api);
   $("admin").hidden = false;
   $("refresh").addEventListener("click", () => desk.load(true));
-  $("import-form").addEventListener("submit", startImport);
+  $("import-form").addEventListener("submit", (/** @type {Event} */ ev) => startImport(api, ev));
   await desk.load(true);
   setInterval(() => { if (!document.hidden) desk.load(false); }, REFRESH_MS);
 })();

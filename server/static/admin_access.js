@@ -1,25 +1,23 @@
 // The records admin's desk: access requests to decide, emergency (break-glass) accesses
 // to review, and every grant (with a revoke button while it is active).
-/* global Api */
 import { $, el, emptiedTable, problem, say } from "./dom.js";
-import { fmtTime } from "./format.js";
+import { fmtMinutes, fmtTime } from "./format.js";
 
-function fmtMinutes(minutes) {
-  if (!minutes) return "default";
-  if (minutes < 60) return `${minutes} min`;
-  if (minutes % 60 === 0) return `${minutes / 60} h`;
-  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
-}
-
-function opsText(ops) {
+/** @param {string[]} ops */
+export function opsText(ops) {
   return ops.includes("edit") ? "view + edit" : "view";
 }
 
-function patientText(grant) {
+/** @param {{patient?: {identifier: string} | null, patient_id: number}} grant */
+export function patientText(grant) {
   return grant.patient ? grant.patient.identifier : `patient #${grant.patient_id}`;
 }
 
-function grantState(g) {
+/**
+ * A grant's state in words: revoked (when, by whom), active or expired.
+ * @param {{revoked_at?: string | null, revoked_by?: string | null, active?: boolean}} g
+ */
+export function grantState(g) {
   if (g.revoked_at) return `revoked ${fmtTime(g.revoked_at)}${g.revoked_by ? ` by ${g.revoked_by}` : ""}`;
   if (g.active) return "active";
   return "expired";
@@ -30,10 +28,14 @@ export function showNotAdmin() {
   $("not-admin").hidden = false;
 }
 
-export function accessDesk() {
+/** @param {import("./api.js").Api} api */
+export function accessDesk(api) {
   let lastSnapshot = "";
 
-  // Run an admin action from a button; refresh the lists afterwards.
+  /**
+   * Run an admin action from a button; refresh the lists afterwards.
+   * @param {HTMLButtonElement} button @param {() => Promise<unknown>} work @param {string} done what to say then
+   */
   async function act(button, work, done) {
     button.disabled = true;
     try {
@@ -46,18 +48,19 @@ export function accessDesk() {
     await load(true);
   }
 
+  /** @param {any[]} requests the access requests waiting for a decision */
   function renderRequests(requests) {
     const body = emptiedTable("requests", requests);
     $("requests-title").textContent = `Access requests waiting for you${requests.length ? ` (${requests.length})` : ""}`;
     for (const r of requests) {
-      const decide = (approve) => el("button", {
+      const decide = (/** @type {boolean} */ approve) => el("button", {
         type: "button",
         class: approve ? "primary approve" : "deny",
         dataset: { request: String(r.request_id) },
         textContent: approve ? "Approve" : "Refuse",
         "aria-label": `${approve ? "Approve" : "Refuse"} ${r.username}'s request for ${r.patient}`,
-        onclick: (ev) => act(ev.currentTarget,
-          () => Api.call("POST", `/api/admin/requests/${r.request_id}`, { approve }),
+        onclick: (/** @type {MouseEvent & {currentTarget: HTMLButtonElement}} */ ev) => act(ev.currentTarget,
+          () => api.call("POST", `/api/admin/requests/${r.request_id}`, { approve }),
           approve ? `Approved: ${r.username} may now open ${r.patient}.` : `Refused ${r.username}'s request for ${r.patient}.`),
       });
       body.append(el("tr", { dataset: { request: String(r.request_id), patient: r.patient } },
@@ -71,6 +74,7 @@ export function accessDesk() {
     }
   }
 
+  /** @param {any[]} rows the break-glass grants not reviewed yet */
   function renderBreakGlass(rows) {
     const list = $("break-glass");
     list.replaceChildren();
@@ -88,25 +92,27 @@ export function accessDesk() {
           el("button", {
             type: "button", class: "review", textContent: "Mark as reviewed",
             "aria-label": `Mark ${g.username}'s emergency access to ${patientText(g)} as reviewed`,
-            onclick: (ev) => act(ev.currentTarget,
-              () => Api.call("POST", `/api/admin/grants/${g.grant_id}/review`, {}),
+            onclick: (/** @type {MouseEvent & {currentTarget: HTMLButtonElement}} */ ev) => act(ev.currentTarget,
+              () => api.call("POST", `/api/admin/grants/${g.grant_id}/review`, {}),
               `Emergency access of ${g.username} to ${patientText(g)} marked as reviewed.`),
           }),
           g.active ? revokeButton(g) : null)));
     }
   }
 
+  /** @param {any} g an active grant */
   function revokeButton(g) {
     return el("button", {
       type: "button", class: "revoke", textContent: "Revoke",
       dataset: { grant: String(g.grant_id) },
       "aria-label": `Revoke ${g.username}'s access to ${patientText(g)}`,
-      onclick: (ev) => act(ev.currentTarget,
-        () => Api.call("POST", `/api/admin/grants/${g.grant_id}/revoke`, {}),
+      onclick: (/** @type {MouseEvent & {currentTarget: HTMLButtonElement}} */ ev) => act(ev.currentTarget,
+        () => api.call("POST", `/api/admin/grants/${g.grant_id}/revoke`, {}),
         `Revoked ${g.username}'s access to ${patientText(g)}: it ends with their next request.`),
     });
   }
 
+  /** @param {any[]} grants */
   function renderGrants(grants) {
     const body = emptiedTable("grants", grants);
     const active = grants.filter((g) => g.active).length;
@@ -132,10 +138,11 @@ export function accessDesk() {
 
   // Refresh the lists; periodic refreshes leave the page alone if nothing changed (so the
   // keyboard focus stays where it is).
+  /** @param {boolean} force redraw even when nothing changed */
   async function load(force) {
     let data;
     try {
-      data = await Api.call("GET", "/api/admin/grants");
+      data = await api.call("GET", "/api/admin/grants");
     } catch (e) {
       if (e.status === 403) { showNotAdmin(); return; }
       say(`Could not load the lists: ${problem(e)}`, "error");

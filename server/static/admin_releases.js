@@ -1,21 +1,22 @@
 // Releases on the server (field updates for the appliances): the list, deleting one
 // (admins), and uploading a release wheel with its progress.
-/* global Api */
 import { $, el, emptiedTable, problem, say } from "./dom.js";
-import { fmtTime } from "./format.js";
+import { fmtBytes, fmtTime } from "./format.js";
+import { uploadFile, uploadProblem } from "./upload.js";
 
-function fmtBytes(n) {
-  if (n >= 1048576) return `${(n / 1048576).toFixed(1)} MB`;
-  return `${Math.max(1, Math.ceil(n / 1024))} kB`;
-}
-
+/** @param {string} text @param {string} [kind] "error" shows it as an error */
 function fleetSay(text, kind) {
   $("release-state").textContent = text;
   $("release-state").classList.toggle("error", kind === "error");
 }
 
-// fleet: {role, refresh(force)} from admin_fleet.js.
+/**
+ * The releases table and the upload form.
+ * @param {{api: import("./api.js").Api, role: string, refresh: (force: boolean) => Promise<void>}} fleet
+ *   from admin_fleet.js
+ */
 export function releaseShelf(fleet) {
+  /** @param {{version: string, size: number, sha256: string, added_at: string}[]} releases */
   function render(releases) {
     const body = emptiedTable("releases", releases);
     for (const r of releases) {
@@ -23,7 +24,7 @@ export function releaseShelf(fleet) {
         type: "button", class: "danger", textContent: "Delete",
         dataset: { focusKey: `delete:${r.version}` },
         "aria-label": `Delete release ${r.version}`,
-        onclick: (ev) => deleteRelease(ev.currentTarget, r.version),
+        onclick: (/** @type {MouseEvent & {currentTarget: HTMLButtonElement}} */ ev) => deleteRelease(ev.currentTarget, r.version),
       });
       body.append(el("tr", { dataset: { release: r.version } },
         el("td", {}, el("strong", {}, r.version)),
@@ -34,11 +35,12 @@ export function releaseShelf(fleet) {
     }
   }
 
+  /** @param {HTMLButtonElement} button @param {string} version */
   async function deleteRelease(button, version) {
     if (!confirm(`Delete release ${version} from the server? Appliances can no longer be updated to it.`)) return;
     button.disabled = true;
     try {
-      await Api.call("DELETE", `/api/admin/releases/${encodeURIComponent(version)}`);
+      await fleet.api.call("DELETE", `/api/admin/releases/${encodeURIComponent(version)}`);
       say(`Release ${version} deleted.`);
     } catch (e) {
       say(`Release ${version} was not deleted: ${problem(e)}`, "error");
@@ -46,6 +48,7 @@ export function releaseShelf(fleet) {
     await fleet.refresh(true);
   }
 
+  /** @param {Event} ev the upload form's submit */
   function upload(ev) {
     ev.preventDefault();
     const file = $("release-file").files[0];
@@ -55,38 +58,27 @@ export function releaseShelf(fleet) {
     $("release-progress-box").hidden = false;
     $("release-progress").value = 0;
     fleetSay(`Sending ${file.name}…`);
-    const xhr = new XMLHttpRequest();
-    xhr.open("PUT", `/api/admin/releases/${encodeURIComponent(file.name)}`);
-    xhr.setRequestHeader("X-CSRF-Token", Api.csrf);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.upload.addEventListener("progress", (e) => {
-      if (e.lengthComputable && e.total) {
-        $("release-progress").value = e.loaded / e.total;
-        fleetSay(e.loaded < e.total ? `Sending ${file.name}: ${Math.floor(100 * e.loaded / e.total)} %` : `Checking ${file.name}…`);
-      }
-    });
-    const done = () => { button.disabled = false; fleet.refresh(true); };
-    xhr.addEventListener("load", () => {
-      let data = null;
-      try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
-      if (xhr.status === 401) { location.href = "/login?next=/admin"; return; }
-      if (xhr.status === 201 || xhr.status === 200) {
-        $("release-progress").value = 1;
-        fleetSay(xhr.status === 201 ? `Release ${data.version} stored (${fmtBytes(data.size)}).`
-          : `Release ${data.version} was already stored with these same contents.`);
-        $("release-file").value = "";
+    const progress = /** @type {HTMLProgressElement} */ ($("release-progress"));
+    uploadFile(fleet.api, {
+      method: "PUT", url: `/api/admin/releases/${encodeURIComponent(file.name)}`, file,
+      onProgress: (f) => {
+        progress.value = f;
+        fleetSay(f < 1 ? `Sending ${file.name}: ${Math.floor(100 * f)} %` : `Checking ${file.name}…`);
+      },
+    }).then(({ status, data }) => {
+      progress.value = 1;
+      fleetSay(status === 201 ? `Release ${data.version} stored (${fmtBytes(data.size)}).`
+        : `Release ${data.version} was already stored with these same contents.`);
+      /** @type {HTMLInputElement} */ ($("release-file")).value = "";
+    }, (e) => {
+      if (e.status === 401) return;  // on the way to the sign-in page
+      if (!e.status) {
+        fleetSay(`The upload of ${file.name} broke off (network problem, or the file is larger than the server accepts).`, "error");
       } else {
-        $("release-progress").value = 0;
-        fleetSay(`${file.name} was not stored: ${(data && data.error) || `the server answered HTTP ${xhr.status}`}`, "error");
+        progress.value = 0;
+        fleetSay(`${file.name} was not stored: ${uploadProblem(e)}`, "error");
       }
-      done();
-    });
-    xhr.addEventListener("error", () => {
-      fleetSay(`The upload of ${file.name} broke off (network problem, or the file is larger than the server accepts).`, "error");
-      done();
-    });
-    xhr.send(file);
+    }).finally(() => { button.disabled = false; fleet.refresh(true); });
   }
 
   return { render, upload };

@@ -1,39 +1,36 @@
-"use strict";
+// The lobby: the consultations this user is invited to (join, or open the patient's
+// records), and for clinic staff their clinic's bedside stations.
+import { createApi } from "./api.js";
+import { $, el } from "./dom.js";
+
+const api = createApi();
+
+/**
+ * The records page of a consultation's patient, opened from that consultation.
+ * @param {{id: string, patient: string}} c
+ */
+function recordsHref(c) {
+  return `/records?patient=${encodeURIComponent(c.patient)}&consultation=${encodeURIComponent(c.id)}`;
+}
+
 (async () => {
-  document.getElementById("logout").onclick = () => Api.logout();
-  const s = await Api.session();
-  document.getElementById("who").textContent = s.display_name;
-  document.getElementById("admin-link").hidden = s.role !== "admin";
-  const list = document.getElementById("consultations");
+  $("logout").onclick = () => api.logout();
+  const s = await api.session();
+  $("who").textContent = s.display_name;
+  $("admin-link").hidden = s.role !== "admin";
+  const list = $("consultations");
   for (const c of s.consultations) {
-    const li = document.createElement("li");
-    const text = document.createElement("span");
-    text.textContent = `${c.title} — patient ${c.patient}`;
-    const join = document.createElement("a");
-    join.href = "/room/" + encodeURIComponent(c.id);
-    join.textContent = "Join";
-    join.className = "join";
-    const records = document.createElement("a");
-    records.href = `/records?patient=${encodeURIComponent(c.patient)}&consultation=${encodeURIComponent(c.id)}`;
-    records.textContent = "Patient records";
-    records.className = "records";
-    const links = document.createElement("span");
-    links.className = "links";
-    links.append(records, join);
-    li.append(text, links);
-    list.append(li);
+    list.append(el("li", {},
+      el("span", {}, `${c.title} — patient ${c.patient}`),
+      el("span", { class: "links" },
+        el("a", { href: recordsHref(c), class: "records" }, "Patient records"),
+        el("a", { href: `/room/${encodeURIComponent(c.id)}`, class: "join" }, "Join"))));
   }
   for (const st of s.stations || []) {  // clinic staff: their clinic's bedside stations
-    const li = document.createElement("li");
-    const text = document.createElement("span");
-    text.textContent = `Clinic station — ${st.clinic} (${st.device})`;
-    const open = document.createElement("a");
-    open.href = "/station/" + encodeURIComponent(st.device);
-    open.textContent = "Open the station";
-    open.className = "join";
-    li.append(text, open);
-    list.append(li);
+    list.append(el("li", {},
+      el("span", {}, `Clinic station — ${st.clinic} (${st.device})`),
+      el("a", { href: `/station/${encodeURIComponent(st.device)}`, class: "join" }, "Open the station")));
   }
-  document.getElementById("records-link").hidden = s.role === "clinic";
-  document.getElementById("empty").hidden = s.consultations.length + (s.stations || []).length > 0;
+  $("records-link").hidden = s.role === "clinic";
+  $("empty").hidden = s.consultations.length + (s.stations || []).length > 0;
 })();

@@ -1,19 +1,22 @@
-"use strict";
-document.getElementById("login-form").addEventListener("submit", async (ev) => {
+// The sign-in page: sign in, then go back to the page that sent us here (a path on this
+// server only).
+import { createApi, safeNext } from "./api.js";
+import { $ } from "./dom.js";
+
+const api = createApi();
+
+$("login-form").addEventListener("submit", async (/** @type {Event} */ ev) => {
   ev.preventDefault();
-  const error = document.getElementById("login-error");
-  const button = document.getElementById("login-button");
+  const error = $("login-error");
+  const button = /** @type {HTMLButtonElement} */ ($("login-button"));
   error.textContent = "";
   button.disabled = true;
   try {
-    await Api.call("POST", "/api/login", {
-      username: document.getElementById("username").value.trim(),
-      password: document.getElementById("password").value,
+    await api.call("POST", "/api/login", {
+      username: /** @type {HTMLInputElement} */ ($("username")).value.trim(),
+      password: /** @type {HTMLInputElement} */ ($("password")).value,
     });
-    const next = new URLSearchParams(location.search).get("next");
-    // Only a path on this server (never "//host" or "/\\host", which browsers treat as hosts).
-    const local = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\");
-    location.href = local ? next : "/";
+    location.href = safeNext(new URLSearchParams(location.search).get("next"));
   } catch (e) {
     error.textContent = e.message;
   } finally {

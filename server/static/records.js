@@ -2,8 +2,8 @@
 // see and add photos, scans, CT slices, voice notes and record entries.
 // Everything the server or a user typed is put in the page as text (never as HTML).
 // This module starts the page; each part of it lives in its own records_*.js module.
-/* global Api */  // api.js, a classic script shared with the other pages
-import { $, problem, say } from "./dom.js";
+import { createApi } from "./api.js";
+import { $, inspectable, problem, say } from "./dom.js";
 import { accessPanel } from "./records_access.js";
 import { videoArchive } from "./records_archive.js";
 import { consentAndExport } from "./records_consent.js";
@@ -17,7 +17,7 @@ import { recordsView } from "./records_view.js";
 import { voiceNotes } from "./records_voice.js";
 
 const params = new URLSearchParams(location.search);
-const page = new RecordsPage();
+const page = new RecordsPage(createApi());
 Object.assign(page, {
   chooser: patientChooser(page),
   access: accessPanel(page),
@@ -32,7 +32,7 @@ Object.assign(page, {
 });
 
 function setup() {
-  $("logout").addEventListener("click", () => Api.logout());
+  $("logout").addEventListener("click", () => page.api.logout());
   for (const part of [page.chooser, page.access, page.view, page.photos, page.emr, page.consent,
     page.ct, page.archive, page.uploads]) {
     part.setup();
@@ -40,10 +40,13 @@ function setup() {
   page.emr.resetForm();
 }
 
+// The browser tests send requests with the page's session (its CSRF token).
+inspectable({ Api: () => page.api });
+
 (async () => {
   setup();
   try {
-    page.session = await Api.session();
+    page.session = await page.api.session();
   } catch (e) {
     say(`Cannot reach the server: ${problem(e)}`, "error");
     return;
@@ -53,7 +56,7 @@ function setup() {
   $("admin-link").hidden = session.role !== "admin";
   const cid = params.get("consultation");
   if (cid) {
-    page.consultation = session.consultations.find((c) => c.id === cid) || null;
+    page.consultation = session.consultations.find((/** @type {{id: string}} */ c) => c.id === cid) || null;
     if (!page.consultation) say("You are not invited to that consultation, so nothing can be shared to it from here.", "error");
   }
   const wanted = params.get("patient");

@@ -1,7 +1,6 @@
 // Access to the open patient: the "no access" panel (ask for a grant, wait for an admin's
 // approval, break the glass in an emergency), what the current grant allows, and noticing
 // when it ends (expired, revoked, or collected in another browser).
-/* global Api */
 import { $, problem, say } from "./dom.js";
 import { fmtClock, fmtLeft } from "./format.js";
 import { opsText } from "./records_page.js";
@@ -9,22 +8,29 @@ import { opsText } from "./records_page.js";
 const PENDING_POLL_MS = 5000;
 const ACCESS_CHECK_MS = 30000;
 
+/** @param {import("./records_page.js").RecordsPage} page */
 export function accessPanel(page) {
+  /** @type {ReturnType<typeof setInterval> | null} */
   let accessTimer = null;
+  /** @type {ReturnType<typeof setInterval> | null} */
   let pendingTimer = null;
+  /** @type {Promise<boolean> | null} */
   let checkingAccess = null;
 
   function stopPendingPoll() {
-    clearInterval(pendingTimer); pendingTimer = null;
+    if (pendingTimer) clearInterval(pendingTimer);
+    pendingTimer = null;
   }
 
   function stopTimers() {
-    clearInterval(accessTimer); accessTimer = null;
+    if (accessTimer) clearInterval(accessTimer);
+    accessTimer = null;
     stopPendingPoll();
   }
 
+  /** @param {string} [reason] why there is no access (shown as an error) */
   function showNoAccess(reason) {
-    const current = page.current;
+    const current = page.open;
     stopTimers();
     $("records").hidden = true;
     $("no-access").hidden = false;
@@ -44,27 +50,34 @@ export function accessPanel(page) {
     say(reason ? "" : `You have no current access to ${current.identifier}.`);
   }
 
+  /** @param {boolean} busy */
   function setRequestButtons(busy) {
     $("request-view").disabled = busy;
     $("request-edit").disabled = busy;
     updateBreakGlassButton(busy);
   }
 
+  /** @param {boolean} busy */
   function updateBreakGlassButton(busy) {
     $("break-glass").disabled = busy || $("break-glass-reason").value.trim().length < 10;
   }
 
-  // Ask for a grant. true when the records are now open.
+  /**
+   * Ask for a grant. true when the records are now open.
+   * @param {string[]} ops @param {string} reason @param {number} seq the openPatient call it serves
+   * @param {boolean} [quiet] leave the status line alone
+   */
   async function requestAccess(ops, reason, seq, quiet) {
-    const identifier = page.current.identifier;
+    const identifier = page.open.identifier;
     setRequestButtons(true);
     if (!quiet) say(`Asking for ${opsText(ops)} access to ${identifier}…`);
     let answer;
     try {
+      /** @type {{patient: string, operations: string[], reason: string, minutes?: number}} */
       const body = { patient: identifier, operations: ops, reason };
       const minutes = Number($("access-minutes").value);
       if (minutes) body.minutes = minutes;
-      answer = await Api.call("POST", "/api/access", body);
+      answer = await page.api.call("POST", "/api/access", body);
     } catch (e) {
       if (seq !== page.openSeq) return false;
       setRequestButtons(false);
@@ -84,26 +97,27 @@ export function accessPanel(page) {
       say(`Your request was sent: ${answer.message || "an admin has to approve it"}.`);
       return false;
     }
-    page.current.pid = answer.patient_id;
+    page.open.pid = answer.patient_id;
     const outcome = await page.chooser.loadRecords(seq);
     if (outcome === "ok") page.chooser.loadPatients().catch(() => {});
     return outcome === "ok";
   }
 
+  /** @param {{ops: string[], reason: string, at: string}} pending the request kept in sessionStorage */
   function showPending(pending) {
     $("pending").hidden = false;
     $("pending-text").textContent =
       `Your request for ${opsText(pending.ops)} access (sent ${fmtClock(pending.at)}) is waiting for an ` +
       "admin to approve it. This page opens the records by itself once it is approved. If it is " +
       "refused nothing changes here: contact your records admin.";
-    clearInterval(pendingTimer);
+    if (pendingTimer) clearInterval(pendingTimer);
     pendingTimer = setInterval(checkPending, PENDING_POLL_MS);
   }
 
   // Has an admin approved our pending request? Then collect the grant.
   async function checkPending() {
     const seq = page.openSeq;
-    const stored = sessionStorage.getItem(page.pendingKey(page.current.identifier));
+    const stored = sessionStorage.getItem(page.pendingKey(page.open.identifier));
     if (!stored) { stopPendingPoll(); return; }
     const pending = JSON.parse(stored);
     try {
@@ -112,8 +126,8 @@ export function accessPanel(page) {
       return;  // try again at the next tick
     }
     if (seq !== page.openSeq) return;
-    const identifier = page.current.identifier;
-    const mine = page.patients.find((p) => p.identifier === identifier);
+    const identifier = page.open.identifier;
+    const mine = page.patients.find((/** @type {import("./records_page.js").Patient} */ p) => p.identifier === identifier);
     const decision = mine && mine.request;
     if (decision && decision.status === "denied" && decision.decided_at >= pending.at) {
       stopPendingPoll();
@@ -123,11 +137,11 @@ export function accessPanel(page) {
       return;
     }
     const covering = page.chooser.activeGrants(identifier).filter((g) =>
-      !g.break_glass && pending.ops.every((op) => g.operations.includes(op)));
+      !g.break_glass && pending.ops.every((/** @type {string} */ op) => g.operations.includes(op)));
     if (!covering.length) return;
     stopPendingPoll();
-    const known = page.patients.find((p) => p.identifier === identifier);
-    if (known) page.current.pid = known.id;
+    const known = page.patients.find((/** @type {import("./records_page.js").Patient} */ p) => p.identifier === identifier);
+    if (known) page.open.pid = known.id;
     say("An admin approved your request — opening the records…");
     await requestAccess(pending.ops, pending.reason, seq, true);
   }
@@ -142,9 +156,9 @@ export function accessPanel(page) {
     setRequestButtons(true);
     say("Opening the records with emergency access…");
     try {
-      const answer = await Api.call("POST", "/api/break-glass", { patient: page.current.identifier, reason });
+      const answer = await page.api.call("POST", "/api/break-glass", { patient: page.open.identifier, reason });
       if (seq !== page.openSeq) return;
-      page.current.pid = answer.patient_id;
+      page.open.pid = answer.patient_id;
       $("break-glass-reason").value = "";
       $("break-glass-box").open = false;
       const outcome = await page.chooser.loadRecords(seq);
@@ -164,10 +178,10 @@ export function accessPanel(page) {
     const seq = page.openSeq;
     checkingAccess = (async () => {
       try {
-        await Api.call("GET", `/api/patients/${page.current.pid}/consent`);
+        await page.api.call("GET", `/api/patients/${page.open.pid}/consent`);
         return true;
       } catch (e) {
-        if (e.status === 404 && seq === page.openSeq && page.current.data) {
+        if (e.status === 404 && seq === page.openSeq && page.open.data) {
           accessEnded();
           return false;
         }
@@ -182,8 +196,8 @@ export function accessPanel(page) {
   async function accessEnded() {
     page.uploads.cancelQueued("not uploaded: your access to this patient ended");
     page.view.clear();
-    page.current.data = null;
-    page.current.canEdit = false;
+    page.open.data = null;
+    page.open.canEdit = false;
     showNoAccess(
       "Your access to these records has ended: it expired or an admin revoked it. " +
       "Ask for access again to continue.");
@@ -191,7 +205,7 @@ export function accessPanel(page) {
     const seq = page.openSeq;
     try { await page.chooser.loadPatients(); } catch (e) { return; }
     // Still granted? Then the grant was collected in another browser (it works in one place).
-    if (seq === page.openSeq && page.chooser.activeGrants(page.current.identifier).some((g) => !g.break_glass)) {
+    if (seq === page.openSeq && page.chooser.activeGrants(page.open.identifier).some((g) => !g.break_glass)) {
       $("no-access-why").textContent =
         "Your access to these records is now in use in another browser (an access works in one " +
         "browser at a time). Ask for access again to continue here.";
@@ -199,10 +213,10 @@ export function accessPanel(page) {
   }
 
   function watch() {
-    clearInterval(accessTimer);
+    if (accessTimer) clearInterval(accessTimer);
     accessTimer = setInterval(() => {
       if (!page.current || !page.current.data) return;
-      const expires = page.current.data.access.expires_at;
+      const expires = page.open.data.access.expires_at;
       if (new Date(expires).getTime() <= Date.now()) { accessEnded(); return; }
       showInfo();
       checkStillValid();
@@ -211,7 +225,7 @@ export function accessPanel(page) {
 
   // What the current grant allows and until when (and the break-glass banner).
   function showInfo() {
-    const a = page.current.data.access;
+    const a = page.open.data.access;
     $("access-info").textContent =
       `Your access: ${opsText(a.operations)} until ${fmtClock(a.expires_at)} (${fmtLeft(a.expires_at)})`;
     const banner = $("break-glass-banner");

@@ -1,9 +1,9 @@
 // Recorded video of the patient's consultations: the recorded periods, and playing a
 // time span of them (the server remuxes the overlapping segments).
-/* global Api */
 import { $, el, problem } from "./dom.js";
 import { fmtSeconds, fmtSecondsClock, fmtTime, toLocalInput } from "./format.js";
 
+/** @param {import("./records_page.js").RecordsPage} page */
 export function videoArchive(page) {
   async function load() {
     const section = $("archive-section");
@@ -11,18 +11,18 @@ export function videoArchive(page) {
     const seq = page.openSeq;
     let data;
     try {
-      data = await Api.call("GET", `/api/patients/${page.current.pid}/archive`);
+      data = await page.api.call("GET", `/api/patients/${page.open.pid}/archive`);
     } catch (e) {
       return;  // no archive on this server (or not yet): the section stays hidden
     }
-    if (seq !== page.openSeq || !page.current.data || !data || !Array.isArray(data.ranges)) return;
+    if (seq !== page.openSeq || !page.open.data || !data || !Array.isArray(data.ranges)) return;
     section.hidden = false;
     const list = $("archive-ranges");
     list.replaceChildren();
     $("archive-empty").hidden = data.ranges.length > 0;
     $("archive-controls").hidden = data.ranges.length === 0;
     for (const range of data.ranges) {
-      const seconds = (new Date(range.end) - new Date(range.start)) / 1000;
+      const seconds = (new Date(range.end).getTime() - new Date(range.start).getTime()) / 1000;
       const pick = () => {
         $("archive-from").value = toLocalInput(range.start);
         $("archive-to").value = toLocalInput(range.end);
@@ -54,7 +54,7 @@ export function videoArchive(page) {
     if (!(end > start)) { status.textContent = "The end time must be after the start time."; return; }
     const video = $("archive-video");
     video.hidden = false;
-    video.src = `/api/patients/${page.current.pid}/archive/video?start=${encodeURIComponent(start.toISOString())}` +
+    video.src = `/api/patients/${page.open.pid}/archive/video?start=${encodeURIComponent(start.toISOString())}` +
       `&end=${encodeURIComponent(end.toISOString())}`;
     status.textContent = "Loading the recording…";
     video.play().catch(() => { /* the error event explains */ });
@@ -69,16 +69,13 @@ export function videoArchive(page) {
       if (!src) return;
       let message = "this part of the recording cannot be played";
       try {
-        const resp = await fetch(src, { credentials: "same-origin" });
-        if (resp.ok) {
-          if (resp.body) resp.body.cancel();
-          message = "your browser cannot play this recording";
-        } else {
-          try { message = (await resp.json()).error || message; } catch (e) { /* not JSON */ }
-          if (resp.status === 404) page.access.checkStillValid();
-        }
+        const resp = await page.api.fetchOk(src);
+        if (resp.body) resp.body.cancel();
+        message = "your browser cannot play this recording";
       } catch (e) {
-        message = problem(e);
+        if (!e.status) message = problem(e);
+        else if (e.data && e.data.error) message = e.message;
+        if (e.status === 404) page.access.checkStillValid();
       }
       $("archive-status").textContent = `Cannot play: ${message}`;
     });

@@ -2,9 +2,10 @@
 import { $, el, problem, say } from "./dom.js";
 import { fmtSize } from "./format.js";
 
+/** @param {import("./records_page.js").RecordsPage} page */
 export function consentAndExport(page) {
   function render() {
-    const current = page.current;
+    const current = page.open;
     const consent = current.data.consent;
     for (const purpose of ["training", "export"]) {
       const box = $(`consent-${purpose}`);
@@ -21,18 +22,19 @@ export function consentAndExport(page) {
     else if ($("export-status").textContent.startsWith("Export needs")) $("export-status").textContent = "";
   }
 
+  /** @param {string} purpose training or export @param {HTMLInputElement} box */
   async function changeConsent(purpose, box) {
     const granted = box.checked;
     box.disabled = true;
     try {
       await page.patientCall("POST", "/consent", { purpose, granted, note: "" });
-      page.current.data.consent[purpose] = granted;
+      page.open.data.consent[purpose] = granted;
       say(`Recorded: the patient ${granted ? "agrees" : "does not agree"} to ${purpose === "training" ? "use for training" : "de-identified export"}.`);
     } catch (e) {
       box.checked = !granted;
       say(`Consent not recorded: ${problem(e)}`, "error");
     } finally {
-      if (page.current.data) render();
+      if (page.open.data) render();
     }
   }
 
@@ -42,12 +44,12 @@ export function consentAndExport(page) {
     button.disabled = true;
     status.textContent = "Preparing the de-identified export…";
     try {
-      const resp = await fetch(`/api/patients/${page.current.pid}/export`, { credentials: "same-origin" });
-      if (!resp.ok) {
-        let message = `HTTP ${resp.status}`;
-        try { message = (await resp.json()).error || message; } catch (e) { /* not JSON */ }
-        if (resp.status === 404) page.access.checkStillValid();
-        throw Object.assign(new Error(message), { status: resp.status });
+      let resp;
+      try {
+        resp = await page.api.fetchOk(`/api/patients/${page.open.pid}/export`);
+      } catch (e) {
+        if (e.status === 404) page.access.checkStillValid();
+        throw e;
       }
       const blob = await resp.blob();
       const disposition = resp.headers.get("Content-Disposition") || "";
@@ -61,7 +63,7 @@ export function consentAndExport(page) {
     } catch (e) {
       status.textContent = `Export failed: ${problem(e)}`;
     } finally {
-      if (page.current.data) button.disabled = !page.current.data.consent.export;
+      if (page.open.data) button.disabled = !page.open.data.consent.export;
     }
   }
 

@@ -2,21 +2,33 @@
 // presets), mouse wheel and keyboard paging, and sharing the slice as it is shown.
 import { $, el, problem } from "./dom.js";
 
-function bySlice(a, b) {
+/**
+ * Slice order: by position along the axis (slices without one last), then by record id.
+ * @param {{id: number, slice_position?: number | null}} a @param {{id: number, slice_position?: number | null}} b
+ */
+export function bySlice(a, b) {
   const pa = a.slice_position, pb = b.slice_position;
   if (pa === null || pa === undefined) return (pb === null || pb === undefined) ? a.id - b.id : 1;
   if (pb === null || pb === undefined) return -1;
   return pa - pb || a.id - b.id;
 }
 
+/** @typedef {import("./records_page.js").RecordItem & {slice_position?: number | null}} CtItem */
+
+/** @param {import("./records_page.js").RecordsPage} page */
 export function ctViewer(page) {
-  const ct = { all: [], series: [], index: 0, center: null, width: null, loading: false, queued: null };
+  /**
+   * @type {{all: CtItem[], series: CtItem[], groups: Map<string, CtItem[]>, index: number,
+   *   center: number | null, width: number | null, loading: boolean, queued: string | null}}
+   */
+  const ct = { all: [], series: [], groups: new Map(), index: 0, center: null, width: null, loading: false, queued: null };
 
   // A new patient: no series, no slice, nothing loading (the window stays as chosen).
   function reset() {
     ct.series = []; ct.all = []; ct.index = 0; ct.loading = false; ct.queued = null;
   }
 
+  /** @param {CtItem[]} items the patient's CT images */
   function render(items) {
     ct.all = items;
     $("ct-empty").hidden = items.length > 0;
@@ -47,6 +59,7 @@ export function ctViewer(page) {
     chooseSeries(select.value, keepId);
   }
 
+  /** @param {string} uid the series @param {number | null} keepId the slice to stay on */
   function chooseSeries(uid, keepId) {
     ct.series = [...(ct.groups.get(uid) || [])].sort(bySlice);
     const list = $("ct-slices");
@@ -64,6 +77,7 @@ export function ctViewer(page) {
     showSlice(keep >= 0 ? keep : 0);
   }
 
+  /** @param {CtItem} item */
   function ctRenderUrl(item) {
     const base = page.recordUrl(item, "render");
     if (ct.center === null || ct.width === null) return base;
@@ -84,6 +98,7 @@ export function ctViewer(page) {
     img.src = src;
   }
 
+  /** @param {boolean} ok */
   function ctImageDone(ok) {
     ct.loading = false;
     if (ct.queued && ct.queued !== $("ct-image").src) {
@@ -101,23 +116,20 @@ export function ctViewer(page) {
     const src = $("ct-image").getAttribute("src");
     if (!src) return;
     try {
-      const resp = await fetch(src, { credentials: "same-origin" });
-      if (resp.ok) return;
-      let message = `HTTP ${resp.status}`;
-      try { message = (await resp.json()).error || message; } catch (e) { /* not JSON */ }
-      $("ct-info").textContent = `This slice cannot be shown: ${message}`;
-      if (resp.status === 404) page.access.checkStillValid();
+      await page.api.fetchOk(src);
     } catch (e) {
       $("ct-info").textContent = `This slice cannot be shown: ${problem(e)}`;
+      if (e.status === 404) page.access.checkStillValid();
     }
   }
 
+  /** @param {number} i */
   function showSlice(i) {
     if (!ct.series.length) return;
     ct.index = Math.max(0, Math.min(ct.series.length - 1, i));
     $("ct-slice").value = String(ct.index);
     $("ct-slice-value").textContent = `${ct.index + 1} of ${ct.series.length}`;
-    for (const b of document.querySelectorAll(".ct-slice-button")) {
+    for (const b of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(".ct-slice-button"))) {
       if (Number(b.dataset.index) === ct.index) b.setAttribute("aria-current", "true");
       else b.removeAttribute("aria-current");
     }
@@ -140,6 +152,7 @@ export function ctViewer(page) {
     $("ct-width-value").textContent = ct.width === null ? "(file)" : String(ct.width);
   }
 
+  /** @param {number | null} center @param {number | null} width null: the file's own window */
   function setWindow(center, width) {
     ct.center = center;
     ct.width = width;
@@ -155,12 +168,12 @@ export function ctViewer(page) {
     img.addEventListener("error", () => ctImageDone(false));
     $("ct-prev").addEventListener("click", () => showSlice(ct.index - 1));
     $("ct-next").addEventListener("click", () => showSlice(ct.index + 1));
-    $("ct-slice").addEventListener("input", (ev) => showSlice(Number(ev.target.value)));
-    $("ct-series").addEventListener("change", (ev) => chooseSeries(ev.target.value, null));
+    $("ct-slice").addEventListener("input", () => showSlice(Number($("ct-slice").value)));
+    $("ct-series").addEventListener("change", () => chooseSeries($("ct-series").value, null));
     const fromSliders = () => setWindow(Number($("ct-center").value), Number($("ct-width").value));
     $("ct-center").addEventListener("input", fromSliders);
     $("ct-width").addEventListener("input", fromSliders);
-    for (const b of document.querySelectorAll(".ct-preset")) {
+    for (const b of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(".ct-preset"))) {
       b.addEventListener("click", () => {
         if (b.dataset.center === "") setWindow(null, null);
         else setWindow(Number(b.dataset.center), Number(b.dataset.width));
@@ -168,7 +181,7 @@ export function ctViewer(page) {
     }
     const stage = $("ct-stage");
     let wheel = 0;
-    stage.addEventListener("wheel", (ev) => {
+    stage.addEventListener("wheel", (/** @type {WheelEvent} */ ev) => {
       if (!ct.series.length) return;
       ev.preventDefault();
       wheel += ev.deltaY;
@@ -177,7 +190,8 @@ export function ctViewer(page) {
         wheel = 0;
       }
     }, { passive: false });
-    stage.addEventListener("keydown", (ev) => {
+    stage.addEventListener("keydown", (/** @type {KeyboardEvent} */ ev) => {
+      /** @type {Record<string, number>} */
       const moves = { ArrowUp: -1, ArrowLeft: -1, PageUp: -5, ArrowDown: 1, ArrowRight: 1, PageDown: 5 };
       if (ev.key in moves) { ev.preventDefault(); showSlice(ct.index + moves[ev.key]); }
       else if (ev.key === "Home") { ev.preventDefault(); showSlice(0); }

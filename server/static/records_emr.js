@@ -3,27 +3,36 @@
 import { $, el, problem } from "./dom.js";
 import { fmtTime, toLocalInput } from "./format.js";
 
-function fieldText(value) {
+/**
+ * A field's value as the form shows it (text as it is, anything else as JSON).
+ * @param {unknown} value
+ */
+export function fieldText(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
+/** @typedef {import("./records_page.js").RecordItem} RecordItem */
+
+/** @param {import("./records_page.js").RecordsPage} page */
 export function emrEntries(page) {
+  /** @type {RecordItem | null} */
   let editingEntry = null;   // the entry being edited, or null when adding
 
+  /** @param {RecordItem[]} items the patient's record entries */
   function render(items) {
     const body = $("emr-rows");
     body.replaceChildren();
     $("emr-empty").hidden = items.length > 0;
     $("emr-table").hidden = items.length === 0;
     const sorted = [...items].sort((a, b) =>
-      new Date(b.recorded_at || b.created_at) - new Date(a.recorded_at || a.created_at) || b.id - a.id);
+      new Date(b.recorded_at || b.created_at).getTime() - new Date(a.recorded_at || a.created_at).getTime() || b.id - a.id);
     for (const item of sorted) {
       const fields = el("dl", { class: "fields" });
       for (const [key, value] of Object.entries(item.fields || {})) {
         fields.append(el("div", {}, el("dt", {}, `${key}:`), el("dd", {}, fieldText(value))));
       }
       const actions = el("td", { class: "actions" });
-      if (page.current.canEdit) {
+      if (page.open.canEdit) {
         actions.append(el("button", {
           type: "button", textContent: "Edit", "aria-label": `Edit the entry of ${fmtTime(item.recorded_at)}`,
           onclick: () => startEditing(item),
@@ -37,10 +46,12 @@ export function emrEntries(page) {
         el("td", { class: "muted" }, item.created_by || ""),
         actions));
     }
-    $("emr-form").hidden = !page.current.canEdit;
-    if (editingEntry && !items.some((i) => i.id === editingEntry.id)) resetForm();
+    $("emr-form").hidden = !page.open.canEdit;
+    const editing = editingEntry;
+    if (editing && !items.some((i) => i.id === editing.id)) resetForm();
   }
 
+  /** @param {string} [key] @param {string} [value] */
   function addFieldRow(key, value) {
     const rows = $("emr-fields");
     const n = rows.children.length + 1;
@@ -66,6 +77,7 @@ export function emrEntries(page) {
     $("emr-cancel").hidden = true;
   }
 
+  /** @param {RecordItem} item */
   function startEditing(item) {
     editingEntry = item;
     $("emr-fields").replaceChildren();
@@ -81,6 +93,7 @@ export function emrEntries(page) {
   }
 
   function collectFields() {
+    /** @type {Record<string, unknown>} */
     const fields = {};
     for (const row of $("emr-fields").querySelectorAll(".emr-row")) {
       const key = row.querySelector(".emr-key").value.trim();
@@ -100,6 +113,7 @@ export function emrEntries(page) {
     return fields;
   }
 
+  /** @param {Event} ev the form's submit */
   async function save(ev) {
     ev.preventDefault();
     const status = $("emr-status");
@@ -119,6 +133,7 @@ export function emrEntries(page) {
         await page.patientCall("PATCH", `/records/emr_entry/${editingEntry.id}`, { fields });
         status.textContent = "Changes saved.";
       } else {
+        /** @type {{fields: Record<string, unknown>, recorded_at?: string}} */
         const body = { fields };
         const at = $("emr-recorded-at").value;
         if (at) body.recorded_at = new Date(at).toISOString();

@@ -1,11 +1,11 @@
 // Choosing a patient: the patient list, opening a patient (with a grant in hand, or by
 // collecting it again), loading and refreshing their records.
-/* global Api */
 import { $, problem, say } from "./dom.js";
 
+/** @param {import("./records_page.js").RecordsPage} page */
 export function patientChooser(page) {
   async function loadPatients() {
-    const data = await Api.call("GET", "/api/patients");
+    const data = await page.api.call("GET", "/api/patients");
     page.patients = data.patients;
     const select = $("patient-select");
     const keep = page.current ? page.current.identifier : select.value;
@@ -17,6 +17,10 @@ export function patientChooser(page) {
     select.value = page.patients.some((p) => p.identifier === keep) ? keep : "";
   }
 
+  /**
+   * The user's grants for a patient that still hold.
+   * @param {string} identifier
+   */
   function activeGrants(identifier) {
     const known = page.patients.find((p) => p.identifier === identifier);
     if (!known) return [];
@@ -24,6 +28,7 @@ export function patientChooser(page) {
     return known.grants.filter((g) => !g.revoked_at && new Date(g.expires_at).getTime() > now);
   }
 
+  /** @param {string | null} identifier */
   function updateUrl(identifier) {
     const next = new URLSearchParams();
     if (identifier) next.set("patient", identifier);
@@ -32,6 +37,7 @@ export function patientChooser(page) {
     history.replaceState(null, "", query ? `/records?${query}` : "/records");
   }
 
+  /** @param {string} identifier */
   async function openPatient(identifier) {
     identifier = identifier.trim();
     if (!identifier) { say("Choose a patient or type a patient identifier.", "error"); return; }
@@ -53,7 +59,7 @@ export function patientChooser(page) {
     if (seq !== page.openSeq) return;
     $("patient-other").value = page.patients.some((p) => p.identifier === identifier) ? "" : identifier;
     const known = page.patients.find((p) => p.identifier === identifier);
-    if (known) page.current.pid = known.id;
+    if (known) page.open.pid = known.id;
     const grants = activeGrants(identifier);
     if (grants.length) {
       const outcome = await loadRecords(seq);
@@ -70,13 +76,16 @@ export function patientChooser(page) {
     page.access.showNoAccess();
   }
 
-  // "ok" | "denied" (no current grant) | "error"
+  /**
+   * Load the open patient's records: "ok" | "denied" (no current grant) | "error".
+   * @param {number} seq the openPatient call it serves
+   */
   async function loadRecords(seq) {
-    const current = page.current;
+    const current = page.open;
     if (current.pid === null) return "denied";
     let data;
     try {
-      data = await Api.call("GET", `/api/patients/${current.pid}/records`);
+      data = await page.api.call("GET", `/api/patients/${current.pid}/records`);
     } catch (e) {
       if (seq !== page.openSeq) return "error";
       if (e.status === 404) return "denied";
@@ -84,7 +93,7 @@ export function patientChooser(page) {
       return "error";
     }
     if (seq !== page.openSeq) return "error";
-    sessionStorage.removeItem(page.pendingKey(page.current.identifier));
+    sessionStorage.removeItem(page.pendingKey(page.open.identifier));
     page.view.show(data);
     return "ok";
   }
@@ -95,14 +104,14 @@ export function patientChooser(page) {
     const seq = page.openSeq;
     try {
       const data = await page.patientCall("GET", "/records");
-      if (seq === page.openSeq && page.current.data) page.view.show(data, true);
+      if (seq === page.openSeq && page.open.data) page.view.show(data, true);
     } catch (e) {
-      if (seq === page.openSeq && page.current.data) say(`Could not refresh the records: ${problem(e)}`, "error");
+      if (seq === page.openSeq && page.open.data) say(`Could not refresh the records: ${problem(e)}`, "error");
     }
   }
 
   function setup() {
-    $("patient-form").addEventListener("submit", (ev) => {
+    $("patient-form").addEventListener("submit", (/** @type {Event} */ ev) => {
       ev.preventDefault();
       const typed = $("patient-other").value.trim();
       openPatient(typed || $("patient-select").value);
@@ -111,10 +120,11 @@ export function patientChooser(page) {
     // does not open every patient on the way (Enter or "Open" does).
     let keyedAt = 0;
     $("patient-select").addEventListener("keydown", () => { keyedAt = Date.now(); });
-    $("patient-select").addEventListener("change", (ev) => {
-      if (!ev.target.value || Date.now() - keyedAt < 800) return;
+    $("patient-select").addEventListener("change", () => {
+      const picked = $("patient-select").value;
+      if (!picked || Date.now() - keyedAt < 800) return;
       $("patient-other").value = "";
-      openPatient(ev.target.value);
+      openPatient(picked);
     });
     $("refresh").addEventListener("click", async () => { await refreshRecords(); say("Records refreshed."); });
   }

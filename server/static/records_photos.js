@@ -5,9 +5,15 @@ import { fmtSize, fmtTime } from "./format.js";
 
 const BROWSER_IMAGES = new Set(["image/jpeg", "image/png", "image/webp", "image/gif"]);
 
+/** @param {import("./records_page.js").RecordsPage} page */
 export function photoGallery(page) {
+  /** @type {HTMLElement | null} */
   let overlayOpener = null;
 
+  /**
+   * @param {string} containerId photos or scans @param {import("./records_page.js").RecordItem[]} items
+   * @param {string} kind photo or scan
+   */
   function render(containerId, items, kind) {
     const box = $(containerId);
     box.replaceChildren();
@@ -55,6 +61,7 @@ export function photoGallery(page) {
     }
   }
 
+  /** @param {string} src @param {string} caption @param {HTMLElement} [opener] gets the focus back */
   function openOverlay(src, caption, opener) {
     overlayOpener = opener || null;
     $("overlay-image").src = src;
@@ -74,7 +81,7 @@ export function photoGallery(page) {
 
   function setup() {
     $("overlay-close").addEventListener("click", closeOverlay);
-    $("overlay").addEventListener("click", (ev) => { if (ev.target === $("overlay")) closeOverlay(); });
+    $("overlay").addEventListener("click", (/** @type {MouseEvent} */ ev) => { if (ev.target === $("overlay")) closeOverlay(); });
     document.addEventListener("keydown", (ev) => {
       if (ev.key === "Escape" && !$("overlay").hidden) { ev.preventDefault(); closeOverlay(); }
     });

@@ -1,14 +1,43 @@
 // Adding files: the drop zone and file/folder pickers (dropped folders are walked, for
 // DICOM studies), a queue of uploads two at a time, each with its progress and outcome.
-/* global Api */
 import { $, el, say } from "./dom.js";
+import { uploadFile, uploadProblem } from "./upload.js";
 
 const UPLOADS_AT_ONCE = 2;
+/** @type {Record<string, string>} */
 const FILED_AS = { clinical_photo: "photo", record_scan: "scanned record", ct_image: "CT image", voice_note: "voice note" };
 
-// Walk dropped folders (DICOM studies arrive as folders).
+/**
+ * What an accepted file was filed as.
+ * @param {string | undefined} category the server's answer's `category`
+ */
+export function filedAs(category) {
+  return `filed as ${FILED_AS[category || ""] || "record"}`;
+}
+
+/**
+ * The line about all uploads: how many are done, not filed, skipped.
+ * @param {{total: number, done: number, failed: number, skipped: number}} u
+ * @param {boolean} busy uploads still running or queued
+ */
+export function overallText(u, busy) {
+  if (!u.total && !u.skipped) return "";
+  const parts = [`${u.done} of ${u.total} file${u.total === 1 ? "" : "s"} done`];
+  if (u.failed) parts.push(`${u.failed} not filed`);
+  if (u.skipped) parts.push(`${u.skipped} hidden system file${u.skipped === 1 ? "" : "s"} skipped`);
+  return (busy ? "Uploading: " : "Finished: ") + parts.join(", ") + ".";
+}
+
+/** @typedef {{file: File, path: string}} Picked a file and its path in what was dropped or chosen */
+
+/**
+ * Every entry of a dropped folder (the browser hands them out in batches).
+ * @param {FileSystemDirectoryReader} reader
+ * @returns {Promise<FileSystemEntry[]>}
+ */
 function readAllEntries(reader) {
   return new Promise((resolve, reject) => {
+    /** @type {FileSystemEntry[]} */
     const all = [];
     const next = () => reader.readEntries((batch) => {
       if (!batch.length) { resolve(all); return; }
@@ -19,18 +48,31 @@ function readAllEntries(reader) {
   });
 }
 
+/**
+ * Walk dropped folders (DICOM studies arrive as folders), in name order.
+ * @param {FileSystemEntry} entry @param {Picked[]} out
+ */
 async function walkEntry(entry, out) {
   if (entry.isFile) {
-    const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+    const fileEntry = /** @type {FileSystemFileEntry} */ (entry);
+    /** @type {File} */
+    const file = await new Promise((resolve, reject) => fileEntry.file(resolve, reject));
     out.push({ file, path: entry.fullPath.replace(/^\//, "") });
   } else if (entry.isDirectory) {
-    const children = await readAllEntries(entry.createReader());
+    const children = await readAllEntries(/** @type {FileSystemDirectoryEntry} */ (entry).createReader());
     children.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
     for (const child of children) await walkEntry(child, out);
   }
 }
 
+/** @param {import("./records_page.js").RecordsPage} page */
 export function uploadQueue(page) {
+  /**
+   * One file on its way: its list item, progress bar and state line.
+   * @typedef {Picked & {li: HTMLElement, progress: HTMLProgressElement, state: HTMLElement,
+   *   pid: number | null, category: string, confirmed?: boolean}} Job
+   */
+  /** @type {{queue: Job[], active: number, total: number, done: number, ok: number, failed: number, skipped: number}} */
   const uploads = { queue: [], active: 0, total: 0, done: 0, ok: 0, failed: 0, skipped: 0 };
 
   function renderState() {
@@ -50,6 +92,7 @@ export function uploadQueue(page) {
     $("upload-overall").textContent = "";
   }
 
+  /** @param {Picked[]} files */
   function enqueue(files) {
     const current = page.current;
     if (!current || !current.data || !current.canEdit) {
@@ -75,19 +118,16 @@ export function uploadQueue(page) {
   }
 
   function pump() {
-    while (uploads.active < UPLOADS_AT_ONCE && uploads.queue.length) startUpload(uploads.queue.shift());
+    let job;
+    while (uploads.active < UPLOADS_AT_ONCE && (job = uploads.queue.shift())) startUpload(job);
     showProgress();
   }
 
   function showProgress() {
-    const u = uploads;
-    if (!u.total && !u.skipped) { $("upload-overall").textContent = ""; return; }
-    const parts = [`${u.done} of ${u.total} file${u.total === 1 ? "" : "s"} done`];
-    if (u.failed) parts.push(`${u.failed} not filed`);
-    if (u.skipped) parts.push(`${u.skipped} hidden system file${u.skipped === 1 ? "" : "s"} skipped`);
-    $("upload-overall").textContent = (busy() ? "Uploading: " : "Finished: ") + parts.join(", ") + ".";
+    $("upload-overall").textContent = overallText(uploads, busy());
   }
 
+  /** @param {Job} job @param {boolean} ok @param {string} message */
   function finishUpload(job, ok, message) {
     uploads.active -= 1;
     uploads.done += 1;
@@ -105,6 +145,7 @@ export function uploadQueue(page) {
     }
   }
 
+  /** @param {Job} job */
   function startUpload(job) {
     uploads.active += 1;
     job.li.dataset.state = "uploading";
@@ -112,38 +153,22 @@ export function uploadQueue(page) {
     let url = `/api/patients/${job.pid}/records?title=${encodeURIComponent(job.file.name)}`;
     if (job.category) url += `&category=${encodeURIComponent(job.category)}`;
     if (job.confirmed) url += "&confirm_identity_mismatch=true";
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", url);
-    xhr.setRequestHeader("X-CSRF-Token", Api.csrf);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.upload.addEventListener("progress", (ev) => {
-      if (ev.lengthComputable && ev.total) job.progress.value = ev.loaded / ev.total;
-    });
-    xhr.addEventListener("load", () => {
-      let data = null;
-      try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
-      if (xhr.status === 201) {
-        finishUpload(job, true, `filed as ${FILED_AS[data && data.category] || "record"}`);
-        return;
-      }
-      if (xhr.status === 401) { location.href = "/login?next=/records"; return; }
-      const message = (data && data.error) || `the server answered HTTP ${xhr.status}`;
-      if (data && data.code === "identity_mismatch" && !job.confirmed &&
-          window.confirm(`${job.file.name}: ${message}.\n\nFile it for this patient anyway?`)) {
-        uploads.active -= 1;  // the same file again, this time confirmed (and audited)
-        job.confirmed = true;
-        startUpload(job);
-        return;
-      }
-      finishUpload(job, false, xhr.status === 409 ? `already in the record: ${message}` : message);
-      if (xhr.status === 404) page.access.checkStillValid();
-    });
-    xhr.addEventListener("error", () => finishUpload(job, false,
-      "the upload broke off (network problem, or the file is larger than the server accepts)"));
-    xhr.send(job.file);
+    uploadFile(page.api, { method: "POST", url, file: job.file, onProgress: (f) => { job.progress.value = f; } })
+      .then(({ data }) => finishUpload(job, true, filedAs(data && data.category)), (e) => {
+        const message = uploadProblem(e);
+        if (e.code === "identity_mismatch" && !job.confirmed &&
+            window.confirm(`${job.file.name}: ${message}.\n\nFile it for this patient anyway?`)) {
+          uploads.active -= 1;  // the same file again, this time confirmed (and audited)
+          job.confirmed = true;
+          startUpload(job);
+          return;
+        }
+        finishUpload(job, false, e.status === 409 ? `already in the record: ${message}` : message);
+        if (e.status === 404) page.access.checkStillValid();
+      });
   }
 
+  /** @param {string} reason */
   function cancelQueued(reason) {
     for (const job of uploads.queue) {
       uploads.done += 1; uploads.failed += 1;
@@ -156,6 +181,7 @@ export function uploadQueue(page) {
     showProgress();
   }
 
+  /** @param {DataTransfer} dataTransfer */
   async function dropped(dataTransfer) {
     // The item list is only valid during the event: take the entries first, walk afterwards.
     const items = [...(dataTransfer.items || [])].filter((i) => i.kind === "file");
@@ -183,25 +209,27 @@ export function uploadQueue(page) {
     $("choose-files").addEventListener("click", () => $("file-input").click());
     $("choose-folder").addEventListener("click", () => $("folder-input").click());
     for (const id of ["file-input", "folder-input"]) {
-      $(id).addEventListener("change", (ev) => {
-        const files = [...ev.target.files].map((f) => ({ file: f, path: f.webkitRelativePath || f.name }));
-        ev.target.value = "";
+      const input = $(id);
+      input.addEventListener("change", () => {
+        /** @type {Picked[]} */
+        const files = [...input.files].map((f) => ({ file: f, path: f.webkitRelativePath || f.name }));
+        input.value = "";
         if (files.length) enqueue(files);
       });
     }
-    zone.addEventListener("dragenter", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
-    zone.addEventListener("dragover", (ev) => {
+    zone.addEventListener("dragenter", (/** @type {DragEvent} */ ev) => { ev.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragover", (/** @type {DragEvent} */ ev) => {
       ev.preventDefault();
-      ev.dataTransfer.dropEffect = "copy";
+      if (ev.dataTransfer) ev.dataTransfer.dropEffect = "copy";
       zone.classList.add("over");
     });
-    zone.addEventListener("dragleave", (ev) => {
+    zone.addEventListener("dragleave", (/** @type {DragEvent} */ ev) => {
       if (!zone.contains(ev.relatedTarget)) zone.classList.remove("over");
     });
-    zone.addEventListener("drop", (ev) => {
+    zone.addEventListener("drop", (/** @type {DragEvent} */ ev) => {
       ev.preventDefault();
       zone.classList.remove("over");
-      dropped(ev.dataTransfer);
+      if (ev.dataTransfer) dropped(ev.dataTransfer);
     });
     // A file dropped next to the zone must not replace the page (and lose its state).
     window.addEventListener("dragover", (ev) => ev.preventDefault());

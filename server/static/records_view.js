@@ -1,8 +1,8 @@
 // The open patient's records: showing (and clearing) every section, and sharing a record
 // to the consultation's presentation window when the page was opened from one.
-/* global Api */
 import { $, el, problem, say } from "./dom.js";
 
+/** @param {import("./records_page.js").RecordsPage} page */
 export function recordsView(page) {
   function clear() {
     for (const id of ["photos", "scans", "ct-slices", "voice", "emr-rows", "archive-ranges"]) {
@@ -15,8 +15,9 @@ export function recordsView(page) {
     page.ct.reset();
   }
 
+  /** @param {any} data the records answer @param {boolean} [refreshing] the same patient again */
   function show(data, refreshing) {
-    const current = page.current;
+    const current = page.open;
     current.data = data;
     current.pid = data.patient.id;
     current.canEdit = data.access.operations.includes("edit");
@@ -48,6 +49,10 @@ export function recordsView(page) {
     }
   }
 
+  /**
+   * A "Share to presentation" button, when sharing is possible here.
+   * @param {import("./records_page.js").RecordItem} item @param {() => object} [extra] more of the request
+   */
   function shareButton(item, extra) {
     if (!page.sharingHere()) return null;
     return el("button", {
@@ -58,6 +63,7 @@ export function recordsView(page) {
     });
   }
 
+  /** @param {import("./records_page.js").RecordItem} item @param {object} extra */
   async function share(item, extra) {
     try {
       const info = await page.patientCall("POST", `/records/${item.category}/${item.id}/present`,
@@ -70,7 +76,7 @@ export function recordsView(page) {
 
   async function stopSharing() {
     try {
-      await Api.call("DELETE", `/api/consultations/${encodeURIComponent(page.consultation.id)}/presentation`);
+      await page.api.call("DELETE", `/api/consultations/${encodeURIComponent(page.consultation.id)}/presentation`);
       say("The presentation window is cleared.");
     } catch (e) {
       say(`Could not clear the presentation: ${problem(e)}`, "error");

@@ -2,7 +2,9 @@
 import { $, el } from "./dom.js";
 import { fmtSeconds, fmtTime } from "./format.js";
 
+/** @param {import("./records_page.js").RecordsPage} page */
 export function voiceNotes(page) {
+  /** @param {import("./records_page.js").RecordItem[]} items */
   function render(items) {
     const list = $("voice");
     list.replaceChildren();

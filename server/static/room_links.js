@@ -1,9 +1,14 @@
 // Link health in the room (R17): for the clinic, the station and every expert, what their
 // link carries both ways, what it loses, its round trip and the live view's delay.
-"use strict";
-const RoomLinks = {
-  // One row's cells for a party's figures (missing figures show as "–").
+import { $ } from "./dom.js";
+
+export const RoomLinks = {
+  /**
+   * One row's cells for a party's figures (missing figures show as "–").
+   * @param {any} f the party's figures (links message's `parties[party]`)
+   */
   cells(f) {
+    /** @param {unknown} x @param {string} unit */
     const v = (x, unit) => (x === undefined || x === null ? "–" : `${x}${unit}`);
     if (!f || !f.connected) return ["not connected", "–", "–", "–", "–"];
     return [
@@ -15,13 +20,19 @@ const RoomLinks = {
     ];
   },
 
-  // "Clinic link lost — reconnecting…" while the appliance does not stream.
+  /**
+   * "Clinic link lost — reconnecting…" while the appliance does not stream.
+   * @param {any} msg the links message
+   */
   clinicLost(msg) {
     const c = msg && msg.parties && msg.parties.clinic;
     return Boolean(c && c.streaming === false);
   },
 
-  // The "audio only" switch and what this expert's picture is now (room state's `video`).
+  /**
+   * What this expert's picture is now.
+   * @param {{audio_only?: boolean, stills?: boolean, size: [number, number]} | null} video room state's `video`
+   */
   modeText(video) {
     if (!video) return "";
     if (video.audio_only) return "Audio only: a still picture every few seconds (you chose it).";
@@ -29,23 +40,32 @@ const RoomLinks = {
     return `Video ${video.size[0]}×${video.size[1]}`;
   },
 
+  /**
+   * The "audio only" switch and the line about this expert's picture.
+   * @param {{audio_only?: boolean, stills?: boolean, size: [number, number]} | null} video
+   */
   renderMode(video) {
-    const button = document.getElementById("audio-only");
+    const button = $("audio-only");
     const on = Boolean(video && video.audio_only);
     button.setAttribute("aria-pressed", String(on));
     button.textContent = on ? "Back to video" : "Audio only (saves data)";
-    document.getElementById("video-mode").textContent = RoomLinks.modeText(video);
+    $("video-mode").textContent = RoomLinks.modeText(video);
   },
 
+  /** @param {(message: object) => void} send puts a message on the room's WebSocket */
   setupMode(send) {
-    const button = document.getElementById("audio-only");
+    const button = $("audio-only");
     button.addEventListener("click", () => {
       send({ type: "audio_only", on: button.getAttribute("aria-pressed") !== "true" });
     });
   },
 
+  /**
+   * The link-health table and the clinic-link banner.
+   * @param {{parties: Record<string, any>}} msg @param {(user: string) => string} nameOf
+   */
   render(msg, nameOf) {
-    const table = document.getElementById("links");
+    const table = $("links");
     const head = ["", "in / out", "loss in / out", "round trip", "encoder", "live view"];
     const rows = [head.map((h) => { const th = document.createElement("th"); th.textContent = h; return th; })];
     for (const [party, f] of Object.entries(msg.parties)) {
@@ -55,9 +75,8 @@ const RoomLinks = {
       }));
     }
     table.replaceChildren(...rows.map((cells) => { const tr = document.createElement("tr"); tr.append(...cells); return tr; }));
-    const lost = document.getElementById("clinic-link");
+    const lost = $("clinic-link");
     lost.hidden = !RoomLinks.clinicLost(msg);
     lost.textContent = lost.hidden ? "" : "Clinic link lost — reconnecting…";
   },
 };
-if (typeof module !== "undefined") module.exports = { RoomLinks };

@@ -1,8 +1,17 @@
 // The room's presentation line (R10, R16): who shared what, and whether the clinic sees it.
 // A shared record item is the experts' only until an expert shows it to the clinic.
-"use strict";
-const RoomPresentation = {
-  // The line's text for the room state's `presentation` (null: nothing shared).
+import { $ } from "./dom.js";
+
+/**
+ * @typedef {{by: string, caption?: string | null, category: string, clinic: boolean}} Presentation
+ *   the room state's `presentation`
+ */
+
+export const RoomPresentation = {
+  /**
+   * The line's text for the room state's `presentation` (null: nothing shared).
+   * @param {Presentation | null} p @param {(user: string) => string} nameOf
+   */
   text(p, nameOf) {
     if (!p) return "";
     const suffix = ` — shared by ${p.by}`;
@@ -11,13 +20,15 @@ const RoomPresentation = {
     return `Presentation: ${what} — shared by ${nameOf(p.by)}${where}`;
   },
 
+  /** @param {Presentation | null} p */
   buttonText(p) {
     return p && p.clinic ? "Stop showing it at the clinic" : "Show it at the clinic";
   },
 
+  /** @param {Presentation | null} p @param {(user: string) => string} nameOf */
   render(p, nameOf) {
-    const line = document.getElementById("presentation-info");
-    const button = document.getElementById("presentation-clinic");
+    const line = $("presentation-info");
+    const button = $("presentation-clinic");
     line.hidden = !p;
     button.hidden = !p;
     line.textContent = RoomPresentation.text(p, nameOf);
@@ -25,14 +36,17 @@ const RoomPresentation = {
     button.setAttribute("aria-pressed", String(Boolean(p && p.clinic)));
   },
 
-  // The button toggles sharing with the clinic; `current()` is the room's presentation.
-  setup({ base, current, say }) {
-    document.getElementById("presentation-clinic").addEventListener("click", async () => {
+  /**
+   * The button toggles sharing with the clinic; `current()` is the room's presentation.
+   * @param {{api: import("./api.js").Api, base: string, current: () => Presentation | null,
+   *   say: (text: string) => void}} room
+   */
+  setup({ api, base, current, say }) {
+    $("presentation-clinic").addEventListener("click", async () => {
       const p = current();
       if (!p) return;
-      try { await Api.call("PATCH", `${base}/presentation`, { clinic: !p.clinic }); }
+      try { await api.call("PATCH", `${base}/presentation`, { clinic: !p.clinic }); }
       catch (e) { say(`Could not change what the clinic sees: ${e.message}`); }
     });
   },
 };
-if (typeof module !== "undefined") module.exports = { RoomPresentation };

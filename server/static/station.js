@@ -4,37 +4,33 @@
 // server as part of a URL), is kept in memory only, and goes with every request as a
 // bearer token. On a clinic's tablet there is no token: the page runs on the signed-in
 // clinic staff's session (cookie + CSRF token).
-"use strict";
-const device = decodeURIComponent(location.pathname.split("/").pop());
+import { createApi, signInUrl } from "./api.js";
+import { $, inspectable } from "./dom.js";
+import {
+  muteButtonText, pollProblemText, privacyButtonText, recordingShown, shownText, waitingText,
+} from "./station_texts.js";
+import { lowLatency, preferH264, waitForIce } from "./webrtc.js";
+
+const POLL_MS = 2000;
+const device = decodeURIComponent(location.pathname.split("/").pop() || "");
 const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
 history.replaceState(null, "", location.pathname);  // the token leaves the address bar
+const api = createApi({ token, signIn: false });
 const base = `/api/appliances/${encodeURIComponent(device)}/station`;
-const statusEl = document.getElementById("status");
-const video = document.getElementById("experts");
-const voices = document.getElementById("voices");
-let pc = null, mic = null, joined = null, left = false, muted = false, privacy = false;
-let csrf = null;  // the clinic staff's session (no token)
-document.getElementById("signin").href = `/login?next=${encodeURIComponent(location.pathname)}`;
+const statusEl = $("status");
+const video = /** @type {HTMLVideoElement} */ ($("experts"));
+const voices = /** @type {HTMLAudioElement} */ ($("voices"));
+/** @type {RTCPeerConnection | null} */
+let pc = null;
+/** @type {MediaStream | null} */
+let mic = null;
+/** @type {string | null} */
+let joined = null;
+let left = false, muted = false, privacy = false;
+/** @type {HTMLAnchorElement} */ ($("signin")).href = signInUrl(location.pathname);
 
+/** @param {string} text */
 function say(text) { statusEl.textContent = text; }
-
-async function call(method, url, body) {
-  const headers = { "Content-Type": "application/json" };
-  if (token) headers["Authorization"] = `Bearer ${token}`;
-  else if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
-  const resp = await fetch(url, {
-    method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let data = null;
-  try { data = await resp.json(); } catch (e) { data = null; }
-  if (!resp.ok) {
-    const err = new Error((data && data.error) || `HTTP ${resp.status}`);
-    err.status = resp.status;
-    throw err;
-  }
-  return data;
-}
 
 function hangUp() {
   if (pc) { pc.close(); pc = null; }
@@ -42,6 +38,7 @@ function hangUp() {
   video.srcObject = null;
 }
 
+/** @param {{id: string}} consultation */
 async function join(consultation) {
   joined = consultation.id;
   say("Joining the consultation…");
@@ -56,14 +53,11 @@ async function join(consultation) {
   pc = peer;
   if (mic) for (const t of mic.getAudioTracks()) { t.enabled = !muted; peer.addTrack(t, mic); }
   else peer.addTransceiver("audio", { direction: "recvonly" });
-  const video_ = peer.addTransceiver("video", { direction: "recvonly" });
-  const h264 = RTCRtpReceiver.getCapabilities("video").codecs.filter((c) =>
-    c.mimeType === "video/H264" && /packetization-mode=1/.test(c.sdpFmtpLine || ""));
-  if (h264.length && video_.setCodecPreferences) video_.setCodecPreferences(h264);
+  preferH264(peer.addTransceiver("video", { direction: "recvonly" }));
   peer.ontrack = (ev) => {
     if (peer !== pc) return; // a connection already replaced must not take the speaker
     // A conversation, not a broadcast: the smallest jitter buffer the link allows.
-    if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0;
+    lowLatency(ev.receiver);
     if (ev.track.kind === "video") video.srcObject = new MediaStream([ev.track]);
     else voices.srcObject = new MediaStream([ev.track]);
   };
@@ -73,64 +67,60 @@ async function join(consultation) {
     if (["failed", "disconnected"].includes(peer.connectionState)) { say("Connection lost — reconnecting…"); hangUp(); }
   };
   await peer.setLocalDescription(await peer.createOffer());
-  await new Promise((resolve) => {
-    if (peer.iceGatheringState === "complete") return resolve();
-    peer.addEventListener("icegatheringstatechange", () => { if (peer.iceGatheringState === "complete") resolve(); });
-    setTimeout(resolve, 3000);
-  });
-  const answer = await call("POST", `${base}/webrtc`, { sdp: peer.localDescription.sdp, type: "offer" });
+  await waitForIce(peer, 3000);
+  const answer = await api.call("POST", `${base}/webrtc`, { sdp: peer.localDescription?.sdp, type: "offer" });
   if (peer === pc) await peer.setRemoteDescription(answer);
 }
 
 async function poll() {
   try {
-    if (!token && !csrf) csrf = (await call("GET", "/api/session")).csrf;
-    const s = await call("GET", base);
+    if (!token && !api.csrf) await api.session();
+    const s = await api.call("GET", base);
     privacy = s.privacy;
-    const button = document.getElementById("privacy");
+    const button = $("privacy");
     button.setAttribute("aria-pressed", String(privacy));
-    button.textContent = privacy ? "Privacy on — tap to end" : "Privacy";
+    button.textContent = privacyButtonText(privacy);
     if (mic) for (const t of mic.getAudioTracks()) t.enabled = !muted && !privacy;
-    document.getElementById("mark-privacy").hidden = !privacy;
-    document.getElementById("mark-recording").hidden = !(s.recording && !privacy && s.state === "live");
-    const shown = document.getElementById("shown");
+    $("mark-privacy").hidden = !privacy;
+    $("mark-recording").hidden = !recordingShown(s, privacy);
+    const shown = $("shown");
     shown.hidden = !s.shown;
-    shown.textContent = s.shown ? `The experts are showing you: ${s.shown}` : "";
+    shown.textContent = shownText(s.shown);
     if (s.state === "live" && !left) {
       if (joined !== s.consultation.id) { hangUp(); await join(s.consultation); }
     } else {
       if (joined) hangUp();
-      say(left ? "You left the consultation. Press Leave again to rejoin." : "Waiting for the consultation…");
+      say(waitingText(left));
     }
   } catch (e) {
     hangUp();
-    const signIn = document.getElementById("signin");
-    signIn.hidden = !(e.status === 401 && !token);
-    if (e.status === 401 && !token) say("Sign in as the clinic's staff to use this station.");
-    else if (e.status === 401) say("This station is not allowed to connect (unknown appliance or wrong token).");
-    else if (e.status === 403) say(e.message);
-    else say("Server unreachable — trying again…");
-    if (!token && e.status !== 401) csrf = null;  // a restarted server: fetch the session again
+    $("signin").hidden = !(e.status === 401 && !token);
+    say(pollProblemText(e, Boolean(token)));
+    if (!token && e.status !== 401) api.forgetSession();  // a restarted server: fetch the session again
   }
-  setTimeout(poll, 2000);
+  setTimeout(poll, POLL_MS);
 }
 
-document.getElementById("mute").onclick = async (ev) => {
+$("mute").onclick = async (/** @type {Event} */ ev) => {
   muted = !muted;
-  ev.currentTarget.setAttribute("aria-pressed", String(muted));
-  ev.currentTarget.textContent = muted ? "Unmute microphone" : "Mute microphone";
+  const button = /** @type {HTMLElement} */ (ev.currentTarget);
+  button.setAttribute("aria-pressed", String(muted));
+  button.textContent = muteButtonText(muted);
   if (mic) for (const t of mic.getAudioTracks()) t.enabled = !muted;
-  try { await call("POST", `${base}/controls`, { muted }); } catch (e) { /* shown by the next poll */ }
+  try { await api.call("POST", `${base}/controls`, { muted }); } catch (e) { /* shown by the next poll */ }
 };
-document.getElementById("volume").oninput = (ev) => { voices.volume = Number(ev.target.value); };
-document.getElementById("privacy").onclick = async () => {
-  try { await call("POST", `${base}/controls`, { privacy: !privacy }); }
+$("volume").oninput = (/** @type {Event} */ ev) => { voices.volume = Number(/** @type {HTMLInputElement} */ (ev.target).value); };
+$("privacy").onclick = async () => {
+  try { await api.call("POST", `${base}/controls`, { privacy: !privacy }); }
   catch (e) { say(`Privacy could not be changed: ${e.message}`); }
 };
-document.getElementById("attention").onclick = async () => {
-  try { await call("POST", `${base}/controls`, { attention: true }); say("The experts have been called."); }
+$("attention").onclick = async () => {
+  try { await api.call("POST", `${base}/controls`, { attention: true }); say("The experts have been called."); }
   catch (e) { say(`Could not call the experts: ${e.message}`); }
   setTimeout(() => { if (statusEl.textContent === "The experts have been called.") say(""); }, 4000);
 };
-document.getElementById("leave").onclick = () => { left = !left; if (left) hangUp(); };
+$("leave").onclick = () => { left = !left; if (left) hangUp(); };
+
+// The browser tests read the connection.
+inspectable({ pc: () => pc });
 poll();

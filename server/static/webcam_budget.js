@@ -1,16 +1,25 @@
-// What this expert's webcam may cost the server. Under CPU pressure the server asks for
-// fewer webcam frames first (then fewer lines), so that the patient's live view keeps
+// What this expert's webcam may cost the server (ES module). Under CPU pressure the server
+// asks for fewer webcam frames first (then fewer lines), so that the patient's live view keeps
 // its latency; the browser's encoder then sends only that (RTCRtpSender.setParameters).
-"use strict";
-const WebcamBudget = {
-  // The encoding parameters for one budget, given the height the camera delivers.
+
+/** @typedef {{fps: number, max_height?: number | null}} Budget the room state's `webcam_budget` */
+
+export const WebcamBudget = {
+  /**
+   * The encoding parameters for one budget, given the height the camera delivers.
+   * @param {Budget} budget @param {number} trackHeight
+   */
   encoding(budget, trackHeight) {
     const scale = budget.max_height && trackHeight > budget.max_height
       ? trackHeight / budget.max_height : 1;
     return { maxFramerate: budget.fps, scaleResolutionDownBy: scale };
   },
-  // Apply the budget to every video sender of the peer connection (no-op before the
-  // connection has negotiated its encodings; call again once it has).
+
+  /**
+   * Apply the budget to every video sender of the peer connection (no-op before the
+   * connection has negotiated its encodings; call again once it has).
+   * @param {{getSenders(): any[]} | null} peer @param {Budget | null | undefined} budget
+   */
   async apply(peer, budget) {
     if (!peer || !budget) return;
     for (const sender of peer.getSenders()) {
@@ -25,4 +34,3 @@ const WebcamBudget = {
     }
   },
 };
-if (typeof module !== "undefined") module.exports = { WebcamBudget };

@@ -1,8 +1,15 @@
-// node --test: the webcam budget's encoding parameters (server/static/webcam_budget.js).
-"use strict";
-const test = require("node:test");
-const assert = require("node:assert/strict");
-const { WebcamBudget } = require("../../server/static/webcam_budget.js");
+// node --test: the room page's pure parts (server/static/room_*.js, webcam_budget.js,
+// station_status.js, camera_pad.js).
+import test from "node:test";
+import assert from "node:assert/strict";
+import { arrowCommand, ackText, holdCommand, stepCommand } from "../../server/static/camera_pad.js";
+import { readMessage } from "../../server/static/room_events.js";
+import { floorActions, holderText, windowAt } from "../../server/static/room_floor.js";
+import { RoomLinks } from "../../server/static/room_links.js";
+import { RoomPresentation } from "../../server/static/room_presentation.js";
+import { replaySpan } from "../../server/static/room_replay.js";
+import { StationStatus } from "../../server/static/station_status.js";
+import { WebcamBudget } from "../../server/static/webcam_budget.js";
 
 test("frame rate always, resolution only when the camera delivers more lines", () => {
   assert.deepEqual(WebcamBudget.encoding({ fps: 15, max_height: null }, 1080),
@@ -31,8 +38,6 @@ test("apply sets the first encoding of every video sender, and only when it chan
   await WebcamBudget.apply(null, { fps: 5 });  // no connection yet: nothing to do
 });
 
-const { StationStatus } = require("../../server/static/station_status.js");
-
 test("the experts see whether the clinic station is there, muted or speaking", () => {
   assert.match(StationStatus.text(null), /not connected/);
   assert.match(StationStatus.text({ connected: false }), /not connected/);
@@ -44,8 +49,6 @@ test("the experts see whether the clinic station is there, muted or speaking", (
     "Clinic station: connected");
 });
 
-const { RoomPresentation } = require("../../server/static/room_presentation.js");
-
 test("the presentation line says who shared what and whether the clinic sees it", () => {
   const nameOf = (u) => ({ ada: "Dr. Ada" })[u] || u;
   assert.equal(RoomPresentation.text(null, nameOf), "");
@@ -55,9 +58,9 @@ test("the presentation line says who shared what and whether the clinic sees it"
   const shown = { ...p, clinic: true };
   assert.match(RoomPresentation.text(shown, nameOf), /· shown at the clinic$/);
   assert.equal(RoomPresentation.buttonText(shown), "Stop showing it at the clinic");
+  assert.equal(RoomPresentation.text({ by: "bo", caption: null, category: "ct_image", clinic: false }, nameOf),
+    "Presentation: ct_image — shared by bo · experts only");
 });
-
-const { RoomLinks } = require("../../server/static/room_links.js");
 
 test("link health: figures per party, and the clinic link lost", () => {
   assert.deepEqual(RoomLinks.cells({ connected: false }), ["not connected", "–", "–", "–", "–"]);
@@ -67,10 +70,68 @@ test("link health: figures per party, and the clinic link lost", () => {
     ["540 / 0 kbit/s", "2.1 % / –", "152 ms", "470 kbit/s (rung 3/4)", "–"]);
   assert.equal(RoomLinks.clinicLost({ parties: { clinic } }), false);
   assert.equal(RoomLinks.clinicLost({ parties: { clinic: { connected: false, streaming: false } } }), true);
+  assert.equal(RoomLinks.clinicLost({ parties: {} }), false);
 });
 
 test("the expert sees whether they get video, stills by choice, or stills for a slow link", () => {
   assert.equal(RoomLinks.modeText({ audio_only: false, stills: false, size: [960, 540] }), "Video 960×540");
   assert.match(RoomLinks.modeText({ audio_only: true, stills: true, size: [640, 360] }), /you chose it/);
   assert.match(RoomLinks.modeText({ audio_only: false, stills: true, size: [640, 360] }), /too slow/);
+  assert.equal(RoomLinks.modeText(null), "");
+});
+
+test("floor: each expert gets the buttons their place allows", () => {
+  const floor = (holder, pending = []) => ({ holder, chair: "chair", pending });
+  const ids = (actions) => actions.map((a) => (typeof a === "string" ? a : a.id));
+  assert.deepEqual(ids(floorActions(floor("chair"), "chair")), []);
+  assert.deepEqual(ids(floorActions(floor("chair"), "bo")), ["floor-request"]);
+  assert.deepEqual(ids(floorActions(floor("chair", ["bo"]), "bo")), ["Waiting for the chair…"]);
+  assert.deepEqual(ids(floorActions(floor("bo"), "bo")), ["floor-release"]);
+  assert.deepEqual(ids(floorActions(floor("bo"), "chair")), ["floor-request", "floor-revoke"]);
+  const [request] = floorActions(floor("chair"), "bo");
+  assert.deepEqual(request, { label: "Request control", message: { type: "floor", action: "request" }, id: "floor-request" });
+  const nameOf = (u) => u.toUpperCase();
+  assert.equal(holderText(floor("bo"), "bo", nameOf), "You hold camera control.");
+  assert.equal(holderText(floor("bo"), "chair", nameOf), "Camera control: BO");
+});
+
+test("a click on the letterboxed video finds the window under it", () => {
+  // a 1280×720 composite shown at 640×360 in a 640×480 element (60 px bars above and below)
+  const room = { size: [1280, 720], tiles: [["live", 0, 0, 960, 720], ["ada", 960, 0, 320, 180]] };
+  const shown = { width: 640, height: 360 };
+  const rect = { left: 10, top: 20, width: 640, height: 480 };
+  assert.equal(windowAt(room, shown, rect, 10 + 100, 20 + 60 + 100), "live");
+  assert.equal(windowAt(room, shown, rect, 10 + 600, 20 + 60 + 10), "ada");
+  assert.equal(windowAt(room, shown, rect, 10 + 600, 20 + 60 + 150), null);  // below the small tile
+  assert.equal(windowAt(room, shown, rect, 10 + 100, 20 + 30), null);  // in the bar
+  assert.equal(windowAt(room, { width: 0, height: 0 }, rect, 100, 100), null);  // no picture yet
+  assert.equal(windowAt(null, shown, rect, 100, 100), null);
+});
+
+test("server messages: JSON objects with a type, anything else dropped", () => {
+  assert.deepEqual(readMessage('{"type": "attention"}'), { type: "attention" });
+  assert.equal(readMessage("not json"), null);
+  assert.equal(readMessage("[1, 2]"), null);
+  assert.equal(readMessage('{"kind": "room"}'), null);
+  assert.equal(readMessage("null"), null);
+});
+
+test("replay span: a start time and at least one minute", () => {
+  const span = replaySpan("2026-01-02T03:04:05", "5");
+  assert.equal(new Date(span.end).getTime() - new Date(span.start).getTime(), 5 * 60000);
+  assert.equal(new Date(span.start).getTime(), new Date("2026-01-02T03:04:05").getTime());
+  const one = replaySpan("2026-01-02T03:04:05", "");
+  assert.equal(new Date(one.end).getTime() - new Date(one.start).getTime(), 60000);
+  assert.equal(replaySpan("", "5"), null);
+  assert.equal(replaySpan("yesterday", "5"), null);
+});
+
+test("camera pad: steps, held moves, arrow keys and the status line", () => {
+  assert.deepEqual(stepCommand(-1, 0, 5), { op: "ptz.relative", pan: -5, tilt: 0 });
+  assert.deepEqual(holdCommand(0, 1), { op: "ptz.continuous", pan_speed: 0, tilt_speed: 30, timeout_s: 0.6 });
+  assert.deepEqual(arrowCommand("ArrowUp", 2), { op: "ptz.relative", pan: 0, tilt: 2 });
+  assert.deepEqual(arrowCommand("ArrowLeft", 10), { op: "ptz.relative", pan: -10, tilt: 0 });
+  assert.equal(arrowCommand("Enter", 5), null);
+  assert.equal(ackText({ state: { ptz: { pan: 5, tilt: -2.25 } } }), "Pan 5.0°, tilt -2.3°");
+  assert.equal(ackText({ ok: true }), "Done");
 });

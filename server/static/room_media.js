@@ -1,0 +1,87 @@
+// The room's media (R2, R3): this expert's webcam and microphone up, the composite and the
+// room's voices down, over one WebRTC connection that reconnects by itself (with back-off)
+// and says what is happening while it does.
+import { $ } from "./dom.js";
+import { WebcamBudget } from "./webcam_budget.js";
+import { lowLatency, nextRetryMs, preferH264, waitForIce } from "./webrtc.js";
+
+/**
+ * @param {{api: import("./api.js").Api, base: string, say: (text: string) => void,
+ *   cameraSay: (text: string) => void, webcam: () => {width: number, height: number, fps: number},
+ *   budget: () => any}} room
+ *   `webcam`: the size and rate to ask the camera for; `budget`: the room's webcam budget now
+ */
+export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
+  const video = /** @type {HTMLVideoElement} */ ($("live"));
+  /** @type {RTCPeerConnection | null} */
+  let pc = null;
+  /** @type {MediaStream | null} */
+  let localStream = null;
+  let retryMs = 1000;
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let timer = null;
+
+  /** @param {string} reason */
+  function retry(reason) {
+    if (timer) return;
+    say(`${reason} — reconnecting video in ${Math.round(retryMs / 1000)} s…`);
+    timer = setTimeout(() => { timer = null; connect(); }, retryMs);
+    retryMs = nextRetryMs(retryMs);
+  }
+
+  async function connect() {
+    if (pc) { pc.close(); pc = null; }
+    say("Connecting video…");
+    if (!localStream) {
+      try {
+        const cam = webcam();
+        localStream = await navigator.mediaDevices.getUserMedia({
+          video: { width: { ideal: cam.width }, height: { ideal: cam.height }, frameRate: { ideal: cam.fps } },
+          audio: { echoCancellation: true, noiseSuppression: true },
+        });
+      } catch (e) {
+        cameraSay("No webcam/microphone available: others will not see you.");
+      }
+    }
+    const peer = new RTCPeerConnection({ iceServers: [] });
+    pc = peer;
+    if (localStream) {
+      for (const track of localStream.getTracks()) peer.addTrack(track, localStream);
+    } else {
+      peer.addTransceiver("video", { direction: "recvonly" });
+    }
+    // The server encodes each composite once in H.264 and sends the same packets to every
+    // expert who chose that view, so ask for H.264 (constrained baseline) first.
+    for (const t of peer.getTransceivers()) {
+      if (t.receiver.track.kind === "video") preferH264(t, true);
+    }
+    peer.ontrack = (ev) => {
+      if (peer !== pc) return; // a connection already replaced must not take the speaker
+      // Interactive: ask the browser not to hold frames back for smoothness.
+      lowLatency(ev.receiver);
+      if (ev.track.kind === "video") video.srcObject = new MediaStream([ev.track]);
+      else /** @type {HTMLAudioElement} */ ($("voices")).srcObject = new MediaStream([ev.track]);
+    };
+    peer.onconnectionstatechange = () => {
+      if (peer !== pc) return;
+      const st = peer.connectionState;
+      if (st === "connected") { say(""); retryMs = 1000; WebcamBudget.apply(peer, budget()); }
+      else if (st === "failed" || st === "disconnected") retry("Video connection lost");
+    };
+    try {
+      await peer.setLocalDescription(await peer.createOffer());
+      await waitForIce(peer, 3000);
+      const answer = await api.call("POST", `${base}/webrtc`, { sdp: peer.localDescription?.sdp, type: "offer" });
+      if (peer !== pc) return;
+      await peer.setRemoteDescription(answer);
+    } catch (e) {
+      if (peer === pc) retry(e.status ? `Server said: ${e.message}` : "Server unreachable");
+    }
+  }
+
+  return {
+    connect,
+    /** The connection now (null before the first one). */
+    get pc() { return pc; },
+  };
+}
