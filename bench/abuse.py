@@ -38,7 +38,8 @@ from aiohttp import ClientSession, ClientTimeout, CookieJar, TCPConnector
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clinicam import procs, tomlwrite  # noqa: E402
+from clinicam import tomlwrite  # noqa: E402
+from clinicam_app import procs  # noqa: E402
 from server.auth import hash_secret  # noqa: E402
 from server.device_tokens import issue_device_token  # noqa: E402
 
@@ -196,7 +197,7 @@ def main() -> None:
         config = write_config(Path(tmp), port, keyed)
         env = {**os.environ, "PYTHONPATH": str(tree)}
         server = subprocess.Popen(
-            [sys.executable, "-m", "clinicam", "server", "--config", str(config)],
+            [sys.executable, "-m", "clinicam_app", "server", "--config", str(config)],
             cwd=tree,
             env=env,
         )

@@ -29,9 +29,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clinicam.broker import BrokerUser, MosquittoBroker  # noqa: E402
 from clinicam.mqtt_config import publish_properties  # noqa: E402
-from clinicam.procs import free_port  # noqa: E402
+from clinicam_app.broker import BrokerUser, MosquittoBroker  # noqa: E402
+from clinicam_app.procs import free_port  # noqa: E402
 from firmware.app import build_appliance  # noqa: E402
 from firmware.config import ApplianceConfig  # noqa: E402
 from firmware.hardware.sim import build_sim_rig  # noqa: E402

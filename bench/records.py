@@ -55,7 +55,7 @@ from bench.archive_range import RANGE_SECONDS, encode_clip, measure_ranges  # no
 from server.access.grants import AccessControl, AccessDenied, Actor, IssuedGrant  # noqa: E402
 from server.app import build_app  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
-from server.records.blobs import BlobStore  # noqa: E402
+from server.records.blobs import LocalBlobStore  # noqa: E402
 from server.records.db import open_database  # noqa: E402
 from server.records.store import RecordStore  # noqa: E402
 from tests.records.api_helpers import User, open_user, records_config  # noqa: E402
@@ -202,7 +202,7 @@ async def serve_and_upload(
 
 def blob_puts(folder: Path, payloads: list[bytes]) -> float:
     """Seconds to ``BlobStore.put`` every payload into an empty store, one at a time."""
-    store = BlobStore(folder)
+    store = LocalBlobStore(folder)
     start = time.perf_counter()
     for data in payloads:
         store.put(io.BytesIO(data), max_bytes=MAX_UPLOAD_MB * 1024 * 1024)

@@ -1,4 +1,4 @@
-"""Clinicam: remote consultation for rural clinics (shared pieces and the CLI)."""
+"""Clinicam: remote consultation for rural clinics (the shared core every package imports)."""
 
 from __future__ import annotations
 

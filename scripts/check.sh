@@ -6,9 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${CLINICAM_VENV:-.venv}"
 start=$(date +%s)
 echo "==> ruff"
-"$VENV/bin/ruff" check firmware server models clinicam tests bench scripts
+"$VENV/bin/ruff" check firmware server models clinicam clinicam_app tests bench scripts
 echo "==> mypy --strict"
-"$VENV/bin/mypy" --strict firmware server models clinicam
+"$VENV/bin/mypy" --strict firmware server models clinicam clinicam_app
+"$VENV/bin/lint-imports"
 echo "==> pytest"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
 echo "==> checks passed in $(( $(date +%s) - start )) s"

@@ -31,7 +31,7 @@ from server.login import LoginService
 from server.media.peers import MediaHub
 from server.mqtt_link import ApplianceLink
 from server.records import staging
-from server.records.blobs import BlobStore
+from server.records.blobs import LocalBlobStore
 from server.records.db import Database, default_database_url, open_database
 from server.records.import_views import add_import_routes
 from server.records.models import Patient
@@ -164,7 +164,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         access=AccessControl(config),
         records=RecordStore(
             database,
-            BlobStore(config.state_dir / "blobs"),
+            LocalBlobStore(config.state_dir / "blobs"),
             max_bytes=config.records.max_upload_mb * 1024 * 1024,
         ),
     )

@@ -34,6 +34,14 @@ class Conflict(DomainError):
     """The request contradicts the current state (already decided, identity mismatch)."""
 
 
+class Unprocessable(DomainError):
+    """The content cannot be taken as what it is (damaged, contradicting its claim)."""
+
+
+class Unsupported(DomainError):
+    """A kind of content the domain does not take at all."""
+
+
 class TooLarge(DomainError):
     """The request carries more than the domain accepts."""
 

@@ -19,6 +19,8 @@ from server.domain_errors import (
     NotFound,
     TooLarge,
     Unavailable,
+    Unprocessable,
+    Unsupported,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ STATUS_OF: dict[type[DomainError], HTTPStatus] = {
     Forbidden: HTTPStatus.FORBIDDEN,
     Conflict: HTTPStatus.CONFLICT,
     TooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    Unprocessable: HTTPStatus.UNPROCESSABLE_ENTITY,
+    Unsupported: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     Unavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clinicam.broker import BrokerUser, MosquittoBroker
+from clinicam_app.broker import BrokerUser, MosquittoBroker
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from clinicam.procs import free_port
+from clinicam_app.procs import free_port
 
 __all__ = [
     "CHROMIUM",
@@ -101,7 +101,7 @@ def launch_demo(
         [
             sys.executable,
             "-m",
-            "clinicam",
+            "clinicam_app",
             "demo",
             "--port",
             str(free_port()),

@@ -23,7 +23,6 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http import HTTPStatus
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,6 +37,7 @@ from server.access.models import (
 )
 from server.access.rules import match_rules
 from server.config import ServerConfig
+from server.domain_errors import DomainError, Forbidden, Invalid, NotFound
 from server.records.db import utcnow
 from server.records.models import Patient
 
@@ -47,13 +47,26 @@ OPERATIONS = ("view", "edit")
 MIN_BREAK_GLASS_REASON = 10
 
 
-class AccessDenied(Exception):
-    """A refused access; ``status`` is 404 (learn nothing) or 403 (known, not allowed)."""
+class AccessDenied(DomainError):
+    """A refused access: :class:`NoAccess` (learn nothing) or :class:`NotAllowed`."""
 
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    refusal = "refused"  # what the audit entry of a refused check says
+
+
+class NoAccess(AccessDenied, NotFound):
+    """No such patient, grant or request, or none visible to the asker: say nothing more."""
+
+    refusal = "no access"
+
+
+class NotAllowed(AccessDenied, Forbidden):
+    """Known, but this actor may not do it (an edit on a view grant, one's own request)."""
+
+    refusal = "not allowed"
+
+
+class BreakGlassRefused(Invalid):
+    """Break-glass asked without a reason long enough to review later."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +242,7 @@ class AccessControl:
     ) -> IssuedGrant:
         """Emergency view+edit for a short time, flagged for the admins' review."""
         if len(reason.strip()) < MIN_BREAK_GLASS_REASON:
-            raise ValueError(
+            raise BreakGlassRefused(
                 f"break-glass access needs a reason of at least {MIN_BREAK_GLASS_REASON} characters"
             )
         _LOGGER.warning(
@@ -250,9 +263,9 @@ class AccessControl:
         """An admin approves (issuing a grant, token sent on the requester's next ask) or denies."""
         pending = session.get(AccessRequest, request_id)
         if pending is None or pending.status != REQUEST_PENDING:
-            raise AccessDenied(HTTPStatus.NOT_FOUND, "no such pending access request")
+            raise NoAccess("no such pending access request")
         if pending.username == admin:
-            raise AccessDenied(HTTPStatus.FORBIDDEN, OWN_REQUEST)
+            raise NotAllowed(OWN_REQUEST)
         pending.decided_at = utcnow()
         pending.decided_by = admin
         if not approve:
@@ -335,20 +348,16 @@ class AccessControl:
             or grant.patient_id != patient_id
             or not grant.active(now)
         ):
-            raise AccessDenied(
-                HTTPStatus.NOT_FOUND, "no such patient, or no current access grant for it"
-            )
+            raise NoAccess("no such patient, or no current access grant for it")
         allowed = grant.operation_set & frozenset(str(found[1]).split(","))
         if operation not in allowed:
-            raise AccessDenied(
-                HTTPStatus.FORBIDDEN, f"your grant for this patient does not allow '{operation}'"
-            )
+            raise NotAllowed(f"your grant for this patient does not allow '{operation}'")
         return CheckedGrant(grant, allowed)
 
     def revoke(self, session: Session, admin: str, grant_id: int) -> AccessGrant:
         grant = session.get(AccessGrant, grant_id)
         if grant is None:
-            raise AccessDenied(HTTPStatus.NOT_FOUND, "no such grant")
+            raise NoAccess("no such grant")
         if grant.revoked_at is None:
             grant.revoked_at = utcnow()
             grant.revoked_by = admin
@@ -358,9 +367,9 @@ class AccessControl:
         """An admin acknowledges a break-glass access (it stays in the history)."""
         grant = session.get(AccessGrant, grant_id)
         if grant is None or not grant.break_glass:
-            raise AccessDenied(HTTPStatus.NOT_FOUND, "no such break-glass grant")
+            raise NoAccess("no such break-glass grant")
         if grant.username == admin:
-            raise AccessDenied(HTTPStatus.FORBIDDEN, OWN_BREAK_GLASS)
+            raise NotAllowed(OWN_BREAK_GLASS)
         grant.reviewed_at = grant.reviewed_at or utcnow()
         grant.reviewed_by = grant.reviewed_by or admin
         return grant

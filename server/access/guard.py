@@ -1,37 +1,51 @@
-"""The one place a records request is checked against its grant (and audited if refused)."""
+"""Request-level helpers for access: who is asking, and the check of a records request.
+
+The decision itself (the grant, the refusal and its audit entry) is the access desk's
+(:class:`server.access.desk.AccessDesk`); this module only reads the request: the user
+behind its session, the patient in its path, the token in its cookie or header.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TypeVar
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from server.access.grants import AccessDenied, Actor, CheckedGrant
-from server.access.models import AccessGrant
+from server.access.consent import ConsentRegister
+from server.access.desk import AccessDesk, Granted, in_transaction, patient_target
+from server.access.grants import Actor
 from server.errors import ApiError
 from server.records.db import Database
-from server.records.models import Patient
 from server.security import session_of
 from server.state import STATE
 
+__all__ = [
+    "ACCESS_COOKIE",
+    "ACCESS_DESK",
+    "ACCESS_HEADER",
+    "CONSENTS",
+    "Granted",
+    "actor_of",
+    "check_access",
+    "in_session",
+    "patient_path",
+    "patient_target",
+    "require_role",
+]
+
 ACCESS_COOKIE = "clinicam_access"
 ACCESS_HEADER = "X-Clinicam-Access"
+ACCESS_DESK = web.AppKey("clinicam_access_desk", AccessDesk)
+CONSENTS = web.AppKey("clinicam_consents", ConsentRegister)
 T = TypeVar("T")
 
 
 async def in_session(database: Database, work: Callable[[Session], T]) -> T:
     """Run ``work`` in one committed transaction, off the event loop."""
-
-    def run() -> T:
-        with database.session() as session, session.begin():
-            return work(session)
-
-    return await asyncio.to_thread(run)
+    return await in_transaction(database, work)
 
 
 def actor_of(request: web.Request) -> Actor:
@@ -45,28 +59,11 @@ def patient_path(patient_id: int) -> str:
     return f"/api/patients/{patient_id}/"
 
 
-def patient_target(patient: Patient) -> str:
-    return f"patient:{patient.external_id}"
-
-
 def require_role(request: web.Request, *roles: str) -> Actor:
     actor = actor_of(request)
     if actor.role not in roles:
         raise ApiError(HTTPStatus.FORBIDDEN, f"only {' or '.join(roles)} accounts may do this")
     return actor
-
-
-@dataclass(frozen=True)
-class Granted:
-    """A checked request: who, which patient, under which grant, allowing what.
-
-    ``operations`` is what the presented token allows (never more than ``grant``'s).
-    """
-
-    actor: Actor
-    patient: Patient
-    grant: AccessGrant
-    operations: frozenset[str]
 
 
 def _patient_id(request: web.Request) -> int:
@@ -77,28 +74,7 @@ def _patient_id(request: web.Request) -> int:
 
 
 async def check_access(request: web.Request, operation: str, what: str) -> Granted:
-    """The grant for the patient in the path; refusals are audited and never say more."""
-    state = request.app[STATE]
-    actor = actor_of(request)
-    pid = _patient_id(request)
+    """The grant for the patient in the path; the desk audits refusals and says no more."""
     token = request.headers.get(ACCESS_HEADER) or request.cookies.get(ACCESS_COOKIE)
-
-    def check(session: Session) -> tuple[CheckedGrant, Patient]:
-        checked = state.access.check(session, actor, pid, token, operation)
-        patient = session.get(Patient, pid)
-        assert patient is not None  # grants reference existing patients
-        session.expunge(patient)
-        session.expunge(checked.grant)
-        return checked, patient
-
-    try:
-        checked, patient = await in_session(state.database, check)
-    except AccessDenied as exc:
-        await state.audit.record(
-            actor.username,
-            "access.denied",
-            f"patient-id:{pid}",
-            {"operation": operation, "what": what, "status": int(exc.status)},
-        )
-        raise ApiError(exc.status, exc.message) from None
-    return Granted(actor, patient, checked.grant, checked.operations)
+    desk = request.app[ACCESS_DESK]
+    return await desk.check(actor_of(request), _patient_id(request), token, operation, what)

@@ -32,7 +32,8 @@ from aiohttp import web
 from clinicam.files import fsync_directory, fsync_file
 from clinicam.segments import TIME_BASE, SegmentInfo, segment_name
 from server.archive.recorder import ArchiveRecorder
-from server.archive.views import _when, merged_ranges
+from server.archive.service import merged_ranges
+from server.archive.views import _when
 from server.config import ConsultationConfig
 from server.errors import ApiError
 from server.records.staging import body_chunks

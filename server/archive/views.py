@@ -12,31 +12,27 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
 
 import av
 from aiohttp import web
 from pydantic import AwareDatetime, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from clinicam.configfile import StrictModel
-from server.access.guard import check_access, in_session, patient_target
-from server.archive.index import ArchiveSegment
-from server.archive.range import NothingArchived, remux_range, watermarked_range
+from server.access.guard import check_access
+from server.archive.service import ArchiveReader, ShowNote, merged_ranges
+from server.config import ConsultationConfig
 from server.errors import ApiError, read_json
 from server.media.watermark import Watermark
 from server.records.views import staging_dir
 from server.security import invited_consultation, session_of
-from server.state import STATE
+from server.state import STATE, ServerState
 
 _LOGGER = logging.getLogger(__name__)
-MAX_LISTED = 5000
-JOIN_GAP = timedelta(seconds=2)
 CHUNK = 256 * 1024
+ARCHIVE_READER = web.AppKey("clinicam_archive_reader", ArchiveReader)
 
 
 def _when(request: web.Request, name: str) -> datetime:
@@ -52,50 +48,22 @@ def _when(request: web.Request, name: str) -> datetime:
     return value
 
 
-def merged_ranges(spans: list[tuple[datetime, datetime]]) -> list[dict[str, str]]:
-    """Contiguous recording runs (segments less than two seconds apart are one run)."""
-    runs: list[list[datetime]] = []
-    for start, end in sorted(spans):
-        if runs and start - runs[-1][1] <= JOIN_GAP:
-            runs[-1][1] = max(runs[-1][1], end)
-        else:
-            runs.append([start, end])
-    return [{"start": s.isoformat(), "end": e.isoformat()} for s, e in runs]
-
-
 class ArchiveIndexView(web.View):
     async def get(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
         granted = await check_access(self.request, "view", "archive index")
-
-        def work(session: Session) -> list[dict[str, Any]]:
-            rows = session.scalars(
-                select(ArchiveSegment)
-                .where(ArchiveSegment.patient_id == granted.patient.id)
-                .order_by(ArchiveSegment.start_utc.desc())
-                .limit(MAX_LISTED)
-            )
-            return [
-                {
-                    "start": r.start_utc,
-                    "end": r.end_utc,
-                    "consultation": r.consultation_id,
-                    "device": r.device_id,
-                }
-                for r in rows
-            ]
-
-        segments = list(reversed(await in_session(state.database, work)))
-        await state.audit.record(
-            granted.actor.username, "archive.list", patient_target(granted.patient), {}
-        )
+        spans = await self.request.app[ARCHIVE_READER].index(granted)
         return web.json_response(
             {
                 "segments": [
-                    {**s, "start": s["start"].isoformat(), "end": s["end"].isoformat()}
-                    for s in segments
+                    {
+                        "start": s.start.isoformat(),
+                        "end": s.end.isoformat(),
+                        "consultation": s.consultation,
+                        "device": s.device,
+                    }
+                    for s in spans
                 ],
-                "ranges": merged_ranges([(s["start"], s["end"]) for s in segments]),
+                "ranges": merged_ranges([(s.start, s.end) for s in spans]),
             }
         )
 
@@ -117,44 +85,22 @@ def _viewer_mark(request: web.Request) -> Callable[[av.VideoFrame], av.VideoFram
     return mark
 
 
+def _staging_file(request: web.Request, prefix: str) -> Path:
+    fd, name = tempfile.mkstemp(dir=staging_dir(request), prefix=prefix, suffix=".mp4")
+    os.close(fd)
+    return Path(name)
+
+
 class ArchiveVideoView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
         granted = await check_access(self.request, "view", "archive video")
         start, end = _when(self.request, "start"), _when(self.request, "end")
-        limit = state.config.archive.max_range_minutes
-        if end <= start:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "end must be after start")
-        if end - start > timedelta(minutes=limit):
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"ask for at most {limit} minutes at a time")
-        segments = await asyncio.to_thread(
-            state.archive.segments_for, granted.patient.id, start, end
-        )
-        fd, name = tempfile.mkstemp(dir=staging_dir(self.request), prefix="range-", suffix=".mp4")
-        out = Path(name)
-        os.close(fd)
+        mark = _viewer_mark(self.request) if state.config.watermark else None
+        out = _staging_file(self.request, "range-")
         try:
-            try:
-                if state.config.watermark:
-                    mark = _viewer_mark(self.request)
-                    result = await asyncio.to_thread(
-                        watermarked_range, segments, start, end, out, mark
-                    )
-                else:
-                    result = await asyncio.to_thread(remux_range, segments, start, end, out)
-            except NothingArchived:
-                raise ApiError(
-                    HTTPStatus.NOT_FOUND, "no recorded video in that time range"
-                ) from None
-            await state.audit.record(
-                granted.actor.username,
-                "archive.read",
-                patient_target(granted.patient),
-                {
-                    "start": result.start_utc.isoformat(),
-                    "end": result.end_utc.isoformat(),
-                    "segments": result.segments_used,
-                },
+            result = await self.request.app[ARCHIVE_READER].export_range(
+                granted, start, end, out, mark
             )
             resp = web.StreamResponse(
                 headers={
@@ -186,7 +132,6 @@ class ArchiveReplayView(web.View):
     """Show an archived range in a consultation's live window while the appliance is offline."""
 
     async def post(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
         body = await read_json(self.request, ReplayBody)
         consultation = invited_consultation(self.request, body.consultation)
         granted = await check_access(self.request, "view", "archive replay")
@@ -195,44 +140,36 @@ class ArchiveReplayView(web.View):
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 "only this consultation's patient's archive can be replayed in it",
             )
-        if state.media.appliance_streaming(consultation.appliance):
-            raise ApiError(HTTPStatus.CONFLICT, "the appliance is live: nothing to replay over")
-        if not timedelta(0) < body.end - body.start <= timedelta(minutes=30):
-            raise ApiError(HTTPStatus.BAD_REQUEST, "replay between 1 s and 30 minutes")
-        segments = await asyncio.to_thread(
-            state.archive.segments_for, granted.patient.id, body.start, body.end
-        )
-        fd, name = tempfile.mkstemp(dir=staging_dir(self.request), prefix="replay-", suffix=".mp4")
-        os.close(fd)
-        out = Path(name)
-        try:
-            result = await asyncio.to_thread(remux_range, segments, body.start, body.end, out)
-            state.media.replay(consultation.appliance, out)
-        except NothingArchived:
-            out.unlink(missing_ok=True)
-            raise ApiError(HTTPStatus.NOT_FOUND, "no recorded video in that time range") from None
-        except BaseException:
-            out.unlink(missing_ok=True)
-            raise
-        note = f"archive {result.start_utc:%H:%M:%S}–{result.end_utc:%H:%M:%S} UTC"
-        state.rooms.get(consultation)  # the room exists, so the note shows when experts join
-        for room in state.rooms.rooms_of(consultation.appliance):
-            room.live_note = note
-            await room.broadcast()
-        await state.audit.record(
-            granted.actor.username,
-            "archive.replay",
-            patient_target(granted.patient),
-            {
-                "consultation": consultation.id,
-                "start": body.start.isoformat(),
-                "end": body.end.isoformat(),
-            },
+        out = _staging_file(self.request, "replay-")
+        note = await self.request.app[ARCHIVE_READER].replay(
+            granted, consultation, body.start, body.end, out
         )
         return web.json_response({"note": note})
 
 
+def _note_shower(state: ServerState) -> ShowNote:
+    """Put a note in the consultation's live window (the room exists, so experts who join
+    later see it too)."""
+
+    async def show(consultation: ConsultationConfig, note: str) -> None:
+        state.rooms.get(consultation)
+        for room in state.rooms.rooms_of(consultation.appliance):
+            room.live_note = note
+            await room.broadcast()
+
+    return show
+
+
 def add_archive_routes(app: web.Application) -> None:
+    state = app[STATE]
+    app[ARCHIVE_READER] = ArchiveReader(
+        state.config.archive,
+        state.database,
+        state.audit,
+        state.archive,
+        state.media,
+        _note_shower(state),
+    )
     app.router.add_view("/api/patients/{pid}/archive", ArchiveIndexView)
     app.router.add_view("/api/patients/{pid}/archive/video", ArchiveVideoView)
     app.router.add_view("/api/patients/{pid}/archive/replay", ArchiveReplayView)

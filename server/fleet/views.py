@@ -25,6 +25,7 @@ from clinicam.release import MAX_RELEASE_BYTES, VERSION_PATTERN, BadRelease, ver
 from server.access.guard import require_role
 from server.config import DeviceAccount
 from server.errors import ApiError, read_json
+from server.fleet.desk import ReleaseDesk
 from server.fleet.releases import ReleaseConflict, ReleaseStore, StoredRelease, is_version
 from server.mqtt_link import FLEET_OPS, ApplianceUnreachable, CommandUnconfirmed
 from server.records.views import receive_upload
@@ -33,6 +34,7 @@ from server.state import STATE, ServerState
 
 _LOGGER = logging.getLogger(__name__)
 RELEASES = web.AppKey("clinicam_releases", ReleaseStore)
+RELEASE_DESK = web.AppKey("clinicam_release_desk", ReleaseDesk)
 FLEET_ROLES = ("admin", "technician")
 
 
@@ -96,35 +98,23 @@ class ReleaseView(web.View):
         except ApiError as exc:
             raise await refuse(exc.status, exc.message) from None
         try:
-            release, created = await asyncio.to_thread(_store(self.request).add, staged, filename)
+            release, created = await self.request.app[RELEASE_DESK].add(
+                actor.username, staged, filename
+            )
         except BadRelease as exc:
             raise await refuse(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
         except ReleaseConflict as exc:
             raise await refuse(HTTPStatus.CONFLICT, str(exc)) from None
         finally:
             staged.unlink(missing_ok=True)
-        if created:
-            await state.audit.record(
-                actor.username,
-                "release.added",
-                f"release:{release.version}",
-                {"sha256": release.sha256, "size": release.size},
-            )
         return web.json_response(
             release.to_json(), status=HTTPStatus.CREATED if created else HTTPStatus.OK
         )
 
     async def delete(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
         actor = require_role(self.request, "admin")
         version = _version_param(self.request, "name")
-        try:
-            removed = await asyncio.to_thread(_store(self.request).remove, version)
-        except KeyError:
-            raise ApiError(HTTPStatus.NOT_FOUND, f"release {version} is not stored") from None
-        await state.audit.record(
-            actor.username, "release.removed", f"release:{version}", {"sha256": removed.sha256}
-        )
+        await self.request.app[RELEASE_DESK].remove(actor.username, version)
         return web.json_response({"status": "removed", "version": version})
 
 
@@ -235,7 +225,9 @@ class DeviceReleaseView(web.View):
 
 
 def add_fleet_routes(app: web.Application) -> None:
-    app[RELEASES] = ReleaseStore(app[STATE].config.state_dir / "releases")
+    state = app[STATE]
+    app[RELEASES] = ReleaseStore(state.config.state_dir / "releases")
+    app[RELEASE_DESK] = ReleaseDesk(app[RELEASES], state.database, state.audit)
     r = app.router
     r.add_view("/api/admin/releases", ReleasesView)
     r.add_view("/api/admin/releases/{name}", ReleaseView)

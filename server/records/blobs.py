@@ -9,10 +9,15 @@ modification time.
 Callers write the blob first and commit the row that points at it afterwards. A crash
 before the rename leaves only a temporary file; a crash between the rename and the
 commit leaves an orphan blob that no row references. Either way the database still
-shows the old state, and :meth:`BlobStore.collect_orphans` later removes the leftovers.
+shows the old state, and :meth:`LocalBlobStore.collect_orphans` later removes the
+leftovers.
 The reverse order could commit a row pointing at a file that never reached the disk.
 The collector only removes files older than a grace period, so a blob whose row is
 about to be committed is not taken away from under it.
+
+Everything outside this module reaches blobs through the :class:`BlobStore` protocol
+(put, open for streaming reads, stat, exists, delete), never through a file path, so
+the local folder can be swapped for an object store without touching the callers.
 """
 
 from __future__ import annotations
@@ -57,6 +62,38 @@ class BlobRef:
     size: int
 
 
+class BlobStore(Protocol):
+    """Where record content lives, by SHA-256: the seam a storage backend implements.
+
+    Reads are streams (``open``), never file paths, so a caller works the same on the
+    local folder and on an object store.
+    """
+
+    def put(self, stream: Readable, *, max_bytes: int) -> BlobRef:
+        """Store everything ``stream`` yields; :class:`BlobTooLarge` past ``max_bytes``."""
+        ...
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob as a binary stream; ``FileNotFoundError`` if it is not stored."""
+        ...
+
+    def stat(self, sha256: str) -> BlobRef:
+        """The blob's reference with its stored size; ``FileNotFoundError`` if absent."""
+        ...
+
+    def exists(self, sha256: str) -> bool:
+        """Is a blob with this SHA-256 stored?"""
+        ...
+
+    def delete(self, sha256: str) -> bool:
+        """Remove the blob; False if it was not stored."""
+        ...
+
+    def collect_orphans(self, referenced: set[str], older_than_s: float) -> list[str]:
+        """Remove blobs not in ``referenced`` stored longer ago than ``older_than_s``."""
+        ...
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_DIRECTORY)
     try:
@@ -68,7 +105,7 @@ def _fsync_dir(path: Path) -> None:
 class BlobWriter:
     """One blob being written; feed it chunks (e.g. from an aiohttp body), then ``commit``."""
 
-    def __init__(self, store: BlobStore, max_bytes: int) -> None:
+    def __init__(self, store: LocalBlobStore, max_bytes: int) -> None:
         self._store = store
         self._max_bytes = max_bytes
         fd, tmp = tempfile.mkstemp(dir=store.root, prefix=_TEMP_PREFIX)
@@ -134,14 +171,19 @@ class BlobWriter:
             self.abort()
 
 
-class BlobStore:
-    """Blobs under ``root`` as ``root/ab/cd/<sha256>``."""
+class LocalBlobStore:
+    """Blobs under ``root`` as ``root/ab/cd/<sha256>`` (implements :class:`BlobStore`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
     def path_of(self, sha256: str) -> Path:
+        """Internal: the file of a blob, only for this store and legacy callers.
+
+        Everything else reads through :meth:`open` and :meth:`stat`, so the content can
+        move to a store that has no paths.
+        """
         if not _SHA256.fullmatch(sha256):
             raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
@@ -174,6 +216,19 @@ class BlobStore:
     def open(self, sha256: str) -> BinaryIO:
         """The blob for reading; ``FileNotFoundError`` if it is not stored."""
         return self.path_of(sha256).open("rb")
+
+    def stat(self, sha256: str) -> BlobRef:
+        """The blob's size; ``FileNotFoundError`` if it is not stored."""
+        return BlobRef(sha256, self.path_of(sha256).stat().st_size)
+
+    def delete(self, sha256: str) -> bool:
+        """Remove the blob (a missing one is not an error); False if it was not there."""
+        path = self.path_of(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def collect_orphans(
         self, referenced: set[str], older_than_s: float, *, now: float | None = None

@@ -14,25 +14,28 @@ import sys
 from pathlib import Path
 
 from server.audit.log import AuditLog
+from server.audit.trail import AuditTrail
 from server.config import ServerConfig
-from server.records.blobs import BlobStore
+from server.records.blobs import LocalBlobStore
 from server.records.db import Database, default_database_url, open_database
+from server.records.filing import RecordFiling
 from server.records.importer import ImportJob, run_dicom_folder_import, run_fhir_import
 from server.records.ingest import IngestLimits
 from server.records.store import RecordStore
 
 
-def _open(config: ServerConfig) -> tuple[Database, RecordStore, Path, IngestLimits]:
+def _open(config: ServerConfig) -> tuple[Database, RecordFiling]:
     database = open_database(config.database_url or default_database_url(config.state_dir))
     store = RecordStore(
         database,
-        BlobStore(config.state_dir / "blobs"),
+        LocalBlobStore(config.state_dir / "blobs"),
         max_bytes=config.records.max_upload_mb * 1024 * 1024,
     )
     staging = config.state_dir / "staging"
     staging.mkdir(parents=True, exist_ok=True)
     limits = IngestLimits(max_image_pixels=config.records.max_image_megapixels * 1_000_000)
-    return database, store, staging, limits
+    filing = RecordFiling(database, store, AuditTrail(database), staging=staging, limits=limits)
+    return database, filing
 
 
 def _progress(job: ImportJob) -> None:
@@ -61,19 +64,12 @@ def import_dicom(config: ServerConfig, folder: Path, patient: str, name: str | N
     if not folder.is_dir():
         print(f"error: {folder} is not a folder", file=sys.stderr)
         return 2
-    database, store, staging, limits = _open(config)
+    database, filing = _open(config)
     try:
         files = [p for p in folder.rglob("*") if p.is_file()]
         job = ImportJob("dicom", f"cli:{getpass.getuser()}")
         run_dicom_folder_import(
-            job,
-            files,
-            (patient, name or patient),
-            database,
-            store,
-            staging,
-            limits,
-            on_progress=_progress,
+            job, files, (patient, name or patient), filing, on_progress=_progress
         )
         return _report(job, database, f"patient:{patient}")
     finally:
@@ -81,10 +77,10 @@ def import_dicom(config: ServerConfig, folder: Path, patient: str, name: str | N
 
 
 def import_fhir(config: ServerConfig, bundle: Path) -> int:
-    database, store, staging, limits = _open(config)
+    database, filing = _open(config)
     try:
         job = ImportJob("fhir", f"cli:{getpass.getuser()}")
-        run_fhir_import(job, bundle.read_bytes(), database, store, staging, limits)
+        run_fhir_import(job, bundle.read_bytes(), filing)
         return _report(job, database, "fhir-bundle")
     finally:
         database.close()

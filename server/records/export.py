@@ -76,7 +76,8 @@ def build_export(
                     {"recorded_on": recorded, "fields": fields}, indent=1
                 ).encode()
                 continue
-            data = store.blobs.path_of(row.blob_sha256).read_bytes()
+            with store.blobs.open(row.blob_sha256) as stream:
+                data = stream.read()
             if category == "ct_image":
                 members[name + ".dcm"] = deidentify_dicom(data, pseudo, patient_pseudonym=pseudonym)
             elif str(row.media_type).startswith("image/"):

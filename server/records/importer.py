@@ -3,7 +3,8 @@
 Imports are writes, held to everything an upload is: the importer needs an edit grant
 for every existing patient it touches (a new patient it may create, audited), every
 file is inspected in the parse sandbox, every EMR entry is size-limited, and every
-record commits together with its own audit entry (:class:`RecordFiling`). Each item is
+record goes through the filing pipeline of an upload (:class:`RecordFiling`:
+inspect, blob, row, audit entry). Each item is
 its own transaction, so a failure or a kill half-way keeps whole, audited records
 before it and nothing of the item in flight, and the job reports what it skipped and
 why. Progress is kept in an :class:`ImportJob` the web page polls.
@@ -11,24 +12,30 @@ why. Progress is kept in an :class:`ImportJob` the web page polls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.records.db import Database
+from server.domain_errors import NotFound
 from server.records.fhir import FhirImport, parse_bundle
-from server.records.filing import NoEditGrant, RecordFiling, RecordRefused
-from server.records.ingest import Category, IngestError, IngestLimits
-from server.records.ingest.sandbox import inspect_sandboxed
-from server.records.models import Patient
-from server.records.store import DuplicateRecord, RecordStore
+from server.records.filing import (
+    Arrival,
+    Audit,
+    NoEditGrant,
+    RecordFiling,
+    RecordRefused,
+    patient_by_id,
+)
+from server.records.ingest import Category
+from server.records.store import DuplicateRecord
 
 _LOGGER = logging.getLogger(__name__)
+MAX_JOBS_KEPT = 50
 
 
 @dataclass
@@ -69,61 +76,20 @@ class ImportJob:
             }
 
 
-def _file_bytes(
-    database: Database,
-    filing: RecordFiling,
-    staging: Path,
-    patient_id: int,
-    data: bytes,
-    *,
-    actor: str,
-    title: str | None,
-    limits: IngestLimits,
-    via: str,
-    declared: Category | None = None,
-) -> None:
-    """One item, like an upload: stage, inspect, then blob, row and audit entry together."""
-    with tempfile.NamedTemporaryFile(dir=staging, prefix="import-", delete=False) as tmp:
-        tmp.write(data)
-        staged = Path(tmp.name)
-    try:
-        inspected = inspect_sandboxed(staged, declared, limits)
-        try:
-            with database.session() as session, session.begin():
-                patient = session.get(Patient, patient_id)
-                assert patient is not None
-                filing.file_content(
-                    session,
-                    patient,
-                    inspected,
-                    inspected.cleaned or staged,
-                    actor=actor,
-                    title=title,
-                    via=via,
-                )
-        finally:
-            if inspected.cleaned is not None:
-                inspected.cleaned.unlink(missing_ok=True)
-    finally:
-        staged.unlink(missing_ok=True)
-
-
-_ITEM_REFUSALS = (IngestError, DuplicateRecord, RecordRefused)
+_ITEM_REFUSALS = (DuplicateRecord, RecordRefused)
 
 
 def _reason(exc: Exception) -> str:
-    return exc.reason if isinstance(exc, (IngestError, RecordRefused)) else str(exc)
+    return exc.reason if isinstance(exc, RecordRefused) else str(exc)
 
 
-def _import_patients(
-    job: ImportJob, bundle: FhirImport, database: Database, filing: RecordFiling
-) -> dict[str, int]:
+def _import_patients(job: ImportJob, bundle: FhirImport, filing: RecordFiling) -> dict[str, int]:
     """The bundle's patients that may be filed into, by FHIR id; refused ones reported."""
     ids: dict[str, int] = {}
     for p in bundle.patients:
         external = (p.identifier or p.fhir_id)[:64]
         try:
-            with database.session() as session, session.begin():
+            with filing.database.session() as session, session.begin():
                 patient, _ = filing.patient_for_import(
                     session, job.actor, external, p.name or external
                 )
@@ -138,33 +104,24 @@ def _import_patients(
     return ids
 
 
-def run_fhir_import(
-    job: ImportJob,
-    raw: bytes,
-    database: Database,
-    store: RecordStore,
-    staging: Path,
-    limits: IngestLimits,
-) -> FhirImport | None:
+def run_fhir_import(job: ImportJob, raw: bytes, filing: RecordFiling) -> FhirImport | None:
     """Import a Bundle: patients by identifier, Observations/Conditions as EMR entries,
     attachments as files filed by their content."""
     try:
-        bundle = parse_bundle(raw, max_attachment_bytes=store.max_bytes)
+        bundle = parse_bundle(raw, max_attachment_bytes=filing.store.max_bytes)
     except ValueError as exc:
         job.state, job.error = "failed", str(exc)
         return None
-    filing = RecordFiling(store)
     job.total = len(bundle.entries) + len(bundle.attachments)
     job.skipped.extend(bundle.skipped)
-    ids = _import_patients(job, bundle, database, filing)
+    ids = _import_patients(job, bundle, filing)
     for number, entry in enumerate(bundle.entries, start=1):
         if entry.patient_ref not in ids:
             job.step(filed=False, skipped=f"{entry.kind} {number}: its patient was refused")
             continue
         try:
-            with database.session() as session, session.begin():
-                subject = session.get(Patient, ids[entry.patient_ref])
-                assert subject is not None
+            with filing.database.session() as session, session.begin():
+                subject = patient_by_id(ids[entry.patient_ref])(session)
                 fields = {"source": f"FHIR {entry.kind}", **entry.fields}
                 filing.add_emr(
                     session, subject, fields, entry.recorded_at, actor=job.actor, via="fhir"
@@ -178,16 +135,10 @@ def run_fhir_import(
             job.step(filed=False, skipped=f"{label}: its patient was refused")
             continue
         try:
-            _file_bytes(
-                database,
-                filing,
-                staging,
-                ids[attachment.patient_ref],
+            filing.file_bytes(
                 attachment.data,
-                actor=job.actor,
-                title=attachment.title,
-                limits=limits,
-                via="fhir",
+                patient_by_id(ids[attachment.patient_ref]),
+                Arrival(job.actor, "fhir", title=attachment.title),
             )
             job.step(filed=True)
         except _ITEM_REFUSALS as exc:
@@ -200,18 +151,14 @@ def run_dicom_folder_import(
     job: ImportJob,
     files: Iterable[Path],
     patient: tuple[str, str],
-    database: Database,
-    store: RecordStore,
-    staging: Path,
-    limits: IngestLimits,
+    filing: RecordFiling,
     *,
     on_progress: Callable[[ImportJob], None] = lambda job: None,
 ) -> None:
     """Every file of a DICOM folder for ``patient`` (identifier, name if new); non-DICOM
     files, duplicates and files naming another patient are reported, not filed."""
-    filing = RecordFiling(store)
     try:
-        with database.session() as session, session.begin():
+        with filing.database.session() as session, session.begin():
             target, _ = filing.patient_for_import(session, job.actor, *patient)
             patient_id = target.id
     except NoEditGrant as exc:
@@ -222,20 +169,63 @@ def run_dicom_folder_import(
     job.total = len(paths)
     for path in paths:
         try:
-            _file_bytes(
-                database,
-                filing,
-                staging,
-                patient_id,
+            filing.file_bytes(
                 path.read_bytes(),
-                actor=job.actor,
-                title=path.name,
-                limits=limits,
-                via="dicom-import",
-                declared=Category.CT,
+                patient_by_id(patient_id),
+                Arrival(job.actor, "dicom-import", title=path.name, declared=Category.CT),
             )
             job.step(filed=True)
         except (*_ITEM_REFUSALS, OSError) as exc:
             job.step(filed=False, skipped=f"{path.name}: {_reason(exc)}")
         on_progress(job)
     job.state = "done"
+
+
+class ImportService:
+    """Imports started from the web page: each runs as a background task, its
+    :class:`ImportJob` kept (the last :data:`MAX_JOBS_KEPT`) for its starter to poll, and
+    one ``record.import`` entry summarises it when it ends."""
+
+    def __init__(self, filing: RecordFiling, audit: Audit) -> None:
+        self._filing = filing
+        self._audit = audit
+        self._jobs: dict[str, ImportJob] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start_fhir(self, actor: str, raw: bytes) -> ImportJob:
+        """Start importing a Bundle; the job is returned at once, to be polled."""
+        job = ImportJob("fhir", actor)
+        self._jobs[job.id] = job
+        while len(self._jobs) > MAX_JOBS_KEPT:
+            self._jobs.pop(next(iter(self._jobs)))
+        task = asyncio.create_task(self._run_fhir(job, raw), name=f"import-{job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    async def _run_fhir(self, job: ImportJob, raw: bytes) -> None:
+        try:
+            await asyncio.to_thread(run_fhir_import, job, raw, self._filing)
+        except Exception as exc:  # reported to the page, never lost in a task
+            _LOGGER.exception("FHIR import %s failed", job.id)
+            job.state, job.error = "failed", f"import failed: {exc}"
+        await self._audit.record(
+            job.actor,
+            "record.import",
+            "fhir-bundle",
+            {
+                "job": job.id,
+                "state": job.state,
+                "patients": job.patients,
+                "filed": job.filed,
+                "skipped": len(job.skipped),
+                "error": job.error,
+            },
+        )
+
+    def job(self, actor: str, job_id: str) -> ImportJob:
+        """The job ``actor`` started; :class:`NotFound` for anyone else's or an unknown one."""
+        job = self._jobs.get(job_id)
+        if job is None or job.actor != actor:
+            raise NotFound("no such import")
+        return job

@@ -19,11 +19,12 @@ input raises ``ValueError`` with a sentence saying why, never a library's own er
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,13 +46,28 @@ _PILLOW_FAILURES = (OSError, SyntaxError, ValueError, EOFError, Image.Decompress
 # --- thumbnails ----------------------------------------------------------------------------
 
 
-def thumbnail(path: Path, max_side: int = 256) -> bytes:
+@contextlib.contextmanager
+def _reading(source: Path | BinaryIO) -> Iterator[BinaryIO]:
+    """``source`` as an open binary stream: a path is opened (and closed) here, a stream
+    (e.g. from :meth:`server.records.blobs.BlobStore.open`) is used as it is."""
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            yield fh
+    else:
+        yield source
+
+
+def _name(source: Path | BinaryIO) -> str:
+    return source.name if isinstance(source, Path) else str(getattr(source, "name", "stream"))
+
+
+def thumbnail(source: Path | BinaryIO, max_side: int = 256) -> bytes:
     """A JPEG, at most ``max_side`` pixels on its longer side, upright as the photo was
     taken (EXIF orientation applied); transparent areas become white."""
     if max_side < 1:
         raise ValueError(f"max_side must be at least 1, not {max_side}")
     try:
-        with Image.open(path, formats=_IMAGE_FORMATS) as img:
+        with _reading(source) as fh, Image.open(fh, formats=_IMAGE_FORMATS) as img:
             # Decode a JPEG at 1/2, 1/4 or 1/8 scale, still at least max_side each way.
             img.draft(None, (max_side, max_side))
             img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
@@ -62,7 +78,7 @@ def thumbnail(path: Path, max_side: int = 256) -> bytes:
         picture.save(out, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
     except _PILLOW_FAILURES as exc:
         raise ValueError(f"cannot make a thumbnail: not a readable image ({exc})") from exc
-    _LOGGER.debug("thumbnail %dx%d of %s", picture.width, picture.height, path.name)
+    _LOGGER.debug("thumbnail %dx%d of %s", picture.width, picture.height, _name(source))
     return out.getvalue()
 
 
@@ -102,7 +118,7 @@ def dicom_window_defaults(path: Path) -> tuple[float, float]:
 
 
 def render_dicom(
-    path: Path,
+    source: Path | BinaryIO,
     *,
     center: float | None = None,
     width: float | None = None,
@@ -117,7 +133,7 @@ def render_dicom(
     """
     if max_side < 1:
         raise ValueError(f"max_side must be at least 1, not {max_side}")
-    with path.open("rb") as fh:
+    with _reading(source) as fh:
         dataset = _read_header(fh)
         pixels = _decode_frame(fh, dataset, frame)
     photometric = str(dataset.get("PhotometricInterpretation") or "MONOCHROME2").strip()

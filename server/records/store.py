@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from server.access.models import AccessGrant, AccessGrantToken, AccessRequest, Consent
 from server.archive.index import ArchiveSegment
+from server.domain_errors import Conflict
 from server.records.blobs import BlobRef, BlobStore
 from server.records.db import Database, utcnow
 from server.records.ingest import Category, Inspected
 from server.records.models import (
     BLOB_TABLES,
+    SOURCE_SNAPSHOT,
     SOURCE_UPLOAD,
     ClinicalPhoto,
     CtImage,
@@ -63,6 +65,17 @@ class FiledRecord:
     record_id: int
     sha256: str
     size: int
+    created: bool = True  # False: the very same appliance still was already filed
+
+
+@dataclass(frozen=True)
+class SnapshotOrigin:
+    """What the appliance says about a still: when it was taken, who asked, in which
+    consultation. A snapshot row is a clinical photo with these instead of EXIF's."""
+
+    taken_at: datetime
+    requested_by: str | None
+    consultation_id: str
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -76,7 +89,12 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _row_for(
-    inspected: Inspected, patient_id: int, actor: str, ref: BlobRef, title: str | None
+    inspected: Inspected,
+    patient_id: int,
+    actor: str,
+    ref: BlobRef,
+    title: str | None,
+    snapshot: SnapshotOrigin | None = None,
 ) -> BlobRecord:
     meta = inspected.metadata
     common: dict[str, Any] = {
@@ -87,6 +105,16 @@ def _row_for(
         "media_type": inspected.media_type,
         "title": title,
     }
+    if inspected.category is Category.PHOTO and snapshot is not None:
+        return ClinicalPhoto(
+            **common,
+            width=int(meta["width"]),
+            height=int(meta["height"]),
+            taken_at=snapshot.taken_at,
+            source=SOURCE_SNAPSHOT,
+            requested_by=snapshot.requested_by,
+            consultation_id=snapshot.consultation_id,
+        )
     if inspected.category is Category.PHOTO:
         return ClinicalPhoto(
             **common,
@@ -120,7 +148,7 @@ def _row_for(
     )
 
 
-class DuplicateRecord(Exception):
+class DuplicateRecord(Conflict):
     """The same DICOM instance is already filed."""
 
 
@@ -152,18 +180,35 @@ class RecordStore:
         *,
         actor: str,
         title: str | None,
+        snapshot: SnapshotOrigin | None = None,
+        max_bytes: int | None = None,
     ) -> tuple[FiledRecord, BlobRecord]:
-        """Store ``content`` (the cleaned file if any) and add its row (not committed)."""
+        """Store ``content`` (the cleaned file if any) and add its row (not committed).
+
+        A still the appliance sends again (a retried upload) finds its row already
+        there: that row comes back with ``created`` False and nothing is added.
+        """
         if inspected.category is Category.CT:
             uid = str(inspected.metadata["instance_uid"])
             if session.scalar(select(CtImage.id).where(CtImage.instance_uid == uid)) is not None:
                 raise DuplicateRecord(f"DICOM instance {uid} is already filed")
         with content.open("rb") as stream:
-            ref = self.blobs.put(stream, max_bytes=self.max_bytes)
-        row = _row_for(inspected, patient.id, actor, ref, safe_title(title))
+            ref = self.blobs.put(stream, max_bytes=max_bytes or self.max_bytes)
+        category = inspected.category.value
+        if snapshot is not None:
+            existing = session.scalar(
+                select(ClinicalPhoto).where(
+                    ClinicalPhoto.patient_id == patient.id,
+                    ClinicalPhoto.blob_sha256 == ref.sha256,
+                    ClinicalPhoto.source == SOURCE_SNAPSHOT,
+                )
+            )
+            if existing is not None:
+                return FiledRecord(category, existing.id, ref.sha256, ref.size, False), existing
+        row = _row_for(inspected, patient.id, actor, ref, safe_title(title), snapshot)
         session.add(row)
         session.flush()
-        return FiledRecord(inspected.category.value, row.id, ref.sha256, ref.size), row
+        return FiledRecord(category, row.id, ref.sha256, ref.size), row
 
     def add_emr(
         self,
@@ -258,6 +303,6 @@ class RecordStore:
         removed = []
         for sha in candidates:
             if sha not in still:
-                self.blobs.path_of(sha).unlink(missing_ok=True)
+                self.blobs.delete(sha)
                 removed.append(sha)
         return removed

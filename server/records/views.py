@@ -1,18 +1,17 @@
 """HTTP API for one patient's records: list, upload, read, render, EMR entries.
 
 Every handler first passes :func:`server.access.guard.check_access`, which looks up the
-caller's grant for the patient in the path. Uploads are streamed to a staging file
-with the size limit enforced as bytes arrive, inspected (category from content,
-metadata stripped), then filed: blob first, row second, audit entry third.
+caller's grant for the patient in the path. A view then parses the request, calls one
+method of :class:`server.records.service.RecordsService`, and renders what it returns.
+Uploads are streamed to a staging file here (the size limit enforced as bytes arrive);
+what happens to them then is :mod:`server.records.filing`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import tempfile
-from collections.abc import Awaitable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -23,25 +22,26 @@ from sqlalchemy.orm import Session
 
 from clinicam.configfile import StrictModel
 from server.access.consent import current_consents, has_consent
-from server.access.guard import Granted, check_access, in_session, patient_target
+from server.access.guard import check_access
 from server.access.models import CONSENT_EXPORT
 from server.errors import ApiError, read_json
+from server.records.blob_response import stream_content
 from server.records.db import iso
-from server.records.export import ExportLeak, ExportResult, build_export
-from server.records.filing import IdentityMismatch, RecordFiling, RecordRefused, RecordTooLarge
-from server.records.ingest import Category, IngestError, IngestLimits, Inspected
-from server.records.ingest.sandbox import inspect_sandboxed, start_sandbox
-from server.records.models import ClinicalPhoto, CtImage, EmrEntry, RecordScan
-from server.records.render import render_dicom, thumbnail
-from server.records.serving import INLINE_TYPES, NO_SNIFF, SERVED_TYPES
+from server.records.export import ExportLeak
+from server.records.filing import RecordFiling
+from server.records.ingest import Category, IngestLimits
+from server.records.ingest.sandbox import start_sandbox
+from server.records.service import RecordsService
+from server.records.serving import NO_SNIFF, record_json
 from server.records.staging import STAGING_FOLDER, body_chunks
-from server.records.store import CATEGORIES, EMR, DuplicateRecord, FiledRecord
-from server.state import STATE
+from server.records.store import EMR
+from server.state import STATE, ServerState
 
-_LOGGER = logging.getLogger(__name__)
+__all__ = ["RECORDS", "receive_upload", "record_json", "records_of", "staging_dir"]
 
 CHUNK = 256 * 1024
 MAX_EMR_FIELDS = 200
+RECORDS = web.AppKey("clinicam_records", RecordsService)
 
 
 class EmrBody(StrictModel):
@@ -51,44 +51,6 @@ class EmrBody(StrictModel):
 
 class EmrPatch(StrictModel):
     fields: dict[str, JsonValue] = Field(min_length=1, max_length=MAX_EMR_FIELDS)
-
-
-def record_json(category: str, row: Any) -> dict[str, Any]:
-    """What the page shows about one record (never the blob path)."""
-    out: dict[str, Any] = {
-        "category": category,
-        "id": row.id,
-        "created_at": iso(row.created_at),
-        "created_by": row.created_by,
-    }
-    if category == EMR:
-        out.update(fields=row.fields, recorded_at=iso(row.recorded_at))
-        return out
-    out.update(
-        media_type=row.media_type, size=row.blob_size, sha256=row.blob_sha256, title=row.title
-    )
-    if isinstance(row, ClinicalPhoto):
-        out.update(
-            width=row.width,
-            height=row.height,
-            taken_at=iso(row.taken_at),
-            source=row.source,
-            requested_by=row.requested_by,
-            consultation=row.consultation_id,
-        )
-    elif isinstance(row, RecordScan):
-        out.update(width=row.width, height=row.height, page_count=row.page_count)
-    elif isinstance(row, CtImage):
-        out.update(
-            study_uid=row.study_uid,
-            series_uid=row.series_uid,
-            instance_uid=row.instance_uid,
-            modality=row.modality,
-            slice_position=row.slice_position,
-        )
-    else:
-        out.update(duration_s=row.duration_s, sample_rate=row.sample_rate, codec=row.codec)
-    return out
 
 
 def staging_dir(request: web.Request) -> Path:
@@ -141,51 +103,31 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true", "yes")
 
 
-async def _emr_change(change: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-    """An EMR create/update; an entry over the size limit is a 413."""
-    try:
-        return await change
-    except RecordTooLarge as exc:
-        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, exc.reason) from None
-
-
-def _limits(request: web.Request) -> IngestLimits:
-    records = request.app[STATE].config.records
-    return IngestLimits(max_image_pixels=records.max_image_megapixels * 1_000_000)
+def _record_path(request: web.Request) -> tuple[str, str]:
+    return request.match_info["category"], request.match_info["rid"]
 
 
 class RecordsView(web.View):
     """GET: the patient's records by category. POST: upload one file."""
 
     async def get(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
         granted = await check_access(self.request, "view", "records")
-
-        def work(session: Session) -> dict[str, Any]:
-            listing = state.records.listing(session, granted.patient.id)
-            return {
-                "patient": {
-                    "id": granted.patient.id,
-                    "identifier": granted.patient.external_id,
-                    "name": granted.patient.display_name,
-                    "group": granted.patient.patient_group,
-                },
-                "access": {
-                    "operations": sorted(granted.operations),
-                    "expires_at": iso(granted.grant.expires_at),
-                    "break_glass": granted.grant.break_glass,
-                },
-                "consent": current_consents(session, granted.patient.id),
-                "records": {
-                    category: [record_json(category, row) for row in rows]
-                    for category, rows in listing.items()
-                },
-            }
-
-        body = await in_session(state.database, work)
-        await state.audit.record(
-            granted.actor.username, "record.list", patient_target(granted.patient), {}
-        )
+        patient = granted.patient
+        overview = await self.request.app[RECORDS].overview(granted.actor.username, patient)
+        body = {
+            "patient": {
+                "id": patient.id,
+                "identifier": patient.external_id,
+                "name": patient.display_name,
+                "group": patient.patient_group,
+            },
+            "access": {
+                "operations": sorted(granted.operations),
+                "expires_at": iso(granted.grant.expires_at),
+                "break_glass": granted.grant.break_glass,
+            },
+            **overview,
+        }
         return web.json_response(body)
 
     async def post(self) -> web.StreamResponse:
@@ -196,158 +138,61 @@ class RecordsView(web.View):
         confirmed = _flag(self.request, "confirm_identity_mismatch")
         staged = await receive_upload(self.request, state.records.max_bytes)
         try:
-            filed = await self._file(granted, staged, declared, title, confirmed)
-        except (IngestError, RecordRefused) as exc:
-            await state.audit.record(
+            filed = await self.request.app[RECORDS].upload(
                 granted.actor.username,
-                "record.upload_refused",
-                patient_target(granted.patient),
-                {"declared": declared.value if declared else None, "reason": exc.reason},
+                granted.patient,
+                staged,
+                declared=declared,
+                title=title,
+                confirm_identity_mismatch=confirmed,
             )
-            status = exc.status if isinstance(exc, IngestError) else HTTPStatus.CONFLICT
-            code = "identity_mismatch" if isinstance(exc, IdentityMismatch) else None
-            raise ApiError(HTTPStatus(status), exc.reason, code=code) from None
-        except DuplicateRecord as exc:
-            raise ApiError(HTTPStatus.CONFLICT, str(exc)) from None
         finally:
             staged.unlink(missing_ok=True)
         return web.json_response(filed, status=HTTPStatus.CREATED)
 
-    async def _file(
-        self,
-        granted: Granted,
-        staged: Path,
-        declared: Category | None,
-        title: str | None,
-        confirmed: bool,
-    ) -> dict[str, Any]:
-        state = self.request.app[STATE]
-        limits = _limits(self.request)
-        inspected: Inspected = await asyncio.to_thread(inspect_sandboxed, staged, declared, limits)
-        content = inspected.cleaned or staged
-        try:
-
-            def work(session: Session) -> tuple[FiledRecord, dict[str, Any]]:
-                patient = session.merge(granted.patient, load=False)
-                filed, row = RecordFiling(state.records).file_content(
-                    session,
-                    patient,
-                    inspected,
-                    content,
-                    actor=granted.actor.username,
-                    title=title,
-                    via="upload",
-                    confirm_identity_mismatch=confirmed,
-                )
-                return filed, record_json(filed.category, row)
-
-            filed, body = await in_session(state.database, work)
-        finally:
-            if inspected.cleaned is not None:
-                inspected.cleaned.unlink(missing_ok=True)
-        _LOGGER.info(
-            "%s filed %s %d (%d bytes) for patient %d",
-            granted.actor.username,
-            filed.category,
-            filed.record_id,
-            filed.size,
-            granted.patient.id,
-        )
-        return body
-
-
-async def load_record(request: web.Request, operation: str, what: str) -> tuple[Granted, str, Any]:
-    state = request.app[STATE]
-    granted = await check_access(request, operation, what)
-    category = request.match_info["category"]
-    raw = request.match_info["rid"]
-    if category not in CATEGORIES or not raw.isdigit() or len(raw) > 12:
-        raise ApiError(HTTPStatus.NOT_FOUND, "no such record")
-    rid = int(raw)
-
-    def work(session: Session) -> Any:
-        row = state.records.get(session, granted.patient.id, category, rid)
-        if row is not None:
-            session.expunge(row)
-        return row
-
-    row = await in_session(state.database, work)
-    if row is None:  # includes another patient's record id under this patient's path
-        await state.audit.record(
-            granted.actor.username,
-            "access.denied",
-            patient_target(granted.patient),
-            {"what": what, "category": category, "id": rid, "status": 404},
-        )
-        raise ApiError(HTTPStatus.NOT_FOUND, "no such record")
-    if operation == "view":  # a change is audited with the change itself
-        await state.audit.record(
-            granted.actor.username,
-            "record.read",
-            patient_target(granted.patient),
-            {"what": what, "category": category, "id": rid},
-        )
-    return granted, category, row
-
 
 class RecordView(web.View):
     async def get(self) -> web.StreamResponse:
-        _, category, row = await load_record(self.request, "view", "metadata")
-        return web.json_response(record_json(category, row))
+        granted = await check_access(self.request, "view", "metadata")
+        body = await self.request.app[RECORDS].metadata(
+            granted.actor.username, granted.patient, *_record_path(self.request)
+        )
+        return web.json_response(body)
 
     async def patch(self) -> web.StreamResponse:
         """Change fields of an EMR entry (files are immutable: upload a new one instead)."""
-        state = self.request.app[STATE]
         body = await read_json(self.request, EmrPatch)
-        granted, category, row = await load_record(self.request, "edit", "emr")
+        granted = await check_access(self.request, "edit", "emr")
+        category, rid = _record_path(self.request)
         if category != EMR:
             raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, "only EMR entries can be edited")
-
-        def work(session: Session) -> dict[str, Any]:
-            entry = session.get(EmrEntry, row.id)
-            assert entry is not None
-            patient = session.merge(granted.patient, load=False)
-            RecordFiling(state.records).update_emr(
-                session, patient, entry, dict(body.fields), actor=granted.actor.username
-            )
-            return record_json(EMR, entry)
-
-        return web.json_response(await _emr_change(in_session(state.database, work)))
-
-
-def _blob_path(request: web.Request, row: Any) -> Path:
-    return request.app[STATE].records.blobs.path_of(row.blob_sha256)
+        changed = await self.request.app[RECORDS].update_emr(
+            granted.actor.username, granted.patient, category, rid, dict(body.fields)
+        )
+        return web.json_response(changed)
 
 
 class ContentView(web.View):
     async def get(self) -> web.StreamResponse:
-        _, category, row = await load_record(self.request, "view", "content")
-        if category == EMR:
-            raise ApiError(HTTPStatus.NOT_FOUND, "EMR entries have no file content")
-        extension = {"application/dicom": "dcm"}.get(row.media_type, row.media_type.split("/")[-1])
-        media_type = (
-            row.media_type if row.media_type in SERVED_TYPES else "application/octet-stream"
+        granted = await check_access(self.request, "view", "content")
+        content = await self.request.app[RECORDS].content(
+            granted.actor.username, granted.patient, *_record_path(self.request)
         )
-        shown = "inline" if media_type in INLINE_TYPES else "attachment"
-        return web.FileResponse(
-            _blob_path(self.request, row),
-            headers={
-                "Content-Type": media_type,
-                "Content-Disposition": f'{shown}; filename="{category}-{row.id}.{extension}"',
-                "Content-Security-Policy": "sandbox; default-src 'none'",
-                **NO_SNIFF,
-            },
-        )
+        shown = "inline" if content.inline else "attachment"
+        headers = {
+            "Content-Disposition": f'{shown}; filename="{content.filename}"',
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            **NO_SNIFF,
+        }
+        return await stream_content(self.request, content, headers)
 
 
 class ThumbnailView(web.View):
     async def get(self) -> web.StreamResponse:
-        _, category, row = await load_record(self.request, "view", "thumbnail")
-        if category not in (Category.PHOTO.value, Category.SCAN.value) or not str(
-            row.media_type
-        ).startswith("image/"):
-            raise ApiError(HTTPStatus.NOT_FOUND, "this record has no thumbnail")
-        data = await asyncio.to_thread(thumbnail, _blob_path(self.request, row))
+        granted = await check_access(self.request, "view", "thumbnail")
+        data = await self.request.app[RECORDS].thumbnail(
+            granted.actor.username, granted.patient, *_record_path(self.request)
+        )
         return web.Response(body=data, content_type="image/jpeg", headers=NO_SNIFF)
 
 
@@ -368,41 +213,26 @@ class RenderView(web.View):
     """A CT slice as PNG with the requested window centre and width."""
 
     async def get(self) -> web.StreamResponse:
-        _, category, row = await load_record(self.request, "view", "render")
-        if category != Category.CT.value:
-            raise ApiError(HTTPStatus.NOT_FOUND, "only CT images are rendered")
+        granted = await check_access(self.request, "view", "render")
         center = _float_param(self.request, "center")
         width = _float_param(self.request, "width")
-        if width is not None and width <= 0:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "width must be positive")
-        try:
-            data = await asyncio.to_thread(
-                render_dicom, _blob_path(self.request, row), center=center, width=width
-            )
-        except ValueError as exc:
-            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+        data = await self.request.app[RECORDS].render(
+            granted.actor.username,
+            granted.patient,
+            *_record_path(self.request),
+            center=center,
+            width=width,
+        )
         return web.Response(body=data, content_type="image/png", headers=NO_SNIFF)
 
 
 class EmrView(web.View):
     async def post(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
         granted = await check_access(self.request, "edit", "emr")
         body = await read_json(self.request, EmrBody)
-
-        def work(session: Session) -> dict[str, Any]:
-            patient = session.merge(granted.patient, load=False)
-            entry = RecordFiling(state.records).add_emr(
-                session,
-                patient,
-                dict(body.fields),
-                body.recorded_at,
-                actor=granted.actor.username,
-                via="api",
-            )
-            return record_json(EMR, entry)
-
-        created = await _emr_change(in_session(state.database, work))
+        created = await self.request.app[RECORDS].add_emr(
+            granted.actor.username, granted.patient, dict(body.fields), body.recorded_at
+        )
         return web.json_response(created, status=HTTPStatus.CREATED)
 
 
@@ -410,40 +240,13 @@ class ExportView(web.View):
     """A de-identified ZIP of the patient's records, only with recorded export consent."""
 
     async def get(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
         granted = await check_access(self.request, "view", "export")
-        folder = staging_dir(self.request)
-
-        def work(session: Session) -> ExportResult:
-            if not has_consent(session, granted.patient.id, CONSENT_EXPORT):
-                raise ApiError(
-                    HTTPStatus.CONFLICT, "no export consent is recorded for this patient"
-                )
-            patient = session.merge(granted.patient, load=False)
-            return build_export(session, state.records, patient, folder)
-
         try:
-            result = await in_session(state.database, work)
-        except ApiError:
-            await state.audit.record(
-                granted.actor.username,
-                "record.export_refused",
-                patient_target(granted.patient),
-                {"reason": "no consent"},
+            result, data = await self.request.app[RECORDS].export(
+                granted.actor.username, granted.patient
             )
-            raise
-        except ExportLeak as exc:
+        except ExportLeak as exc:  # a fault of the server, not a refusal: a 500 that says so
             raise ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc)) from None
-        await state.audit.record(
-            granted.actor.username,
-            "record.export",
-            patient_target(granted.patient),
-            {"pseudonym": result.pseudonym, "files": result.files, "left_out": result.left_out},
-        )
-        try:
-            data = await asyncio.to_thread(result.path.read_bytes)
-        finally:
-            result.path.unlink(missing_ok=True)
         return web.Response(
             body=data,
             content_type="application/zip",
@@ -458,27 +261,40 @@ class PatientDataView(web.View):
     """Delete everything stored about a patient (admin with an edit grant; audited)."""
 
     async def delete(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
         granted = await check_access(self.request, "edit", "delete patient")
-        if granted.actor.role != "admin":
-            raise ApiError(HTTPStatus.FORBIDDEN, "only admin accounts delete a patient's data")
+        removal = await self.request.app[RECORDS].delete_patient(
+            granted.actor.username, granted.actor.role, granted.patient
+        )
+        return web.json_response({"deleted": True, "blobs_removed": removal.blobs_removed})
 
-        def work(session: Session) -> tuple[list[str], list[str]]:
-            patient = session.merge(granted.patient, load=False)
-            found = state.records.delete_patient(session, patient)
-            state.audit.write(
-                session,
-                granted.actor.username,
-                "patient.deleted",
-                patient_target(granted.patient),
-                {"blobs": len(found[0]), "archive_segments": len(found[1])},
-            )
-            return found
 
-        candidates, segments = await in_session(state.database, work)
-        removed = await asyncio.to_thread(state.records.drop_unreferenced, candidates)
-        await asyncio.to_thread(state.records.drop_segments, state.archive.root, segments)
-        return web.json_response({"deleted": True, "blobs_removed": len(removed)})
+class _AccessConsents:
+    """The access domain's consent book, as :class:`RecordsService` asks it."""
+
+    def current(self, session: Session, patient_id: int) -> dict[str, Any]:
+        return current_consents(session, patient_id)
+
+    def allows_export(self, session: Session, patient_id: int) -> bool:
+        return has_consent(session, patient_id, CONSENT_EXPORT)
+
+
+def records_service(state: ServerState) -> RecordsService:
+    """The records service and its filing pipeline, wired from the server's state."""
+    staging = state.config.state_dir / STAGING_FOLDER
+    staging.mkdir(parents=True, exist_ok=True)
+    limits = IngestLimits(max_image_pixels=state.config.records.max_image_megapixels * 1_000_000)
+    filing = RecordFiling(
+        state.database, state.records, state.audit, staging=staging, limits=limits
+    )
+    return RecordsService(
+        state.database,
+        state.records,
+        filing,
+        state.audit,
+        _AccessConsents(),
+        export_folder=staging,
+        archive_root=state.archive.root,
+    )
 
 
 async def _start_sandbox(app: web.Application) -> None:
@@ -486,7 +302,15 @@ async def _start_sandbox(app: web.Application) -> None:
     await asyncio.to_thread(start_sandbox)
 
 
+def records_of(app: web.Application) -> RecordsService:
+    """The app's records service, wired on first use (whichever route group comes first)."""
+    if RECORDS not in app:
+        app[RECORDS] = records_service(app[STATE])
+    return app[RECORDS]
+
+
 def add_record_routes(app: web.Application) -> None:
+    records_of(app)
     app.on_startup.append(_start_sandbox)
     r = app.router
     base = "/api/patients/{pid}/records"

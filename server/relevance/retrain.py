@@ -53,8 +53,8 @@ def export_cases(
                 if item.fields is not None:
                     add_item(folder, item.category, case.label, item.fields)
                 else:
-                    data = store.blobs.path_of(item.sha256 or "").read_bytes()
-                    add_item(folder, item.category, case.label, data)
+                    with store.blobs.open(item.sha256 or "") as stream:
+                        add_item(folder, item.category, case.label, stream.read())
                 count += 1
     return count
 

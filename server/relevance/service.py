@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.domain_errors import Unavailable
 from server.records.db import Database
 from server.records.store import RecordStore
-from server.relevance.course import course_items
+from server.relevance.course import CourseItem, course_items
 from server.relevance.models import RelevanceResult
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ _LOGGER = logging.getLogger(__name__)
 PRODUCED_BY_SERVER = "server"
 
 
-class NoModel(Exception):
+class NoModel(Unavailable):
     """No relevance model could be loaded."""
 
 
@@ -197,20 +198,30 @@ class RelevanceService:
         session.flush()
         return _stored(row, self.caption(model_version, produced_by))
 
+    def _content(self, item: CourseItem) -> bytes | dict[str, Any]:
+        """What the model reads of one item: its fields, or its file's bytes (streamed)."""
+        if item.fields is not None:
+            return item.fields
+        with self._store.blobs.open(item.sha256 or "") as stream:
+            return stream.read()
+
     def run_on_server(
-        self, patient_id: int, consultation_id: str | None, requested_by: str
+        self,
+        patient_id: int,
+        consultation_id: str | None,
+        requested_by: str,
+        *,
+        on_stored: Callable[[Session, StoredRelevance], None] = lambda session, result: None,
     ) -> StoredRelevance | None:
-        """Compute from the stored course data here (sync; call off the event loop)."""
+        """Compute from the stored course data here (sync; call off the event loop).
+
+        ``on_stored`` runs in the transaction that stores the result (its audit entry):
+        if it fails, the result is not stored either.
+        """
         model = self.model()
         with self._database.session() as session:
             items = course_items(session, self._store, patient_id)
-        inputs = [
-            (
-                i.category,
-                i.fields if i.fields is not None else self._store.blobs.path_of(i.sha256 or ""),
-            )
-            for i in items
-        ]
+        inputs = [(i.category, self._content(i)) for i in items]
         result = model.relevance(inputs)
         if result is None:
             return None
@@ -232,6 +243,7 @@ class RelevanceService:
                 produced_by=PRODUCED_BY_SERVER,
                 requested_by=requested_by,
             )
+            on_stored(session, stored)
         _LOGGER.info("relevance for patient %d computed on the server", patient_id)
         return stored
 

@@ -11,7 +11,7 @@ import pytest
 
 def _clinicam(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clinicam", *args],
+        [sys.executable, "-m", "clinicam_app", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -23,7 +23,7 @@ from server.config import ServerConfig
 def _check(role: str, config: Path) -> subprocess.CompletedProcess[str]:
     args = ["appliance", "run"] if role == "appliance" else ["server"]
     return subprocess.run(
-        [sys.executable, "-m", "clinicam", *args, "--config", str(config), "--check"],
+        [sys.executable, "-m", "clinicam_app", *args, "--config", str(config), "--check"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from clinicam import procs
-from clinicam.broker import find_mosquitto
 from clinicam.mqtt_config import MqttConfig, make_client
+from clinicam_app import procs
+from clinicam_app.broker import find_mosquitto
 
 HOST = "127.0.0.1"
 

@@ -9,8 +9,8 @@ import threading
 
 from pydantic import SecretStr
 
-from clinicam.broker import MosquittoBroker
 from clinicam.mqtt_config import DSCP_SIGNALING, MqttConfig, make_client
+from clinicam_app.broker import MosquittoBroker
 
 
 def test_the_mqtt_client_socket_sends_at_once_and_is_marked(broker: MosquittoBroker) -> None:

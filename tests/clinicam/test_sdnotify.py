@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from clinicam import sdnotify
-from clinicam.procs import free_port
 from clinicam.tomlwrite import dumps
+from clinicam_app.procs import free_port
 from server.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,11 +247,11 @@ def test_watchdog_pings_stop_while_the_loop_is_blocked(notify_socket: NotifySock
 def _run_program(
     args: list[str], receiver: NotifySocket, health: Path, log: Path, ready_check: Callable[[], Any]
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start ``python -m clinicam ARGS`` under the pretend systemd; return READY's status."""
+    """Start ``python -m clinicam_app ARGS`` under the pretend systemd; return READY's status."""
     env = pretend_systemd(receiver, CLINICAM_HEALTH_FILE=str(health))
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "clinicam", *args],
+            [sys.executable, "-m", "clinicam_app", *args],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

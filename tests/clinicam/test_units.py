@@ -22,8 +22,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from clinicam import procs
-from clinicam.broker import BrokerUser, acl_text, find_mosquitto, write_password_file
+from clinicam_app import procs
+from clinicam_app.broker import BrokerUser, acl_text, find_mosquitto, write_password_file
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from clinicam import sdnotify
-from clinicam.update import main_update
+from clinicam_app.update import main_update
 
 ROOT = Path(__file__).resolve().parents[2]
 # Time for a release to come up. A healthy one is seen at once; only releases that never

@@ -27,7 +27,7 @@ from aiohttp.test_utils import TestServer
 
 from clinicam.protocol import ApplianceUpdate, CommandRejected, parse_command
 from clinicam.release import wheel_name
-from clinicam.update import main_update
+from clinicam_app.update import main_update
 from firmware.config import ServerLinkConfig
 from firmware.control.router import CommandFailed
 from firmware.control.update_request import REQUEST_FILE, RESULT_FILE, UpdateRequester

@@ -63,7 +63,7 @@ def test_the_station_waits_then_joins_and_the_expert_sees_it(
         [
             sys.executable,
             "-m",
-            "clinicam",
+            "clinicam_app",
             "appliance",
             "kiosk-page",
             "--config",

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from clinicam.broker import MosquittoBroker
 from clinicam.mqtt_config import MqttConfig
+from clinicam_app.broker import MosquittoBroker
 from firmware.app import Appliance, build_appliance
 from firmware.config import ApplianceConfig
 from firmware.hardware.sim import SimRig, build_sim_rig

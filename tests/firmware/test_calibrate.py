@@ -117,7 +117,7 @@ def test_cli_calibrates_the_simulated_rig(tmp_path: Path) -> None:
     path.write_text(f'state_dir = "{tmp_path / "state"}"\n')
     answers = "\n".join(["", "++", "", "--", "", "", "++", "", "--", ""]) + "\n"
     result = subprocess.run(
-        [sys.executable, "-m", "clinicam", "appliance", "calibrate", "--config", str(path)],
+        [sys.executable, "-m", "clinicam_app", "appliance", "calibrate", "--config", str(path)],
         input=answers,
         capture_output=True,
         text=True,

@@ -12,9 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from clinicam.broker import MosquittoBroker
 from clinicam.mqtt_config import publish_properties
 from clinicam.protocol import PtzHome, PtzRelative, Snapshot
+from clinicam_app.broker import MosquittoBroker
 from server.mqtt_link import CAMERA_OPS, ApplianceLink, ApplianceUnreachable
 from tests.firmware.conftest import Rig, next_id
 from tests.helpers import wait_until

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinicam.broker import MosquittoBroker
+from clinicam_app.broker import MosquittoBroker
 from firmware.hardware.pca9685_sim import pulse_us
 from tests.firmware.conftest import Rig, appliance_config, start_rig
 from tests.firmware.test_command_api import publisher, send_raw, sniffer

@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestServer
 from gpiozero import LED
 from gpiozero.pins.mock import MockFactory
 
-from clinicam.broker import BrokerUser, MosquittoBroker
 from clinicam.mqtt_config import MqttConfig
+from clinicam_app.broker import BrokerUser, MosquittoBroker
 from firmware.config import ApplianceConfig
 from firmware.doctor import CHECK_NAMES, DoctorHardware, format_table, main_doctor, run_checks
 from firmware.hardware.pca9685_sim import REG_LED0_ON_L, SimI2CBus, SimPCA9685

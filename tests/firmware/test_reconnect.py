@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from clinicam.broker import MosquittoBroker
 from clinicam.protocol import PtzRelative
+from clinicam_app.broker import MosquittoBroker
 from server.mqtt_link import CAMERA_OPS, ApplianceLink
 from tests.firmware.conftest import Rig, next_id
 from tests.helpers import wait_until

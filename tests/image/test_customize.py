@@ -358,7 +358,7 @@ def test_the_release_is_installed_and_current_points_at_it(customized: Customize
     assert (src / "pyproject.toml").read_bytes() == (
         customized.source / "pyproject.toml"
     ).read_bytes()
-    assert (src / "clinicam" / "cli.py").exists()
+    assert (src / "clinicam_app" / "cli.py").exists()
     assert (src / "systemd" / "clinicam-appliance.service").exists()
     for junk in (".git", ".venv", ".mypy_cache", ".pytest_cache"):
         assert not (src / junk).exists(), junk

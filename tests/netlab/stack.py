@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from clinicam import tomlwrite
-from clinicam.broker import BrokerUser, MosquittoBroker, find_mosquitto
+from clinicam_app.broker import BrokerUser, MosquittoBroker, find_mosquitto
 from tests.netlab.testbed import SERVER, SERVER_ADDRESS, Testbed
 
 MQTT_PORT = 18830
@@ -132,7 +132,7 @@ class ClinicStack:
         server_toml.write_text(tomlwrite.dumps(self._server_config()))
         appliance_toml = self.workdir / "appliance.toml"
         appliance_toml.write_text(tomlwrite.dumps(self._appliance_config()))
-        cli = [sys.executable, "-m", "clinicam"]
+        cli = [sys.executable, "-m", "clinicam_app"]
         self._spawn(SERVER, "server", [*cli, "server", "--config", str(server_toml)])
         self.wait(lambda: self.health() is not None, timeout_s, "the server")
         self._spawn("clinic", "appliance", [*cli, "appliance", "--config", str(appliance_toml)])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from server.records.blobs import BlobStore
+from server.records.blobs import LocalBlobStore
 from server.records.db import Database, open_database
 
 
@@ -41,5 +41,5 @@ def database(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+def blobs(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs")

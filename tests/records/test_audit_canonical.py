@@ -32,7 +32,7 @@ def _fill(database: Database, n: int = N) -> None:
 
 def _clinicam(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clinicam", "audit", *args],
+        [sys.executable, "-m", "clinicam_app", "audit", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,7 +14,7 @@ from server.records.db import open_database
 
 def _clinicam(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clinicam", "audit", "verify", *args],
+        [sys.executable, "-m", "clinicam_app", "audit", "verify", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.records.blobs import BlobStore, BlobTooLarge
+from server.records.blobs import BlobTooLarge, LocalBlobStore
 
 
 class _Trickle(io.RawIOBase):
@@ -30,7 +30,7 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def test_put_then_open_returns_the_same_bytes(blobs: BlobStore) -> None:
+def test_put_then_open_returns_the_same_bytes(blobs: LocalBlobStore) -> None:
     data = os.urandom(300_000)
     ref = blobs.put(io.BytesIO(data), max_bytes=1_000_000)
     assert ref.sha256 == hashlib.sha256(data).hexdigest() and ref.size == len(data)
@@ -42,14 +42,14 @@ def test_put_then_open_returns_the_same_bytes(blobs: BlobStore) -> None:
     assert not [p for p in blobs.root.iterdir() if p.name.startswith(".incoming-")]
 
 
-def test_same_content_is_stored_once(blobs: BlobStore) -> None:
+def test_same_content_is_stored_once(blobs: LocalBlobStore) -> None:
     first = blobs.put_bytes(b"same scan", max_bytes=100)
     second = blobs.put(io.BytesIO(b"same scan"), max_bytes=100)
     assert first == second
     assert len(_files(blobs.root)) == 1
 
 
-def test_size_limit_stops_the_stream_and_leaves_nothing(blobs: BlobStore) -> None:
+def test_size_limit_stops_the_stream_and_leaves_nothing(blobs: LocalBlobStore) -> None:
     stream = _Trickle(10_000_000)
     with pytest.raises(BlobTooLarge, match="1000000 bytes"):
         blobs.put(stream, max_bytes=1_000_000)
@@ -57,7 +57,7 @@ def test_size_limit_stops_the_stream_and_leaves_nothing(blobs: BlobStore) -> Non
     assert _files(blobs.root) == []
 
 
-def test_a_failing_stream_leaves_nothing(blobs: BlobStore) -> None:
+def test_a_failing_stream_leaves_nothing(blobs: LocalBlobStore) -> None:
     class Broken(io.RawIOBase):
         def read(self, size: int = -1, /) -> bytes:
             raise ConnectionResetError("client went away")
@@ -67,7 +67,7 @@ def test_a_failing_stream_leaves_nothing(blobs: BlobStore) -> None:
     assert _files(blobs.root) == []
 
 
-def test_unknown_or_malformed_names_are_refused(blobs: BlobStore) -> None:
+def test_unknown_or_malformed_names_are_refused(blobs: LocalBlobStore) -> None:
     assert not blobs.exists("0" * 64)
     with pytest.raises(FileNotFoundError):
         blobs.open("0" * 64)
@@ -75,7 +75,7 @@ def test_unknown_or_malformed_names_are_refused(blobs: BlobStore) -> None:
         blobs.open("../../etc/passwd")
 
 
-def test_collector_removes_old_orphans_only(blobs: BlobStore) -> None:
+def test_collector_removes_old_orphans_only(blobs: LocalBlobStore) -> None:
     kept = blobs.put_bytes(b"referenced", max_bytes=100)
     orphan = blobs.put_bytes(b"orphan", max_bytes=100)
     fresh = blobs.put_bytes(b"just written", max_bytes=100)
@@ -93,7 +93,7 @@ def test_collector_removes_old_orphans_only(blobs: BlobStore) -> None:
     assert not blobs.exists(orphan.sha256) and not stale_tmp.exists()
 
 
-def test_putting_existing_content_again_restarts_its_grace_period(blobs: BlobStore) -> None:
+def test_putting_existing_content_again_restarts_its_grace_period(blobs: LocalBlobStore) -> None:
     ref = blobs.put_bytes(b"re-uploaded", max_bytes=100)
     old = time.time() - 3600
     os.utime(blobs.path_of(ref.sha256), (old, old))

@@ -54,13 +54,13 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
-from clinicam.procs import free_port
-from clinicam.procs import stop as stop_process
 from clinicam.tomlwrite import dumps
+from clinicam_app.procs import free_port
+from clinicam_app.procs import stop as stop_process
 from server.audit.log import AuditEntry
 from server.auth import hash_secret
 from server.config import ServerConfig
-from server.records.blobs import BlobStore
+from server.records.blobs import LocalBlobStore
 from server.records.db import connect_database
 from server.records.models import BLOB_TABLES
 from server.records.store import TABLE_OF
@@ -176,7 +176,7 @@ def write_config(path: Path, state_dir: Path, database_url: str, port: int) -> N
 
 
 class ServerProcess:
-    """``python -m clinicam server --config FILE``, started, killed and restarted."""
+    """``python -m clinicam_app server --config FILE``, started, killed and restarted."""
 
     def __init__(self, config: Path, port: int, log: Path) -> None:
         self.config = config
@@ -196,7 +196,7 @@ class ServerProcess:
             log.write(f"\n===== start {self.starts} =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "clinicam", "server", "--config", str(self.config)],
+                [sys.executable, "-m", "clinicam_app", "server", "--config", str(self.config)],
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -424,7 +424,7 @@ def read_back(database_url: str) -> Stored:
     return Stored(rows, audited)
 
 
-def lost_or_dangling(stored: Stored, blobs: BlobStore, ledger: Ledger) -> list[str]:
+def lost_or_dangling(stored: Stored, blobs: LocalBlobStore, ledger: Ledger) -> list[str]:
     """The issue's property: acknowledged uploads are there; no row points at a missing blob."""
     problems: list[str] = []
     for a in ledger.acked:
@@ -446,7 +446,7 @@ def lost_or_dangling(stored: Stored, blobs: BlobStore, ledger: Ledger) -> list[s
 
 def audit_verify(database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clinicam", "audit", "verify", "--database", database_url],
+        [sys.executable, "-m", "clinicam_app", "audit", "verify", "--database", database_url],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -458,7 +458,7 @@ def audit_verify(database_url: str) -> subprocess.CompletedProcess[str]:
 class Outcome:
     ledger: Ledger
     stored: Stored
-    blobs: BlobStore
+    blobs: LocalBlobStore
     staging_leftovers: list[str]
     api_problems: list[str]
 
@@ -508,7 +508,7 @@ async def crash_scenario(tmp_path: Path, database_url: str) -> Outcome:
         f"({sum(n.startswith('upload-') for n in leftovers)} raw uploads); "
         f"{time.monotonic() - started:.1f} s"
     )
-    return Outcome(ledger, stored, BlobStore(state_dir / "blobs"), leftovers, api_problems)
+    return Outcome(ledger, stored, LocalBlobStore(state_dir / "blobs"), leftovers, api_problems)
 
 
 def _shas(stored: Stored) -> set[str]:

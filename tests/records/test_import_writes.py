@@ -170,7 +170,7 @@ def test_a_killed_import_leaves_only_whole_audited_records(tmp_path: Path) -> No
     config = records_config(tmp_path / "state", url)
     toml = tmp_path / "server.toml"
     toml.write_text(tomlwrite.dumps(config.model_dump(mode="json", exclude_none=True)))
-    command = [sys.executable, "-m", "clinicam", "records", "import-dicom", str(folder)]
+    command = [sys.executable, "-m", "clinicam_app", "records", "import-dicom", str(folder)]
     command += ["--patient", "P-9", "-c", str(toml)]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     database: Database | None = None

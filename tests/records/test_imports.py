@@ -50,7 +50,7 @@ def test_dicom_folder_import_from_the_command_line(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "clinicam",
+            "clinicam_app",
             "records",
             "import-dicom",
             str(tmp_path / "study"),
@@ -83,7 +83,7 @@ def test_dicom_folder_import_from_the_command_line(tmp_path: Path) -> None:
     finally:
         database.close()
     verify = subprocess.run(
-        [sys.executable, "-m", "clinicam", "audit", "verify", "-c", str(toml)],
+        [sys.executable, "-m", "clinicam_app", "audit", "verify", "-c", str(toml)],
         capture_output=True,
         text=True,
         timeout=60,

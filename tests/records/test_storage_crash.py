@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from server.records.blobs import BlobStore, BlobTooLarge
+from server.records.blobs import BlobTooLarge, LocalBlobStore
 from server.records.db import Database
 from server.records.models import (
     SOURCE_SNAPSHOT,
@@ -50,12 +50,12 @@ def _photo(patient_id: int, sha256: str, size: int) -> ClinicalPhoto:
     )
 
 
-def _missing_blobs(database: Database, blobs: BlobStore) -> set[str]:
+def _missing_blobs(database: Database, blobs: LocalBlobStore) -> set[str]:
     with database.session() as session:
         return {sha for sha in referenced_blobs(session) if not blobs.exists(sha)}
 
 
-def test_every_category_row_round_trips(database: Database, blobs: BlobStore) -> None:
+def test_every_category_row_round_trips(database: Database, blobs: LocalBlobStore) -> None:
     pid = _patient(database)
     photo = blobs.put_bytes(b"jpeg", max_bytes=100)
     dicom = blobs.put_bytes(b"dicom", max_bytes=100)
@@ -92,7 +92,7 @@ def test_every_category_row_round_trips(database: Database, blobs: BlobStore) ->
 
 
 def test_crash_before_commit_leaves_an_orphan_that_is_collected(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     pid = _patient(database)
     kept = blobs.put_bytes(b"committed photo", max_bytes=1000)
@@ -118,7 +118,7 @@ def test_crash_before_commit_leaves_an_orphan_that_is_collected(
 
 
 def test_no_row_is_committed_when_the_blob_write_fails(
-    database: Database, blobs: BlobStore
+    database: Database, blobs: LocalBlobStore
 ) -> None:
     pid = _patient(database)
     with pytest.raises(BlobTooLarge), database.session() as session:

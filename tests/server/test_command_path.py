@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from clinicam.broker import MosquittoBroker
+from clinicam_app.broker import MosquittoBroker
 from server.audit.log import AuditEntry
 from server.auth import hash_secret
 from server.config import ServerConfig

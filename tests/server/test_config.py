@@ -47,7 +47,7 @@ def test_bad_server_config_names_the_key(tmp_path: Path, text: str, key: str) ->
 def test_server_refuses_to_start_with_a_bad_file(tmp_path: Path) -> None:
     path = _write(tmp_path, '[http]\nport = "eighty"\n')
     result = subprocess.run(
-        [sys.executable, "-m", "clinicam", "server", "--config", str(path)],
+        [sys.executable, "-m", "clinicam_app", "server", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -61,7 +61,7 @@ def test_check_flag_accepts_a_good_file(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "clinicam",
+            "clinicam_app",
             "appliance",
             "--check",
             "--config",

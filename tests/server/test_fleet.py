@@ -24,7 +24,6 @@ import pytest
 from aiohttp import ClientSession
 
 import server.fleet.views as fleet_views
-from clinicam.broker import MosquittoBroker
 from clinicam.const import AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE, device_topic
 from clinicam.mqtt_config import MqttConfig, make_client, publish_properties
 from clinicam.protocol import (
@@ -35,6 +34,7 @@ from clinicam.protocol import (
     UpdateStatus,
     parse_command,
 )
+from clinicam_app.broker import MosquittoBroker
 from server.auth import hash_secret
 from server.config import ServerConfig
 from server.fleet.releases import ReleaseStore

@@ -404,7 +404,7 @@ def _report(code: int, root: Path) -> int:
 
 
 def _main_request(args: argparse.Namespace) -> int:
-    from clinicam.requested_update import install_requested
+    from clinicam_app.requested_update import install_requested
 
     code = install_requested(
         args.request, _options(args), python=args.python, extras=args.extras, run_as=args.run_as

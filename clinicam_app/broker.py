@@ -15,7 +15,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from clinicam import procs
 from clinicam.const import (
     TOPIC_ACK,
     TOPIC_AVAILABILITY,
@@ -26,6 +25,7 @@ from clinicam.const import (
     TOPIC_STATE,
     TOPIC_TELEMETRY,
 )
+from clinicam_app import procs
 
 _LOGGER = logging.getLogger(__name__)
 

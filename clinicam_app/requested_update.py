@@ -43,7 +43,7 @@ from clinicam.release import (
     check_wheel,
     wheel_name,
 )
-from clinicam.update import UpdateOptions, build_release, record, update
+from clinicam_app.update import UpdateOptions, build_release, record, update
 
 MAX_REQUEST_BYTES = 64 * 1024
 RESULT_NAME = "update-result.json"

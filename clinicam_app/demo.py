@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clinicam import procs, tomlwrite
-from clinicam.broker import BrokerUser, MosquittoBroker
+from clinicam import tomlwrite
 from clinicam.files import write_atomically
+from clinicam_app import procs
+from clinicam_app.broker import BrokerUser, MosquittoBroker
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -260,7 +261,7 @@ def run_demo(opts: DemoOptions) -> int:
     _write_private(
         server_toml, tomlwrite.dumps(_server_config(opts, http_port, mqtt_port, sec, state))
     )
-    cli = [sys.executable, "-m", "clinicam"]
+    cli = [sys.executable, "-m", "clinicam_app"]
     commands = {"server": [*cli, "server", "--config", str(server_toml)]}
     for device in sec.devices:
         appliance_toml = state / f"clinicam-appliance{device.suffix}.toml"

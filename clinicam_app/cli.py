@@ -235,7 +235,7 @@ def _appliance_tool(action: str, config_path: Path | None, rest: list[str]) -> i
         from firmware.kiosk import main_kiosk_page
 
         return main_kiosk_page([*(["--config", str(config_path)] if config_path else []), *rest])
-    from clinicam.update import main_update
+    from clinicam_app.update import main_update
 
     return main_update(rest)
 
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from clinicam.demo import DemoOptions, run_demo
+            from clinicam_app.demo import DemoOptions, run_demo
 
             setup_logging(args.log_level, "demo")
             return run_demo(
