@@ -55,8 +55,8 @@ from bench.archive_range import RANGE_SECONDS, encode_clip, measure_ranges  # no
 from server.access.grants import AccessControl, AccessDenied, Actor, IssuedGrant  # noqa: E402
 from server.app import build_app  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
+from server.db import open_database  # noqa: E402
 from server.records.blobs import LocalBlobStore  # noqa: E402
-from server.records.db import open_database  # noqa: E402
 from server.records.store import RecordStore  # noqa: E402
 from tests.records.api_helpers import User, open_user, records_config  # noqa: E402
 

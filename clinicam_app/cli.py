@@ -323,7 +323,7 @@ def _device_token(device_id: str, config_path: Path | None) -> int:
 
 def _audit_database(config_path: Path | None, database: str | None) -> tuple[str, Path | None]:
     """The database URL and the state folder (None when given only a URL)."""
-    from server.records.db import DATABASE_FILE, default_database_url
+    from server.db import DATABASE_FILE, default_database_url
 
     if database is not None:
         return database, None
@@ -382,7 +382,7 @@ def _audit(args: argparse.Namespace) -> int:
 def _audit_checkpoint(url: str, key: Ed25519PrivateKey, out: Path | None) -> int:
     from server.audit import checkpoint as cp
     from server.audit.log import canonical_json
-    from server.records.db import connect_database
+    from server.db import connect_database
 
     database = connect_database(url)
     try:
@@ -420,8 +420,8 @@ def _model(action: str, argv: list[str]) -> int:
 def _records(
     action: str, source: Path, patient: str | None, name: str | None, config_path: Path | None
 ) -> int:
+    from server import import_cli as cli
     from server.config import ServerConfig
-    from server.records import cli
 
     config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
     if action == "import-fhir":

@@ -17,39 +17,39 @@ from clinicam.ice import restrict_ice_to_loopback
 from clinicam.protocol import ApplianceState
 from clinicam.realtime import favour_the_event_loop
 from server.access.grants import AccessControl
-from server.access.views import add_access_routes
-from server.archive.backfill import add_backfill_routes
 from server.archive.recorder import ArchiveRecorder
-from server.archive.views import add_archive_routes
 from server.audit.trail import AuditTrail, Checkpointer
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
+from server.db import Database, default_database_url, open_database
 from server.device_tokens import DeviceTokens
 from server.errors import error_middleware
-from server.fleet.views import add_fleet_routes
 from server.login import LoginService
-from server.media.peers import MediaHub
+from server.media_hub import MediaHub
 from server.mqtt_link import ApplianceLink
 from server.records import staging
 from server.records.blobs import LocalBlobStore
-from server.records.db import Database, default_database_url, open_database
-from server.records.import_views import add_import_routes
 from server.records.models import Patient
-from server.records.present import add_present_routes
-from server.records.snapshots import add_snapshot_routes
 from server.records.store import RecordStore
-from server.records.views import add_record_routes
 from server.relevance.learning import LearningLoop
 from server.relevance.retrain import Retrainer, champion, training_available
 from server.relevance.service import RelevanceService
-from server.relevance.views import add_relevance_routes
 from server.room import ConsultationRoom, RoomRegistry
 from server.room_links import watch_links
-from server.security import auth_middleware
 from server.slow_checks import SlowChecks
 from server.state import STATE, ServerState
-from server.station_views import add_station_routes
-from server.views import add_routes
+from server.web.access import add_access_routes
+from server.web.archive import add_archive_routes
+from server.web.backfill import add_backfill_routes
+from server.web.consultation import add_routes
+from server.web.fleet import add_fleet_routes
+from server.web.present import add_present_routes
+from server.web.records import add_record_routes
+from server.web.records_import import add_import_routes
+from server.web.relevance import add_relevance_routes
+from server.web.security import auth_middleware
+from server.web.snapshots import add_snapshot_routes
+from server.web.station import add_station_routes
 
 _LOGGER = logging.getLogger(__name__)
 

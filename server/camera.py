@@ -11,14 +11,29 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 from clinicam.protocol import AnyCommand, CommandAck, CommandRejected, validate_command
+from server.audit.trail import AuditTrail
 from server.config import ConsultationConfig
-from server.mqtt_link import CAMERA_OPS, CommandNotSent, CommandUnconfirmed
-from server.state import ServerState
+from server.mqtt_link import CAMERA_OPS, ApplianceLink, CommandNotSent, CommandUnconfirmed
+from server.room import RoomRegistry
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class CameraPath(Protocol):
+    """What a camera command passes through: the rooms (floor), the appliances' link and
+    the audit trail (the server's state has them all)."""
+
+    @property
+    def rooms(self) -> RoomRegistry: ...
+
+    @property
+    def appliances(self) -> ApplianceLink: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
 
 class NotACameraCommand(Exception):
@@ -30,7 +45,7 @@ class ControlHeldElsewhere(Exception):
 
 
 async def camera_command(
-    state: ServerState, consultation: ConsultationConfig, username: str, body: dict[str, Any]
+    state: CameraPath, consultation: ConsultationConfig, username: str, body: dict[str, Any]
 ) -> CommandAck:
     """Validate, check and forward one camera command; the appliance's ack.
 

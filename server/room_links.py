@@ -13,18 +13,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from server.media.link_health import PartyLink, fresh, read_link
-from server.room import ConsultationRoom
-from server.state import ServerState
+from server.media_hub import MediaHub
+from server.mqtt_link import ApplianceLink
+from server.room import ConsultationRoom, RoomRegistry
 
 _LOGGER = logging.getLogger(__name__)
 INTERVAL_S = 3.0
 CLINIC = "clinic"
 
 
-async def links_event(state: ServerState, room: ConsultationRoom) -> dict[str, Any]:
+class LinkSources(Protocol):
+    """Where the link figures come from: the media hub, the appliances' link and the
+    rooms (the server's state has them all)."""
+
+    @property
+    def media(self) -> MediaHub: ...
+
+    @property
+    def appliances(self) -> ApplianceLink: ...
+
+    @property
+    def rooms(self) -> RoomRegistry: ...
+
+
+async def links_event(state: LinkSources, room: ConsultationRoom) -> dict[str, Any]:
     """The ``links`` event of ``room`` now."""
     media, device = state.media, room.consultation.appliance
     links: dict[str, PartyLink] = room.links
@@ -46,7 +61,7 @@ async def links_event(state: ServerState, room: ConsultationRoom) -> dict[str, A
     return {"type": "links", "parties": parties, "server_p95_ms": server_ms}
 
 
-async def watch_links(state: ServerState, interval_s: float = INTERVAL_S) -> None:
+async def watch_links(state: LinkSources, interval_s: float = INTERVAL_S) -> None:
     """Forever: send each live room its link figures."""
     while True:
         await asyncio.sleep(interval_s)

@@ -11,11 +11,11 @@ from server.archive.recorder import ArchiveRecorder
 from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
+from server.db import Database
 from server.device_tokens import DeviceTokens
 from server.login import LoginService
-from server.media.peers import MediaHub
+from server.media_hub import MediaHub
 from server.mqtt_link import ApplianceLink
-from server.records.db import Database
 from server.records.store import RecordStore
 from server.relevance.learning import LearningLoop
 from server.relevance.service import RelevanceService

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from server.access.models import CONSENT_EXPORT, CONSENT_TRAINING, Consent
 from server.audit.trail import AuditTrail
-from server.records.db import Database
+from server.db import Database
 from server.records.models import Patient
 
 

@@ -31,7 +31,7 @@ from server.access.grants import (
 from server.access.models import REQUEST_PENDING, AccessGrant, AccessRequest
 from server.audit.trail import AuditTrail
 from server.config import ServerConfig
-from server.records.db import Database, iso, utcnow
+from server.db import Database, iso, utcnow
 from server.records.models import Patient
 
 T = TypeVar("T")

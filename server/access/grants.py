@@ -37,8 +37,8 @@ from server.access.models import (
 )
 from server.access.rules import match_rules
 from server.config import ServerConfig
+from server.db import utcnow
 from server.domain_errors import DomainError, Forbidden, Invalid, NotFound
-from server.records.db import utcnow
 from server.records.models import Patient
 
 _LOGGER = logging.getLogger(__name__)
@@ -384,3 +384,18 @@ class AccessControl:
             )
         )
         return list(rows)
+
+
+def holds_edit_grant(session: Session, username: str, patient_id: int) -> bool:
+    """Does ``username`` hold an active, unrevoked grant with ``edit`` for the patient?
+    (What an import into an existing patient needs: passed to the records' filing.)"""
+    now = utcnow()
+    grants = session.scalars(
+        select(AccessGrant).where(
+            AccessGrant.username == username,
+            AccessGrant.patient_id == patient_id,
+            AccessGrant.revoked_at.is_(None),
+            AccessGrant.expires_at > now,
+        )
+    )
+    return any("edit" in grant.operation_set for grant in grants)

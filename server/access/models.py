@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.records.db import Base, UtcDateTime, utcnow
+from server.db import Base, UtcDateTime, utcnow
 
 REQUEST_PENDING = "pending"
 REQUEST_GRANTED = "granted"

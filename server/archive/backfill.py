@@ -17,32 +17,21 @@ audit entry commit together, after the file is in place.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import av
-from aiohttp import web
 
 from clinicam.files import fsync_directory, fsync_file
 from clinicam.segments import TIME_BASE, SegmentInfo, segment_name
 from server.archive.recorder import ArchiveRecorder
-from server.archive.service import merged_ranges
-from server.archive.views import _when
 from server.config import ConsultationConfig
-from server.errors import ApiError
-from server.records.staging import body_chunks
-from server.security import authenticated_device
-from server.state import STATE
 
 _LOGGER = logging.getLogger(__name__)
 MAX_SEGMENT_BYTES = 64 * 1024 * 1024
-CHUNK = 256 * 1024
 FUTURE_SLACK = timedelta(seconds=60)
 MIN_NEW = timedelta(milliseconds=500)  # less than this uncovered: already archived
 
@@ -132,54 +121,7 @@ def _cut(packets: list[_Packet], gaps: list[tuple[datetime, datetime]], out: Pat
     )
 
 
-async def _receive(request: web.Request, into: Path) -> None:
-    size = 0
-    with into.open("wb") as fh:
-        async for chunk in body_chunks(request, CHUNK):  # 408 when the appliance goes silent
-            size += len(chunk)
-            if size > MAX_SEGMENT_BYTES:
-                raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "segment too large")
-            fh.write(chunk)
-
-
-class CoverageView(web.View):
-    async def get(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
-        device = authenticated_device(self.request)
-        start, end = _when(self.request, "start"), _when(self.request, "end")
-        spans = await asyncio.to_thread(state.archive.device_spans, device.device_id, start, end)
-        return web.json_response({"runs": merged_ranges(spans)})
-
-
-class BackfillView(web.View):
-    async def post(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
-        device = authenticated_device(self.request)
-        start = _when(self.request, "start")
-        if start > datetime.now(UTC) + FUTURE_SLACK:
-            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "start: in the future")
-        consultation = state.rooms.serving(device.device_id)
-        if consultation is None:
-            raise ApiError(HTTPStatus.CONFLICT, "this appliance is in no consultation")
-        archive: ArchiveRecorder = state.archive
-        incoming = archive.root / device.device_id / "incoming"
-        incoming.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=incoming, suffix=".upload")
-        os.close(fd)
-        upload = Path(name)
-        try:
-            await _receive(self.request, upload)
-            result = await asyncio.to_thread(
-                _store, archive, device.device_id, consultation, upload, start
-            )
-        except BadSegment as exc:
-            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
-        finally:
-            upload.unlink(missing_ok=True)
-        return web.json_response(result, status=201 if result["stored"] else 200)
-
-
-def _store(
+def store_segment(
     archive: ArchiveRecorder,
     device_id: str,
     consultation: ConsultationConfig,
@@ -212,9 +154,3 @@ def _store(
         "end": info.end_utc.isoformat(),
         "frames": info.frames,
     }
-
-
-def add_backfill_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_view("/api/appliances/{device}/archive/coverage", CoverageView)
-    r.add_view("/api/appliances/{device}/archive/segments", BackfillView)

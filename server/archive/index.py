@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.records.db import Base, UtcDateTime
+from server.db import Base, UtcDateTime
 
 _LOGGER = logging.getLogger(__name__)
 

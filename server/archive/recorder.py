@@ -25,7 +25,7 @@ from server.archive.index import ArchiveSegment
 from server.archive.tap import tap_encoded_video
 from server.audit.trail import AuditTrail
 from server.config import ArchiveConfig, ConsultationConfig
-from server.records.db import Database, utcnow
+from server.db import Database, utcnow
 from server.records.store import RecordStore
 
 _LOGGER = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from server.archive.range import NothingArchived, RangeResult, remux_range, wate
 from server.archive.recorder import ArchiveRecorder
 from server.audit.trail import AuditTrail
 from server.config import ArchiveConfig, ConsultationConfig
+from server.db import Database
 from server.domain_errors import Conflict, Invalid, NotFound
-from server.records.db import Database
 
 MAX_LISTED = 5000
 JOIN_GAP = timedelta(seconds=2)

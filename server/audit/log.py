@@ -33,7 +33,7 @@ from sqlalchemy import JSON, BigInteger, Dialect, Integer, String, select, updat
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from server.records.db import Base, UtcDateTime, utcnow
+from server.db import Base, UtcDateTime, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from server.audit.checkpoint import (
     signing_key,
 )
 from server.audit.log import AuditLog, canonical_json
-from server.records.db import Database
+from server.db import Database
 
 _LOGGER = logging.getLogger(__name__)
 

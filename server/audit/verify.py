@@ -36,7 +36,7 @@ from server.audit.log import (
     canonical_json,
     entry_hash,
 )
-from server.records.db import connect_database
+from server.db import connect_database
 
 _SQLITE_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")

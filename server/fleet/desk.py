@@ -13,9 +13,9 @@ import asyncio
 from pathlib import Path
 
 from server.audit.trail import AuditTrail
+from server.db import Database
 from server.domain_errors import NotFound
 from server.fleet.releases import ReleaseStore, StoredRelease
-from server.records.db import Database
 
 
 class ReleaseDesk:

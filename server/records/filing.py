@@ -14,7 +14,7 @@ it) with domain errors (:mod:`server.domain_errors`), never HTTP codes.
 
 Imports are checked against the same grants as the web API: an importer may create a
 new patient (audited as ``patient.create``), but may add records to an existing one
-only while holding an active edit grant for it (:func:`holds_edit_grant`).
+only while holding an active edit grant for it (``may_edit``, given by the access domain).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.access.models import AccessGrant
+from server.db import Database
 from server.domain_errors import (
     Conflict,
     DomainError,
@@ -40,7 +40,6 @@ from server.domain_errors import (
     Unprocessable,
     Unsupported,
 )
-from server.records.db import Database, utcnow
 from server.records.ingest import Category, IngestError, IngestLimits, Inspected
 from server.records.ingest.sandbox import inspect_sandboxed
 from server.records.models import SOURCE_SNAPSHOT, EmrEntry, Patient
@@ -131,7 +130,7 @@ def refused_content(exc: IngestError) -> ContentRefused:
 
 
 def patient_target(patient: Patient) -> str:
-    """The audit target naming a patient (as :mod:`server.access.guard` writes it)."""
+    """The audit target naming a patient (as :mod:`server.web.guard` writes it)."""
     return f"patient:{patient.external_id}"
 
 
@@ -154,18 +153,9 @@ def dicom_identity_mismatch(inspected: Inspected, patient: Patient) -> str | Non
     return file_patient
 
 
-def holds_edit_grant(session: Session, username: str, patient_id: int) -> bool:
-    """Does ``username`` hold an active, unrevoked grant with ``edit`` for the patient?"""
-    now = utcnow()
-    grants = session.scalars(
-        select(AccessGrant).where(
-            AccessGrant.username == username,
-            AccessGrant.patient_id == patient_id,
-            AccessGrant.revoked_at.is_(None),
-            AccessGrant.expires_at > now,
-        )
-    )
-    return any("edit" in grant.operation_set for grant in grants)
+MayEdit = Callable[[Session, str, int], bool]
+"""Does this user hold an active edit grant for the patient? (session, username,
+patient id): the access domain answers, :mod:`server.app` passes it in."""
 
 
 FindPatient = Callable[[Session], Patient]
@@ -219,10 +209,12 @@ class RecordFiling:
         *,
         staging: Path,
         limits: IngestLimits,
+        may_edit: MayEdit,
     ) -> None:
         self.database = database
         self.store = store
         self.audit = audit
+        self.may_edit = may_edit
         self.staging = staging
         self.limits = limits
 
@@ -318,7 +310,7 @@ class RecordFiling:
         it exists and ``actor`` may not edit it. A new patient is audited here."""
         patient = session.scalar(select(Patient).where(Patient.external_id == external_id))
         if patient is not None:
-            if not holds_edit_grant(session, actor, patient.id):
+            if not self.may_edit(session, actor, patient.id):
                 raise NoEditGrant(actor, patient)
             return patient, False
         patient = self.store.ensure_patient(session, external_id, name)

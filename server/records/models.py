@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from server.records.db import Base, UtcDateTime, utcnow
+from server.db import Base, UtcDateTime, utcnow
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ a read or a refusal, which changes nothing, is logged in a transaction of its ow
 refuses with :mod:`server.domain_errors` and knows nothing of HTTP.
 
 The caller has already passed the access check for the patient (the views do it with
-:func:`server.access.guard.check_access`); the service is told who is asking and for
+:func:`server.web.guard.check_access`); the service is told who is asking and for
 which patient.
 """
 
@@ -24,8 +24,8 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
+from server.db import Database
 from server.domain_errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
-from server.records.db import Database
 from server.records.export import ExportResult, build_export
 from server.records.filing import (
     Arrival,
@@ -56,6 +56,11 @@ class Consents(Protocol):
     def allows_export(self, session: Session, patient_id: int) -> bool:
         """Is a de-identified export consented to?"""
         ...
+
+
+ErasePatient = Callable[[Session, Patient], tuple[list[str], list[str]]]
+"""Remove every row about a patient, in every domain, in the caller's transaction;
+returns (blob candidates, archive segment paths) (:func:`server.erasure.erase_patient`)."""
 
 
 class NoExportConsent(Conflict):
@@ -94,12 +99,14 @@ class RecordsService:
         *,
         export_folder: Path,
         archive_root: Path,
+        erase: ErasePatient,
     ) -> None:
         self._database = database
         self._store = store
         self.filing = filing
         self._audit = audit
         self._consents = consents
+        self._erase = erase
         self._export_folder = export_folder
         self._archive_root = archive_root
 
@@ -350,7 +357,7 @@ class RecordsService:
 
         def work(session: Session) -> tuple[list[str], list[str]]:
             subject = session.merge(patient, load=False)
-            found = self._store.delete_patient(session, subject)
+            found = self._erase(session, subject)
             self._audit.write(
                 session,
                 actor,

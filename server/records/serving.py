@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.records.db import iso
+from server.db import iso
 from server.records.models import ClinicalPhoto, CtImage, RecordScan
 from server.records.store import EMR
 

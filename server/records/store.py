@@ -14,17 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.access.models import AccessGrant, AccessGrantToken, AccessRequest, Consent
-from server.archive.index import ArchiveSegment
+from server.db import Database, utcnow
 from server.domain_errors import Conflict
 from server.records.blobs import BlobRef, BlobStore
-from server.records.db import Database, utcnow
 from server.records.ingest import Category, Inspected
 from server.records.models import (
-    BLOB_TABLES,
     SOURCE_SNAPSHOT,
     SOURCE_UPLOAD,
     ClinicalPhoto,
@@ -35,7 +32,6 @@ from server.records.models import (
     VoiceNote,
     referenced_blobs,
 )
-from server.relevance.models import Diagnosis, RelevanceResult
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -246,38 +242,6 @@ class RecordStore:
             query = select(table).where(table.patient_id == patient_id).order_by(table.id)
             out[category] = list(session.scalars(query))
         return out
-
-    def delete_patient(self, session: Session, patient: Patient) -> tuple[list[str], list[str]]:
-        """Remove every row of ``patient``; returns (blob candidates, archive segment paths).
-
-        After the commit, :meth:`drop_unreferenced` and :meth:`drop_segments` remove the
-        files: a crash in between leaves only unreferenced files for the collector.
-        """
-        shas: set[str] = set()
-        for table in BLOB_TABLES:
-            query = select(table.blob_sha256).where(table.patient_id == patient.id)
-            shas.update(session.scalars(query))
-        segments = list(
-            session.scalars(
-                select(ArchiveSegment.path).where(ArchiveSegment.patient_id == patient.id)
-            )
-        )
-        owned: tuple[type[Any], ...] = (
-            *BLOB_TABLES,
-            EmrEntry,
-            ArchiveSegment,
-            Consent,
-            RelevanceResult,
-            Diagnosis,
-            AccessRequest,
-            AccessGrant,
-        )
-        grants = select(AccessGrant.id).where(AccessGrant.patient_id == patient.id)
-        session.execute(delete(AccessGrantToken).where(AccessGrantToken.grant_id.in_(grants)))
-        for table in owned:  # requests before grants: a request may point at a grant
-            session.execute(delete(table).where(table.patient_id == patient.id))
-        session.delete(patient)
-        return sorted(shas), segments
 
     @staticmethod
     def drop_segments(archive_root: Path, paths: list[str]) -> int:

@@ -25,9 +25,9 @@ from server.access.desk import AccessDesk, in_transaction, patient_target
 from server.access.grants import AccessControl, Actor
 from server.audit.trail import AuditTrail
 from server.config import ConsultationConfig, ServerConfig
+from server.db import Database, utcnow
 from server.domain_errors import Invalid, NotFound, Unavailable
 from server.mqtt_link import RELEVANCE_OPS, ApplianceLink, ApplianceUnreachable
-from server.records.db import Database, utcnow
 from server.records.models import Patient
 from server.records.store import EMR, RecordStore
 from server.relevance.course import course_items

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from server.access.consent import has_consent
 from server.access.models import CONSENT_TRAINING
-from server.records.db import Database
+from server.db import Database
 from server.relevance.models import Diagnosis, ModelVersion
 
 _LOGGER = logging.getLogger(__name__)

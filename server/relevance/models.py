@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.records.db import Base, UtcDateTime, utcnow
+from server.db import Base, UtcDateTime, utcnow
 
 STATUS_CHAMPION = "champion"
 STATUS_RETIRED = "retired"

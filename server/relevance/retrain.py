@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from server.audit.trail import AuditTrail
 from server.config import ServerConfig
-from server.records.db import Database, utcnow
+from server.db import Database, utcnow
 from server.records.store import RecordStore
 from server.relevance.course import course_items
 from server.relevance.learning import LabelledCase

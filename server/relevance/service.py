@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.db import Database
 from server.domain_errors import Unavailable
-from server.records.db import Database
 from server.records.store import RecordStore
 from server.relevance.course import CourseItem, course_items
 from server.relevance.models import RelevanceResult

@@ -19,7 +19,7 @@ from server.app import build_app
 from server.audit.log import AuditEntry
 from server.auth import hash_secret
 from server.config import ServerConfig
-from server.records.db import Database
+from server.db import Database
 from server.records.models import Patient
 from server.state import STATE, ServerState
 

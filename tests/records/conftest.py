@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from server.db import Database, open_database
 from server.records.blobs import LocalBlobStore
-from server.records.db import Database, open_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

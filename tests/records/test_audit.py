@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select, update
 
 from server.audit import AuditEntry, AuditLog, VerifyResult
-from server.records.db import Database
+from server.db import Database
 
 N = 8
 

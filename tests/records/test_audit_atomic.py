@@ -23,12 +23,14 @@ from pydicom.data import get_testdata_file
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from server.access.grants import holds_edit_grant
 from server.audit.log import AuditEntry
 from server.audit.trail import AuditTrail
 from server.config import ConsultationConfig
+from server.db import Database
+from server.erasure import erase_patient
 from server.records.appliance_snapshots import SnapshotService, Still
 from server.records.blobs import LocalBlobStore
-from server.records.db import Database
 from server.records.filing import Arrival, RecordFiling, patient_by_id
 from server.records.importer import ImportJob, run_dicom_folder_import, run_fhir_import
 from server.records.ingest import IngestLimits
@@ -104,7 +106,12 @@ def desk(database: Database, tmp_path: Path) -> Desk:
     staging = tmp_path / "staging"
     staging.mkdir()
     filing = RecordFiling(
-        database, store, audit, staging=staging, limits=IngestLimits(max_image_pixels=10**7)
+        database,
+        store,
+        audit,
+        staging=staging,
+        limits=IngestLimits(max_image_pixels=10**7),
+        may_edit=holds_edit_grant,
     )
     records = RecordsService(
         database,
@@ -114,6 +121,7 @@ def desk(database: Database, tmp_path: Path) -> Desk:
         NoConsents(),
         export_folder=staging,
         archive_root=tmp_path / "archive",
+        erase=erase_patient,
     )
     return Desk(database, blobs, audit, filing, records, staging)
 

@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, text, update
 
 from server.audit import AuditEntry, AuditLog
 from server.audit.log import GENESIS_HASH, AuditHead, entry_hash
-from server.records.db import Database, connect_database, open_database, upgrade
+from server.db import Database, connect_database, open_database, upgrade
 
 N = 8
 

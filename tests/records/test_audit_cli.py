@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from server.audit import AuditEntry, AuditLog
-from server.records.db import open_database
+from server.db import open_database
 
 
 def _clinicam(*args: str) -> subprocess.CompletedProcess[str]:

@@ -60,8 +60,8 @@ from clinicam_app.procs import stop as stop_process
 from server.audit.log import AuditEntry
 from server.auth import hash_secret
 from server.config import ServerConfig
+from server.db import connect_database
 from server.records.blobs import LocalBlobStore
-from server.records.db import connect_database
 from server.records.models import BLOB_TABLES
 from server.records.store import TABLE_OF
 from tests.records.api_helpers import PASSWORD

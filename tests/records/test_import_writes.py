@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from clinicam import tomlwrite
 from server.audit.log import AuditEntry, AuditLog
-from server.records.db import Database, connect_database
+from server.db import Database, connect_database
 from server.records.models import ClinicalPhoto, CtImage, EmrEntry, Patient
 from tests.records.api_helpers import User, png_bytes, records_config, running_site
 

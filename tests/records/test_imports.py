@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from clinicam import tomlwrite
 from server.app import build_app
-from server.records.db import connect_database
+from server.db import connect_database
 from server.records.models import CtImage, EmrEntry, Patient
 from server.state import STATE
 from tests.records.api_helpers import count_rows, open_user, png_bytes, records_config

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from server.records.db import Base, current_revision, head_revision, open_database
+from server.db import Base, current_revision, head_revision, open_database
 
 TABLES = {
     "patients",

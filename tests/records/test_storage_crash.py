@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from server.db import Database
 from server.records.blobs import BlobTooLarge, LocalBlobStore
-from server.records.db import Database
 from server.records.models import (
     SOURCE_SNAPSHOT,
     ClinicalPhoto,

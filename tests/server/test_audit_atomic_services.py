@@ -32,10 +32,10 @@ from server.audit.log import AuditEntry
 from server.audit.trail import AuditTrail
 from server.auth import hash_secret
 from server.config import ServerConfig
+from server.db import Database, open_database
 from server.fleet.desk import ReleaseDesk
 from server.fleet.releases import ReleaseStore
 from server.records.blobs import LocalBlobStore
-from server.records.db import Database, open_database
 from server.records.models import Patient
 from server.records.store import RecordStore
 from server.relevance.desk import RelevanceDesk

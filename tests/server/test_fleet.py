@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from aiohttp import ClientSession
 
-import server.fleet.views as fleet_views
+import server.web.fleet as fleet_views
 from clinicam.const import AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE, device_topic
 from clinicam.mqtt_config import MqttConfig, make_client, publish_properties
 from clinicam.protocol import (

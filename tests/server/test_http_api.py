@@ -175,7 +175,7 @@ async def test_logins_and_camera_commands_are_in_the_audit_log(
 ) -> None:
     from server.audit import verify_database
     from server.audit.log import AuditEntry
-    from server.records.db import default_database_url
+    from server.db import default_database_url
     from server.state import STATE
 
     await client.post("/api/login", json={"username": "bob", "password": "nope"})

@@ -18,7 +18,12 @@ from clinicam.configfile import StrictModel
 from server.access.consent import ConsentRegister
 from server.access.desk import AccessDesk, GrantOverview, PatientAccess
 from server.access.grants import Actor, IssuedGrant
-from server.access.guard import (
+from server.access.models import REQUEST_PENDING, AccessGrant, AccessRequest
+from server.db import iso, utcnow
+from server.errors import ApiError, read_json
+from server.records.models import Patient
+from server.state import STATE
+from server.web.guard import (
     ACCESS_COOKIE,
     ACCESS_DESK,
     CONSENTS,
@@ -27,12 +32,7 @@ from server.access.guard import (
     patient_path,
     require_role,
 )
-from server.access.models import REQUEST_PENDING, AccessGrant, AccessRequest
-from server.errors import ApiError, read_json
-from server.records.db import iso, utcnow
-from server.records.models import Patient
-from server.security import session_of
-from server.state import STATE
+from server.web.security import session_of
 
 _LOGGER = logging.getLogger(__name__)
 

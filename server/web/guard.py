@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from server.access.consent import ConsentRegister
 from server.access.desk import AccessDesk, Granted, in_transaction, patient_target
 from server.access.grants import Actor
+from server.db import Database
 from server.errors import ApiError
-from server.records.db import Database
-from server.security import session_of
 from server.state import STATE
+from server.web.security import session_of
 
 __all__ = [
     "ACCESS_COOKIE",

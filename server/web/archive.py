@@ -21,14 +21,14 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field
 
 from clinicam.configfile import StrictModel
-from server.access.guard import check_access
 from server.archive.service import ArchiveReader, ShowNote, merged_ranges
 from server.config import ConsultationConfig
 from server.errors import ApiError, read_json
 from server.media.watermark import Watermark
-from server.records.views import staging_dir
-from server.security import invited_consultation, session_of
 from server.state import STATE, ServerState
+from server.web.guard import check_access
+from server.web.records import staging_dir
+from server.web.security import invited_consultation, session_of
 
 _LOGGER = logging.getLogger(__name__)
 CHUNK = 256 * 1024

@@ -24,20 +24,20 @@ from server.camera import (
 from server.errors import ApiError, read_json, read_json_object
 from server.floor import FloorError
 from server.login import WrongCredentials
-from server.media.peers import NoCommonCodec
+from server.media_hub import NoCommonCodec
 from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
-from server.security import (
+from server.slow_checks import ChecksBusy
+from server.state import STATE
+from server.web.security import (
     authenticated_device,
     busy,
     invited_consultation,
     require_json_body,
     session_of,
 )
-from server.slow_checks import ChecksBusy
-from server.state import STATE
 
 _LOGGER = logging.getLogger(__name__)
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 MAX_SDP = 64 * 1024
 _ROOM_MESSAGES: TypeAdapter[SelectMain | FloorAction | AudioOnly] = TypeAdapter(RoomMessage)
 

@@ -1,6 +1,6 @@
 """HTTP API for one patient's records: list, upload, read, render, EMR entries.
 
-Every handler first passes :func:`server.access.guard.check_access`, which looks up the
+Every handler first passes :func:`server.web.guard.check_access`, which looks up the
 caller's grant for the patient in the path. A view then parses the request, calls one
 method of :class:`server.records.service.RecordsService`, and renders what it returns.
 Uploads are streamed to a staging file here (the size limit enforced as bytes arrive);
@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 
 from clinicam.configfile import StrictModel
 from server.access.consent import current_consents, has_consent
-from server.access.guard import check_access
+from server.access.grants import holds_edit_grant
 from server.access.models import CONSENT_EXPORT
+from server.db import iso
+from server.erasure import erase_patient
 from server.errors import ApiError, read_json
 from server.records.blob_response import stream_content
-from server.records.db import iso
 from server.records.export import ExportLeak
 from server.records.filing import RecordFiling
 from server.records.ingest import Category, IngestLimits
@@ -36,6 +37,7 @@ from server.records.serving import NO_SNIFF, record_json
 from server.records.staging import STAGING_FOLDER, body_chunks
 from server.records.store import EMR
 from server.state import STATE, ServerState
+from server.web.guard import check_access
 
 __all__ = ["RECORDS", "receive_upload", "record_json", "records_of", "staging_dir"]
 
@@ -284,7 +286,12 @@ def records_service(state: ServerState) -> RecordsService:
     staging.mkdir(parents=True, exist_ok=True)
     limits = IngestLimits(max_image_pixels=state.config.records.max_image_megapixels * 1_000_000)
     filing = RecordFiling(
-        state.database, state.records, state.audit, staging=staging, limits=limits
+        state.database,
+        state.records,
+        state.audit,
+        staging=staging,
+        limits=limits,
+        may_edit=holds_edit_grant,
     )
     return RecordsService(
         state.database,
@@ -294,6 +301,7 @@ def records_service(state: ServerState) -> RecordsService:
         _AccessConsents(),
         export_folder=staging,
         archive_root=state.archive.root,
+        erase=erase_patient,
     )
 
 

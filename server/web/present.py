@@ -1,6 +1,6 @@
 """HTTP API for sharing a record item into a consultation's presentation view (R10).
 
-The views parse and render; :class:`server.records.presenting.PresentationService`
+The views parse and render; :class:`server.presenting.PresentationService`
 holds the rules and the audit entries.
 """
 
@@ -12,12 +12,12 @@ from aiohttp import web
 from pydantic import Field, StrictBool
 
 from clinicam.configfile import StrictModel
-from server.access.guard import check_access
 from server.errors import read_json
-from server.records.presenting import PresentationService, Stages, Window
-from server.records.views import records_of
-from server.security import invited_consultation, session_of
+from server.presenting import PresentationService, Stages, Window
 from server.state import STATE
+from server.web.guard import check_access
+from server.web.records import records_of
+from server.web.security import invited_consultation, session_of
 
 PRESENTATION = web.AppKey("clinicam_presentation", PresentationService)
 

@@ -1,4 +1,4 @@
-"""Alembic environment: uses the connection handed over by ``server.records.db.upgrade``."""
+"""Alembic environment: uses the connection handed over by ``server.db.upgrade``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import server.archive.index
 import server.audit.log
 import server.records.models
 import server.relevance.models  # noqa: F401
-from server.records.db import Base, make_engine
+from server.db import Base, make_engine
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _main() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("no connection and no sqlalchemy.url: use server.records.db.upgrade")
+        raise RuntimeError("no connection and no sqlalchemy.url: use server.db.upgrade")
     engine = make_engine(url)
     try:
         with engine.begin() as conn:

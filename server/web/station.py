@@ -28,12 +28,12 @@ from pydantic import Field, StrictBool
 from clinicam.configfile import StrictModel
 from clinicam.protocol import Privacy
 from server.errors import ApiError, read_json
-from server.media.peers import NoCommonCodec
+from server.media_hub import NoCommonCodec
 from server.mqtt_link import STATION_OPS, ApplianceUnreachable
 from server.room import ConsultationRoom
-from server.security import station_caller
 from server.state import STATE, ServerState
-from server.views import MAX_SDP, STATIC_DIR
+from server.web.consultation import MAX_SDP, STATIC_DIR
+from server.web.security import station_caller
 
 _LOGGER = logging.getLogger(__name__)
 

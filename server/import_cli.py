@@ -13,11 +13,12 @@ import getpass
 import sys
 from pathlib import Path
 
+from server.access.grants import holds_edit_grant
 from server.audit.log import AuditLog
 from server.audit.trail import AuditTrail
 from server.config import ServerConfig
+from server.db import Database, default_database_url, open_database
 from server.records.blobs import LocalBlobStore
-from server.records.db import Database, default_database_url, open_database
 from server.records.filing import RecordFiling
 from server.records.importer import ImportJob, run_dicom_folder_import, run_fhir_import
 from server.records.ingest import IngestLimits
@@ -34,7 +35,14 @@ def _open(config: ServerConfig) -> tuple[Database, RecordFiling]:
     staging = config.state_dir / "staging"
     staging.mkdir(parents=True, exist_ok=True)
     limits = IngestLimits(max_image_pixels=config.records.max_image_megapixels * 1_000_000)
-    filing = RecordFiling(database, store, AuditTrail(database), staging=staging, limits=limits)
+    filing = RecordFiling(
+        database,
+        store,
+        AuditTrail(database),
+        staging=staging,
+        limits=limits,
+        may_edit=holds_edit_grant,
+    )
     return database, filing
 
 

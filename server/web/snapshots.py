@@ -15,9 +15,9 @@ from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 from clinicam.configfile import StrictModel
 from server.errors import ApiError
 from server.records.appliance_snapshots import MAX_SNAPSHOT_BYTES, SnapshotService, Still
-from server.records.views import receive_upload, records_of
-from server.security import authenticated_device
 from server.state import STATE
+from server.web.records import receive_upload, records_of
+from server.web.security import authenticated_device
 
 SNAPSHOT_HEADER = "X-Clinicam-Snapshot"
 SNAPSHOTS = web.AppKey("clinicam_snapshots", SnapshotService)

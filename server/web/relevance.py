@@ -17,12 +17,12 @@ from aiohttp import web
 from pydantic import Field
 
 from clinicam.configfile import StrictModel
-from server.access.guard import ACCESS_DESK, ACCESS_HEADER, check_access
 from server.errors import ApiError, read_json
 from server.relevance.desk import RelevanceDesk
 from server.relevance.service import StoredRelevance
-from server.security import authenticated_device, invited_consultation, session_of
 from server.state import STATE, ServerState
+from server.web.guard import ACCESS_DESK, ACCESS_HEADER, check_access
+from server.web.security import authenticated_device, invited_consultation, session_of
 
 _LOGGER = logging.getLogger(__name__)
 _TASKS: set[asyncio.Task[None]] = set()

@@ -22,15 +22,15 @@ from pydantic import Field
 from clinicam.configfile import StrictModel
 from clinicam.protocol import ApplianceUpdate
 from clinicam.release import MAX_RELEASE_BYTES, VERSION_PATTERN, BadRelease, version_of, wheel_name
-from server.access.guard import require_role
 from server.config import DeviceAccount
 from server.errors import ApiError, read_json
 from server.fleet.desk import ReleaseDesk
 from server.fleet.releases import ReleaseConflict, ReleaseStore, StoredRelease, is_version
 from server.mqtt_link import FLEET_OPS, ApplianceUnreachable, CommandUnconfirmed
-from server.records.views import receive_upload
-from server.security import authenticated_device
 from server.state import STATE, ServerState
+from server.web.guard import require_role
+from server.web.records import receive_upload
+from server.web.security import authenticated_device
 
 _LOGGER = logging.getLogger(__name__)
 RELEASES = web.AppKey("clinicam_releases", ReleaseStore)

@@ -1,4 +1,8 @@
-"""WebRTC peer connections on the server: appliances sending, experts sending and receiving."""
+"""WebRTC peer connections on the server: appliances sending, experts sending and receiving.
+
+Above :mod:`server.media` and :mod:`server.room`: the hub wires rooms, the archive and
+the media stages together (one layer up from the stages it connects).
+"""
 
 from __future__ import annotations
 

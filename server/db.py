@@ -2,7 +2,7 @@
 
 SQLite (WAL, foreign keys on, ``synchronous=FULL``) is the default, one file in the
 server's state folder; PostgreSQL (``postgresql+psycopg://…``) serves larger sites.
-The migration scripts ship inside this package (``server/records/migrations``), so an
+The migration scripts ship inside the server package (``server/migrations``), so an
 installed server migrates its own database at start-up without an ``alembic.ini``.
 """
 

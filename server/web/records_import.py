@@ -7,12 +7,12 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from server.access.guard import require_role
 from server.records.fhir import MAX_BUNDLE_BYTES
 from server.records.filing import RecordFiling
 from server.records.importer import ImportService
-from server.records.views import receive_upload, records_of
 from server.state import STATE
+from server.web.guard import require_role
+from server.web.records import receive_upload, records_of
 
 IMPORTS = web.AppKey("clinicam_imports", ImportService)
 

@@ -1,3 +1,0 @@
-"""Alembic migrations for the records database (run by :func:`server.records.db.upgrade`)."""
-
-from __future__ import annotations
