@@ -36,6 +36,7 @@ from server.relevance.retrain import Retrainer, champion, training_available
 from server.relevance.service import RelevanceService
 from server.room import ConsultationRoom, RoomRegistry
 from server.room_links import watch_links
+from server.services import provide_services
 from server.slow_checks import SlowChecks
 from server.state import STATE, ServerState
 from server.web.access import add_access_routes
@@ -175,10 +176,13 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     )
     _seed_patients(config, database)
     state.archive = ArchiveRecorder(
-        config.archive, database, config.state_dir / "archive", state.rooms.serving
+        config.archive,
+        database,
+        config.state_dir / "archive",
+        state.rooms.serving,
+        audit=state.audit,
     )
     media.archive = state.archive
-    state.archive.audit = state.audit
 
     def live_again(device_id: str) -> None:
         for room in state.rooms.rooms_of(device_id):
@@ -218,6 +222,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
 
     state.rooms.on_created = room_created
     app[STATE] = state
+    provide_services(app, state)
     add_routes(app)
     add_access_routes(app)
     add_record_routes(app)

@@ -42,6 +42,8 @@ class ArchiveRecorder:
         database: Database,
         root: Path,
         choose: ConsultationChooser,
+        *,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._config = config
         self._database = database
@@ -49,7 +51,7 @@ class ArchiveRecorder:
         self._choose = choose
         self._writers: dict[str, SegmentWriter] = {}
         self._pending: set[asyncio.Task[None]] = set()
-        self.audit: AuditTrail | None = None  # back-filled segments are audited
+        self.audit = audit  # back-filled segments are audited
         root.mkdir(parents=True, exist_ok=True)
         for folder in root.iterdir():
             if folder.is_dir():

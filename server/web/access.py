@@ -15,8 +15,7 @@ from aiohttp import web
 from pydantic import Field
 
 from clinicam.configfile import StrictModel
-from server.access.consent import ConsentRegister
-from server.access.desk import AccessDesk, GrantOverview, PatientAccess
+from server.access.desk import GrantOverview, PatientAccess
 from server.access.grants import Actor, IssuedGrant
 from server.access.models import REQUEST_PENDING, AccessGrant, AccessRequest
 from server.db import iso, utcnow
@@ -245,9 +244,6 @@ class WhoAmIView(web.View):
 
 
 def add_access_routes(app: web.Application) -> None:
-    state = app[STATE]
-    app[ACCESS_DESK] = AccessDesk(state.config, state.database, state.audit, state.access)
-    app[CONSENTS] = ConsentRegister(state.database, state.audit)
     r = app.router
     r.add_view("/api/access", AccessRequestView)
     r.add_view("/api/break-glass", BreakGlassView)

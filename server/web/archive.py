@@ -21,11 +21,10 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field
 
 from clinicam.configfile import StrictModel
-from server.archive.service import ArchiveReader, ShowNote, merged_ranges
-from server.config import ConsultationConfig
+from server.archive.service import ArchiveReader, merged_ranges
 from server.errors import ApiError, read_json
 from server.media.watermark import Watermark
-from server.state import STATE, ServerState
+from server.state import STATE
 from server.web.guard import check_access
 from server.web.records import staging_dir
 from server.web.security import invited_consultation, session_of
@@ -147,29 +146,7 @@ class ArchiveReplayView(web.View):
         return web.json_response({"note": note})
 
 
-def _note_shower(state: ServerState) -> ShowNote:
-    """Put a note in the consultation's live window (the room exists, so experts who join
-    later see it too)."""
-
-    async def show(consultation: ConsultationConfig, note: str) -> None:
-        state.rooms.get(consultation)
-        for room in state.rooms.rooms_of(consultation.appliance):
-            room.live_note = note
-            await room.broadcast()
-
-    return show
-
-
 def add_archive_routes(app: web.Application) -> None:
-    state = app[STATE]
-    app[ARCHIVE_READER] = ArchiveReader(
-        state.config.archive,
-        state.database,
-        state.audit,
-        state.archive,
-        state.media,
-        _note_shower(state),
-    )
     app.router.add_view("/api/patients/{pid}/archive", ArchiveIndexView)
     app.router.add_view("/api/patients/{pid}/archive/video", ArchiveVideoView)
     app.router.add_view("/api/patients/{pid}/archive/replay", ArchiveReplayView)

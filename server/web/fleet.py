@@ -225,9 +225,6 @@ class DeviceReleaseView(web.View):
 
 
 def add_fleet_routes(app: web.Application) -> None:
-    state = app[STATE]
-    app[RELEASES] = ReleaseStore(state.config.state_dir / "releases")
-    app[RELEASE_DESK] = ReleaseDesk(app[RELEASES], state.database, state.audit)
     r = app.router
     r.add_view("/api/admin/releases", ReleasesView)
     r.add_view("/api/admin/releases/{name}", ReleaseView)

@@ -13,10 +13,8 @@ from pydantic import Field, StrictBool
 
 from clinicam.configfile import StrictModel
 from server.errors import read_json
-from server.presenting import PresentationService, Stages, Window
-from server.state import STATE
+from server.presenting import PresentationService, Window
 from server.web.guard import check_access
-from server.web.records import records_of
 from server.web.security import invited_consultation, session_of
 
 PRESENTATION = web.AppKey("clinicam_presentation", PresentationService)
@@ -65,11 +63,6 @@ class PresentationView(web.View):
 
 
 def add_present_routes(app: web.Application) -> None:
-    state = app[STATE]
-    stages: Stages = state.rooms
-    app[PRESENTATION] = PresentationService(
-        records_of(app), state.records.blobs, stages, state.audit, state.config.live
-    )
     r = app.router
     r.add_view("/api/patients/{pid}/records/{category}/{rid}/present", PresentView)
     r.add_view("/api/consultations/{cid}/presentation", PresentationView)

@@ -14,32 +14,25 @@ import os
 import tempfile
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from pydantic import AwareDatetime, Field, JsonValue
-from sqlalchemy.orm import Session
 
 from clinicam.configfile import StrictModel
-from server.access.consent import current_consents, has_consent
-from server.access.grants import holds_edit_grant
-from server.access.models import CONSENT_EXPORT
 from server.db import iso
-from server.erasure import erase_patient
 from server.errors import ApiError, read_json
 from server.records.blob_response import stream_content
 from server.records.export import ExportLeak
-from server.records.filing import RecordFiling
-from server.records.ingest import Category, IngestLimits
+from server.records.ingest import Category
 from server.records.ingest.sandbox import start_sandbox
 from server.records.service import RecordsService
 from server.records.serving import NO_SNIFF, record_json
 from server.records.staging import STAGING_FOLDER, body_chunks
 from server.records.store import EMR
-from server.state import STATE, ServerState
+from server.state import STATE
 from server.web.guard import check_access
 
-__all__ = ["RECORDS", "receive_upload", "record_json", "records_of", "staging_dir"]
+__all__ = ["RECORDS", "receive_upload", "record_json", "staging_dir"]
 
 CHUNK = 256 * 1024
 MAX_EMR_FIELDS = 200
@@ -270,55 +263,12 @@ class PatientDataView(web.View):
         return web.json_response({"deleted": True, "blobs_removed": removal.blobs_removed})
 
 
-class _AccessConsents:
-    """The access domain's consent book, as :class:`RecordsService` asks it."""
-
-    def current(self, session: Session, patient_id: int) -> dict[str, Any]:
-        return current_consents(session, patient_id)
-
-    def allows_export(self, session: Session, patient_id: int) -> bool:
-        return has_consent(session, patient_id, CONSENT_EXPORT)
-
-
-def records_service(state: ServerState) -> RecordsService:
-    """The records service and its filing pipeline, wired from the server's state."""
-    staging = state.config.state_dir / STAGING_FOLDER
-    staging.mkdir(parents=True, exist_ok=True)
-    limits = IngestLimits(max_image_pixels=state.config.records.max_image_megapixels * 1_000_000)
-    filing = RecordFiling(
-        state.database,
-        state.records,
-        state.audit,
-        staging=staging,
-        limits=limits,
-        may_edit=holds_edit_grant,
-    )
-    return RecordsService(
-        state.database,
-        state.records,
-        filing,
-        state.audit,
-        _AccessConsents(),
-        export_folder=staging,
-        archive_root=state.archive.root,
-        erase=erase_patient,
-    )
-
-
 async def _start_sandbox(app: web.Application) -> None:
     """The parse sandbox is ready before the server listens (no upload waits for it)."""
     await asyncio.to_thread(start_sandbox)
 
 
-def records_of(app: web.Application) -> RecordsService:
-    """The app's records service, wired on first use (whichever route group comes first)."""
-    if RECORDS not in app:
-        app[RECORDS] = records_service(app[STATE])
-    return app[RECORDS]
-
-
 def add_record_routes(app: web.Application) -> None:
-    records_of(app)
     app.on_startup.append(_start_sandbox)
     r = app.router
     base = "/api/patients/{pid}/records"

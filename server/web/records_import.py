@@ -8,11 +8,9 @@ from http import HTTPStatus
 from aiohttp import web
 
 from server.records.fhir import MAX_BUNDLE_BYTES
-from server.records.filing import RecordFiling
 from server.records.importer import ImportService
-from server.state import STATE
 from server.web.guard import require_role
-from server.web.records import receive_upload, records_of
+from server.web.records import receive_upload
 
 IMPORTS = web.AppKey("clinicam_imports", ImportService)
 
@@ -39,7 +37,5 @@ class ImportJobView(web.View):
 
 
 def add_import_routes(app: web.Application) -> None:
-    filing: RecordFiling = records_of(app).filing
-    app[IMPORTS] = ImportService(filing, app[STATE].audit)
     app.router.add_view("/api/imports/fhir", FhirImportView)
     app.router.add_view("/api/imports/{job}", ImportJobView)

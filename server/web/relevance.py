@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, BinaryIO, Literal
 
@@ -19,13 +18,11 @@ from pydantic import Field
 from clinicam.configfile import StrictModel
 from server.errors import ApiError, read_json
 from server.relevance.desk import RelevanceDesk
-from server.relevance.service import StoredRelevance
-from server.state import STATE, ServerState
-from server.web.guard import ACCESS_DESK, ACCESS_HEADER, check_access
+from server.state import STATE
+from server.web.guard import ACCESS_HEADER, check_access
 from server.web.security import authenticated_device, invited_consultation, session_of
 
 _LOGGER = logging.getLogger(__name__)
-_TASKS: set[asyncio.Task[None]] = set()
 CHUNK = 256 * 1024
 RELEVANCE_DESK = web.AppKey("clinicam_relevance_desk", RelevanceDesk)
 
@@ -48,19 +45,6 @@ class DiagnosisBody(StrictModel):
     label: str = Field(min_length=1, max_length=64)
     consultation: str | None = Field(None, max_length=63)
     note: str = Field("", max_length=2000)
-
-
-def publisher(state: ServerState) -> Callable[[StoredRelevance, str], None]:
-    """Show a new result in every open room of that patient (their charts redraw)."""
-
-    def publish(result: StoredRelevance, patient_external: str) -> None:
-        for room in state.rooms.rooms_for_patient(patient_external):
-            if room.show_relevance(result.to_json()):
-                task = asyncio.get_running_loop().create_task(room.broadcast())
-                _TASKS.add(task)
-                task.add_done_callback(_TASKS.discard)
-
-    return publish
 
 
 NOTHING_READABLE = (
@@ -213,19 +197,6 @@ class DeviceModelView(web.View):
 
 
 def add_relevance_routes(app: web.Application) -> None:
-    state = app[STATE]
-    app[RELEVANCE_DESK] = RelevanceDesk(
-        state.config,
-        state.database,
-        state.audit,
-        state.relevance,
-        access=app[ACCESS_DESK],
-        control=state.access,
-        records=state.records,
-        learning=state.learning,
-        appliances=state.appliances,
-        publish=publisher(state),
-    )
     r = app.router
     r.add_view("/api/consultations/{cid}/relevance", AskRelevanceView)
     r.add_view("/api/appliances/{device}/course", DeviceCourseView)

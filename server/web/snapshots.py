@@ -15,8 +15,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 from clinicam.configfile import StrictModel
 from server.errors import ApiError
 from server.records.appliance_snapshots import MAX_SNAPSHOT_BYTES, SnapshotService, Still
-from server.state import STATE
-from server.web.records import receive_upload, records_of
+from server.web.records import receive_upload
 from server.web.security import authenticated_device
 
 SNAPSHOT_HEADER = "X-Clinicam-Snapshot"
@@ -60,5 +59,4 @@ class ApplianceSnapshotView(web.View):
 
 
 def add_snapshot_routes(app: web.Application) -> None:
-    app[SNAPSHOTS] = SnapshotService(records_of(app).filing, app[STATE].config.consultations)
     app.router.add_view("/api/appliances/{device}/snapshots", ApplianceSnapshotView)

@@ -1,0 +1,142 @@
+"""The services the views call, built once from the app state and passed what they need.
+
+:mod:`server.app` calls :func:`provide_services` before it adds the routes; each service
+goes under its app key (defined next to the views that use it), and the views only
+look it up. Nothing here handles a request: this is the composition of the records,
+access, relevance, archive, fleet and presentation services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from server.access.consent import ConsentRegister, current_consents, has_consent
+from server.access.desk import AccessDesk
+from server.access.grants import holds_edit_grant
+from server.access.models import CONSENT_EXPORT
+from server.archive.service import ArchiveReader, ShowNote
+from server.config import ConsultationConfig
+from server.erasure import erase_patient
+from server.fleet.desk import ReleaseDesk
+from server.fleet.releases import ReleaseStore
+from server.presenting import PresentationService, Stages
+from server.records.appliance_snapshots import SnapshotService
+from server.records.filing import RecordFiling
+from server.records.importer import ImportService
+from server.records.ingest import IngestLimits
+from server.records.service import RecordsService
+from server.records.staging import STAGING_FOLDER
+from server.relevance.desk import Publish, RelevanceDesk
+from server.relevance.service import StoredRelevance
+from server.state import ServerState
+from server.web.archive import ARCHIVE_READER
+from server.web.fleet import RELEASE_DESK, RELEASES
+from server.web.guard import ACCESS_DESK, CONSENTS
+from server.web.present import PRESENTATION
+from server.web.records import RECORDS
+from server.web.records_import import IMPORTS
+from server.web.relevance import RELEVANCE_DESK
+from server.web.snapshots import SNAPSHOTS
+
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+class _AccessConsents:
+    """The access domain's consent book, as :class:`RecordsService` asks it."""
+
+    def current(self, session: Session, patient_id: int) -> dict[str, Any]:
+        return current_consents(session, patient_id)
+
+    def allows_export(self, session: Session, patient_id: int) -> bool:
+        return has_consent(session, patient_id, CONSENT_EXPORT)
+
+
+def records_service(state: ServerState) -> RecordsService:
+    """The records service and its filing pipeline, wired from the server's state."""
+    staging = state.config.state_dir / STAGING_FOLDER
+    staging.mkdir(parents=True, exist_ok=True)
+    limits = IngestLimits(max_image_pixels=state.config.records.max_image_megapixels * 1_000_000)
+    filing = RecordFiling(
+        state.database,
+        state.records,
+        state.audit,
+        staging=staging,
+        limits=limits,
+        may_edit=holds_edit_grant,
+    )
+    return RecordsService(
+        state.database,
+        state.records,
+        filing,
+        state.audit,
+        _AccessConsents(),
+        export_folder=staging,
+        archive_root=state.archive.root,
+        erase=erase_patient,
+    )
+
+
+def _publisher(state: ServerState) -> Publish:
+    """Show a new result in every open room of that patient (their charts redraw)."""
+
+    def publish(result: StoredRelevance, patient_external: str) -> None:
+        for room in state.rooms.rooms_for_patient(patient_external):
+            if room.show_relevance(result.to_json()):
+                task = asyncio.get_running_loop().create_task(room.broadcast())
+                _TASKS.add(task)
+                task.add_done_callback(_TASKS.discard)
+
+    return publish
+
+
+def _note_shower(state: ServerState) -> ShowNote:
+    """Put a note in the consultation's live window (the room exists, so experts who join
+    later see it too)."""
+
+    async def show(consultation: ConsultationConfig, note: str) -> None:
+        state.rooms.get(consultation)
+        for room in state.rooms.rooms_of(consultation.appliance):
+            room.live_note = note
+            await room.broadcast()
+
+    return show
+
+
+def provide_services(app: web.Application, state: ServerState) -> None:
+    """Every service the views call, under its app key."""
+    records = records_service(state)
+    app[RECORDS] = records
+    app[SNAPSHOTS] = SnapshotService(records.filing, state.config.consultations)
+    stages: Stages = state.rooms
+    app[PRESENTATION] = PresentationService(
+        records, state.records.blobs, stages, state.audit, state.config.live
+    )
+    app[IMPORTS] = ImportService(records.filing, state.audit)
+    app[ACCESS_DESK] = AccessDesk(state.config, state.database, state.audit, state.access)
+    app[CONSENTS] = ConsentRegister(state.database, state.audit)
+    app[ARCHIVE_READER] = ArchiveReader(
+        state.config.archive,
+        state.database,
+        state.audit,
+        state.archive,
+        state.media,
+        _note_shower(state),
+    )
+    app[RELEVANCE_DESK] = RelevanceDesk(
+        state.config,
+        state.database,
+        state.audit,
+        state.relevance,
+        access=app[ACCESS_DESK],
+        control=state.access,
+        records=state.records,
+        learning=state.learning,
+        appliances=state.appliances,
+        publish=_publisher(state),
+    )
+    app[RELEASES] = ReleaseStore(state.config.state_dir / "releases")
+    app[RELEASE_DESK] = ReleaseDesk(app[RELEASES], state.database, state.audit)
