@@ -21,7 +21,6 @@ from pydantic import AwareDatetime, Field, JsonValue
 from clinicam.configfile import StrictModel
 from server.db import iso
 from server.errors import ApiError, read_json
-from server.records.blob_response import stream_content
 from server.records.export import ExportLeak
 from server.records.ingest import Category
 from server.records.ingest.sandbox import start_sandbox
@@ -30,6 +29,7 @@ from server.records.serving import NO_SNIFF, record_json
 from server.records.staging import STAGING_FOLDER, body_chunks
 from server.records.store import EMR
 from server.state import STATE
+from server.web.blob_response import stream_content
 from server.web.guard import check_access
 
 __all__ = ["RECORDS", "receive_upload", "record_json", "staging_dir"]

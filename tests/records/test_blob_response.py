@@ -8,8 +8,8 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from server.records.blob_response import stream_content
 from server.records.service import RecordContent
+from server.web.blob_response import stream_content
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes
 
