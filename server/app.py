@@ -150,39 +150,58 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         config.ice, [d.device_id for d in config.devices], low_latency=config.live.low_latency
     )
     database = open_database(config.database_url or default_database_url(config.state_dir))
-    state = ServerState(
-        config=config,
-        sessions=SessionStore(
-            idle_s=config.http.session_idle_minutes * 60.0,
-            path=config.state_dir / "sessions.json",
-        ),
-        throttle=LoginThrottle(max_failures=config.http.max_failed_logins),
-        appliances=ApplianceLink(config.mqtt, loop),
-        media=media,
-        rooms=RoomRegistry(config, media.feeds, media.patient_audio),
-        database=database,
-        audit=AuditTrail(database, checkpoints=Checkpointer.in_folder(config.state_dir)),
-        access=AccessControl(config),
-        records=RecordStore(
-            database,
-            LocalBlobStore(config.state_dir / "blobs"),
-            max_bytes=config.records.max_upload_mb * 1024 * 1024,
-        ),
+    sessions = SessionStore(
+        idle_s=config.http.session_idle_minutes * 60.0,
+        path=config.state_dir / "sessions.json",
+    )
+    throttle = LoginThrottle(max_failures=config.http.max_failed_logins)
+    appliances = ApplianceLink(config.mqtt, loop)
+    rooms = RoomRegistry(config, media.feeds, media.patient_audio)
+    audit = AuditTrail(database, checkpoints=Checkpointer.in_folder(config.state_dir))
+    records = RecordStore(
+        database,
+        LocalBlobStore(config.state_dir / "blobs"),
+        max_bytes=config.records.max_upload_mb * 1024 * 1024,
     )
     checks = SlowChecks()
-    state.login = LoginService(config, state.throttle, checks, state.sessions, state.audit)
-    state.device_tokens = DeviceTokens(
+    login = LoginService(config, throttle, checks, sessions, audit)
+    device_tokens = DeviceTokens(
         config, checks, LoginThrottle(max_failures=config.http.max_failed_logins)
     )
     _seed_patients(config, database)
-    state.archive = ArchiveRecorder(
-        config.archive,
-        database,
-        config.state_dir / "archive",
-        state.rooms.serving,
-        audit=state.audit,
+    archive = ArchiveRecorder(
+        config.archive, database, config.state_dir / "archive", rooms.serving, audit=audit
     )
-    media.archive = state.archive
+    media.archive = archive  # the hub exists first: the rooms are built on its feeds
+    promoted = champion(database)  # a model the learning loop promoted earlier wins
+    in_use = Path(promoted.path) if promoted and Path(promoted.path).is_file() else None
+    relevance = RelevanceService(
+        database,
+        records,
+        tflite=in_use or config.models.tflite,
+        card=None if in_use else config.models.card,
+        threads=config.models.threads,
+    )
+    retrainer = None
+    if config.models.retrain and training_available():
+        retrainer = Retrainer(config, database, records, relevance, audit)
+    state = ServerState(
+        config=config,
+        sessions=sessions,
+        throttle=throttle,
+        appliances=appliances,
+        media=media,
+        rooms=rooms,
+        database=database,
+        audit=audit,
+        access=AccessControl(config),
+        records=records,
+        archive=archive,
+        relevance=relevance,
+        learning=LearningLoop(database, config.models.retrain_after, retrainer),
+        login=login,
+        device_tokens=device_tokens,
+    )
 
     def live_again(device_id: str) -> None:
         for room in state.rooms.rooms_of(device_id):
@@ -198,19 +217,6 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
                 _in_background(room.broadcast())
 
     state.appliances.on_state = appliance_state
-    promoted = champion(database)  # a model the learning loop promoted earlier wins
-    in_use = Path(promoted.path) if promoted and Path(promoted.path).is_file() else None
-    state.relevance = RelevanceService(
-        database,
-        state.records,
-        tflite=in_use or config.models.tflite,
-        card=None if in_use else config.models.card,
-        threads=config.models.threads,
-    )
-    retrainer = None
-    if config.models.retrain and training_available():
-        retrainer = Retrainer(config, database, state.records, state.relevance, state.audit)
-    state.learning = LearningLoop(database, config.models.retrain_after, retrainer)
 
     def room_created(room: ConsultationRoom) -> None:
         device_id = room.consultation.appliance

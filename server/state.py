@@ -1,8 +1,12 @@
-"""Typed application state shared by the views."""
+"""Typed application state shared by the views.
+
+Built whole by :mod:`server.app` (every service passed in); only the views
+(:mod:`server.web`), :mod:`server.services` and :mod:`server.app` import it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -36,11 +40,11 @@ class ServerState:
     audit: AuditTrail
     access: AccessControl
     records: RecordStore
-    archive: ArchiveRecorder = field(init=False)
-    relevance: RelevanceService = field(init=False)
-    learning: LearningLoop = field(init=False)
-    login: LoginService = field(init=False)
-    device_tokens: DeviceTokens = field(init=False)
+    archive: ArchiveRecorder
+    relevance: RelevanceService
+    learning: LearningLoop
+    login: LoginService
+    device_tokens: DeviceTokens
 
 
 STATE = web.AppKey("clinicam_state", ServerState)
