@@ -83,12 +83,13 @@ fi
 
 APT=(python3 python3-venv python3-pip ca-certificates)
 case "$ROLE" in
-  server|demo) APT+=(mosquitto fonts-dejavu-core) ;;
-  appliance) APT+=(i2c-tools)
+  # fonts-noto-cjk: Chinese names drawn into the video (and the kiosk's pages) render as written
+  server|demo) APT+=(mosquitto fonts-dejavu-core fonts-noto-cjk) ;;
+  appliance) APT+=(i2c-tools fonts-noto-cjk)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
   # debootstrap, parted: tests/image builds a root and a disk image; systemd: systemd-analyze;
   # nodejs, node-typescript: the pages' unit tests (node --test) and type check (tsc)
-  dev) APT+=(mosquitto chromium fonts-dejavu-core postgresql debootstrap parted systemd nodejs node-typescript iproute2 iptables ethtool) ;;
+  dev) APT+=(mosquitto chromium fonts-dejavu-core fonts-noto-cjk postgresql debootstrap parted systemd nodejs node-typescript iproute2 iptables ethtool) ;;
 esac
 
 missing=()

@@ -200,7 +200,8 @@ step_packages() {
     # picamera2 is only in Raspberry Pi OS's archive; cage and Chromium run the clinic
     # station on the HDMI screen (clinicam-kiosk.service; Raspberry Pi OS names the
     # browser chromium-browser and provides /usr/bin/chromium).
-    pkgs+=(python3-picamera2 python3-libcamera python3-lgpio cage chromium-browser)
+    # fonts-noto-cjk: the kiosk shows the experts' and the clinic's names in Chinese.
+    pkgs+=(python3-picamera2 python3-libcamera python3-lgpio cage chromium-browser fonts-noto-cjk)
   else
     log "note: python3-picamera2 is only in Raspberry Pi OS's archive: skipped on $FLAVOUR (and the kiosk's cage and Chromium with it)"
   fi

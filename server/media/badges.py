@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clinicam.fonts import ui_font
+from clinicam.fonts import draw_text, text_length, ui_font
 from server.media.layout import Rect
 
 TEXT_Y = 235
@@ -47,13 +47,13 @@ def _mask(text: str, size: int, max_width: int) -> np.ndarray | None:
     """Text coverage 0..255 of a badge box (even width and height), or None if too narrow."""
     face = ui_font(size)
     ascent, descent = face.getmetrics()
-    w = min(max_width, int(face.getlength(text)) + 2 * size // 2)
+    w = min(max_width, int(text_length(text, size)) + 2 * size // 2)
     h = ascent + descent + size // 3
     w, h = w - w % 2, h + h % 2
     if w < 2 * size:
         return None
     img = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(img).text((size // 2, size // 6), text, fill=255, font=face)
+    draw_text(ImageDraw.Draw(img), (size // 2, size // 6), text, size, 255)
     return np.asarray(img, dtype=np.uint16)
 
 

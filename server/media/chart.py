@@ -18,6 +18,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
+from clinicam.fonts import draw_text, text_length
 from server.media.compositor import fit_text, font
 
 TITLE = "Disease relevance — decision support, not a diagnosis"
@@ -89,8 +90,7 @@ def _validate(relevance: Mapping[str, float]) -> list[tuple[str, float]]:
 def _centred(
     draw: ImageDraw.ImageDraw, text: str, size: int, cx: float, y: float, fill: tuple[int, int, int]
 ) -> None:
-    width = draw.textlength(text, font=font(size))
-    draw.text((cx - width / 2, y), text, fill=fill, font=font(size))
+    draw_text(draw, (cx - text_length(text, size) / 2, y), text, size, fill)
 
 
 def render_relevance_chart(
@@ -131,7 +131,7 @@ def render_relevance_chart(
     if relevance is None:
         size = max(10, height // 14)
         message = fit_text(NO_RESULT, size, right - left - 2 * pad)
-        box_w = draw.textlength(message, font=font(size)) + 2 * pad
+        box_w = text_length(message, size) + 2 * pad
         box = ((left + right - box_w) / 2, (top + bottom) / 2 - size, (left + right + box_w) / 2)
         draw.rectangle([box[0], box[1], box[2], box[1] + 2 * size], fill=BACKGROUND_RGB)
         _centred(draw, message, size, (left + right) / 2, (top + bottom) / 2 - size * 0.6, TEXT_RGB)

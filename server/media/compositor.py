@@ -34,7 +34,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw, ImageFont
 
-from clinicam.fonts import ui_font
+from clinicam.fonts import draw_text, text_length, ui_font
+from clinicam.fonts import has_glyph as chain_has_glyph
 from clinicam.frametrace import FrameTrace
 from server.media.badges import Badge, draw_badges
 from server.media.layout import Layout, Rect
@@ -63,21 +64,13 @@ class TileSource:
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:
-    """The label font at ``size`` px (DejaVu Sans where installed)."""
+    """The label font at ``size`` px: the first of :func:`clinicam.fonts.font_chain`."""
     return ui_font(size)
 
 
-def _glyph(size: int, char: str) -> bytes:
-    face = font(size)
-    img = Image.new("L", (2 * size, 2 * size), 0)
-    ImageDraw.Draw(img).text((0, 0), char, fill=255, font=face)
-    return img.tobytes()
-
-
-@functools.lru_cache(maxsize=4096)
 def has_glyph(size: int, char: str) -> bool:
-    """Whether the bundled font draws ``char`` (rather than its "missing glyph" box)."""
-    return char.isspace() or _glyph(size, char) != _glyph(size, "\uffff")
+    """Whether a font of the chain draws ``char`` (rather than its "missing glyph" box)."""
+    return chain_has_glyph(size, char)
 
 
 def safe_text(text: str, size: int) -> str:
@@ -97,10 +90,10 @@ def safe_text(text: str, size: int) -> str:
 
 def fit_text(text: str, size: int, max_width: float) -> str:
     """:func:`safe_text`, shortened with "..." until it is at most ``max_width`` px wide."""
-    face, text = font(size), safe_text(text, size)
-    if face.getlength(text) <= max_width:
+    text = safe_text(text, size)
+    if text_length(text, size) <= max_width:
         return text
-    while text and face.getlength(text + "...") > max_width:
+    while text and text_length(text + "...", size) > max_width:
         text = text[:-1]
     return text.rstrip() + "..." if text else ""
 
@@ -128,11 +121,11 @@ def _patch(text: str, size: int, max_width: int) -> _Patch | None:
         return None
     face = font(size)
     ascent, descent = face.getmetrics()
-    w = min(max_width, int(face.getlength(text)) + 2 * LABEL_MARGIN)
+    w = min(max_width, int(text_length(text, size)) + 2 * LABEL_MARGIN)
     h = ascent + descent + LABEL_MARGIN
     w, h = w + w % 2, h + h % 2
     img = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(img).text((LABEL_MARGIN, LABEL_MARGIN // 2), text, fill=255, font=face)
+    draw_text(ImageDraw.Draw(img), (LABEL_MARGIN, LABEL_MARGIN // 2), text, size, 255)
     alpha = np.asarray(img, dtype=np.uint16)
     chroma = alpha.reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
     return _Patch(alpha, np.ascontiguousarray(chroma))

@@ -11,7 +11,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from clinicam.fonts import ui_font
+from clinicam.fonts import draw_text, text_length
 
 BACKGROUND = (16, 18, 24)
 CAPTION_FRACTION = 0.08
@@ -27,14 +27,14 @@ def presentation_frame(
     fitted = ImageOps.contain(ImageOps.exif_transpose(picture).convert("RGB"), box)
     canvas.paste(fitted, ((width - fitted.width) // 2, (box[1] - fitted.height) // 2))
     draw = ImageDraw.Draw(canvas)
-    font = ui_font(max(10, int(caption_h * 0.55)))
+    size = max(10, int(caption_h * 0.55))
     text = caption
-    while draw.textlength(text, font=font) > width - 8 and len(text) > 4:
+    while text_length(text, size) > width - 8 and len(text) > 4:
         text = text[:-2]
     if text != caption:
         text = text[:-1] + "…"
-    x = (width - draw.textlength(text, font=font)) / 2
-    draw.text((x, height - caption_h * 0.8), text, fill=(235, 235, 240), font=font)
+    x = (width - text_length(text, size)) / 2
+    draw_text(draw, (x, height - caption_h * 0.8), text, size, (235, 235, 240))
     return av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24").reformat(format="yuv420p")
 
 
@@ -42,9 +42,9 @@ def text_frame(lines: list[str], caption: str, width: int, height: int) -> av.Vi
     """Lines of text (an EMR entry, a voice note's details) as a presentation frame."""
     page = Image.new("RGB", (width, int(height * (1 - CAPTION_FRACTION))), BACKGROUND)
     draw = ImageDraw.Draw(page)
-    font = ui_font(max(10, height // 24))
+    size = max(10, height // 24)
     y = height // 20
     for line in lines[:20]:
-        draw.text((width // 20, y), line[:90], fill=(230, 230, 235), font=font)
-        y += int(font.size * 1.4)
+        draw_text(draw, (width // 20, y), line[:90], size, (230, 230, 235))
+        y += int(size * 1.4)
     return presentation_frame(page, caption, width, height)

@@ -14,7 +14,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clinicam.fonts import ui_font
+from clinicam.fonts import draw_text, text_length
 
 STRENGTH = 0.35
 
@@ -36,11 +36,11 @@ class Watermark:
     def _render(self, text: str) -> None:
         img = Image.new("L", (self.width, self.height), 0)
         draw = ImageDraw.Draw(img)
-        font = ui_font(max(10, self.height // 28))
-        w = draw.textlength(text, font=font)
+        size = max(10, self.height // 28)
+        w = text_length(text, size)
         for fx, fy in ((0.97, 0.04), (0.5, 0.5), (0.03, 0.92)):
             x = min(max(0.0, self.width * fx - w * fx), self.width - w)
-            draw.text((x, self.height * fy), text, fill=255, font=font)
+            draw_text(draw, (x, self.height * fy), text, size, 255)
         self._mask = np.asarray(img, dtype=np.float32) * (STRENGTH / 255.0)
         self._text = text
 
