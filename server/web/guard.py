@@ -7,17 +7,13 @@ behind its session, the patient in its path, the token in its cookie or header.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from http import HTTPStatus
-from typing import TypeVar
 
 from aiohttp import web
-from sqlalchemy.orm import Session
 
 from server.access.consent import ConsentRegister
-from server.access.desk import AccessDesk, Granted, in_transaction, patient_target
+from server.access.desk import AccessDesk, Granted, patient_target
 from server.access.grants import Actor
-from server.db import Database
 from server.errors import ApiError
 from server.state import STATE
 from server.web.security import session_of
@@ -30,7 +26,6 @@ __all__ = [
     "Granted",
     "actor_of",
     "check_access",
-    "in_session",
     "patient_path",
     "patient_target",
     "require_role",
@@ -40,12 +35,6 @@ ACCESS_COOKIE = "clinicam_access"
 ACCESS_HEADER = "X-Clinicam-Access"
 ACCESS_DESK = web.AppKey("clinicam_access_desk", AccessDesk)
 CONSENTS = web.AppKey("clinicam_consents", ConsentRegister)
-T = TypeVar("T")
-
-
-async def in_session(database: Database, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in one committed transaction, off the event loop."""
-    return await in_transaction(database, work)
 
 
 def actor_of(request: web.Request) -> Actor:
