@@ -44,6 +44,8 @@ from server.web.archive import add_archive_routes
 from server.web.backfill import add_backfill_routes
 from server.web.consultation import add_routes
 from server.web.fleet import add_fleet_routes
+from server.web.locale import add_routes as add_locale_routes
+from server.web.locale import locale_middleware
 from server.web.present import add_present_routes
 from server.web.records import add_record_routes
 from server.web.records_import import add_import_routes
@@ -142,7 +144,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     if config.ice.loopback_only:
         restrict_ice_to_loopback()
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[locale_middleware, error_middleware, auth_middleware],
         client_max_size=1024 * 1024,
     )
     app.on_response_prepare.append(security_headers)
@@ -230,6 +232,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     app[STATE] = state
     provide_services(app, state)
     add_routes(app)
+    add_locale_routes(app)
     add_access_routes(app)
     add_record_routes(app)
     add_snapshot_routes(app)

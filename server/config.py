@@ -239,6 +239,11 @@ class ServerConfig(StrictModel):
         description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/clinicam; "
         "default: SQLite (WAL) in state_dir.",
     )
+    language: Literal["zh-CN", "en"] = Field(
+        "en",
+        description="The site's language (zh-CN or en): what a page speaks when neither the "
+        "person's own choice nor their browser's languages name one we offer.",
+    )
     http: HttpConfig = Field(default_factory=HttpConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     ice: IceConfig = Field(default_factory=IceConfig)

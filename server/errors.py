@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from clinicam.i18n import DEFAULT_LOCALE, TextList, _, translate
 from server.domain_errors import (
     Conflict,
     DomainError,
@@ -27,6 +28,8 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 256 * 1024
 M = TypeVar("M", bound=BaseModel)
+# The reader's language, set by server.web.locale's middleware before any error can arise.
+LOCALE_KEY = web.RequestKey("clinicam_locale", str)
 # The one map from what a service refuses to the HTTP status the client sees.
 STATUS_OF: dict[type[DomainError], HTTPStatus] = {
     Invalid: HTTPStatus.BAD_REQUEST,
@@ -67,8 +70,16 @@ def status_of(exc: DomainError) -> HTTPStatus:
 
 
 def _describe(err: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()
+    # pydantic's own wording stays English; the field names are the API's.
+    return TextList(
+        [
+            _(
+                "{field}: {problem}",
+                field=".".join(str(p) for p in e["loc"]) or "body",
+                problem=e["msg"],
+            )
+            for e in err.errors()
+        ]
     )
 
 
@@ -76,12 +87,12 @@ async def _body(request: web.Request) -> bytes:
     """The whole body, however many packets it arrives in (one read returns only what has
     arrived so far: on a slow link a 3 kB offer comes in pieces), up to the limit."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _("request body too large"))
     body = bytearray()
     while chunk := await request.content.read(MAX_JSON_BYTES + 1 - len(body)):
         body += chunk
         if len(body) > MAX_JSON_BYTES:
-            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _("request body too large"))
     return bytes(body)
 
 
@@ -90,9 +101,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     try:
         data = json.loads(await _body(request))
     except (ValueError, RecursionError):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from None
+        raise ApiError(HTTPStatus.BAD_REQUEST, _("body is not valid JSON")) from None
     if not isinstance(data, dict):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+        raise ApiError(HTTPStatus.BAD_REQUEST, _("body must be a JSON object"))
     return data
 
 
@@ -103,7 +114,7 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         return model.model_validate_json(body)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise ApiError(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from None
+            raise ApiError(HTTPStatus.BAD_REQUEST, _("body is not valid JSON")) from None
         raise ApiError(HTTPStatus.BAD_REQUEST, _describe(exc)) from None
 
 
@@ -123,14 +134,16 @@ def error_response(
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    locale = request.get(LOCALE_KEY, DEFAULT_LOCALE)
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.headers, exc.code)
+        return error_response(exc.status, translate(exc.message, locale), exc.headers, exc.code)
     except DomainError as exc:
-        return error_response(status_of(exc), exc.message, code=exc.code)
+        return error_response(status_of(exc), translate(exc.message, locale), code=exc.code)
     except web.HTTPException:
         raise
     except Exception:
         _LOGGER.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+        message = translate(_("internal error"), locale)
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, message)

@@ -23,6 +23,7 @@ from server.config import ConsultationConfig
 from server.erasure import erase_patient
 from server.fleet.desk import ReleaseDesk
 from server.fleet.releases import ReleaseStore
+from server.preferences import PreferenceDesk
 from server.presenting import PresentationService, Stages
 from server.records.appliance_snapshots import SnapshotService
 from server.records.filing import RecordFiling
@@ -36,6 +37,7 @@ from server.state import ServerState
 from server.web.archive import ARCHIVE_READER
 from server.web.fleet import RELEASE_DESK, RELEASES
 from server.web.guard import ACCESS_DESK, CONSENTS
+from server.web.locale import PREFERENCES
 from server.web.present import PRESENTATION
 from server.web.records import RECORDS
 from server.web.records_import import IMPORTS
@@ -118,6 +120,7 @@ def provide_services(app: web.Application, state: ServerState) -> None:
     app[IMPORTS] = ImportService(records.filing, state.audit)
     app[ACCESS_DESK] = AccessDesk(state.config, state.database, state.audit, state.access)
     app[CONSENTS] = ConsentRegister(state.database, state.audit)
+    app[PREFERENCES] = PreferenceDesk(state.database, state.audit)
     app[ARCHIVE_READER] = ArchiveReader(
         state.config.archive,
         state.database,

@@ -28,6 +28,7 @@ from server.media_hub import NoCommonCodec
 from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.slow_checks import ChecksBusy
 from server.state import STATE
+from server.web.locale import page
 from server.web.security import (
     authenticated_device,
     busy,
@@ -52,13 +53,9 @@ class SdpBody(StrictModel):
     type: Literal["offer"]
 
 
-def _page(name: str) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-store"})
-
-
 class LoginPage(web.View):
     async def get(self) -> web.StreamResponse:
-        return _page("login.html")
+        return await page(self.request, "login.html")
 
 
 class LoginView(web.View):
@@ -129,23 +126,23 @@ class SessionView(web.View):
 
 class LobbyPage(web.View):
     async def get(self) -> web.StreamResponse:
-        return _page("lobby.html")
+        return await page(self.request, "lobby.html")
 
 
 class RecordsPage(web.View):
     async def get(self) -> web.StreamResponse:
-        return _page("records.html")
+        return await page(self.request, "records.html")
 
 
 class AdminPage(web.View):
     async def get(self) -> web.StreamResponse:
-        return _page("admin.html")
+        return await page(self.request, "admin.html")
 
 
 class RoomPage(web.View):
     async def get(self) -> web.StreamResponse:
         invited_consultation(self.request)
-        return _page("room.html")
+        return await page(self.request, "room.html")
 
 
 class ConsultationView(web.View):

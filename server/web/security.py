@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from clinicam.i18n import _
 from server.auth import CSRF_HEADER, SESSION_COOKIE, Session, Throttled
 from server.config import ConsultationConfig, DeviceAccount
 from server.device_tokens import DeviceRefused
@@ -23,7 +24,7 @@ from server.slow_checks import ChecksBusy
 from server.state import STATE
 
 PUBLIC_PREFIXES = ("/static/", "/api/appliances/", "/station/")  # the latter two: bearer
-PUBLIC_PATHS = frozenset({"/login", "/api/login", "/healthz", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/login", "/api/login", "/api/locale", "/healthz", "/favicon.ico"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = web.RequestKey("clinicam_session", Session)
 DEVICE_KEY = web.RequestKey("clinicam_device", DeviceAccount)
@@ -59,18 +60,18 @@ async def auth_middleware(
                 HTTPStatus.UNAUTHORIZED, "not logged in (or logged out after inactivity)"
             )
         raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}")
-    _check_csrf(request, session)
+    check_csrf(request, session)
     request[SESSION_KEY] = session
     return await handler(request)
 
 
-def _check_csrf(request: web.Request, session: Session) -> None:
+def check_csrf(request: web.Request, session: Session) -> None:
     """A state-changing request must carry the session's CSRF token, from this origin."""
     if request.method in SAFE_METHODS:
         return
     token = request.headers.get(CSRF_HEADER, "")
     if not secrets.compare_digest(token.encode(), session.csrf.encode()):
-        raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong CSRF token")
+        raise ApiError(HTTPStatus.FORBIDDEN, _("missing or wrong CSRF token"))
     _check_same_site(request)
 
 
@@ -174,5 +175,5 @@ def station_caller(request: web.Request) -> tuple[DeviceAccount, str]:
     )
     if station is None:
         raise ApiError(HTTPStatus.FORBIDDEN, "this clinic station is not one of your clinic's")
-    _check_csrf(request, session)
+    check_csrf(request, session)
     return station, session.username

@@ -32,7 +32,8 @@ from server.media_hub import NoCommonCodec
 from server.mqtt_link import STATION_OPS, ApplianceUnreachable
 from server.room import ConsultationRoom
 from server.state import STATE, ServerState
-from server.web.consultation import MAX_SDP, STATIC_DIR
+from server.web.consultation import MAX_SDP
+from server.web.locale import page
 from server.web.security import station_caller
 
 _LOGGER = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def live_room(state: ServerState, device_id: str) -> ConsultationRoom | None:
 
 class StationPage(web.View):
     async def get(self) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "station.html", headers={"Cache-Control": "no-store"})
+        return await page(self.request, "station.html")
 
 
 class StationStateView(web.View):
