@@ -34,6 +34,7 @@ import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 PY_PACKAGES = ("clinicam", "clinicam_app", "firmware", "server", "models")
@@ -103,10 +104,13 @@ def _error_classes(trees: dict[Path, ast.Module]) -> set[str]:
         changed = False
         for tree in trees.values():
             for node in ast.walk(tree):
-                if isinstance(node, ast.ClassDef) and node.name not in names:
-                    if any(_name(base) in names for base in node.bases):
-                        names.add(node.name)
-                        changed = True
+                if (
+                    isinstance(node, ast.ClassDef)
+                    and node.name not in names
+                    and any(_name(base) in names for base in node.bases)
+                ):
+                    names.add(node.name)
+                    changed = True
     return names
 
 
@@ -178,7 +182,19 @@ def check_po(used: set[str], problems: list[str]) -> None:
 class _PageText(HTMLParser):
     """Finds text and readable attributes not covered by data-i18n / data-i18n-attr."""
 
-    VOID = {"meta", "link", "input", "br", "img", "hr", "source", "track", "wbr", "area", "col"}
+    VOID: ClassVar[set[str]] = {
+        "meta",
+        "link",
+        "input",
+        "br",
+        "img",
+        "hr",
+        "source",
+        "track",
+        "wbr",
+        "area",
+        "col",
+    }
 
     def __init__(self) -> None:
         super().__init__()
