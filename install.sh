@@ -126,4 +126,17 @@ esac
 say "installing clinicam[$EXTRAS] into $VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "${HERE}[$EXTRAS]"
 
+# --- npm test tools (dev) ----------------------------------------------------
+# axe-core for the accessibility tests. Debian's nodejs comes without npm (a separate
+# package); a nodejs that bundles npm (e.g. NodeSource's) must not get Debian's beside it.
+if [ "$ROLE" = dev ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    say "installing npm"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm
+  fi
+  say "installing the npm test tools (tests/a11y: axe-core)"
+  (cd "$HERE/tests/a11y" && npm ci --no-audit --no-fund --silent)
+fi
+
 say "done: $("$VENV/bin/clinicam" --version) ($OS, role $ROLE)"
