@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable
@@ -236,14 +237,15 @@ def build_encoder(
     config: ApplianceConfig, camera: Camera, output: StreamOutput, private: Callable[[], bool]
 ) -> VideoEncoder:
     """The Pi 4's hardware H.264 encoder on a Pi, libx264 elsewhere (and on a Pi 5)."""
+    card = functools.partial(privacy_frame, locale=config.language)  # in the clinic's language
     if config.backend == "pi":
         from firmware.hardware.pi_encoder import hardware_encoder
 
-        encoder = hardware_encoder(camera, output, private)
+        encoder = hardware_encoder(camera, output, private, card)
         if encoder is not None:
             return encoder
         _LOGGER.info("no hardware H.264 encoder: encoding in software")
-    return SoftwareVideoEncoder(camera, output, private=private, privacy_card=privacy_frame)
+    return SoftwareVideoEncoder(camera, output, private=private, privacy_card=card)
 
 
 async def run_appliance(config: ApplianceConfig) -> None:

@@ -184,6 +184,11 @@ class ApplianceConfig(StrictModel):
 
     device_id: str = Field("appliance-1", pattern=DEVICE_ID_PATTERN, description="Device id.")
     backend: Literal["sim", "pi"] = Field("sim", description="'pi' on a Raspberry Pi.")
+    language: Literal["zh-CN", "en"] = Field(
+        "zh-CN",
+        description="The clinic's language (zh-CN or en): what the appliance's own picture "
+        "says, e.g. the privacy card sent while the camera is paused.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR."
     )

@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from clinicam.i18n import ENGLISH
 from server.media.audio_mix import AudioMixer, MixTrack
 from server.media.composite import CompositeMixer, CompositeTrack
 from server.media.layout import expert_window, station_main
@@ -36,9 +37,15 @@ class ClinicStation:
     """The station of one consultation: its media and what the experts see of it."""
 
     def __init__(
-        self, device_id: str, experts: Sequence[str], mixer: CompositeMixer, audio: AudioMixer
+        self,
+        device_id: str,
+        experts: Sequence[str],
+        mixer: CompositeMixer,
+        audio: AudioMixer,
+        language: str = ENGLISH,
     ) -> None:
         self.device_id = device_id
+        self.language = language  # the site's: the station's composite unless it asks another
         self.name = f"station:{device_id}"
         self.appliance_microphone = f"appliance:{device_id}"
         self._experts = list(experts)
@@ -57,12 +64,16 @@ class ClinicStation:
     def connected(self) -> bool:
         return self.track is not None
 
-    def attach(self, microphone: Any | None) -> tuple[CompositeTrack, MixTrack]:
-        """Take the station's microphone; return its composite and what it hears."""
+    def attach(
+        self, microphone: Any | None, locale: str | None = None
+    ) -> tuple[CompositeTrack, MixTrack]:
+        """Take the station's microphone; return its composite (its texts in ``locale``:
+        the station's language) and what it hears."""
         self.detach(self.track)
         if microphone is not None:
             self._audio.source(self.name).attach(microphone)
-        self.track = self._mixer.new_track(station_main(self.main_window), self.name)
+        main = station_main(self.main_window)
+        self.track = self._mixer.new_track(main, self.name, locale or self.language)
         self.mix = self._audio.listen(self.name, deaf_to=frozenset({self.appliance_microphone}))
         self._task = asyncio.create_task(self._follow_speaker(), name=f"speaker-{self.name}")
         _LOGGER.info("clinic station of %s joined", self.device_id)

@@ -192,14 +192,17 @@ class MediaHub:
         session = self._appliances.get(device_id)
         return session is not None and session.pc.connectionState == "connected"
 
-    async def expert_offer(self, room: ConsultationRoom, username: str, sdp: str) -> str:
-        """Webcam and microphone in; composite (pre-encoded H.264) and audio mix out."""
+    async def expert_offer(
+        self, room: ConsultationRoom, username: str, sdp: str, locale: str | None = None
+    ) -> str:
+        """Webcam and microphone in; composite (pre-encoded H.264, its texts in the expert's
+        ``locale``, else the site's language) and audio mix out."""
         key = (room.consultation.id, username)
         async with self._offering[key]:
             pc, incoming, decoders = await self._viewer_peer(key, sdp)
             webcam = incoming.get("video")
             track, mix = room.attach_media(
-                username, webcam, incoming.get("audio"), decoder=decoders.get(webcam)
+                username, webcam, incoming.get("audio"), decoder=decoders.get(webcam), locale=locale
             )
             return await self._answer_viewer(
                 pc,
@@ -210,13 +213,16 @@ class MediaHub:
                 lambda: room.detach_media(username, track),
             )
 
-    async def station_offer(self, room: ConsultationRoom, sdp: str) -> str:
-        """The clinic station: microphone in; its own composite and the experts' voices out."""
+    async def station_offer(
+        self, room: ConsultationRoom, sdp: str, locale: str | None = None
+    ) -> str:
+        """The clinic station: microphone in; its own composite (its texts in the station's
+        ``locale``, else the site's language) and the experts' voices out."""
         station = room.station
         key = (room.consultation.id, station.name)
         async with self._offering[key]:
             pc, incoming, _ = await self._viewer_peer(key, sdp)
-            track, mix = station.attach(incoming.get("audio"))
+            track, mix = station.attach(incoming.get("audio"), locale)
             return await self._answer_viewer(
                 pc, key, station.name, track, mix, lambda: station.detach(track)
             )

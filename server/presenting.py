@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 import av
-from PIL import Image
+from PIL import Image, ImageOps
 
+from clinicam.i18n import LOCALES, N_, Text, _
 from server.config import ConsultationConfig, LiveViewConfig
 from server.domain_errors import Conflict, Unprocessable
 from server.media.presentation import presentation_frame, text_frame
@@ -65,6 +66,42 @@ class NothingPresented(Conflict):
     """Showing to the clinic with nothing presented."""
 
 
+# What an item without a title is called in the caption (by its category).
+CATEGORY_NAMES = {
+    "clinical_photo": N_("clinical photo"),
+    "record_scan": N_("record scan"),
+    "ct_image": N_("CT image"),
+    "voice_note": N_("voice note"),
+    EMR: N_("EMR entry"),
+}
+
+
+def _content(
+    category: str, row: Any, blob: BinaryIO | None, window: Window, live: LiveViewConfig
+) -> Image.Image | list[str]:
+    """What the item shows: a picture, or lines of text (marked ones are translated)."""
+    if category == EMR:
+        return [f"{k}: {v}" for k, v in row.fields.items()]
+    assert blob is not None
+    if category == "ct_image":
+        png = render_dicom(blob, center=window.center, width=window.width)
+        return Image.open(io.BytesIO(png))
+    if category == "voice_note":
+        seconds = f"{row.duration_s:.0f}"
+        return [
+            _("Voice note, {seconds} s ({codec})", seconds=seconds, codec=row.codec),
+            _("Play it from the records."),
+        ]
+    if not str(row.media_type).startswith("image/"):
+        return [
+            _("Document: {pages} page(s)", pages=row.page_count),
+            _("Open it from the records."),
+        ]
+    with Image.open(blob) as picture:
+        picture.draft("RGB", (live.width, live.height))
+        return ImageOps.exif_transpose(picture).convert("RGB")
+
+
 def _draw(
     category: str,
     row: Any,
@@ -72,24 +109,13 @@ def _draw(
     window: Window,
     caption: str,
     live: LiveViewConfig,
-) -> av.VideoFrame:
+) -> dict[str, av.VideoFrame]:
+    """The item's frame in each language (the caption and marked lines translated)."""
     size = (live.width, live.height)
-    if category == EMR:
-        lines = [f"{k}: {v}" for k, v in row.fields.items()]
-        return text_frame(lines, caption, *size)
-    assert blob is not None
-    if category == "ct_image":
-        png = render_dicom(blob, center=window.center, width=window.width)
-        return presentation_frame(Image.open(io.BytesIO(png)), caption, *size)
-    if category == "voice_note":
-        lines = [f"Voice note, {row.duration_s:.0f} s ({row.codec})", "Play it from the records."]
-        return text_frame(lines, caption, *size)
-    if not str(row.media_type).startswith("image/"):
-        lines = [f"Document: {row.page_count} page(s)", "Open it from the records."]
-        return text_frame(lines, caption, *size)
-    with Image.open(blob) as picture:
-        picture.draft("RGB", size)
-        return presentation_frame(picture, caption, *size)
+    content = _content(category, row, blob, window, live)
+    if isinstance(content, list):
+        return {loc: text_frame(content, caption, *size, loc) for loc in LOCALES}
+    return {loc: presentation_frame(content, caption, *size, loc) for loc in LOCALES}
 
 
 class PresentationService:
@@ -109,7 +135,9 @@ class PresentationService:
         self._audit = audit
         self._live = live
 
-    def _frame(self, category: str, row: Any, window: Window, caption: str) -> av.VideoFrame:
+    def _frame(
+        self, category: str, row: Any, window: Window, caption: str
+    ) -> dict[str, av.VideoFrame]:
         if category == EMR:
             return _draw(category, row, None, window, caption, self._live)
         with self._blobs.open(row.blob_sha256) as blob:
@@ -128,8 +156,10 @@ class PresentationService:
         row = await self._records.read(who, patient, category, raw_id, "present")
         if consultation.patient_id != patient.external_id:
             raise NotThisPatient("only records of this consultation's patient can be shared in it")
-        title = getattr(row, "title", None) or category.replace("_", " ")
-        caption = f"{title} — shared by {who}"
+        title = getattr(row, "title", None) or Text(
+            CATEGORY_NAMES.get(category, category.replace("_", " "))
+        )
+        caption = _("{title} — shared by {who}", title=title, who=who)
         try:
             frame = await asyncio.to_thread(self._frame, category, row, window, caption)
         except (OSError, ValueError) as exc:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import Field
 
+from clinicam.i18n import N_, _
 from clinicam.protocol import WireModel
 from server.clinic_station import ClinicStation
 from server.config import ConsultationConfig, ServerConfig
@@ -40,11 +41,12 @@ from server.media.layout import (
 )
 from server.media.link_health import PartyLink
 from server.media.live import FrameFeed
+from server.media.localized import PerLocale
 from server.media.pressure import MediaPressure, PressureSample, WebcamBudget
 
 _LOGGER = logging.getLogger(__name__)
 DEFAULT_MAIN = LIVE
-CHART_CAPTION = "No relevance computed for this patient yet: ask for it in the room."
+CHART_CAPTION = N_("No relevance computed for this patient yet: ask for it in the room.")
 
 
 class SelectMain(WireModel):
@@ -107,14 +109,16 @@ class ConsultationRoom:
             for u in consultation.experts
         }
         live = config.live
-        self._idle_presentation = message_card(
-            live.width // 2, live.height // 2, "Presentation", "Nothing shared yet"
+        half = (live.width // 2, live.height // 2)
+        # Stills with words are drawn per viewer's language, each when first shown.
+        self._idle_presentation = PerLocale(
+            lambda loc: message_card(*half, _("Presentation"), _("Nothing shared yet"), loc)
         )
         self._presentation = self._idle_presentation
         self.presentation_info: dict[str, Any] | None = None
         self.live_note: str | None = None  # e.g. "archive 10:02–10:05 UTC" during a replay
-        self._chart = render_relevance_chart(
-            None, live.width // 2, live.height // 2, caption=CHART_CAPTION
+        self._chart = PerLocale(
+            lambda loc: render_relevance_chart(None, *half, caption=CHART_CAPTION, locale=loc)
         )
         names = {u: m.name for u, m in self.members.items()}
         self.relevance: dict[str, Any] | None = None  # the latest stored result shown
@@ -132,7 +136,7 @@ class ConsultationRoom:
         if patient_audio is not None:  # everyone hears the patient; the patient hears no one
             self.audio.sources[f"appliance:{consultation.appliance}"] = patient_audio
         self.station = ClinicStation(
-            consultation.appliance, consultation.experts, self.mixer, self.audio
+            consultation.appliance, consultation.experts, self.mixer, self.audio, config.language
         )
         self.links: dict[str, PartyLink] = {}  # link health by party (server.room_links)
 
@@ -144,17 +148,23 @@ class ConsultationRoom:
             return False
         live = self._config.live
         values = dict(zip(result["labels"], result["values"], strict=True))
-        self._chart = render_relevance_chart(
-            values, live.width // 2, live.height // 2, caption=str(result["caption"])
+        caption = result["caption"]
+        chart = PerLocale(
+            lambda loc: render_relevance_chart(
+                values, live.width // 2, live.height // 2, caption=caption, locale=loc
+            )
         )
+        chart(self._config.language)  # the site's language now: a bad result fails here
+        self._chart = chart
         self.relevance = result
         return True
 
     def present(self, frame: Any | None, info: dict[str, Any] | None) -> None:
-        """Show ``frame`` (a prepared still) in the presentation window, or nothing (None).
+        """Show ``frame`` (a prepared still, or one per language: a mapping or a
+        :class:`PerLocale`) in the presentation window, or nothing (None).
 
         A new item is the experts' only: the clinic sees it once an expert shares it."""
-        self._presentation = frame if frame is not None else self._idle_presentation
+        self._presentation = PerLocale.of(frame) if frame is not None else self._idle_presentation
         self.presentation_info = {**info, "clinic": False} if frame is not None and info else None
         self.station.pin(None)
 
@@ -185,15 +195,18 @@ class ConsultationRoom:
         if not main.startswith(STATION_PREFIX):
             return []
         if self.station.private:  # the appliance sends only its privacy card: nothing to record
-            return [Badge("Privacy on", PRIVACY_RGB)]
-        return [Badge("● Recording", RECORDING_RGB)] if self.recording() else []
+            return [Badge(_("Privacy on"), PRIVACY_RGB)]
+        return [Badge(_("● Recording"), RECORDING_RGB)] if self.recording() else []
 
     def labels(self) -> dict[str, str]:
         labels = {f"expert:{m.username}": m.name for m in self.members.values()}
+        note = self.live_note
         labels.update(
-            presentation="Presentation",
-            live=f"Patient — {self.clinic}" + (f" ({self.live_note})" if self.live_note else ""),
-            relevance="Decision support — not a diagnosis",
+            presentation=_("Presentation"),
+            live=_("Patient — {clinic} ({note})", clinic=self.clinic, note=note)
+            if note
+            else _("Patient — {clinic}", clinic=self.clinic),
+            relevance=_("Decision support — not a diagnosis"),
         )
         return labels
 
@@ -207,8 +220,9 @@ class ConsultationRoom:
         }
         live = self._live_feed
         out["live"] = TileSource(live.frame, live.age(), labels["live"], live.trace)
-        out["presentation"] = TileSource(self._presentation, 0.0, labels["presentation"])
-        out["relevance"] = TileSource(self._chart, 0.0, labels["relevance"])
+        site, shown, chart = self._config.language, self._presentation, self._chart
+        out["presentation"] = TileSource(shown(site), 0.0, labels["presentation"], localized=shown)
+        out["relevance"] = TileSource(chart(site), 0.0, labels["relevance"], localized=chart)
         return out
 
     def media_figures(self) -> dict[str, Any]:
@@ -288,8 +302,10 @@ class ConsultationRoom:
         microphone: Any | None,
         *,
         decoder: LatestDecodeQueue | None = None,
+        locale: str | None = None,
     ) -> tuple[CompositeTrack, MixTrack]:
-        """Take an expert's webcam and microphone; return their composite and audio mix."""
+        """Take an expert's webcam and microphone; return their composite (its texts in
+        ``locale``, else the site's language) and audio mix."""
         member = self.members[username]
         if member.track is not None:
             self.mixer.remove(member.track)
@@ -299,7 +315,7 @@ class ConsultationRoom:
             member.feed.attach(webcam, decoder=decoder)
         if microphone is not None:
             self.audio.source(username).attach(microphone)
-        member.track = self.mixer.new_track(member.main, username)
+        member.track = self.mixer.new_track(member.main, username, locale or self._config.language)
         if member.track.link is not None:
             member.track.link.audio_only = member.audio_only
         member.mix = self.audio.listen(username)

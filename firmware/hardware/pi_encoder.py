@@ -24,7 +24,13 @@ from typing import Any
 
 from clinicam.frametrace import now_us
 from firmware.hardware.protocols import Camera
-from firmware.media.encoders import EncodedFrame, EncodedOutput, SoftwareVideoEncoder, deliver
+from firmware.media.encoders import (
+    EncodedFrame,
+    EncodedOutput,
+    PrivacyCard,
+    SoftwareVideoEncoder,
+    deliver,
+)
 from firmware.media.output import StreamOutput, StreamSettings
 from firmware.media.privacy import privacy_frame
 
@@ -36,7 +42,10 @@ CHECK_S = 0.1
 
 
 def hardware_encoder(
-    camera: Camera, output: StreamOutput, private: Callable[[], bool]
+    camera: Camera,
+    output: StreamOutput,
+    private: Callable[[], bool],
+    privacy_card: PrivacyCard = privacy_frame,
 ) -> PiVideoEncoder | None:
     """The hardware encoder if this Pi has one (a Pi 4; a Pi 5 does not)."""
     try:
@@ -46,14 +55,19 @@ def hardware_encoder(
     picam = getattr(camera, "picamera2", None)
     if picam is None:
         return None
-    return PiVideoEncoder(camera, picam, output, private)
+    return PiVideoEncoder(camera, picam, output, private, privacy_card)
 
 
 class PiVideoEncoder:
     """picamera2's H264Encoder feeding the appliance's outputs."""
 
     def __init__(
-        self, camera: Camera, picam: Any, output: StreamOutput, private: Callable[[], bool]
+        self,
+        camera: Camera,
+        picam: Any,
+        output: StreamOutput,
+        private: Callable[[], bool],
+        privacy_card: PrivacyCard = privacy_frame,
     ) -> None:
         self._camera = camera
         self._picam = picam
@@ -61,7 +75,7 @@ class PiVideoEncoder:
         self._private = private
         self.outputs: list[EncodedOutput] = []
         self._card = SoftwareVideoEncoder(
-            camera, output, private=lambda: True, privacy_card=privacy_frame
+            camera, output, private=lambda: True, privacy_card=privacy_card
         )
         self._card.outputs = self.outputs  # the same outputs, whichever encodes
         self._encoder: Any = None

@@ -17,6 +17,7 @@ import av
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.access.desk import Granted, in_transaction, patient_target
 from server.archive.index import ArchiveSegment
 from server.archive.range import NothingArchived, RangeResult, remux_range, watermarked_range
@@ -161,7 +162,11 @@ class ArchiveReader:
         except BaseException:
             out.unlink(missing_ok=True)
             raise
-        note = f"archive {result.start_utc:%H:%M:%S}–{result.end_utc:%H:%M:%S} UTC"
+        note = _(
+            "archive {start}–{end} UTC",
+            start=f"{result.start_utc:%H:%M:%S}",
+            end=f"{result.end_utc:%H:%M:%S}",
+        )
         await self._show_note(consultation, note)
         await self._audit.record(
             granted.actor.username,

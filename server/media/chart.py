@@ -5,7 +5,11 @@ when the relevance changes, so its cost (a few ms) is off the per-frame path. Th
 chart says what it is: the title calls it decision support, not a diagnosis, and a
 caption (the model card's provenance, e.g. "demonstration model — not for clinical
 use; trained on synthetic data") is printed at the bottom. Glyphs missing from
-Pillow's bundled font (such as "—") are replaced by :func:`safe_text`.
+the font chain are replaced by :func:`safe_text`.
+
+Every text is drawn in the viewer's language (``locale``): the title, the "no result"
+message, a marked caption, and the category names the catalogue knows (the model's
+labels, such as "benign"; a label it does not know is shown as the model names it).
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from clinicam.fonts import draw_text, text_length
+from clinicam.i18n import ENGLISH, N_, Text, catalogue, translate
 from server.media.compositor import fit_text, font
 
-TITLE = "Disease relevance — decision support, not a diagnosis"
-NO_RESULT = "No model result yet for this patient"
+TITLE = N_("Disease relevance — decision support, not a diagnosis")
+NO_RESULT = N_("No model result yet for this patient")
+# The labels of the models we ship (models.synthetic.DEMO_LABELS), for the catalogue.
+KNOWN_CATEGORIES = (N_("benign"), N_("malignant"))
 BACKGROUND_RGB = (24, 28, 36)
 TEXT_RGB = (230, 230, 235)
 MUTED_RGB = (150, 156, 170)
@@ -87,6 +94,14 @@ def _validate(relevance: Mapping[str, float]) -> list[tuple[str, float]]:
     return items
 
 
+def in_locale(text: str, locale: str) -> str:
+    """``text`` in ``locale``: a marked message translated, a plain one (a model's label or
+    caption) looked up in the catalogue, else as it is."""
+    if isinstance(text, Text):
+        return translate(text, locale)
+    return catalogue(locale).get(text, text) if locale != ENGLISH else text
+
+
 def _centred(
     draw: ImageDraw.ImageDraw, text: str, size: int, cx: float, y: float, fill: tuple[int, int, int]
 ) -> None:
@@ -94,9 +109,15 @@ def _centred(
 
 
 def render_relevance_chart(
-    relevance: Mapping[str, float] | None, width: int, height: int, *, caption: str
+    relevance: Mapping[str, float] | None,
+    width: int,
+    height: int,
+    *,
+    caption: str,
+    locale: str = ENGLISH,
 ) -> av.VideoFrame:
-    """The chart as a yuv420p frame; with ``relevance=None`` a "no result yet" message."""
+    """The chart as a yuv420p frame, its texts in ``locale``; with ``relevance=None`` a
+    "no result yet" message."""
     if width % 2 or height % 2 or width < MIN_WIDTH or height < MIN_HEIGHT:
         raise ValueError(f"chart size {width}x{height} must be even and at least 64x48")
     items = _validate(relevance) if relevance is not None else []
@@ -106,7 +127,7 @@ def render_relevance_chart(
     draw = ImageDraw.Draw(img)
     pad = max(4, height // 40)
 
-    title = fit_text(TITLE, geo.title_size, width - 2 * pad)
+    title = fit_text(in_locale(TITLE, locale), geo.title_size, width - 2 * pad)
     _centred(draw, title, geo.title_size, width / 2, pad + label_band(height), TEXT_RGB)
     tick_font = font(geo.label_size)
     for value in GRIDLINES:
@@ -125,17 +146,17 @@ def render_relevance_chart(
             draw.rectangle([x0, y, x1 - 1, bottom - 1], fill=BAR_RGB)
         cx = (x0 + x1) / 2
         _centred(draw, f"{value:.2f}", geo.label_size, cx, y - geo.label_size * 1.3, TEXT_RGB)
-        name = fit_text(category, geo.label_size, slot - 4)
+        name = fit_text(in_locale(category, locale), geo.label_size, slot - 4)
         _centred(draw, name, geo.label_size, cx, bottom + pad / 2, TEXT_RGB)
 
     if relevance is None:
         size = max(10, height // 14)
-        message = fit_text(NO_RESULT, size, right - left - 2 * pad)
+        message = fit_text(in_locale(NO_RESULT, locale), size, right - left - 2 * pad)
         box_w = text_length(message, size) + 2 * pad
         box = ((left + right - box_w) / 2, (top + bottom) / 2 - size, (left + right + box_w) / 2)
         draw.rectangle([box[0], box[1], box[2], box[1] + 2 * size], fill=BACKGROUND_RGB)
         _centred(draw, message, size, (left + right) / 2, (top + bottom) / 2 - size * 0.6, TEXT_RGB)
-    small = fit_text(caption, geo.caption_size, width - 2 * pad)
+    small = fit_text(in_locale(caption, locale), geo.caption_size, width - 2 * pad)
     _centred(
         draw, small, geo.caption_size, width / 2, height - pad - geo.caption_size * 1.2, MUTED_RGB
     )

@@ -5,7 +5,8 @@ output frame rate, and otherwise on a fixed tick at that rate (so webcams and sh
 items still move when the appliance is quiet): a live frame waits for no tick. Each
 time it takes the newest frame of
 each source (latest wins, so a stalled source never stalls the output), composes one
-frame per distinct main window among the connected experts, encodes each once with
+frame per distinct main window and language among the connected viewers (every text
+in it is drawn in the viewer's language), encodes each once with
 H.264 and hands the packets to those experts' tracks; aiortc packs them into RTP
 without re-encoding. A new viewer of a variant gets a keyframe at once; otherwise an
 IDR every two seconds lets any receiver recover from loss.
@@ -26,6 +27,7 @@ from av.video.reformatter import VideoReformatter
 
 from clinicam.frametrace import FrameTrace
 from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
+from clinicam.i18n import ENGLISH
 from server.config import LiveViewConfig
 from server.media.badges import Badge
 from server.media.compositor import Compositor, TileSource
@@ -59,6 +61,7 @@ class CompositeTrack(MediaStreamTrack):
         self._latency = latency
         self.main = "live"
         self.viewer = ""
+        self.locale = ENGLISH  # the viewer's language: what the composite's texts are in
         self.link: ViewerLink | None = None  # this viewer's rung (server.media.downlink)
         self.variant = ""  # the encode it gets now
         self.flushes = 0
@@ -122,7 +125,7 @@ class CompositeMixer:
         self._badges = badges
         self._config = config
         self._watermark = watermark
-        self._marks: dict[str, Watermark] = {}
+        self._marks: dict[tuple[str, str], Watermark] = {}  # by (viewer, locale)
         self._layout_for = layout_for
         self._sources = sources
         self._compositor = Compositor(
@@ -144,16 +147,19 @@ class CompositeMixer:
             live_arrivals.add(self._arrived)
 
     def _variant(self, track: CompositeTrack) -> str:
-        """Experts who chose the same main window and whose links allow the same rung share
-        one encode, unless watermarked: ``main NUL viewer NUL rung``."""
+        """Viewers who chose the same main window, read the same language and whose links
+        allow the same rung share one encode, unless watermarked:
+        ``main NUL locale NUL viewer NUL rung``."""
         viewer = track.viewer if self._watermark else ""
         rung = track.link.rung if track.link is not None else 0
-        return f"{track.main}\x00{viewer}\x00{rung}"
+        return f"{track.main}\x00{track.locale}\x00{viewer}\x00{rung}"
 
-    def new_track(self, main: str, viewer: str = "") -> CompositeTrack:
+    def new_track(self, main: str, viewer: str = "", locale: str = ENGLISH) -> CompositeTrack:
+        """A composite for ``viewer``, its texts in ``locale`` ("zh-CN" or "en")."""
         track = CompositeTrack(lambda: self._keyframe(self._variant(track)), self.latency)
         track.main = main
         track.viewer = viewer
+        track.locale = locale
         track.link = ViewerLink(self.ladder)
         track.variant = self._variant(track)
         self._tracks.add(track)
@@ -197,12 +203,12 @@ class CompositeMixer:
             )
         return self._encoders[variant]
 
-    def _mark(self, viewer: str, frame: av.VideoFrame) -> av.VideoFrame:
+    def _mark(self, viewer: str, locale: str, frame: av.VideoFrame) -> av.VideoFrame:
         assert self._watermark is not None
-        mark = self._marks.get(viewer)
+        mark = self._marks.get((viewer, locale))
         if mark is None:
-            mark = self._marks[viewer] = Watermark(
-                self._watermark(viewer), self._config.width, self._config.height
+            mark = self._marks[viewer, locale] = Watermark(
+                self._watermark(viewer), self._config.width, self._config.height, locale
             )
         return mark.apply(frame)
 
@@ -214,26 +220,27 @@ class CompositeMixer:
         bitrates: Mapping[str, int] | None = None,
     ) -> dict[str, list[Encoded]]:
         out: dict[str, list[Encoded]] = {}
-        composed: dict[str, tuple[av.VideoFrame, FrameTrace | None]] = {}
+        composed: dict[tuple[str, str], tuple[av.VideoFrame, FrameTrace | None]] = {}
         live = sources.get(LIVE)
         still_due = self.ticks % max(1, round(STILL_EVERY_S * self._config.fps)) == 0
         for variant in variants:
-            main, viewer, rung_index = variant.split("\x00")
+            main, locale, viewer, rung_index = variant.split("\x00")
             rung = self.ladder.rungs[int(rung_index)]
             encoder = self._encoder(variant)
             if rung.fps == 0 and not (still_due or encoder.keyframe_pending):
                 out[variant] = []  # audio only: a still every few seconds
                 continue
-            if main not in composed:
+            if (main, locale) not in composed:
                 badges = self._badges(main) if self._badges is not None else ()
-                frame = self._compositor.compose(self._layout_for(main), sources, badges)
+                layout = self._layout_for(main)
+                frame = self._compositor.compose(layout, sources, badges, locale)
                 trace = live.trace.copy() if live is not None and live.trace else None
                 if trace is not None:
                     trace.mark("composed")
-                composed[main] = frame, trace
-            frame, trace = composed[main]
+                composed[main, locale] = frame, trace
+            frame, trace = composed[main, locale]
             if self._watermark is not None:
-                frame = self._mark(viewer, frame)
+                frame = self._mark(viewer, locale, frame)
             if (frame.width, frame.height) != (rung.width, rung.height):
                 scaler = self._scalers.setdefault(variant, VideoReformatter())
                 frame = scaler.reformat(

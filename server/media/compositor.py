@@ -14,9 +14,14 @@ measures both.
   scaled again, for any tile size it is shown at. The cache keeps the frame
   referenced, so identity cannot be confused by a recycled ``id``.
 * Labels are white text on a darkened box in each tile's top-left corner, rendered
-  once per (text, size) with Pillow's bundled font and blended as a luma patch.
+  once per (text, size) with the font chain of :mod:`clinicam.fonts` and blended as a
+  luma patch.
 * A stalled source (no frame for ``stall_after_s``) shows its last frame greyed with
   "reconnecting…"; a source with no frame yet shows a dark tile with "waiting…".
+* Every text is drawn in the viewer's language (``compose(…, locale=…)``): labels and
+  badges that are marked messages (:class:`clinicam.i18n.Text`) are translated, the
+  notices too, and a source drawn per language (the relevance chart, a shared item's
+  caption) gives the frame of that language (:attr:`TileSource.localized`).
 * The main tile has a 2 px highlighted border.
 
 A :class:`Compositor` is not thread-safe: use one per thread (or per tick loop).
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import av
@@ -37,6 +42,7 @@ from PIL import Image, ImageDraw, ImageFont
 from clinicam.fonts import draw_text, text_length, ui_font
 from clinicam.fonts import has_glyph as chain_has_glyph
 from clinicam.frametrace import FrameTrace
+from clinicam.i18n import ENGLISH, N_, Translator, translate
 from server.media.badges import Badge, draw_badges
 from server.media.layout import Layout, Rect
 
@@ -45,8 +51,8 @@ EMPTY_TILE_Y = 30
 TEXT_Y = 235
 BORDER_YUV = (142, 182, 86)  # light blue, RGB (80, 160, 255) in BT.601 limited range
 LABEL_MARGIN = 4
-WAITING_TEXT = "waiting…"
-RECONNECTING_TEXT = "reconnecting…"
+WAITING_TEXT = N_("waiting…")
+RECONNECTING_TEXT = N_("reconnecting…")
 _SUBSTITUTES = {"—": "-", "–": "-", "−": "-", "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"'}
 
 
@@ -56,8 +62,13 @@ class TileSource:
 
     frame: av.VideoFrame | None  # newest frame of that source, any size/format; None = none yet
     age_s: float  # seconds since that frame arrived (inf if none)
-    label: str
+    label: str  # a marked message (clinicam.i18n.Text) is shown in the viewer's language
     trace: FrameTrace | None = None  # stage stamps of ``frame`` (the appliance's live view)
+    localized: Callable[[str], av.VideoFrame] | None = None  # locale → ``frame`` drawn in it
+
+    def frame_in(self, locale: str) -> av.VideoFrame | None:
+        """The frame to show a viewer reading ``locale``."""
+        return self.localized(locale) if self.localized is not None else self.frame
 
 
 # --- text -----------------------------------------------------------------------------
@@ -193,7 +204,7 @@ class Compositor:
         self.width = width
         self.height = height
         self.stall_after_s = stall_after_s
-        self._cache: dict[str, _WindowCache] = {}
+        self._cache: dict[tuple[str, str], _WindowCache] = {}  # (window, locale or "")
         # One swscale context per (window, tile size), reused from frame to frame:
         # a new context per frame (what VideoFrame.reformat does) costs more than
         # the scaling itself.
@@ -204,9 +215,10 @@ class Compositor:
         layout: Layout,
         sources: Mapping[str, TileSource],
         badges: Sequence[Badge] = (),
+        locale: str = ENGLISH,
     ) -> av.VideoFrame:
         """A new yuv420p frame of ``layout``'s size; windows missing in ``sources`` wait;
-        ``badges`` go into the main window's top-right corner."""
+        ``badges`` go into the main window's top-right corner; texts are in ``locale``."""
         if (layout.width, layout.height) != (self.width, self.height):
             raise ValueError(
                 f"layout is {layout.width}x{layout.height}, compositor {self.width}x{self.height}"
@@ -220,13 +232,14 @@ class Compositor:
             source = sources.get(window)
             if source is None:
                 source = TileSource(None, float("inf"), window)
-            self._draw_tile(planes, window, rect, source)
+            self._draw_tile(planes, window, rect, source, locale)
         main = layout.rect(layout.main)
         if main is not None:
             _border(planes, main)
-            draw_badges(planes, badges, main, self.height)
-        for window in [w for w in self._cache if layout.rect(w) is None]:
-            del self._cache[window]
+            shown = [Badge(translate(b.text, locale), b.rgb) for b in badges]
+            draw_badges(planes, shown, main, self.height)
+        for key in [k for k in self._cache if layout.rect(k[0]) is None]:
+            del self._cache[key]
         if len(self._scalers) > 4 * len(layout.tiles):  # windows left or layouts resized
             self._scalers.clear()
         return out
@@ -237,35 +250,43 @@ class Compositor:
         window: str,
         rect: Rect,
         source: TileSource,
+        locale: str,
     ) -> None:
         notice = None
-        if source.frame is None:
-            self._cache.pop(window, None)
+        frame = source.frame_in(locale)
+        key = (window, locale if source.localized is not None else "")
+        if frame is None:
+            self._cache.pop(key, None)
             planes[0][rect.y : rect.y + rect.h, rect.x : rect.x + rect.w] = EMPTY_TILE_Y
             notice = WAITING_TEXT
         else:
             stalled = source.age_s > self.stall_after_s
-            scaled = self._scaled(window, source.frame, rect, stalled)
+            scaled = self._scaled(key, frame, rect, stalled)
             for plane, pixels, shift in zip(planes, scaled.planes, (0, 1, 1), strict=True):
                 x, y = (rect.x + scaled.x) >> shift, (rect.y + scaled.y) >> shift
                 plane[y : y + pixels.shape[0], x : x + pixels.shape[1]] = pixels
             if stalled:
                 notice = RECONNECTING_TEXT
         label_size = min(20, max(10, rect.h // 12))
-        patch = _patch(source.label, label_size, rect.w - 2 * LABEL_MARGIN)
+        label = translate(source.label, locale)
+        patch = _patch(label, label_size, rect.w - 2 * LABEL_MARGIN)
         if patch is not None:
             _blend(planes, patch, rect.x + LABEL_MARGIN, rect.y + LABEL_MARGIN)
         if notice is not None:
-            patch = _patch(notice, min(28, max(10, rect.h // 8)), rect.w - 2 * LABEL_MARGIN)
+            text = Translator(locale)(notice)
+            patch = _patch(text, min(28, max(10, rect.h // 8)), rect.w - 2 * LABEL_MARGIN)
             if patch is not None:
                 x = rect.x + (rect.w - patch.w) // 4 * 2
                 y = rect.y + (rect.h - patch.h) // 4 * 2
                 _blend(planes, patch, x, y)
 
-    def _scaled(self, window: str, frame: av.VideoFrame, rect: Rect, stalled: bool) -> _Scaled:
-        entry = self._cache.get(window)
+    def _scaled(
+        self, cached: tuple[str, str], frame: av.VideoFrame, rect: Rect, stalled: bool
+    ) -> _Scaled:
+        entry = self._cache.get(cached)
         if entry is None or entry.frame is not frame:
-            entry = self._cache[window] = _WindowCache(frame)
+            entry = self._cache[cached] = _WindowCache(frame)
+        window = cached[0]
         key = (rect.w, rect.h, stalled)
         scaled = entry.scaled.get(key)
         if scaled is None:

@@ -15,15 +15,18 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from clinicam.fonts import draw_text, text_length
+from clinicam.i18n import ENGLISH, Translator
 
 STRENGTH = 0.35
 
 
 class Watermark:
-    """``viewer`` and the current UTC minute, blended into frames of one size."""
+    """``viewer`` and the current UTC minute, blended into frames of one size, worded in
+    the viewer's language (``locale``)."""
 
-    def __init__(self, viewer: str, width: int, height: int) -> None:
+    def __init__(self, viewer: str, width: int, height: int, locale: str = ENGLISH) -> None:
         self.viewer = viewer
+        self._ = Translator(locale)
         self.width = width
         self.height = height
         self._text = ""
@@ -31,7 +34,7 @@ class Watermark:
 
     def text(self, now: datetime | None = None) -> str:
         moment = (now or datetime.now(UTC)).astimezone(UTC)
-        return f"{self.viewer} · {moment:%Y-%m-%d %H:%M} UTC"
+        return self._("{viewer} · {time} UTC", viewer=self.viewer, time=f"{moment:%Y-%m-%d %H:%M}")
 
     def _render(self, text: str) -> None:
         img = Image.new("L", (self.width, self.height), 0)

@@ -28,7 +28,7 @@ from server.media_hub import NoCommonCodec
 from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.slow_checks import ChecksBusy
 from server.state import STATE
-from server.web.locale import page
+from server.web.locale import page, reader_locale
 from server.web.security import (
     authenticated_device,
     busy,
@@ -175,7 +175,8 @@ class ExpertOfferView(web.View):
         body = await read_json(self.request, SdpBody)
         username = session_of(self.request).username
         try:
-            answer = await state.media.expert_offer(state.rooms.get(c), username, body.sdp)
+            locale = await reader_locale(self.request)  # the composite speaks it too
+            answer = await state.media.expert_offer(state.rooms.get(c), username, body.sdp, locale)
         except NoCommonCodec as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
         return web.json_response({"sdp": answer, "type": "answer"})

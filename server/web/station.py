@@ -33,7 +33,7 @@ from server.mqtt_link import STATION_OPS, ApplianceUnreachable
 from server.room import ConsultationRoom
 from server.state import STATE, ServerState
 from server.web.consultation import MAX_SDP
-from server.web.locale import page
+from server.web.locale import page, reader_locale
 from server.web.security import station_caller
 
 _LOGGER = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ class StationOfferView(web.View):
         if room is None:
             raise ApiError(HTTPStatus.CONFLICT, "no consultation is live for this appliance yet")
         try:
-            answer = await state.media.station_offer(room, offer.sdp)
+            locale = await reader_locale(self.request)  # the station's, else the site's
+            answer = await state.media.station_offer(room, offer.sdp, locale)
         except NoCommonCodec as exc:
             raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
         await room.broadcast()  # the experts see the station arrive
