@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from clinicam.i18n import N_, _
+from clinicam.i18n import N_, _, translate
 from clinicam.protocol import WireModel
 from server.clinic_station import ClinicStation
 from server.config import ConsultationConfig, ServerConfig
@@ -252,6 +252,7 @@ class ConsultationRoom:
     def state_for(self, username: str) -> dict[str, Any]:
         member = self.members[username]
         layout = self.layout_for(member.main)
+        locale = member.track.locale if member.track is not None else self._config.language
         return {
             "type": "room",
             "you": username,
@@ -260,7 +261,7 @@ class ConsultationRoom:
             "main": member.main,
             "size": [layout.width, layout.height],
             "tiles": [[w, r.x, r.y, r.w, r.h] for w, r in layout.tiles],
-            "labels": self.labels(),
+            "labels": {w: translate(text, locale) for w, text in self.labels().items()},
             "presentation": self.presentation_info,
             "relevance": self.relevance,
             "webcam_budget": self.webcam_budget.to_json(),
