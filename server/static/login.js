@@ -25,3 +25,4 @@ $("login-form").addEventListener("submit", async (/** @type {Event} */ ev) => {
     button.disabled = false;
   }
 });
+$("login-button").disabled = false;  // the form is handled from here on
