@@ -81,6 +81,14 @@ def test_chinese_browser_switches_to_english_and_it_sticks(
         assert page.inner_text("#consultations a.join").strip() == "加入"
         assert "患者" in page.inner_text("#consultations li")
 
+        # the records page too, including the texts its code writes
+        page.goto(demo["url"] + "/records?patient=P-0001")
+        page.wait_for_selector("#no-access", state="visible")
+        assert page.inner_text("#no-access-title") == "无权查看 P-0001 的病历"
+        assert page.inner_text("#request-view") == "申请查看权限"
+        page.goto(demo["url"] + "/")
+        _wait_for_lobby(page)
+
         with page.expect_navigation():  # the switch stores the choice and reloads
             page.select_option("#language", "en")
         _wait_for_lobby(page)
