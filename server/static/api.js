@@ -1,6 +1,7 @@
 // The one API client of the pages (ES module): JSON in and out, the CSRF header of a signed-in
 // session (or a device's bearer token), one error shape, and the way to the sign-in page
 // when the session has ended (401). Each page makes its own client with createApi().
+import { t } from "./i18n.js";
 
 /** What the server answers when it refuses: {error: what a person reads, code: what code reads}. */
 export class ApiError extends Error {
@@ -99,7 +100,7 @@ export function createApi(options = {}) {
   function check(status, data, url) {
     if (status === 401 && signIn && !(url || "").endsWith("/api/login")) {
       location.href = signInUrl(location.pathname + location.search);
-      throw new ApiError("not logged in", 401, null, data);
+      throw new ApiError(t("common.not_signed_in"), 401, null, data);
     }
     if (status < 200 || status >= 300) throw apiError(status, data);
     return data;

@@ -1,5 +1,6 @@
 // Small DOM helpers shared by the pages (ES module): elements are built with text content
 // only (record titles and EMR fields are user input).
+import { t } from "./i18n.js";
 
 /**
  * The page's element with this id. Typed loosely (`any`): each page knows what its ids are,
@@ -43,7 +44,7 @@ export function el(tag, props, ...children) {
  */
 export function problem(e) {
   if (e && e.status) return e.message;
-  return "the server cannot be reached — check the network connection and try again";
+  return t("common.unreachable");
 }
 
 /**

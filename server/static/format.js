@@ -1,35 +1,37 @@
-// Times, durations and sizes as the pages show them (ES module, pure).
+// Times, durations and sizes as the pages show them (ES module, pure): in the page's
+// language (i18n.js) and the browser's time zone.
+import { lang, t } from "./i18n.js";
 
 /** @param {string | null | undefined} iso */
 export function fmtTime(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return d.toLocaleString(lang(), { dateStyle: "medium", timeStyle: "short" });
 }
 
 /** @param {string} iso */
 export function fmtSecondsClock(iso) {
-  return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(iso).toLocaleTimeString(lang(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 /** @param {string} iso */
 export function fmtClock(iso) {
-  return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return new Date(iso).toLocaleTimeString(lang(), { hour: "2-digit", minute: "2-digit" });
 }
 
 /**
- * How long until `iso`, in words ("12 min left").
+ * How long until `iso`, in words ("12 min left", "剩余 12 分钟").
  * @param {string} iso
  * @param {number} [now] milliseconds since the epoch (default: now)
  */
 export function fmtLeft(iso, now = Date.now()) {
   const minutes = Math.round((new Date(iso).getTime() - now) / 60000);
-  if (minutes < 1) return "less than a minute left";
-  if (minutes < 60) return `${minutes} min left`;
+  if (minutes < 1) return t("common.left.under_a_minute");
+  if (minutes < 60) return t("common.left.minutes", { count: minutes });
   const h = Math.floor(minutes / 60), m = minutes % 60;
-  if (h >= 48) return `${Math.round(h / 24)} days left`;
-  return m ? `${h} h ${m} min left` : `${h} h left`;
+  if (h >= 48) return t("common.left.days", { count: Math.round(h / 24) });
+  return m ? t("common.left.hours_minutes", { h, m }) : t("common.left.hours", { count: h });
 }
 
 /**
@@ -47,10 +49,10 @@ export function fmtSeconds(s) {
  * @param {number | null | undefined} minutes
  */
 export function fmtMinutes(minutes) {
-  if (!minutes) return "default";
-  if (minutes < 60) return `${minutes} min`;
-  if (minutes % 60 === 0) return `${minutes / 60} h`;
-  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  if (!minutes) return t("common.duration.default");
+  if (minutes < 60) return t("common.duration.minutes", { count: minutes });
+  if (minutes % 60 === 0) return t("common.duration.hours", { count: minutes / 60 });
+  return t("common.duration.hours_minutes", { h: Math.floor(minutes / 60), m: minutes % 60 });
 }
 
 /**
@@ -59,9 +61,9 @@ export function fmtMinutes(minutes) {
  */
 export function fmtSize(bytes) {
   if (!bytes && bytes !== 0) return "";
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  if (bytes < 1024) return t("common.size.bytes", { n: bytes });
+  if (bytes < 1024 * 1024) return t("common.size.kib", { n: (bytes / 1024).toFixed(0) });
+  return t("common.size.mb", { n: (bytes / 1024 / 1024).toFixed(1) });
 }
 
 /**
@@ -69,8 +71,8 @@ export function fmtSize(bytes) {
  * @param {number} n bytes
  */
 export function fmtBytes(n) {
-  if (n >= 1048576) return `${(n / 1048576).toFixed(1)} MB`;
-  return `${Math.max(1, Math.ceil(n / 1024))} kB`;
+  if (n >= 1048576) return t("common.size.mb", { n: (n / 1048576).toFixed(1) });
+  return t("common.size.kb", { n: Math.max(1, Math.ceil(n / 1024)) });
 }
 
 /**

@@ -2,8 +2,10 @@
 // server only).
 import { createApi, safeNext } from "./api.js";
 import { $ } from "./dom.js";
+import { mountSwitch } from "./i18n.js";
 
 const api = createApi();
+mountSwitch($("language-box"), api);
 
 $("login-form").addEventListener("submit", async (/** @type {Event} */ ev) => {
   ev.preventDefault();
@@ -23,3 +25,4 @@ $("login-form").addEventListener("submit", async (/** @type {Event} */ ev) => {
     button.disabled = false;
   }
 });
+$("login-button").disabled = false;  // the form is handled from here on

@@ -4,6 +4,7 @@
 // This module starts the page; each part of it lives in its own records_*.js module.
 import { createApi } from "./api.js";
 import { $, inspectable, problem, say } from "./dom.js";
+import { mountSwitch, t } from "./i18n.js";
 import { accessPanel } from "./records_access.js";
 import { videoArchive } from "./records_archive.js";
 import { consentAndExport } from "./records_consent.js";
@@ -33,6 +34,7 @@ Object.assign(page, {
 
 function setup() {
   $("logout").addEventListener("click", () => page.api.logout());
+  mountSwitch(/** @type {HTMLElement} */ (document.querySelector("header")), page.api);
   for (const part of [page.chooser, page.access, page.view, page.photos, page.emr, page.consent,
     page.ct, page.archive, page.uploads]) {
     part.setup();
@@ -48,7 +50,7 @@ inspectable({ Api: () => page.api });
   try {
     page.session = await page.api.session();
   } catch (e) {
-    say(`Cannot reach the server: ${problem(e)}`, "error");
+    say(t("common.cannot_reach", { problem: problem(e) }), "error");
     return;
   }
   const session = page.session;
@@ -57,7 +59,7 @@ inspectable({ Api: () => page.api });
   const cid = params.get("consultation");
   if (cid) {
     page.consultation = session.consultations.find((/** @type {{id: string}} */ c) => c.id === cid) || null;
-    if (!page.consultation) say("You are not invited to that consultation, so nothing can be shared to it from here.", "error");
+    if (!page.consultation) say(t("records.not_invited"), "error");
   }
   const wanted = params.get("patient");
   if (wanted) {
@@ -66,8 +68,8 @@ inspectable({ Api: () => page.api });
   }
   try {
     await page.chooser.loadPatients();
-    say(page.patients.length ? "Choose a patient to open their records." : "Type a patient identifier to ask for access to their records.");
+    say(page.patients.length ? t("records.choose_to_open") : t("records.type_to_ask"));
   } catch (e) {
-    say(`Could not load your patient list: ${problem(e)}`, "error");
+    say(t("records.list_failed", { problem: problem(e) }), "error");
   }
 })();

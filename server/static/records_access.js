@@ -3,6 +3,7 @@
 // when it ends (expired, revoked, or collected in another browser).
 import { $, problem, say } from "./dom.js";
 import { fmtClock, fmtLeft } from "./format.js";
+import { t } from "./i18n.js";
 import { opsText } from "./records_page.js";
 
 const PENDING_POLL_MS = 5000;
@@ -34,12 +35,10 @@ export function accessPanel(page) {
     stopTimers();
     $("records").hidden = true;
     $("no-access").hidden = false;
-    $("no-access-title").textContent = `No access to the records of ${current.identifier}`;
+    $("no-access-title").textContent = t("records.no_access.title_of", { patient: current.identifier });
     const why = $("no-access-why");
     why.classList.toggle("error", Boolean(reason));
-    why.textContent = reason ||
-      "You can only see a patient's records with an access grant. Ask for one below: if a rule of " +
-      "your hospital covers it you get access at once, otherwise an admin has to approve it.";
+    why.textContent = reason || t("records.no_access.why");
     setRequestButtons(false);
     const stored = sessionStorage.getItem(page.pendingKey(current.identifier));
     if (stored) {
@@ -47,7 +46,7 @@ export function accessPanel(page) {
     } else {
       $("pending").hidden = true;
     }
-    say(reason ? "" : `You have no current access to ${current.identifier}.`);
+    say(reason ? "" : t("records.no_access.status", { patient: current.identifier }));
   }
 
   /** @param {boolean} busy */
@@ -70,7 +69,7 @@ export function accessPanel(page) {
   async function requestAccess(ops, reason, seq, quiet) {
     const identifier = page.open.identifier;
     setRequestButtons(true);
-    if (!quiet) say(`Asking for ${opsText(ops)} access to ${identifier}…`);
+    if (!quiet) say(t("records.access.asking", { ops: opsText(ops), patient: identifier }));
     let answer;
     try {
       /** @type {{patient: string, operations: string[], reason: string, minutes?: number}} */
@@ -82,9 +81,9 @@ export function accessPanel(page) {
       if (seq !== page.openSeq) return false;
       setRequestButtons(false);
       if (e.status === 404) {
-        say(`There is no patient with the identifier “${identifier}”. Check the spelling.`, "error");
+        say(t("records.access.no_such_patient", { patient: identifier }), "error");
       } else {
-        say(`The access request was not accepted: ${problem(e)}`, "error");
+        say(t("records.access.not_accepted", { problem: problem(e) }), "error");
       }
       return false;
     }
@@ -94,7 +93,7 @@ export function accessPanel(page) {
       const pending = { ops, reason, at: new Date().toISOString() };
       sessionStorage.setItem(page.pendingKey(identifier), JSON.stringify(pending));
       showNoAccess();
-      say(`Your request was sent: ${answer.message || "an admin has to approve it"}.`);
+      say(t("records.access.sent", { message: answer.message || t("records.access.needs_admin") }));
       return false;
     }
     page.open.pid = answer.patient_id;
@@ -107,9 +106,7 @@ export function accessPanel(page) {
   function showPending(pending) {
     $("pending").hidden = false;
     $("pending-text").textContent =
-      `Your request for ${opsText(pending.ops)} access (sent ${fmtClock(pending.at)}) is waiting for an ` +
-      "admin to approve it. This page opens the records by itself once it is approved. If it is " +
-      "refused nothing changes here: contact your records admin.";
+      t("records.access.pending", { ops: opsText(pending.ops), time: fmtClock(pending.at) });
     if (pendingTimer) clearInterval(pendingTimer);
     pendingTimer = setInterval(checkPending, PENDING_POLL_MS);
   }
@@ -132,8 +129,7 @@ export function accessPanel(page) {
     if (decision && decision.status === "denied" && decision.decided_at >= pending.at) {
       stopPendingPoll();
       sessionStorage.removeItem(page.pendingKey(identifier));
-      $("pending-text").textContent =
-        `An admin (${decision.decided_by}) refused your request. Ask them, or use break-glass in an emergency.`;
+      $("pending-text").textContent = t("records.access.refused", { admin: decision.decided_by });
       return;
     }
     const covering = page.chooser.activeGrants(identifier).filter((g) =>
@@ -142,19 +138,19 @@ export function accessPanel(page) {
     stopPendingPoll();
     const known = page.patients.find((/** @type {import("./records_page.js").Patient} */ p) => p.identifier === identifier);
     if (known) page.open.pid = known.id;
-    say("An admin approved your request — opening the records…");
+    say(t("records.access.approved"));
     await requestAccess(pending.ops, pending.reason, seq, true);
   }
 
   async function breakGlass() {
     const reason = $("break-glass-reason").value.trim();
     if (reason.length < 10) {
-      say("Break-glass access needs a reason of at least 10 characters.", "error");
+      say(t("records.break_glass.short_reason"), "error");
       return;
     }
     const seq = page.openSeq;
     setRequestButtons(true);
-    say("Opening the records with emergency access…");
+    say(t("records.break_glass.opening"));
     try {
       const answer = await page.api.call("POST", "/api/break-glass", { patient: page.open.identifier, reason });
       if (seq !== page.openSeq) return;
@@ -165,7 +161,7 @@ export function accessPanel(page) {
       if (outcome === "ok") page.chooser.loadPatients().catch(() => {});
     } catch (e) {
       if (seq !== page.openSeq) return;
-      say(`Emergency access was refused: ${problem(e)}`, "error");
+      say(t("records.break_glass.refused", { problem: problem(e) }), "error");
     } finally {
       if (seq === page.openSeq) setRequestButtons(false);
     }
@@ -194,21 +190,17 @@ export function accessPanel(page) {
   }
 
   async function accessEnded() {
-    page.uploads.cancelQueued("not uploaded: your access to this patient ended");
+    page.uploads.cancelQueued(t("records.upload.access_ended"));
     page.view.clear();
     page.open.data = null;
     page.open.canEdit = false;
-    showNoAccess(
-      "Your access to these records has ended: it expired or an admin revoked it. " +
-      "Ask for access again to continue.");
-    say("Your access has ended.", "error");
+    showNoAccess(t("records.access.ended_why"));
+    say(t("records.access.ended"), "error");
     const seq = page.openSeq;
     try { await page.chooser.loadPatients(); } catch (e) { return; }
     // Still granted? Then the grant was collected in another browser (it works in one place).
     if (seq === page.openSeq && page.chooser.activeGrants(page.open.identifier).some((g) => !g.break_glass)) {
-      $("no-access-why").textContent =
-        "Your access to these records is now in use in another browser (an access works in one " +
-        "browser at a time). Ask for access again to continue here.";
+      $("no-access-why").textContent = t("records.access.elsewhere");
     }
   }
 
@@ -226,14 +218,11 @@ export function accessPanel(page) {
   // What the current grant allows and until when (and the break-glass banner).
   function showInfo() {
     const a = page.open.data.access;
-    $("access-info").textContent =
-      `Your access: ${opsText(a.operations)} until ${fmtClock(a.expires_at)} (${fmtLeft(a.expires_at)})`;
+    $("access-info").textContent = t("records.access.info",
+      { ops: opsText(a.operations), time: fmtClock(a.expires_at), left: fmtLeft(a.expires_at) });
     const banner = $("break-glass-banner");
     banner.hidden = !a.break_glass;
-    banner.textContent = a.break_glass
-      ? `Emergency (break-glass) access — everything you open is logged and reported to the admins. ` +
-        `It ends at ${fmtClock(a.expires_at)}.`
-      : "";
+    banner.textContent = a.break_glass ? t("records.break_glass.banner", { time: fmtClock(a.expires_at) }) : "";
   }
 
   function setup() {

@@ -2,6 +2,7 @@
 // time span of them (the server remuxes the overlapping segments).
 import { $, el, problem } from "./dom.js";
 import { fmtSeconds, fmtSecondsClock, fmtTime, toLocalInput } from "./format.js";
+import { lang, t } from "./i18n.js";
 
 /** @param {import("./records_page.js").RecordsPage} page */
 export function videoArchive(page) {
@@ -28,12 +29,13 @@ export function videoArchive(page) {
         $("archive-to").value = toLocalInput(range.end);
       };
       list.append(el("li", { class: "row" },
-        el("span", {}, `${new Date(range.start).toLocaleDateString()} ${fmtSecondsClock(range.start)} – ` +
-          `${fmtSecondsClock(range.end)} (${fmtSeconds(seconds)})`),
-        el("button", { type: "button", textContent: "Choose", onclick: pick,
-          "aria-label": `Choose the recording from ${fmtTime(range.start)}` }),
-        el("button", { type: "button", textContent: "Play", onclick: () => { pick(); play(); },
-          "aria-label": `Play the recording from ${fmtTime(range.start)}` })));
+        el("span", {}, t("records.archive.range", {
+          day: new Date(range.start).toLocaleDateString(lang()), start: fmtSecondsClock(range.start),
+          end: fmtSecondsClock(range.end), length: fmtSeconds(seconds) })),
+        el("button", { type: "button", textContent: t("records.archive.choose"), onclick: pick,
+          "aria-label": t("records.archive.choose_label", { time: fmtTime(range.start) }) }),
+        el("button", { type: "button", textContent: t("records.archive.play"), onclick: () => { pick(); play(); },
+          "aria-label": t("records.archive.play_label", { time: fmtTime(range.start) }) })));
     }
     if (data.ranges.length && !$("archive-from").value) {
       const last = data.ranges[data.ranges.length - 1];
@@ -42,21 +44,21 @@ export function videoArchive(page) {
     }
     const segments = Array.isArray(data.segments) ? data.segments.length : 0;
     $("archive-status").textContent = data.ranges.length
-      ? `${data.ranges.length} recorded period${data.ranges.length === 1 ? "" : "s"} (${segments} pieces). Choose one or type a time span.`
+      ? t("records.archive.periods", { count: data.ranges.length, pieces: segments })
       : "";
   }
 
   function play() {
     const status = $("archive-status");
     const from = $("archive-from").value, to = $("archive-to").value;
-    if (!from || !to) { status.textContent = "Choose a start and an end time."; return; }
+    if (!from || !to) { status.textContent = t("records.archive.need_span"); return; }
     const start = new Date(from), end = new Date(to);
-    if (!(end > start)) { status.textContent = "The end time must be after the start time."; return; }
+    if (!(end > start)) { status.textContent = t("records.archive.end_before_start"); return; }
     const video = $("archive-video");
     video.hidden = false;
     video.src = `/api/patients/${page.open.pid}/archive/video?start=${encodeURIComponent(start.toISOString())}` +
       `&end=${encodeURIComponent(end.toISOString())}`;
-    status.textContent = "Loading the recording…";
+    status.textContent = t("records.archive.loading");
     video.play().catch(() => { /* the error event explains */ });
   }
 
@@ -67,17 +69,17 @@ export function videoArchive(page) {
     video.addEventListener("error", async () => {
       const src = video.getAttribute("src");
       if (!src) return;
-      let message = "this part of the recording cannot be played";
+      let message = t("records.archive.unplayable");
       try {
         const resp = await page.api.fetchOk(src);
         if (resp.body) resp.body.cancel();
-        message = "your browser cannot play this recording";
+        message = t("records.archive.browser_cannot");
       } catch (e) {
         if (!e.status) message = problem(e);
         else if (e.data && e.data.error) message = e.message;
         if (e.status === 404) page.access.checkStillValid();
       }
-      $("archive-status").textContent = `Cannot play: ${message}`;
+      $("archive-status").textContent = t("records.archive.cannot_play", { problem: message });
     });
   }
 

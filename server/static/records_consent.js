@@ -1,6 +1,7 @@
 // The patient's consent (training use, de-identified export) and the export download.
 import { $, el, problem, say } from "./dom.js";
 import { fmtSize } from "./format.js";
+import { t } from "./i18n.js";
 
 /** @param {import("./records_page.js").RecordsPage} page */
 export function consentAndExport(page) {
@@ -13,13 +14,14 @@ export function consentAndExport(page) {
       box.disabled = !current.canEdit;
     }
     $("consent-note").textContent = current.canEdit
-      ? "Tick or untick to record the patient's decision (it is logged with your name)."
-      : "Recording consent needs view+edit access.";
+      ? t("records.consent.note_edit")
+      : t("records.consent.note_view");
     const exportButton = $("export");
     exportButton.disabled = !consent.export;
-    exportButton.title = consent.export ? "" : "No export consent is recorded for this patient";
-    if (!consent.export) $("export-status").textContent = "Export needs the patient's recorded export consent.";
-    else if ($("export-status").textContent.startsWith("Export needs")) $("export-status").textContent = "";
+    exportButton.title = consent.export ? "" : t("records.consent.no_export_consent");
+    const needsConsent = t("records.consent.export_needs");
+    if (!consent.export) $("export-status").textContent = needsConsent;
+    else if ($("export-status").textContent === needsConsent) $("export-status").textContent = "";
   }
 
   /** @param {string} purpose training or export @param {HTMLInputElement} box */
@@ -29,10 +31,13 @@ export function consentAndExport(page) {
     try {
       await page.patientCall("POST", "/consent", { purpose, granted, note: "" });
       page.open.data.consent[purpose] = granted;
-      say(`Recorded: the patient ${granted ? "agrees" : "does not agree"} to ${purpose === "training" ? "use for training" : "de-identified export"}.`);
+      const training = purpose === "training";
+      say(granted
+        ? (training ? t("records.consent.agrees_training") : t("records.consent.agrees_export"))
+        : (training ? t("records.consent.refuses_training") : t("records.consent.refuses_export")));
     } catch (e) {
       box.checked = !granted;
-      say(`Consent not recorded: ${problem(e)}`, "error");
+      say(t("records.consent.not_recorded", { problem: problem(e) }), "error");
     } finally {
       if (page.open.data) render();
     }
@@ -42,7 +47,7 @@ export function consentAndExport(page) {
     const status = $("export-status");
     const button = $("export");
     button.disabled = true;
-    status.textContent = "Preparing the de-identified export…";
+    status.textContent = t("records.consent.preparing");
     try {
       let resp;
       try {
@@ -59,9 +64,9 @@ export function consentAndExport(page) {
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-      status.textContent = `Export downloaded (${fmtSize(blob.size)}).`;
+      status.textContent = t("records.consent.downloaded", { size: fmtSize(blob.size) });
     } catch (e) {
-      status.textContent = `Export failed: ${problem(e)}`;
+      status.textContent = t("records.consent.export_failed", { problem: problem(e) });
     } finally {
       if (page.open.data) button.disabled = !page.open.data.consent.export;
     }

@@ -1,6 +1,7 @@
 // The CT viewer: series and slices in slice order, window centre/width (sliders and
 // presets), mouse wheel and keyboard paging, and sharing the slice as it is shown.
 import { $, el, problem } from "./dom.js";
+import { t } from "./i18n.js";
 
 /**
  * Slice order: by position along the axis (slices without one last), then by record id.
@@ -33,7 +34,8 @@ export function ctViewer(page) {
     ct.all = items;
     $("ct-empty").hidden = items.length > 0;
     $("ct-viewer").hidden = items.length === 0;
-    $("ct-title").textContent = `CT images${items.length ? ` (${items.length})` : ""}`;
+    const title = t("records.ct.title");
+    $("ct-title").textContent = items.length ? t("common.with_count", { title, count: items.length }) : title;
     const select = $("ct-series");
     const groups = new Map();
     for (const item of items) {
@@ -47,8 +49,8 @@ export function ctViewer(page) {
     for (const [uid, slices] of groups) {
       n += 1;
       const modality = slices[0].modality || "CT";
-      const option = new Option(`${n}: ${modality}, ${slices.length} slice${slices.length === 1 ? "" : "s"}`, uid);
-      option.title = `Series ${uid}`;
+      const option = new Option(t("records.ct.series_option", { n, modality, count: slices.length }), uid);
+      option.title = t("records.ct.series_title", { uid });
       select.append(option);
     }
     $("ct-series-field").hidden = groups.size < 2;
@@ -65,10 +67,10 @@ export function ctViewer(page) {
     const list = $("ct-slices");
     list.replaceChildren();
     ct.series.forEach((item, i) => {
-      const pos = item.slice_position === null || item.slice_position === undefined ? "" : ` · ${item.slice_position} mm`;
+      const pos = item.slice_position === null || item.slice_position === undefined ? "" : ` · ${item.slice_position} mm`;  // i18n: not for people (a unit)
       list.append(el("li", {}, el("button", {
         type: "button", class: "ct-slice-button", dataset: { index: String(i) },
-        textContent: `Slice ${i + 1}${pos}`, onclick: () => showSlice(i),
+        textContent: t("records.ct.slice_n", { n: i + 1 }) + pos, onclick: () => showSlice(i),
       })));
     });
     const slider = $("ct-slice");
@@ -94,7 +96,7 @@ export function ctViewer(page) {
     ct.queued = null;
     if (img.src === src && img.complete) return;  // already showing it
     ct.loading = true;
-    img.alt = `CT slice ${ct.index + 1} of ${ct.series.length}`;
+    img.alt = t("records.ct.image_alt", { n: ct.index + 1, total: ct.series.length });
     img.src = src;
   }
 
@@ -118,7 +120,7 @@ export function ctViewer(page) {
     try {
       await page.api.fetchOk(src);
     } catch (e) {
-      $("ct-info").textContent = `This slice cannot be shown: ${problem(e)}`;
+      $("ct-info").textContent = t("records.ct.cannot_show", { problem: problem(e) });
       if (e.status === 404) page.access.checkStillValid();
     }
   }
@@ -128,7 +130,7 @@ export function ctViewer(page) {
     if (!ct.series.length) return;
     ct.index = Math.max(0, Math.min(ct.series.length - 1, i));
     $("ct-slice").value = String(ct.index);
-    $("ct-slice-value").textContent = `${ct.index + 1} of ${ct.series.length}`;
+    $("ct-slice-value").textContent = t("records.ct.n_of_total", { n: ct.index + 1, total: ct.series.length });
     for (const b of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(".ct-slice-button"))) {
       if (Number(b.dataset.index) === ct.index) b.setAttribute("aria-current", "true");
       else b.removeAttribute("aria-current");
@@ -142,14 +144,16 @@ export function ctViewer(page) {
   function showCtInfo() {
     const item = ct.series[ct.index];
     if (!item) return;
-    const parts = [`Slice ${ct.index + 1} of ${ct.series.length}`];
-    if (item.slice_position !== null && item.slice_position !== undefined) parts.push(`position ${item.slice_position} mm`);
+    const parts = [t("records.ct.slice_of", { n: ct.index + 1, total: ct.series.length })];
+    if (item.slice_position !== null && item.slice_position !== undefined) {
+      parts.push(t("records.ct.position", { mm: item.slice_position }));
+    }
     if (item.modality) parts.push(item.modality);
-    parts.push(ct.center === null ? "the file's own window" : `window ${ct.center}/${ct.width}`);
+    parts.push(ct.center === null ? t("records.ct.own_window") : t("records.ct.window", { center: ct.center, width: String(ct.width) }));
     if (item.title) parts.push(item.title);
     $("ct-info").textContent = parts.join(" · ");
-    $("ct-center-value").textContent = ct.center === null ? "(file)" : String(ct.center);
-    $("ct-width-value").textContent = ct.width === null ? "(file)" : String(ct.width);
+    $("ct-center-value").textContent = ct.center === null ? t("records.ct.from_file") : String(ct.center);
+    $("ct-width-value").textContent = ct.width === null ? t("records.ct.from_file") : String(ct.width);
   }
 
   /** @param {number | null} center @param {number | null} width null: the file's own window */

@@ -2,6 +2,7 @@
 // (an edited field keeps its kind: numbers stay numbers).
 import { $, el, problem } from "./dom.js";
 import { fmtTime, toLocalInput } from "./format.js";
+import { t } from "./i18n.js";
 
 /**
  * A field's value as the form shows it (text as it is, anything else as JSON).
@@ -34,11 +35,12 @@ export function emrEntries(page) {
       const actions = el("td", { class: "actions" });
       if (page.open.canEdit) {
         actions.append(el("button", {
-          type: "button", textContent: "Edit", "aria-label": `Edit the entry of ${fmtTime(item.recorded_at)}`,
+          type: "button", textContent: t("records.emr.edit"),
+          "aria-label": t("records.emr.edit_label", { time: fmtTime(item.recorded_at) }),
           onclick: () => startEditing(item),
         }));
       }
-      const shareIt = page.view.shareButton({ ...item, title: `Record entry of ${fmtTime(item.recorded_at)}` });
+      const shareIt = page.view.shareButton({ ...item, title: t("records.emr.entry_of", { time: fmtTime(item.recorded_at) }) });
       if (shareIt) actions.append(shareIt);
       body.append(el("tr", { dataset: { id: String(item.id) } },
         el("td", { class: "nowrap" }, fmtTime(item.recorded_at || item.created_at)),
@@ -55,11 +57,13 @@ export function emrEntries(page) {
   function addFieldRow(key, value) {
     const rows = $("emr-fields");
     const n = rows.children.length + 1;
-    const keyInput = el("input", { class: "emr-key", value: key || "", maxLength: 200, "aria-label": `Field ${n} name`, placeholder: "Field, e.g. blood pressure" });
-    const valueInput = el("input", { class: "emr-value", value: value || "", "aria-label": `Field ${n} value`, placeholder: "Value, e.g. 120/80" });
+    const keyInput = el("input", { class: "emr-key", value: key || "", maxLength: 200,
+      "aria-label": t("records.emr.field_name", { n }), placeholder: t("records.emr.field_placeholder") });
+    const valueInput = el("input", { class: "emr-value", value: value || "",
+      "aria-label": t("records.emr.field_value", { n }), placeholder: t("records.emr.value_placeholder") });
     const row = el("div", { class: "row emr-row" }, keyInput, valueInput);
     row.append(el("button", {
-      type: "button", textContent: "✕", "aria-label": `Remove field ${n}`, title: "Remove this field",
+      type: "button", textContent: "✕", "aria-label": t("records.emr.remove_field", { n }), title: t("records.emr.remove_this"),
       onclick: () => { row.remove(); if (!rows.children.length) addFieldRow(); },
     }));
     rows.append(row);
@@ -72,8 +76,8 @@ export function emrEntries(page) {
     addFieldRow();
     $("emr-recorded-at").value = "";
     $("emr-recorded-at").disabled = false;
-    $("emr-form-title").textContent = "Add entry";
-    $("emr-save").textContent = "Save entry";
+    $("emr-form-title").textContent = t("records.emr.add");
+    $("emr-save").textContent = t("records.emr.save");
     $("emr-cancel").hidden = true;
   }
 
@@ -84,8 +88,8 @@ export function emrEntries(page) {
     for (const [key, value] of Object.entries(item.fields || {})) addFieldRow(key, fieldText(value));
     $("emr-recorded-at").value = item.recorded_at ? toLocalInput(item.recorded_at).slice(0, 16) : "";
     $("emr-recorded-at").disabled = true;
-    $("emr-form-title").textContent = `Edit the entry of ${fmtTime(item.recorded_at)} (fields can be changed or added)`;
-    $("emr-save").textContent = "Save changes";
+    $("emr-form-title").textContent = t("records.emr.editing", { time: fmtTime(item.recorded_at) });
+    $("emr-save").textContent = t("records.emr.save_changes");
     $("emr-cancel").hidden = false;
     $("emr-status").textContent = "";
     const first = $("emr-fields").querySelector(".emr-value");
@@ -99,8 +103,8 @@ export function emrEntries(page) {
       const key = row.querySelector(".emr-key").value.trim();
       const raw = row.querySelector(".emr-value").value;
       if (!key && !raw.trim()) continue;
-      if (!key) throw new Error("every value needs a field name");
-      if (key in fields) throw new Error(`the field “${key}” is there twice`);
+      if (!key) throw new Error(t("records.emr.value_needs_name"));
+      if (key in fields) throw new Error(t("records.emr.field_twice", { field: key }));
       let value = raw.trim();
       // An edited field keeps its kind: numbers stay numbers, text stays text.
       const before = editingEntry && editingEntry.fields ? editingEntry.fields[key] : undefined;
@@ -109,7 +113,7 @@ export function emrEntries(page) {
       }
       fields[key] = value;
     }
-    if (!Object.keys(fields).length) throw new Error("fill in at least one field");
+    if (!Object.keys(fields).length) throw new Error(t("records.emr.need_a_field"));
     return fields;
   }
 
@@ -122,7 +126,7 @@ export function emrEntries(page) {
     try {
       fields = collectFields();
     } catch (e) {
-      status.textContent = `Not saved: ${e.message}.`;
+      status.textContent = t("records.emr.not_saved_reason", { problem: e.message });
       status.classList.add("error");
       return;
     }
@@ -131,19 +135,19 @@ export function emrEntries(page) {
     try {
       if (editingEntry) {
         await page.patientCall("PATCH", `/records/emr_entry/${editingEntry.id}`, { fields });
-        status.textContent = "Changes saved.";
+        status.textContent = t("records.emr.changes_saved");
       } else {
         /** @type {{fields: Record<string, unknown>, recorded_at?: string}} */
         const body = { fields };
         const at = $("emr-recorded-at").value;
         if (at) body.recorded_at = new Date(at).toISOString();
         await page.patientCall("POST", "/emr", body);
-        status.textContent = "Entry saved.";
+        status.textContent = t("records.emr.saved");
       }
       resetForm();
       await page.chooser.refreshRecords();
     } catch (e) {
-      status.textContent = `Not saved: ${problem(e)}`;
+      status.textContent = t("records.emr.not_saved", { problem: problem(e) });
       status.classList.add("error");
     } finally {
       button.disabled = false;

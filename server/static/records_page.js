@@ -2,6 +2,7 @@
 // was opened from. One instance, made by records.js and handed to every part of the page;
 // the parts (chooser, access, view, photos, ct, voice, emr, consent, archive, uploads)
 // are set on it there, so that they can call each other, and so is the page's API client.
+import { t } from "./i18n.js";
 
 /**
  * A record of the open patient, as GET /api/patients/<pid>/records lists it.
@@ -49,7 +50,7 @@ export class RecordsPage {
 
   /** The open patient: the parts that need one run only once a patient is open. */
   get open() {
-    if (!this.current) throw new Error("no patient is open");
+    if (!this.current) throw new Error("no patient is open");  // i18n: not for people (a programming error)
     return this.current;
   }
 
@@ -87,5 +88,5 @@ export class RecordsPage {
 
 /** @param {string[]} ops */
 export function opsText(ops) {
-  return ops.includes("edit") ? "view and edit" : "view";
+  return ops.includes("edit") ? t("records.ops.view_edit") : t("records.ops.view");
 }

@@ -1,6 +1,7 @@
 // Choosing a patient: the patient list, opening a patient (with a grant in hand, or by
 // collecting it again), loading and refreshing their records.
 import { $, problem, say } from "./dom.js";
+import { t } from "./i18n.js";
 
 /** @param {import("./records_page.js").RecordsPage} page */
 export function patientChooser(page) {
@@ -9,9 +10,9 @@ export function patientChooser(page) {
     page.patients = data.patients;
     const select = $("patient-select");
     const keep = page.current ? page.current.identifier : select.value;
-    select.replaceChildren(new Option("Choose a patient…", ""));
+    select.replaceChildren(new Option(t("records.choose_patient_option"), ""));
     for (const p of page.patients) {
-      const label = p.name ? `${p.identifier} — ${p.name}` : `${p.identifier} (no access yet)`;
+      const label = p.name ? `${p.identifier} — ${p.name}` : t("records.no_access_yet", { patient: p.identifier });
       select.append(new Option(label, p.identifier));
     }
     select.value = page.patients.some((p) => p.identifier === keep) ? keep : "";
@@ -40,7 +41,7 @@ export function patientChooser(page) {
   /** @param {string} identifier */
   async function openPatient(identifier) {
     identifier = identifier.trim();
-    if (!identifier) { say("Choose a patient or type a patient identifier.", "error"); return; }
+    if (!identifier) { say(t("records.choose_or_type"), "error"); return; }
     page.access.stopTimers();
     page.view.clear();
     page.uploads.clearIfIdle();
@@ -49,11 +50,11 @@ export function patientChooser(page) {
     updateUrl(identifier);
     $("no-access").hidden = true;
     $("records").hidden = true;
-    say(`Opening the records of ${identifier}…`);
+    say(t("records.opening", { patient: identifier }));
     try {
       await loadPatients();
     } catch (e) {
-      if (seq === page.openSeq) say(`Could not load your patient list: ${problem(e)}`, "error");
+      if (seq === page.openSeq) say(t("records.list_failed", { problem: problem(e) }), "error");
       return;
     }
     if (seq !== page.openSeq) return;
@@ -69,7 +70,7 @@ export function patientChooser(page) {
       const reusable = grants.filter((g) => !g.break_glass);
       if (reusable.length) {
         const ops = reusable.some((g) => g.operations.includes("edit")) ? ["view", "edit"] : ["view"];
-        if (await page.access.requestAccess(ops, "continuing an access granted earlier", seq, true)) return;
+        if (await page.access.requestAccess(ops, t("records.access.continuing"), seq, true)) return;
       }
     }
     if (seq !== page.openSeq) return;
@@ -89,7 +90,7 @@ export function patientChooser(page) {
     } catch (e) {
       if (seq !== page.openSeq) return "error";
       if (e.status === 404) return "denied";
-      say(`Could not load the records: ${problem(e)}`, "error");
+      say(t("records.load_failed", { problem: problem(e) }), "error");
       return "error";
     }
     if (seq !== page.openSeq) return "error";
@@ -106,7 +107,7 @@ export function patientChooser(page) {
       const data = await page.patientCall("GET", "/records");
       if (seq === page.openSeq && page.open.data) page.view.show(data, true);
     } catch (e) {
-      if (seq === page.openSeq && page.open.data) say(`Could not refresh the records: ${problem(e)}`, "error");
+      if (seq === page.openSeq && page.open.data) say(t("records.refresh_failed", { problem: problem(e) }), "error");
     }
   }
 
@@ -126,7 +127,7 @@ export function patientChooser(page) {
       $("patient-other").value = "";
       openPatient(picked);
     });
-    $("refresh").addEventListener("click", async () => { await refreshRecords(); say("Records refreshed."); });
+    $("refresh").addEventListener("click", async () => { await refreshRecords(); say(t("records.refreshed")); });
   }
 
   return { setup, loadPatients, activeGrants, openPatient, loadRecords, refreshRecords };

@@ -1,18 +1,22 @@
 // Adding files: the drop zone and file/folder pickers (dropped folders are walked, for
 // DICOM studies), a queue of uploads two at a time, each with its progress and outcome.
 import { $, el, say } from "./dom.js";
+import { t } from "./i18n.js";
 import { uploadFile, uploadProblem } from "./upload.js";
 
 const UPLOADS_AT_ONCE = 2;
-/** @type {Record<string, string>} */
-const FILED_AS = { clinical_photo: "photo", record_scan: "scanned record", ct_image: "CT image", voice_note: "voice note" };
-
 /**
  * What an accepted file was filed as.
  * @param {string | undefined} category the server's answer's `category`
  */
 export function filedAs(category) {
-  return `filed as ${FILED_AS[category || ""] || "record"}`;
+  switch (category) {
+    case "clinical_photo": return t("records.filed.photo");
+    case "record_scan": return t("records.filed.scan");
+    case "ct_image": return t("records.filed.ct_image");
+    case "voice_note": return t("records.filed.voice_note");
+    default: return t("records.filed.record");
+  }
 }
 
 /**
@@ -22,10 +26,11 @@ export function filedAs(category) {
  */
 export function overallText(u, busy) {
   if (!u.total && !u.skipped) return "";
-  const parts = [`${u.done} of ${u.total} file${u.total === 1 ? "" : "s"} done`];
-  if (u.failed) parts.push(`${u.failed} not filed`);
-  if (u.skipped) parts.push(`${u.skipped} hidden system file${u.skipped === 1 ? "" : "s"} skipped`);
-  return (busy ? "Uploading: " : "Finished: ") + parts.join(", ") + ".";
+  const parts = [t("records.upload.done_of", { done: u.done, count: u.total })];
+  if (u.failed) parts.push(t("records.upload.not_filed", { count: u.failed }));
+  if (u.skipped) parts.push(t("records.upload.skipped", { count: u.skipped }));
+  const all = parts.join(t("common.list_separator"));
+  return busy ? t("records.upload.uploading_all", { parts: all }) : t("records.upload.finished", { parts: all });
 }
 
 /** @typedef {{file: File, path: string}} Picked a file and its path in what was dropped or chosen */
@@ -96,7 +101,7 @@ export function uploadQueue(page) {
   function enqueue(files) {
     const current = page.current;
     if (!current || !current.data || !current.canEdit) {
-      say("You have view access only: ask for view+edit access to add files.", "error");
+      say(t("records.upload.read_only"), "error");
       return;
     }
     if (!busy()) {
@@ -106,8 +111,8 @@ export function uploadQueue(page) {
     const category = $("upload-category").value;
     for (const { file, path } of files) {
       if (file.name.startsWith(".")) { uploads.skipped += 1; continue; }  // .DS_Store and friends
-      const progress = el("progress", { max: 1, value: 0, "aria-label": `Upload of ${path}` });
-      const state = el("span", { class: "upload-state" }, "waiting");
+      const progress = el("progress", { max: 1, value: 0, "aria-label": t("records.upload.progress_label", { path }) });
+      const state = el("span", { class: "upload-state" }, t("records.upload.waiting"));
       const li = el("li", { class: "upload-item", dataset: { state: "queued", name: file.name } },
         el("span", { class: "upload-name" }, path), progress, state);
       $("upload-list").append(li);
@@ -149,7 +154,7 @@ export function uploadQueue(page) {
   function startUpload(job) {
     uploads.active += 1;
     job.li.dataset.state = "uploading";
-    job.state.textContent = "uploading…";
+    job.state.textContent = t("records.upload.uploading");
     let url = `/api/patients/${job.pid}/records?title=${encodeURIComponent(job.file.name)}`;
     if (job.category) url += `&category=${encodeURIComponent(job.category)}`;
     if (job.confirmed) url += "&confirm_identity_mismatch=true";
@@ -157,13 +162,13 @@ export function uploadQueue(page) {
       .then(({ data }) => finishUpload(job, true, filedAs(data && data.category)), (e) => {
         const message = uploadProblem(e);
         if (e.code === "identity_mismatch" && !job.confirmed &&
-            window.confirm(`${job.file.name}: ${message}.\n\nFile it for this patient anyway?`)) {
+            window.confirm(t("records.upload.confirm_mismatch", { name: job.file.name, problem: message }))) {
           uploads.active -= 1;  // the same file again, this time confirmed (and audited)
           job.confirmed = true;
           startUpload(job);
           return;
         }
-        finishUpload(job, false, e.status === 409 ? `already in the record: ${message}` : message);
+        finishUpload(job, false, e.status === 409 ? t("records.upload.duplicate", { problem: message }) : message);
         if (e.status === 404) page.access.checkStillValid();
       });
   }
@@ -193,14 +198,14 @@ export function uploadQueue(page) {
       else { const f = item.getAsFile(); if (f) plain.push({ file: f, path: f.name }); }
     }
     if (!items.length) for (const f of dataTransfer.files || []) plain.push({ file: f, path: f.name });
-    $("upload-overall").textContent = "Reading the dropped files…";
+    $("upload-overall").textContent = t("records.upload.reading");
     const files = [...plain];
     try {
       for (const entry of entries) await walkEntry(entry, files);
     } catch (e) {
-      say(`Some dropped files could not be read: ${e.message || e}`, "error");
+      say(t("records.upload.unreadable", { problem: e.message || String(e) }), "error");
     }
-    if (!files.length) { $("upload-overall").textContent = "No files found in what was dropped."; return; }
+    if (!files.length) { $("upload-overall").textContent = t("records.upload.nothing_dropped"); return; }
     enqueue(files);
   }
 
@@ -236,7 +241,7 @@ export function uploadQueue(page) {
     window.addEventListener("drop", (ev) => {
       if (!zone.contains(ev.target)) {
         ev.preventDefault();
-        if (page.current && page.current.canEdit && !$("records").hidden) say("Drop files on the “Add files” area to upload them.");
+        if (page.current && page.current.canEdit && !$("records").hidden) say(t("records.upload.drop_on_zone"));
       }
     });
     window.addEventListener("beforeunload", (ev) => {

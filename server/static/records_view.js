@@ -1,6 +1,22 @@
 // The open patient's records: showing (and clearing) every section, and sharing a record
 // to the consultation's presentation window when the page was opened from one.
 import { $, el, problem, say } from "./dom.js";
+import { t } from "./i18n.js";
+
+/**
+ * A record category as a person reads it.
+ * @param {string} category
+ */
+export function categoryName(category) {
+  switch (category) {
+    case "clinical_photo": return t("records.upload.clinical_photo");
+    case "record_scan": return t("records.upload.record_scan");
+    case "ct_image": return t("records.category.ct_image");
+    case "voice_note": return t("records.upload.voice_note");
+    case "emr_entry": return t("records.category.emr_entry");
+    default: return category;
+  }
+}
 
 /** @param {import("./records_page.js").RecordsPage} page */
 export function recordsView(page) {
@@ -43,9 +59,9 @@ export function recordsView(page) {
       page.archive.load();
       let note = "";
       if (page.consultation && !page.sharingHere()) {
-        note = ` Sharing to the consultation is only possible for its patient (${page.consultation.patient}).`;
+        note = " " + t("records.share_only_for", { patient: page.consultation.patient });
       }
-      say(`Records of ${p.identifier} loaded.${note}`);
+      say(t("records.loaded", { patient: p.identifier }) + note);
     }
   }
 
@@ -57,8 +73,8 @@ export function recordsView(page) {
     if (!page.sharingHere()) return null;
     return el("button", {
       type: "button", class: "share",
-      textContent: "Share to presentation",
-      "aria-label": `Share ${item.title || item.category.replace("_", " ")} to the consultation's presentation`,
+      textContent: t("records.share"),
+      "aria-label": t("records.share_label", { title: item.title || categoryName(item.category) }),
       onclick: () => share(item, extra ? extra() : {}),
     });
   }
@@ -68,18 +84,18 @@ export function recordsView(page) {
     try {
       const info = await page.patientCall("POST", `/records/${item.category}/${item.id}/present`,
         { consultation: page.consultation.id, ...extra });
-      say(`Shown in the consultation's presentation window: ${info.caption}`);
+      say(t("records.shared", { caption: info.caption }));
     } catch (e) {
-      say(`Could not share it: ${problem(e)}`, "error");
+      say(t("records.share_failed", { problem: problem(e) }), "error");
     }
   }
 
   async function stopSharing() {
     try {
       await page.api.call("DELETE", `/api/consultations/${encodeURIComponent(page.consultation.id)}/presentation`);
-      say("The presentation window is cleared.");
+      say(t("records.share_cleared"));
     } catch (e) {
-      say(`Could not clear the presentation: ${problem(e)}`, "error");
+      say(t("records.clear_failed", { problem: problem(e) }), "error");
     }
   }
 

@@ -1,6 +1,7 @@
 // Voice notes: one player per note, newest first.
 import { $, el } from "./dom.js";
 import { fmtSeconds, fmtTime } from "./format.js";
+import { t } from "./i18n.js";
 
 /** @param {import("./records_page.js").RecordsPage} page */
 export function voiceNotes(page) {
@@ -9,10 +10,11 @@ export function voiceNotes(page) {
     const list = $("voice");
     list.replaceChildren();
     $("voice-empty").hidden = items.length > 0;
-    $("voice-title").textContent = `Voice notes${items.length ? ` (${items.length})` : ""}`;
+    const heading = t("records.voice.title");
+    $("voice-title").textContent = items.length ? t("common.with_count", { title: heading, count: items.length }) : heading;
     for (const item of [...items].reverse()) {
-      const title = item.title || `Voice note ${item.id}`;
-      const meta = [fmtTime(item.created_at), fmtSeconds(item.duration_s), item.created_by && `by ${item.created_by}`]
+      const title = item.title || t("records.voice.note_n", { id: item.id });
+      const meta = [fmtTime(item.created_at), fmtSeconds(item.duration_s), item.created_by && t("records.voice.by", { name: item.created_by })]
         .filter(Boolean).join(" · ");
       const li = el("li", { class: "voice-item", dataset: { id: String(item.id) } },
         el("div", {}, el("span", { class: "thumb-title" }, title), " ", el("span", { class: "muted" }, meta)),

@@ -2,6 +2,7 @@
 // records page, release wheels and FHIR Bundles on the admin page. The answer and its errors
 // take the API client's shape (api.js), so a refused upload reads like any refused call.
 import { parseJson } from "./api.js";
+import { t } from "./i18n.js";
 
 /**
  * The fraction of an upload sent so far, or null while it cannot be known.
@@ -13,7 +14,7 @@ export function sentFraction(ev) {
 }
 
 /** The error of an upload that never got an answer (no `status`, unlike an ApiError). */
-export const BROKE_OFF = "the upload broke off (network problem, or the file is larger than the server accepts)";
+export const BROKE_OFF = t("common.upload.broke_off");
 
 /**
  * What a person reads when an upload did not go through: the server's words, or that the
@@ -22,7 +23,7 @@ export const BROKE_OFF = "the upload broke off (network problem, or the file is 
  */
 export function uploadProblem(e) {
   if (!e || !e.status) return BROKE_OFF;
-  return (e.data && e.data.error) || `the server answered HTTP ${e.status}`;
+  return (e.data && e.data.error) || t("common.upload.answered", { status: e.status });
 }
 
 /**

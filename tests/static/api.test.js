@@ -1,5 +1,6 @@
 // node --test: the shared API client and upload module (server/static/api.js, upload.js),
 // against a stand-in fetch, XMLHttpRequest and location.
+import "./i18n_setup.js";
 import test from "node:test";
 import assert from "node:assert/strict";
 import { ApiError, apiError, createApi, parseJson, safeNext, signInUrl } from "../../server/static/api.js";

@@ -1,4 +1,5 @@
 // node --test: times, durations and sizes as the pages show them (server/static/format.js).
+import "./i18n_setup.js";
 import test from "node:test";
 import assert from "node:assert/strict";
 import {
