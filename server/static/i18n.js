@@ -110,7 +110,8 @@ export function formatDateTime(when, options = { dateStyle: "medium", timeStyle:
  * The language switch: a labelled <select> that stores the choice (for the signed-in person
  * and, by cookie, this browser) and reloads the page in the chosen language.
  * @param {HTMLElement} container where it goes
- * @param {{call: (method: string, url: string, body?: any) => Promise<any>}} api the page's client
+ * @param {{call: (method: string, url: string, body?: any) => Promise<any>,
+ *   session?: () => Promise<any>}} api the page's client
  */
 export function mountSwitch(container, api) {
   const select = document.createElement("select");
@@ -128,7 +129,14 @@ export function mountSwitch(container, api) {
   select.addEventListener("change", async () => {
     select.disabled = true;
     try {
-      await api.call("POST", "/api/locale", { locale: select.value });
+      try {
+        await api.call("POST", "/api/locale", { locale: select.value });
+      } catch (e) {
+        // Signed in, but this page has no CSRF token yet (the sign-in page): fetch it, retry.
+        if (!e || e.status !== 403 || !api.session) throw e;
+        await api.session();
+        await api.call("POST", "/api/locale", { locale: select.value });
+      }
       location.reload();
     } catch (e) {
       select.disabled = false;
