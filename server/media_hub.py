@@ -27,6 +27,7 @@ from server.media.audio_mix import MixTrack
 from server.media.composite import CompositeTrack
 from server.media.decoding import LatestDecodeQueue, bound_decoder
 from server.media.latency import LoopLag
+from server.media.layout import LANDSCAPE
 from server.media.live import FrameFeed
 from server.media.lowlatency import (
     negotiate_playout_delay,
@@ -192,14 +193,21 @@ class MediaHub:
         session = self._appliances.get(device_id)
         return session is not None and session.pc.connectionState == "connected"
 
-    async def expert_offer(self, room: ConsultationRoom, username: str, sdp: str) -> str:
-        """Webcam and microphone in; composite (pre-encoded H.264) and audio mix out."""
+    async def expert_offer(
+        self, room: ConsultationRoom, username: str, sdp: str, shape: str = LANDSCAPE
+    ) -> str:
+        """Webcam and microphone in; composite (pre-encoded H.264, laid out for the
+        ``shape`` of the expert's screen) and audio mix out."""
         key = (room.consultation.id, username)
         async with self._offering[key]:
             pc, incoming, decoders = await self._viewer_peer(key, sdp)
             webcam = incoming.get("video")
             track, mix = room.attach_media(
-                username, webcam, incoming.get("audio"), decoder=decoders.get(webcam)
+                username,
+                webcam,
+                incoming.get("audio"),
+                decoder=decoders.get(webcam),
+                shape=shape,
             )
             return await self._answer_viewer(
                 pc,

@@ -30,6 +30,7 @@ from server.media.compositor import TileSource
 from server.media.decoding import LatestDecodeQueue
 from server.media.latency import LoopLag
 from server.media.layout import (
+    LANDSCAPE,
     LIVE,
     PRESENTATION,
     STATION_PREFIX,
@@ -77,6 +78,7 @@ class Member:
     track: CompositeTrack | None = None
     mix: MixTrack | None = None
     audio_only: bool = False  # chosen on the page: stills instead of video (R17)
+    shape: str = LANDSCAPE  # their screen's, told with their WebRTC offer (a phone: portrait)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
     @property
@@ -237,7 +239,7 @@ class ConsultationRoom:
 
     def state_for(self, username: str) -> dict[str, Any]:
         member = self.members[username]
-        layout = self.layout_for(member.main)
+        layout = self.mixer.layout(member.main, member.shape)
         return {
             "type": "room",
             "you": username,
@@ -257,7 +259,7 @@ class ConsultationRoom:
     def _video_mode(self, member: Member) -> dict[str, Any]:
         """The rung this expert's composite is on, and whether they chose audio only."""
         link = member.track.link if member.track is not None else None
-        ladder = self.mixer.ladder
+        ladder = link.ladder if link is not None else self.mixer.ladder
         rung = link.rung if link is not None else 0
         size = ladder.rungs[rung]
         return {
@@ -288,8 +290,10 @@ class ConsultationRoom:
         microphone: Any | None,
         *,
         decoder: LatestDecodeQueue | None = None,
+        shape: str = LANDSCAPE,
     ) -> tuple[CompositeTrack, MixTrack]:
-        """Take an expert's webcam and microphone; return their composite and audio mix."""
+        """Take an expert's webcam and microphone; return their composite (laid out for
+        their screen's ``shape``) and audio mix."""
         member = self.members[username]
         if member.track is not None:
             self.mixer.remove(member.track)
@@ -299,7 +303,8 @@ class ConsultationRoom:
             member.feed.attach(webcam, decoder=decoder)
         if microphone is not None:
             self.audio.source(username).attach(microphone)
-        member.track = self.mixer.new_track(member.main, username)
+        member.track = self.mixer.new_track(member.main, username, shape)
+        member.shape = shape
         if member.track.link is not None:
             member.track.link.audio_only = member.audio_only
         member.mix = self.audio.listen(username)

@@ -9,6 +9,11 @@ frame per distinct main window among the connected experts, encodes each once wi
 H.264 and hands the packets to those experts' tracks; aiortc packs them into RTP
 without re-encoding. A new viewer of a variant gets a keyframe at once; otherwise an
 IDR every two seconds lets any receiver recover from loss.
+
+A viewer also says the shape of their screen (:data:`~server.media.layout.PORTRAIT` on
+a phone held upright): a portrait viewer's composite is laid out and encoded for a
+portrait frame (its own compositor, ladder and encodes), shared with the viewers of the
+same main window and shape.
 """
 
 from __future__ import annotations
@@ -29,9 +34,15 @@ from clinicam.h264 import VIDEO_TIME_BASE, H264StreamEncoder
 from server.config import LiveViewConfig
 from server.media.badges import Badge
 from server.media.compositor import Compositor, TileSource
-from server.media.downlink import STILL_EVERY_S, ViewerLink, composite_ladder
+from server.media.downlink import (
+    STILL_EVERY_S,
+    DownlinkLadder,
+    ViewerLink,
+    composite_ladder,
+    shaped,
+)
 from server.media.latency import LatencyStats
-from server.media.layout import LIVE, Layout
+from server.media.layout import LANDSCAPE, LIVE, PORTRAIT, SHAPES, Layout, portrait_layout
 from server.media.watermark import Watermark
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,6 +70,7 @@ class CompositeTrack(MediaStreamTrack):
         self._latency = latency
         self.main = "live"
         self.viewer = ""
+        self.shape = LANDSCAPE  # the viewer's screen: landscape or portrait
         self.link: ViewerLink | None = None  # this viewer's rung (server.media.downlink)
         self.variant = ""  # the encode it gets now
         self.flushes = 0
@@ -125,9 +137,11 @@ class CompositeMixer:
         self._marks: dict[str, Watermark] = {}
         self._layout_for = layout_for
         self._sources = sources
-        self._compositor = Compositor(
-            config.width, config.height, stall_after_s=config.stall_after_s
-        )
+        self._shaped = {shape: shaped(config, shape) for shape in SHAPES}
+        self._compositors = {
+            shape: Compositor(c.width, c.height, stall_after_s=c.stall_after_s)
+            for shape, c in self._shaped.items()
+        }
         self._tracks: set[CompositeTrack] = set()
         self._encoders: dict[str, H264StreamEncoder] = {}
         self._task: asyncio.Task[None] | None = None
@@ -136,7 +150,10 @@ class CompositeMixer:
         self.latency = LatencyStats()
         self.rate_share = 1.0  # < 1 when the hub is overloaded (server.media.pressure)
         self._encoded_share = 1.0  # the share the current encoders were made for
-        self.ladder = composite_ladder(config)
+        self.ladders: dict[str, DownlinkLadder] = {
+            shape: composite_ladder(c) for shape, c in self._shaped.items()
+        }
+        self.ladder = self.ladders[LANDSCAPE]
         self._scalers: dict[str, VideoReformatter] = {}  # one swscale context per variant
         self._arrived = asyncio.Event()
         self._arrivals = live_arrivals
@@ -144,17 +161,30 @@ class CompositeMixer:
             live_arrivals.add(self._arrived)
 
     def _variant(self, track: CompositeTrack) -> str:
-        """Experts who chose the same main window and whose links allow the same rung share
-        one encode, unless watermarked: ``main NUL viewer NUL rung``."""
+        """Experts who chose the same main window, whose links allow the same rung and whose
+        screens have the same shape share one encode, unless watermarked:
+        ``main NUL viewer NUL rung NUL shape``."""
         viewer = track.viewer if self._watermark else ""
         rung = track.link.rung if track.link is not None else 0
-        return f"{track.main}\x00{viewer}\x00{rung}"
+        return f"{track.main}\x00{viewer}\x00{rung}\x00{track.shape}"
 
-    def new_track(self, main: str, viewer: str = "") -> CompositeTrack:
+    def layout(self, main: str, shape: str = LANDSCAPE) -> Layout:
+        """The layout with ``main`` large for a screen of ``shape``."""
+        layout = self._layout_for(main)
+        if shape != PORTRAIT:
+            return layout
+        size = self._shaped[PORTRAIT]
+        return portrait_layout(layout.windows, layout.main, size.width, size.height)
+
+    def new_track(self, main: str, viewer: str = "", shape: str = LANDSCAPE) -> CompositeTrack:
+        """A viewer's composite; ``shape`` (landscape or portrait) is their screen's."""
+        if shape not in SHAPES:
+            raise ValueError(f"shape: {shape!r} is not one of {list(SHAPES)}")
         track = CompositeTrack(lambda: self._keyframe(self._variant(track)), self.latency)
         track.main = main
         track.viewer = viewer
-        track.link = ViewerLink(self.ladder)
+        track.shape = shape
+        track.link = ViewerLink(self.ladders[shape])
         track.variant = self._variant(track)
         self._tracks.add(track)
         self._keyframe(self._variant(track))
@@ -189,7 +219,8 @@ class CompositeMixer:
         bits (fewer packets); a still's encoder makes every frame a keyframe."""
         if variant not in self._encoders:
             cfg, share = self._config, self._encoded_share
-            rung = self.ladder.rungs[int(variant.rsplit("\x00", 1)[1])]
+            _, _, rung_index, shape = variant.split("\x00")
+            rung = self.ladders[shape].rungs[int(rung_index)]
             fps = max(1, round(cfg.fps * share))
             keyint = 1 if rung.fps == 0 else max(1, round(fps * KEYFRAME_INTERVAL_S))
             self._encoders[variant] = H264StreamEncoder(
@@ -199,11 +230,10 @@ class CompositeMixer:
 
     def _mark(self, viewer: str, frame: av.VideoFrame) -> av.VideoFrame:
         assert self._watermark is not None
-        mark = self._marks.get(viewer)
+        key = f"{viewer}\x00{frame.width}x{frame.height}"  # one per viewer and frame shape
+        mark = self._marks.get(key)
         if mark is None:
-            mark = self._marks[viewer] = Watermark(
-                self._watermark(viewer), self._config.width, self._config.height
-            )
+            mark = self._marks[key] = Watermark(self._watermark(viewer), frame.width, frame.height)
         return mark.apply(frame)
 
     def _tick(
@@ -214,24 +244,25 @@ class CompositeMixer:
         bitrates: Mapping[str, int] | None = None,
     ) -> dict[str, list[Encoded]]:
         out: dict[str, list[Encoded]] = {}
-        composed: dict[str, tuple[av.VideoFrame, FrameTrace | None]] = {}
+        composed: dict[tuple[str, str], tuple[av.VideoFrame, FrameTrace | None]] = {}
         live = sources.get(LIVE)
         still_due = self.ticks % max(1, round(STILL_EVERY_S * self._config.fps)) == 0
         for variant in variants:
-            main, viewer, rung_index = variant.split("\x00")
-            rung = self.ladder.rungs[int(rung_index)]
+            main, viewer, rung_index, shape = variant.split("\x00")
+            rung = self.ladders[shape].rungs[int(rung_index)]
             encoder = self._encoder(variant)
             if rung.fps == 0 and not (still_due or encoder.keyframe_pending):
                 out[variant] = []  # audio only: a still every few seconds
                 continue
-            if main not in composed:
+            if (main, shape) not in composed:
                 badges = self._badges(main) if self._badges is not None else ()
-                frame = self._compositor.compose(self._layout_for(main), sources, badges)
+                layout = self.layout(main, shape)
+                frame = self._compositors[shape].compose(layout, sources, badges)
                 trace = live.trace.copy() if live is not None and live.trace else None
                 if trace is not None:
                     trace.mark("composed")
-                composed[main] = frame, trace
-            frame, trace = composed[main]
+                composed[main, shape] = frame, trace
+            frame, trace = composed[main, shape]
             if self._watermark is not None:
                 frame = self._mark(viewer, frame)
             if (frame.width, frame.height) != (rung.width, rung.height):

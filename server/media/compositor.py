@@ -220,7 +220,7 @@ class Compositor:
             source = sources.get(window)
             if source is None:
                 source = TileSource(None, float("inf"), window)
-            self._draw_tile(planes, window, rect, source)
+            self._draw_tile(planes, window, rect, source, layout.label_px)
         main = layout.rect(layout.main)
         if main is not None:
             _border(planes, main)
@@ -237,6 +237,7 @@ class Compositor:
         window: str,
         rect: Rect,
         source: TileSource,
+        label_px: int = 0,
     ) -> None:
         notice = None
         if source.frame is None:
@@ -251,7 +252,8 @@ class Compositor:
                 plane[y : y + pixels.shape[0], x : x + pixels.shape[1]] = pixels
             if stalled:
                 notice = RECONNECTING_TEXT
-        label_size = min(20, max(10, rect.h // 12))
+        # by the tile's height, at least the layout's minimum (a portrait frame's)
+        label_size = max(label_px, min(20, max(10, rect.h // 12)))
         patch = _patch(source.label, label_size, rect.w - 2 * LABEL_MARGIN)
         if patch is not None:
             _blend(planes, patch, rect.x + LABEL_MARGIN, rect.y + LABEL_MARGIN)
