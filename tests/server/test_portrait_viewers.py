@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
@@ -16,10 +17,13 @@ from clinicam.ice import keep_loopback_candidates
 from server.config import LiveViewConfig, ServerConfig
 from server.media.downlink import shaped
 from server.media.layout import LANDSCAPE, LIVE, PORTRAIT
+from server.media.watermark import Watermark
 from server.state import STATE
 from tests.archive.test_tap import h264_only
 from tests.records.api_helpers import User, loopback_media_server, open_user
 from tests.server.test_downlink import _decoded, _mixer
+from tests.server.test_watermark import WHEN, _grey
+from tests.server.test_watermark import _mixer as _marked_mixer
 
 CONFIG = LiveViewConfig(width=1280, height=720, bitrate_kbps=2500)
 
@@ -121,3 +125,23 @@ async def test_a_phone_gets_a_portrait_frame_and_a_desk_a_landscape_one(
             await pc.close()
         await alice.http.close()
         await bob.http.close()
+
+
+def test_the_watermark_fits_a_portrait_frame() -> None:
+    mark = Watermark("Dr. Ada Lovelace-Byron", 720, 1080)
+    frame = _grey(720, 1080)
+    after = mark.apply(frame, WHEN).to_ndarray(format="yuv420p")[:1080]
+    columns = np.flatnonzero((after != frame.to_ndarray(format="yuv420p")[:1080]).any(axis=0))
+    assert columns.size and columns[0] > 0 and columns[-1] < 719, "the text is not cut off"
+
+
+async def test_a_watermarked_phone_gets_its_own_marked_portrait_frame() -> None:
+    mixer = _marked_mixer(True)
+    phone = mixer.new_track(LIVE, "ada", PORTRAIT)
+    desk = mixer.new_track(LIVE, "ada")  # the same expert's other screen
+    try:
+        got_phone, got_desk = await asyncio.gather(_decoded(phone, 2), _decoded(desk, 2))
+        assert {(w, h) for w, h, _ in got_phone} == {(180, 270)}
+        assert {(w, h) for w, h, _ in got_desk} == {(320, 180)}
+    finally:
+        await mixer.close()
