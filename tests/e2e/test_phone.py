@@ -4,6 +4,7 @@ The clinic station's page fits a tablet either way round."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,39 @@ def test_a_phone_gets_a_portrait_composite_and_pans_by_touch(
         page.wait_for_function(
             "() => document.getElementById('camera-status').textContent.startsWith('Pan 5.0')"
         )
+
+        # A finger held on "pan left" moves the camera until it is lifted (pointer events
+        # from a real touch sequence, not a mouse).
+        pad = page.locator("button[aria-label='pan left']").bounding_box()
+        assert pad is not None
+        finger = {"x": pad["x"] + pad["width"] / 2, "y": pad["y"] + pad["height"] / 2}
+        cdp = context.new_cdp_session(page)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [finger]})
+        wait_until(
+            lambda: (_pan_pulse(demo) or 2250) < 1500 - 20,
+            10,
+            "the held finger to pan the camera left of centre",
+            step=0.02,
+        )
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        time.sleep(1.0)  # the stop reaches the servo
+        pulses = set()
+        for _ in range(20):  # then it stays put (or is released, idle: None)
+            pulses.add(_pan_pulse(demo))
+            time.sleep(0.05)
+        assert len(pulses - {None}) <= 1, f"lifting the finger stopped the move: {pulses}"
+
+        # A tap on a window of the strip makes it the main window, on top at full width.
+        tiles = {t[0]: t[1:] for t in page.evaluate("() => room.tiles")}
+        x, y, w, h = tiles["presentation"]
+        video = page.locator("#live")
+        video.scroll_into_view_if_needed()
+        shown = video.bounding_box()
+        assert shown is not None
+        scale = shown["width"] / size[0]  # the stage is 2:3 like the frame: no letterbox
+        video.tap(position={"x": (x + w / 2) * scale, "y": (y + h / 2) * scale})
+        page.wait_for_function("() => room.main === 'presentation'")
+        assert page.evaluate("() => room.tiles[0]")[:4] == ["presentation", 0, 0, size[0]]
         assert page.evaluate(NO_SIDEWAYS_SCROLL)
     finally:
         context.close()
