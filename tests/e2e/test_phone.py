@@ -120,6 +120,15 @@ def test_a_phone_gets_a_portrait_composite_and_pans_by_touch(
         page.wait_for_function("() => room.main === 'presentation'")
         assert page.evaluate("() => room.tiles[0]")[:4] == ["presentation", 0, 0, size[0]]
         assert page.evaluate(NO_SIDEWAYS_SCROLL)
+
+        # The phone turned on its side: the page asks again, for a landscape composite.
+        page.set_viewport_size({"width": 812, "height": 375})
+        page.wait_for_function(
+            "() => { const v = document.getElementById('live');"
+            " return v.videoWidth > v.videoHeight && room.size[0] === v.videoWidth; }",
+            timeout=30_000,
+        )
+        assert page.evaluate(NO_SIDEWAYS_SCROLL)
     finally:
         context.close()
 
