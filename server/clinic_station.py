@@ -73,7 +73,7 @@ class ClinicStation:
         if microphone is not None:
             self._audio.source(self.name).attach(microphone)
         main = station_main(self.main_window)
-        self.track = self._mixer.new_track(main, self.name, locale or self.language)
+        self.track = self._mixer.new_track(main, self.name, locale=locale or self.language)
         self.mix = self._audio.listen(self.name, deaf_to=frozenset({self.appliance_microphone}))
         self._task = asyncio.create_task(self._follow_speaker(), name=f"speaker-{self.name}")
         _LOGGER.info("clinic station of %s joined", self.device_id)

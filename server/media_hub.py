@@ -27,6 +27,7 @@ from server.media.audio_mix import MixTrack
 from server.media.composite import CompositeTrack
 from server.media.decoding import LatestDecodeQueue, bound_decoder
 from server.media.latency import LoopLag
+from server.media.layout import LANDSCAPE
 from server.media.live import FrameFeed
 from server.media.lowlatency import (
     negotiate_playout_delay,
@@ -193,16 +194,27 @@ class MediaHub:
         return session is not None and session.pc.connectionState == "connected"
 
     async def expert_offer(
-        self, room: ConsultationRoom, username: str, sdp: str, locale: str | None = None
+        self,
+        room: ConsultationRoom,
+        username: str,
+        sdp: str,
+        locale: str | None = None,
+        shape: str = LANDSCAPE,
     ) -> str:
         """Webcam and microphone in; composite (pre-encoded H.264, its texts in the expert's
-        ``locale``, else the site's language) and audio mix out."""
+        ``locale``, else the site's language, laid out for the ``shape`` of their screen)
+        and audio mix out."""
         key = (room.consultation.id, username)
         async with self._offering[key]:
             pc, incoming, decoders = await self._viewer_peer(key, sdp)
             webcam = incoming.get("video")
             track, mix = room.attach_media(
-                username, webcam, incoming.get("audio"), decoder=decoders.get(webcam), locale=locale
+                username,
+                webcam,
+                incoming.get("audio"),
+                decoder=decoders.get(webcam),
+                locale=locale,
+                shape=shape,
             )
             return await self._answer_viewer(
                 pc,

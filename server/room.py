@@ -31,6 +31,7 @@ from server.media.compositor import TileSource
 from server.media.decoding import LatestDecodeQueue
 from server.media.latency import LoopLag
 from server.media.layout import (
+    LANDSCAPE,
     LIVE,
     PRESENTATION,
     STATION_PREFIX,
@@ -79,6 +80,7 @@ class Member:
     track: CompositeTrack | None = None
     mix: MixTrack | None = None
     audio_only: bool = False  # chosen on the page: stills instead of video (R17)
+    shape: str = LANDSCAPE  # their screen's, told with their WebRTC offer (a phone: portrait)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
     @property
@@ -251,7 +253,7 @@ class ConsultationRoom:
 
     def state_for(self, username: str) -> dict[str, Any]:
         member = self.members[username]
-        layout = self.layout_for(member.main)
+        layout = self.mixer.layout(member.main, member.shape)
         locale = member.track.locale if member.track is not None else self._config.language
         return {
             "type": "room",
@@ -272,7 +274,7 @@ class ConsultationRoom:
     def _video_mode(self, member: Member) -> dict[str, Any]:
         """The rung this expert's composite is on, and whether they chose audio only."""
         link = member.track.link if member.track is not None else None
-        ladder = self.mixer.ladder
+        ladder = link.ladder if link is not None else self.mixer.ladder
         rung = link.rung if link is not None else 0
         size = ladder.rungs[rung]
         return {
@@ -304,9 +306,11 @@ class ConsultationRoom:
         *,
         decoder: LatestDecodeQueue | None = None,
         locale: str | None = None,
+        shape: str = LANDSCAPE,
     ) -> tuple[CompositeTrack, MixTrack]:
         """Take an expert's webcam and microphone; return their composite (its texts in
-        ``locale``, else the site's language) and audio mix."""
+        ``locale``, else the site's language, laid out for their screen's ``shape``) and
+        audio mix."""
         member = self.members[username]
         if member.track is not None:
             self.mixer.remove(member.track)
@@ -316,7 +320,10 @@ class ConsultationRoom:
             member.feed.attach(webcam, decoder=decoder)
         if microphone is not None:
             self.audio.source(username).attach(microphone)
-        member.track = self.mixer.new_track(member.main, username, locale or self._config.language)
+        member.track = self.mixer.new_track(
+            member.main, username, locale=locale or self._config.language, shape=shape
+        )
+        member.shape = shape
         if member.track.link is not None:
             member.track.link.audio_only = member.audio_only
         member.mix = self.audio.listen(username)

@@ -10,6 +10,11 @@ in it is drawn in the viewer's language), encodes each once with
 H.264 and hands the packets to those experts' tracks; aiortc packs them into RTP
 without re-encoding. A new viewer of a variant gets a keyframe at once; otherwise an
 IDR every two seconds lets any receiver recover from loss.
+
+A viewer also says the shape of their screen (:data:`~server.media.layout.PORTRAIT` on
+a phone held upright): a portrait viewer's composite is laid out and encoded for a
+portrait frame (its own compositor, ladder and encodes), shared with the viewers of the
+same main window and shape.
 """
 
 from __future__ import annotations
@@ -31,9 +36,15 @@ from clinicam.i18n import ENGLISH
 from server.config import LiveViewConfig
 from server.media.badges import Badge
 from server.media.compositor import Compositor, TileSource
-from server.media.downlink import STILL_EVERY_S, ViewerLink, composite_ladder
+from server.media.downlink import (
+    STILL_EVERY_S,
+    DownlinkLadder,
+    ViewerLink,
+    composite_ladder,
+    shaped,
+)
 from server.media.latency import LatencyStats
-from server.media.layout import LIVE, Layout
+from server.media.layout import LANDSCAPE, LIVE, PORTRAIT, SHAPES, Layout, portrait_layout
 from server.media.watermark import Watermark
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,6 +73,7 @@ class CompositeTrack(MediaStreamTrack):
         self.main = "live"
         self.viewer = ""
         self.locale = ENGLISH  # the viewer's language: what the composite's texts are in
+        self.shape = LANDSCAPE  # the viewer's screen: landscape or portrait
         self.link: ViewerLink | None = None  # this viewer's rung (server.media.downlink)
         self.variant = ""  # the encode it gets now
         self.flushes = 0
@@ -125,12 +137,14 @@ class CompositeMixer:
         self._badges = badges
         self._config = config
         self._watermark = watermark
-        self._marks: dict[tuple[str, str], Watermark] = {}  # by (viewer, locale)
+        self._marks: dict[tuple[str, str, str], Watermark] = {}
         self._layout_for = layout_for
         self._sources = sources
-        self._compositor = Compositor(
-            config.width, config.height, stall_after_s=config.stall_after_s
-        )
+        self._shaped = {shape: shaped(config, shape) for shape in SHAPES}
+        self._compositors = {
+            shape: Compositor(c.width, c.height, stall_after_s=c.stall_after_s)
+            for shape, c in self._shaped.items()
+        }
         self._tracks: set[CompositeTrack] = set()
         self._encoders: dict[str, H264StreamEncoder] = {}
         self._task: asyncio.Task[None] | None = None
@@ -139,7 +153,10 @@ class CompositeMixer:
         self.latency = LatencyStats()
         self.rate_share = 1.0  # < 1 when the hub is overloaded (server.media.pressure)
         self._encoded_share = 1.0  # the share the current encoders were made for
-        self.ladder = composite_ladder(config)
+        self.ladders: dict[str, DownlinkLadder] = {
+            shape: composite_ladder(c) for shape, c in self._shaped.items()
+        }
+        self.ladder = self.ladders[LANDSCAPE]
         self._scalers: dict[str, VideoReformatter] = {}  # one swscale context per variant
         self._arrived = asyncio.Event()
         self._arrivals = live_arrivals
@@ -147,20 +164,34 @@ class CompositeMixer:
             live_arrivals.add(self._arrived)
 
     def _variant(self, track: CompositeTrack) -> str:
-        """Viewers who chose the same main window, read the same language and whose links
-        allow the same rung share one encode, unless watermarked:
-        ``main NUL locale NUL viewer NUL rung``."""
+        """Viewers who chose the same main window, read the same language, whose links allow
+        the same rung and whose screens have the same shape share one encode, unless
+        watermarked: ``main NUL locale NUL viewer NUL rung NUL shape``."""
         viewer = track.viewer if self._watermark else ""
         rung = track.link.rung if track.link is not None else 0
-        return f"{track.main}\x00{track.locale}\x00{viewer}\x00{rung}"
+        return f"{track.main}\x00{track.locale}\x00{viewer}\x00{rung}\x00{track.shape}"
 
-    def new_track(self, main: str, viewer: str = "", locale: str = ENGLISH) -> CompositeTrack:
-        """A composite for ``viewer``, its texts in ``locale`` ("zh-CN" or "en")."""
+    def layout(self, main: str, shape: str = LANDSCAPE) -> Layout:
+        """The layout with ``main`` large for a screen of ``shape``."""
+        layout = self._layout_for(main)
+        if shape != PORTRAIT:
+            return layout
+        size = self._shaped[PORTRAIT]
+        return portrait_layout(layout.windows, layout.main, size.width, size.height)
+
+    def new_track(
+        self, main: str, viewer: str = "", *, locale: str = ENGLISH, shape: str = LANDSCAPE
+    ) -> CompositeTrack:
+        """A composite for ``viewer``, its texts in ``locale`` ("zh-CN" or "en"), for a
+        screen of ``shape`` (landscape or portrait)."""
+        if shape not in SHAPES:
+            raise ValueError(f"shape: {shape!r} is not one of {list(SHAPES)}")
         track = CompositeTrack(lambda: self._keyframe(self._variant(track)), self.latency)
         track.main = main
         track.viewer = viewer
         track.locale = locale
-        track.link = ViewerLink(self.ladder)
+        track.shape = shape
+        track.link = ViewerLink(self.ladders[shape])
         track.variant = self._variant(track)
         self._tracks.add(track)
         self._keyframe(self._variant(track))
@@ -195,7 +226,8 @@ class CompositeMixer:
         bits (fewer packets); a still's encoder makes every frame a keyframe."""
         if variant not in self._encoders:
             cfg, share = self._config, self._encoded_share
-            rung = self.ladder.rungs[int(variant.rsplit("\x00", 1)[1])]
+            _, _, _, rung_index, shape = variant.split("\x00")
+            rung = self.ladders[shape].rungs[int(rung_index)]
             fps = max(1, round(cfg.fps * share))
             keyint = 1 if rung.fps == 0 else max(1, round(fps * KEYFRAME_INTERVAL_S))
             self._encoders[variant] = H264StreamEncoder(
@@ -205,10 +237,11 @@ class CompositeMixer:
 
     def _mark(self, viewer: str, locale: str, frame: av.VideoFrame) -> av.VideoFrame:
         assert self._watermark is not None
-        mark = self._marks.get((viewer, locale))
+        key = (viewer, locale, f"{frame.width}x{frame.height}")  # per viewer, language, shape
+        mark = self._marks.get(key)
         if mark is None:
-            mark = self._marks[viewer, locale] = Watermark(
-                self._watermark(viewer), self._config.width, self._config.height, locale
+            mark = self._marks[key] = Watermark(
+                self._watermark(viewer), frame.width, frame.height, locale
             )
         return mark.apply(frame)
 
@@ -220,25 +253,25 @@ class CompositeMixer:
         bitrates: Mapping[str, int] | None = None,
     ) -> dict[str, list[Encoded]]:
         out: dict[str, list[Encoded]] = {}
-        composed: dict[tuple[str, str], tuple[av.VideoFrame, FrameTrace | None]] = {}
+        composed: dict[tuple[str, str, str], tuple[av.VideoFrame, FrameTrace | None]] = {}
         live = sources.get(LIVE)
         still_due = self.ticks % max(1, round(STILL_EVERY_S * self._config.fps)) == 0
         for variant in variants:
-            main, locale, viewer, rung_index = variant.split("\x00")
-            rung = self.ladder.rungs[int(rung_index)]
+            main, locale, viewer, rung_index, shape = variant.split("\x00")
+            rung = self.ladders[shape].rungs[int(rung_index)]
             encoder = self._encoder(variant)
             if rung.fps == 0 and not (still_due or encoder.keyframe_pending):
                 out[variant] = []  # audio only: a still every few seconds
                 continue
-            if (main, locale) not in composed:
+            if (main, locale, shape) not in composed:
                 badges = self._badges(main) if self._badges is not None else ()
-                layout = self._layout_for(main)
-                frame = self._compositor.compose(layout, sources, badges, locale)
+                layout = self.layout(main, shape)
+                frame = self._compositors[shape].compose(layout, sources, badges, locale)
                 trace = live.trace.copy() if live is not None and live.trace else None
                 if trace is not None:
                     trace.mark("composed")
-                composed[main, locale] = frame, trace
-            frame, trace = composed[main, locale]
+                composed[main, locale, shape] = frame, trace
+            frame, trace = composed[main, locale, shape]
             if self._watermark is not None:
                 frame = self._mark(viewer, locale, frame)
             if (frame.width, frame.height) != (rung.width, rung.height):

@@ -232,7 +232,7 @@ class Compositor:
             source = sources.get(window)
             if source is None:
                 source = TileSource(None, float("inf"), window)
-            self._draw_tile(planes, window, rect, source, locale)
+            self._draw_tile(planes, window, rect, source, locale, layout.label_px)
         main = layout.rect(layout.main)
         if main is not None:
             _border(planes, main)
@@ -251,6 +251,7 @@ class Compositor:
         rect: Rect,
         source: TileSource,
         locale: str,
+        label_px: int = 0,
     ) -> None:
         notice = None
         frame = source.frame_in(locale)
@@ -267,7 +268,8 @@ class Compositor:
                 plane[y : y + pixels.shape[0], x : x + pixels.shape[1]] = pixels
             if stalled:
                 notice = RECONNECTING_TEXT
-        label_size = min(20, max(10, rect.h // 12))
+        # by the tile's height, at least the layout's minimum (a portrait frame's)
+        label_size = max(label_px, min(20, max(10, rect.h // 12)))
         label = translate(source.label, locale)
         patch = _patch(label, label_size, rect.w - 2 * LABEL_MARGIN)
         if patch is not None:

@@ -20,6 +20,7 @@ from aiortc import RTCRtpSender
 from clinicam.adaptation import CEILING_SHARE, LinkRateController, Rung, min_kbps
 from clinicam.rtcp_feedback import watch_feedback
 from server.config import LiveViewConfig
+from server.media.layout import PORTRAIT, portrait_size
 
 STILL_EVERY_S = 3.0
 STILL_KBPS = 150  # the ceiling of a still's encoder: ≈ 55 kB per keyframe at most
@@ -55,6 +56,17 @@ def composite_ladder(config: LiveViewConfig) -> DownlinkLadder:
     small = rungs[-1]
     rungs.append(Rung(small.width, small.height, 0, 0, min(top, STILL_KBPS)))
     return DownlinkLadder(tuple(rungs), top)
+
+
+def shaped(config: LiveViewConfig, shape: str) -> LiveViewConfig:
+    """The configured picture for a viewer's screen shape: a portrait frame
+    (:func:`~server.media.layout.portrait_size`) with the same bits per pixel."""
+    if shape != PORTRAIT:
+        return config
+    width, height = portrait_size(config.width, config.height)
+    share = width * height / (config.width * config.height)
+    kbps = max(200, round(config.bitrate_kbps * share))
+    return config.model_copy(update={"width": width, "height": height, "bitrate_kbps": kbps})
 
 
 class ViewerLink:

@@ -16,6 +16,13 @@ Cell edges are ``i·width/c`` rounded to an even number, so all rects are even
 they cover the frame up to its right and bottom edges.
 
 Four experts: 7 windows, ``c = 4``: a 960×540 main and six 320×180 subs at 1280×720.
+
+A viewer on a phone held upright gets a **portrait** composite instead
+(:func:`portrait_size`, :func:`portrait_layout`): 720×1080 for a 1280×720 configuration,
+the main window across the full width on top, the subs below as a grid of 16:9 cells
+(two columns, more only when the rows would squeeze the main window below 16:9), and
+labels of at least :data:`PORTRAIT_LABEL_SHARE` of the width, so that they stay legible
+when the frame is shown 343 CSS px wide.
 """
 
 from __future__ import annotations
@@ -29,6 +36,11 @@ RELEVANCE = "relevance"
 EXPERT_PREFIX = "expert:"
 STATION_PREFIX = "station:"  # the clinic station's composite: "station:<main window>"
 MIN_CELL = 16  # smallest cell edge in pixels that still shows something
+LANDSCAPE = "landscape"  # the viewer's screen shape (what they say with their WebRTC offer)
+PORTRAIT = "portrait"
+SHAPES = (LANDSCAPE, PORTRAIT)
+PORTRAIT_LABEL_SHARE = 1 / 30  # a portrait frame's labels: 24 px at 720 px wide
+_CELL_ASPECT = 9 / 16  # portrait sub cells: the windows' usual (landscape) shape
 
 
 def expert_window(username: str) -> str:
@@ -79,6 +91,7 @@ class Layout:
     height: int
     main: str
     tiles: tuple[tuple[str, Rect], ...]  # main first, then the subs in window order
+    label_px: int = 0  # the labels' smallest size in pixels (0: by each tile's height)
 
     def rect(self, window: str) -> Rect | None:
         """The tile of ``window``, or ``None`` if it is not in this layout."""
@@ -152,3 +165,53 @@ def compute_layout(
     subs = [name for name in windows if name != main]
     tiles += [(name, cell(col, row)) for name, (col, row) in zip(subs, _sub_cells(c), strict=False)]
     return Layout(width=width, height=height, main=main, tiles=tuple(tiles))
+
+
+def portrait_size(width: int, height: int) -> tuple[int, int]:
+    """The portrait frame for a configured (landscape) output: as wide as the configured
+    frame is high, 2:3 (720×1080 for 1280×720), both even."""
+    narrow = min(width, height)
+    return narrow, 2 * round(narrow * 3 / 4)
+
+
+def _portrait_grid(subs: int, width: int, height: int) -> tuple[int, int, int]:
+    """``(columns, rows, cell height)`` of the subs' grid below a full-width main window:
+    the fewest columns (≥ 2) that leave the main window at least 16:9."""
+    main_min = 2 * round(width * _CELL_ASPECT / 2)
+    columns = 2
+    while True:
+        rows = -(-subs // columns)
+        cell_h = 2 * int(width / columns * _CELL_ASPECT / 2)
+        if cell_h < MIN_CELL or width // columns < MIN_CELL:
+            raise ValueError(
+                f"output size {width}x{height} is too small for {subs + 1} windows in portrait"
+            )
+        if height - rows * cell_h >= main_min:
+            return columns, rows, cell_h
+        columns += 1
+
+
+def portrait_layout(windows: Sequence[str], main: str, width: int, height: int) -> Layout:
+    """The portrait layout of ``windows`` with ``main`` on top at full width and the others
+    below it, row by row, left to right (window order); the main window takes the height
+    the grid leaves (at least 16:9)."""
+    if not windows:
+        raise ValueError("a layout needs at least one window")
+    if len(set(windows)) != len(windows):
+        raise ValueError(f"duplicate window ids in {list(windows)}")
+    if main not in windows:
+        raise ValueError(f"main window {main!r} is not one of {list(windows)}")
+    if width % 2 or height % 2:
+        raise ValueError(f"output size {width}x{height} must be even (yuv420p)")
+    label_px = round(width * PORTRAIT_LABEL_SHARE)
+    subs = [name for name in windows if name != main]
+    if not subs:
+        return Layout(width, height, main, ((main, Rect(0, 0, width, height)),), label_px)
+    columns, rows, cell_h = _portrait_grid(len(subs), width, height)
+    top = height - rows * cell_h
+    xs = _edges(width, columns)
+    tiles = [(main, Rect(0, 0, width, top))]
+    for i, name in enumerate(subs):
+        row, col = divmod(i, columns)
+        tiles.append((name, Rect(xs[col], top + row * cell_h, xs[col + 1] - xs[col], cell_h)))
+    return Layout(width, height, main, tuple(tiles), label_px)

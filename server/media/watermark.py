@@ -39,7 +39,7 @@ class Watermark:
     def _render(self, text: str) -> None:
         img = Image.new("L", (self.width, self.height), 0)
         draw = ImageDraw.Draw(img)
-        size = max(10, self.height // 28)
+        size = max(10, min(self.height, self.width * 3 // 4) // 28)  # a portrait frame too
         w = text_length(text, size)
         for fx, fy in ((0.97, 0.04), (0.5, 0.5), (0.03, 0.92)):
             x = min(max(0.0, self.width * fx - w * fx), self.width - w)

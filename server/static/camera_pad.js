@@ -83,7 +83,10 @@ export function cameraPad({ api, base, status }) {
     /** @type {ReturnType<typeof setInterval> | null} */
     let refresh = null;
     let holding = false;
-    const start = () => {
+    /** @param {PointerEvent} ev */
+    const start = (ev) => {
+      if (ev.button !== 0 || holdTimer || refresh) return; // the main button, finger or pen
+      btn.setPointerCapture(ev.pointerId); // a finger that slides a little still holds
       holding = false;
       holdTimer = setTimeout(() => {       // held: continuous move with a dead-man refresh
         holding = true;
@@ -97,9 +100,17 @@ export function cameraPad({ api, base, status }) {
       if (refresh) { clearInterval(refresh); refresh = null; camera({ op: "ptz.stop" }); return; }
       if (!holding) camera(stepCommand(dx, dy, Number(step.value)));
     };
+    // The browser took the touch over (or the pointer went away): stop, but take no step.
+    const cancel = () => {
+      holding = true;
+      if (holdTimer || refresh) end();
+    };
     btn.addEventListener("pointerdown", start);
     btn.addEventListener("pointerup", end);
     btn.addEventListener("pointerleave", () => { if (holdTimer || refresh) end(); });
+    btn.addEventListener("pointercancel", cancel);
+    btn.addEventListener("lostpointercapture", () => { if (holdTimer || refresh) cancel(); });
+    btn.addEventListener("contextmenu", (ev) => ev.preventDefault()); // a long press holds
     btn.addEventListener("keydown", (ev) => {
       if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); camera(stepCommand(dx, dy, Number(step.value))); }
     });

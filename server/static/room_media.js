@@ -3,7 +3,7 @@
 // and says what is happening while it does.
 import { $ } from "./dom.js";
 import { WebcamBudget } from "./webcam_budget.js";
-import { lowLatency, nextRetryMs, preferH264, waitForIce } from "./webrtc.js";
+import { lowLatency, nextRetryMs, PORTRAIT_QUERY, preferH264, screenShape, waitForIce } from "./webrtc.js";
 
 /**
  * @param {{api: import("./api.js").Api, base: string, say: (text: string) => void,
@@ -71,13 +71,17 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
     try {
       await peer.setLocalDescription(await peer.createOffer());
       await waitForIce(peer, 3000);
-      const answer = await api.call("POST", `${base}/webrtc`, { sdp: peer.localDescription?.sdp, type: "offer" });
+      const shape = screenShape(innerWidth, innerHeight); // a phone held upright: portrait
+      const answer = await api.call("POST", `${base}/webrtc`, { sdp: peer.localDescription?.sdp, type: "offer", shape });
       if (peer !== pc) return;
       await peer.setRemoteDescription(answer);
     } catch (e) {
       if (peer === pc) retry(e.status ? `Server said: ${e.message}` : "Server unreachable");
     }
   }
+
+  // The phone was turned: ask again, for a composite of the screen's new shape.
+  matchMedia(PORTRAIT_QUERY).addEventListener("change", () => { if (pc) connect(); });
 
   return {
     connect,

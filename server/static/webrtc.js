@@ -61,3 +61,16 @@ export function lowLatency(receiver) {
   if ("jitterBufferTarget" in r) r.jitterBufferTarget = 0;
   else if ("playoutDelayHint" in r) r.playoutDelayHint = 0;
 }
+
+/** A phone held upright, as CSS says it (room_phone.css lays the room out for it). */
+export const PORTRAIT_QUERY = "(max-width: 600px) and (orientation: portrait)";
+
+/**
+ * The shape of a screen `width` × `height` CSS px, told to the server with the offer: a
+ * phone held upright gets a portrait composite (what PORTRAIT_QUERY matches).
+ * @param {number} width @param {number} height
+ * @returns {"portrait" | "landscape"}
+ */
+export function screenShape(width, height) {
+  return width <= 600 && height >= width ? "portrait" : "landscape";
+}

@@ -53,6 +53,12 @@ class SdpBody(StrictModel):
     type: Literal["offer"]
 
 
+class ViewerOfferBody(SdpBody):
+    """An expert's offer, with the shape of their screen (a phone held upright: portrait)."""
+
+    shape: Literal["landscape", "portrait"] = "landscape"
+
+
 class LoginPage(web.View):
     async def get(self) -> web.StreamResponse:
         return await page(self.request, "login.html")
@@ -172,13 +178,17 @@ class ExpertOfferView(web.View):
     async def post(self) -> web.StreamResponse:
         state = self.request.app[STATE]
         c = invited_consultation(self.request)
-        body = await read_json(self.request, SdpBody)
+        body = await read_json(self.request, ViewerOfferBody)
         username = session_of(self.request).username
+        room = state.rooms.get(c)
         try:
             locale = await reader_locale(self.request)  # the composite speaks it too
-            answer = await state.media.expert_offer(state.rooms.get(c), username, body.sdp, locale)
+            answer = await state.media.expert_offer(
+                room, username, body.sdp, locale=locale, shape=body.shape
+            )
         except NoCommonCodec as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        await room.broadcast()  # the tiles of their (perhaps new) shape, for their clicks
         return web.json_response({"sdp": answer, "type": "answer"})
 
 

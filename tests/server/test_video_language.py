@@ -185,9 +185,9 @@ def _decode(mixer: CompositeMixer, variants: list[str]) -> dict[str, np.ndarray]
 async def test_viewers_of_two_languages_get_two_encodes_of_one_language_share_one() -> None:
     mixer = _mixer()
     try:
-        ada = mixer.new_track(LIVE, "ada", CHINESE)
-        bob = mixer.new_track(LIVE, "bob", ENGLISH)
-        cyd = mixer.new_track(LIVE, "cyd", CHINESE)
+        ada = mixer.new_track(LIVE, "ada", locale=CHINESE)
+        bob = mixer.new_track(LIVE, "bob", locale=ENGLISH)
+        cyd = mixer.new_track(LIVE, "cyd", locale=CHINESE)
         assert mixer._variant(ada) != mixer._variant(bob)
         assert mixer._variant(ada) == mixer._variant(cyd)  # same language, same encode
         variants = sorted({mixer._variant(t) for t in (ada, bob, cyd)})
