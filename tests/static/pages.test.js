@@ -1,4 +1,5 @@
 // node --test: the pure parts of the records, admin and clinic-station pages.
+import "./i18n_setup.js";
 import test from "node:test";
 import assert from "node:assert/strict";
 import { grantState, opsText as grantOps, patientText } from "../../server/static/admin_access.js";
