@@ -1,8 +1,18 @@
 // The records admin's desk: access requests to decide, emergency (break-glass) accesses
 // to review, and every grant (with a revoke button while it is active).
 import { $, el, emptiedTable, problem, say } from "./dom.js";
-import { fmtMinutes, fmtTime } from "./format.js";
+import { fmtMinutes } from "./format.js";
 import { formatDateTime, t } from "./i18n.js";
+
+/**
+ * A moment in the page's language and the viewer's time zone ("—" for none).
+ * @param {string | null | undefined} iso
+ */
+export function adminTime(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : formatDateTime(d);
+}
 
 /** @param {string[]} ops */
 export function opsText(ops) {
@@ -20,8 +30,8 @@ export function patientText(grant) {
  */
 export function grantState(g) {
   if (g.revoked_at) {
-    return g.revoked_by ? t("admin.state.revoked_by", { when: fmtTime(g.revoked_at), who: g.revoked_by })
-      : t("admin.state.revoked", { when: fmtTime(g.revoked_at) });
+    return g.revoked_by ? t("admin.state.revoked_by", { when: adminTime(g.revoked_at), who: g.revoked_by })
+      : t("admin.state.revoked", { when: adminTime(g.revoked_at) });
   }
   if (g.active) return t("admin.state.active");
   return t("admin.state.expired");
@@ -70,7 +80,7 @@ export function accessDesk(api) {
           approve ? t("admin.approved", who) : t("admin.refused", who)),
       });
       body.append(el("tr", { dataset: { request: String(r.request_id), patient: r.patient } },
-        el("td", { class: "nowrap" }, fmtTime(r.created_at)),
+        el("td", { class: "nowrap" }, adminTime(r.created_at)),
         el("td", {}, r.username),
         el("td", {}, r.patient),
         el("td", {}, opsText(r.operations)),
@@ -92,7 +102,7 @@ export function accessDesk(api) {
         el("div", {},
           el("strong", {}, t("admin.break_glass.opened", { user: g.username, patient: patientText(g) })),
           el("div", { class: "muted" },
-            t("admin.break_glass.when", { when: fmtTime(g.created_at), state: grantState(g), ends: fmtTime(g.expires_at) })),
+            t("admin.break_glass.when", { when: adminTime(g.created_at), state: grantState(g), ends: adminTime(g.expires_at) })),
           el("blockquote", { class: "reason" }, g.reason || t("admin.no_reason"))),
         el("div", { class: "actions" },
           el("button", {
@@ -136,8 +146,8 @@ export function accessDesk(api) {
       el("td", {}, patientText(g)),
       el("td", {}, opsText(g.operations)),
       basis,
-      el("td", { class: "nowrap" }, fmtTime(g.created_at)),
-      el("td", { class: "nowrap" }, fmtTime(g.expires_at)),
+      el("td", { class: "nowrap" }, adminTime(g.created_at)),
+      el("td", { class: "nowrap" }, adminTime(g.expires_at)),
       el("td", { class: "actions" }, g.active ? revokeButton(g) : null)));
     }
   }

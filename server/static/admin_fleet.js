@@ -1,7 +1,7 @@
 // The appliances (admins and technicians): which are online, what release and model they
 // run, how their last update went, and asking one to update to a release.
 import { $, el, emptiedTable, problem, say } from "./dom.js";
-import { fmtTime } from "./format.js";
+import { adminTime } from "./admin_access.js";
 import { formatDateTime, t } from "./i18n.js";
 import { releaseShelf } from "./admin_releases.js";
 
@@ -48,7 +48,7 @@ function updateCell(update) {
     el(bad ? "strong" : "span", { class: bad ? "bad" : (update.state === "updated" ? "good" : null) },
       `${update.release}: ${updateStateText(update.state)}`));
   if (update.detail) td.append(el("div", { class: "muted" }, update.detail));
-  if (update.at) td.append(el("div", { class: "muted nowrap" }, fmtTime(update.at)));
+  if (update.at) td.append(el("div", { class: "muted nowrap" }, adminTime(update.at)));
   return td;
 }
 

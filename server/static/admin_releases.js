@@ -1,7 +1,8 @@
 // Releases on the server (field updates for the appliances): the list, deleting one
 // (admins), and uploading a release wheel with its progress.
 import { $, el, emptiedTable, problem, say } from "./dom.js";
-import { fmtBytes, fmtTime } from "./format.js";
+import { adminTime } from "./admin_access.js";
+import { fmtBytes } from "./format.js";
 import { t } from "./i18n.js";
 import { uploadFile, uploadProblem } from "./upload.js";
 
@@ -31,7 +32,7 @@ export function releaseShelf(fleet) {
         el("td", {}, el("strong", {}, r.version)),
         el("td", { class: "nowrap" }, fmtBytes(r.size)),
         el("td", { class: "digest", title: r.sha256 }, r.sha256),
-        el("td", { class: "nowrap" }, fmtTime(r.added_at)),
+        el("td", { class: "nowrap" }, adminTime(r.added_at)),
         el("td", { class: "actions" }, remove)));
     }
   }
