@@ -92,7 +92,8 @@ export function startFleet(api, role) {
     for (const a of appliances) {
       body.append(el("tr", { class: a.online ? "active" : "inactive", dataset: { device: a.device_id } },
         el("td", {}, el("strong", {}, a.device_id), el("div", { class: "muted" }, a.clinic)),
-        el("td", {}, a.online ? el("span", { class: "good" }, t("admin.fleet.online")) : el("span", { class: "bad" }, t("admin.fleet.offline"))),
+        el("td", {}, a.online ? el("span", { class: "good" }, t("admin.fleet.online"))
+          : el("span", { class: "bad" }, t("admin.fleet.offline"))),
         el("td", {}, a.version || el("span", { class: "muted" }, t("admin.fleet.unknown"))),
         updateCell(a.update),
         el("td", {}, a.model_version || el("span", { class: "muted" }, "—")),

@@ -67,7 +67,8 @@ export const RoomLinks = {
    */
   render(msg, nameOf) {
     const table = $("links");
-    const head = ["", t("room.links.in_out"), t("room.links.loss"), t("room.links.rtt"), t("room.links.encoder_head"), t("room.links.live_view")];
+    const head = ["", t("room.links.in_out"), t("room.links.loss"), t("room.links.rtt"),
+      t("room.links.encoder_head"), t("room.links.live_view")];
     const rows = [head.map((h) => { const th = document.createElement("th"); th.textContent = h; return th; })];
     for (const [party, f] of Object.entries(msg.parties)) {
       const name = party === "clinic" ? t("room.links.clinic") : party === "station" ? t("room.links.station") : nameOf(party);
