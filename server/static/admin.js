@@ -4,6 +4,7 @@
 // parts live in admin_access.js, admin_import.js, admin_fleet.js and admin_releases.js.
 import { createApi } from "./api.js";
 import { $, problem, say } from "./dom.js";
+import { mountSwitch, t } from "./i18n.js";
 import { accessDesk, showNotAdmin } from "./admin_access.js";
 import { startFleet } from "./admin_fleet.js";
 import { startImport } from "./admin_import.js";
@@ -13,11 +14,12 @@ const api = createApi();
 
 (async () => {
   $("logout").addEventListener("click", () => api.logout());
+  mountSwitch($("language-slot"), api);
   let session;
   try {
     session = await api.session();
   } catch (e) {
-    say(`Cannot reach the server: ${problem(e)}`, "error");
+    say(t("admin.unreachable", { problem: problem(e) }), "error");
     return;
   }
   $("who").textContent = session.display_name;

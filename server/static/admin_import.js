@@ -1,6 +1,7 @@
 // Importing a FHIR R4 Bundle from a hospital system: send the file, follow the import
 // job's progress, then say what was filed and what was not.
 import { $, el, problem, say } from "./dom.js";
+import { t } from "./i18n.js";
 import { uploadFile } from "./upload.js";
 
 const POLL_MS = 500;
@@ -12,13 +13,13 @@ const POLL_MS = 500;
 export async function startImport(api, ev) {
   ev.preventDefault();
   const file = $("import-file").files[0];
-  if (!file) { say("Choose a FHIR Bundle file (JSON) first.", "error"); return; }
+  if (!file) { say(t("admin.import.choose"), "error"); return; }
   const button = $("import-start");
   button.disabled = true;
   $("import-summary").hidden = true;
   $("import-progress-box").hidden = false;
   $("import-progress").removeAttribute("value");  // indeterminate while sending
-  $("import-state").textContent = `Sending ${file.name}…`;
+  $("import-state").textContent = t("admin.sending", { name: file.name });
   let job;
   try {
     ({ data: job } = await uploadFile(api, {
@@ -26,11 +27,11 @@ export async function startImport(api, ev) {
     }));
   } catch (e) {
     $("import-progress-box").hidden = true;
-    say(`The import did not start: ${problem(e)}`, "error");
+    say(t("admin.import.not_started", { problem: problem(e) }), "error");
     button.disabled = false;
     return;
   }
-  say(`Import of ${file.name} started.`);
+  say(t("admin.import.started", { name: file.name }));
   let failures = 0;
   while (job.state === "running") {
     showImportProgress(job);
@@ -41,7 +42,7 @@ export async function startImport(api, ev) {
     } catch (e) {
       failures += 1;
       if (e.status === 404 || failures > 20) {
-        $("import-state").textContent = `Lost track of the import: ${problem(e)}`;
+        $("import-state").textContent = t("admin.import.lost", { problem: problem(e) });
         button.disabled = false;
         return;
       }
@@ -59,8 +60,8 @@ function showImportProgress(job) {
   const bar = $("import-progress");
   if (job.total) { bar.max = job.total; bar.value = job.done; } else bar.removeAttribute("value");
   $("import-state").textContent = job.state === "running"
-    ? `Importing: ${job.done} of ${job.total || "?"} items, ${job.filed} filed…`
-    : (job.state === "done" ? "Import finished." : "Import failed.");
+    ? t("admin.import.progress", { done: job.done, total: job.total || "?", filed: job.filed })
+    : (job.state === "done" ? t("admin.import.finished") : t("admin.import.failed"));
 }
 
 /**
@@ -69,10 +70,11 @@ function showImportProgress(job) {
  * @param {string} name the file's name
  */
 export function importResultText(job, name) {
-  const kept = job.filed ? ` The ${job.filed} item${job.filed === 1 ? "" : "s"} filed before the failure are kept.` : "";
-  return job.state === "failed"
-    ? `The import of ${name} failed: ${job.error || "unknown error"}.${kept}`
-    : `Imported ${name}: ${job.filed} item${job.filed === 1 ? "" : "s"} filed, ${job.skipped.length} not imported.`;
+  if (job.state !== "failed") {
+    return t("admin.import.result", { name, count: job.filed, skipped: job.skipped.length });
+  }
+  const failed = t("admin.import.result_failed", { name, error: job.error || t("admin.import.unknown_error") });
+  return job.filed ? `${failed} ${t("admin.import.kept", { count: job.filed })}` : failed;
 }
 
 /** @param {any} job @param {string} name the file's name */
@@ -82,7 +84,8 @@ function showImportSummary(job, name) {
   result.classList.toggle("error", job.state === "failed");
   result.textContent = importResultText(job, name);
   $("import-patients").textContent = job.patients.length
-    ? `Patients: ${job.patients.join(", ")}` : (job.state === "failed" ? "" : "No patients in this bundle.");
+    ? t("admin.import.patients", { names: job.patients.join(t("admin.list_separator")) })
+    : (job.state === "failed" ? "" : t("admin.import.no_patients"));
   const skipped = $("import-skipped");
   skipped.replaceChildren(...job.skipped.map((/** @type {string} */ reason) => el("li", {}, reason)));
   $("import-skipped-box").hidden = job.skipped.length === 0;

@@ -1,7 +1,9 @@
 // Releases on the server (field updates for the appliances): the list, deleting one
 // (admins), and uploading a release wheel with its progress.
 import { $, el, emptiedTable, problem, say } from "./dom.js";
-import { fmtBytes, fmtTime } from "./format.js";
+import { adminTime } from "./admin_access.js";
+import { fmtBytes } from "./format.js";
+import { t } from "./i18n.js";
 import { uploadFile, uploadProblem } from "./upload.js";
 
 /** @param {string} text @param {string} [kind] "error" shows it as an error */
@@ -21,29 +23,29 @@ export function releaseShelf(fleet) {
     const body = emptiedTable("releases", releases);
     for (const r of releases) {
       const remove = fleet.role !== "admin" ? null : el("button", {
-        type: "button", class: "danger", textContent: "Delete",
+        type: "button", class: "danger", textContent: t("admin.releases.delete"),
         dataset: { focusKey: `delete:${r.version}` },
-        "aria-label": `Delete release ${r.version}`,
+        "aria-label": t("admin.releases.delete_label", { version: r.version }),
         onclick: (/** @type {MouseEvent & {currentTarget: HTMLButtonElement}} */ ev) => deleteRelease(ev.currentTarget, r.version),
       });
       body.append(el("tr", { dataset: { release: r.version } },
         el("td", {}, el("strong", {}, r.version)),
         el("td", { class: "nowrap" }, fmtBytes(r.size)),
         el("td", { class: "digest", title: r.sha256 }, r.sha256),
-        el("td", { class: "nowrap" }, fmtTime(r.added_at)),
+        el("td", { class: "nowrap" }, adminTime(r.added_at)),
         el("td", { class: "actions" }, remove)));
     }
   }
 
   /** @param {HTMLButtonElement} button @param {string} version */
   async function deleteRelease(button, version) {
-    if (!confirm(`Delete release ${version} from the server? Appliances can no longer be updated to it.`)) return;
+    if (!confirm(t("admin.releases.confirm_delete", { version }))) return;
     button.disabled = true;
     try {
       await fleet.api.call("DELETE", `/api/admin/releases/${encodeURIComponent(version)}`);
-      say(`Release ${version} deleted.`);
+      say(t("admin.releases.deleted", { version }));
     } catch (e) {
-      say(`Release ${version} was not deleted: ${problem(e)}`, "error");
+      say(t("admin.releases.not_deleted", { version, problem: problem(e) }), "error");
     }
     await fleet.refresh(true);
   }
@@ -52,31 +54,32 @@ export function releaseShelf(fleet) {
   function upload(ev) {
     ev.preventDefault();
     const file = $("release-file").files[0];
-    if (!file) { fleetSay("Choose a release wheel (.whl) first.", "error"); $("release-progress-box").hidden = false; return; }
+    if (!file) { fleetSay(t("admin.releases.choose"), "error"); $("release-progress-box").hidden = false; return; }
     const button = $("release-upload");
     button.disabled = true;
     $("release-progress-box").hidden = false;
     $("release-progress").value = 0;
-    fleetSay(`Sending ${file.name}…`);
+    fleetSay(t("admin.sending", { name: file.name }));
     const progress = /** @type {HTMLProgressElement} */ ($("release-progress"));
     uploadFile(fleet.api, {
       method: "PUT", url: `/api/admin/releases/${encodeURIComponent(file.name)}`, file,
       onProgress: (f) => {
         progress.value = f;
-        fleetSay(f < 1 ? `Sending ${file.name}: ${Math.floor(100 * f)} %` : `Checking ${file.name}…`);
+        fleetSay(f < 1 ? t("admin.releases.sending_pct", { name: file.name, pct: Math.floor(100 * f) })
+          : t("admin.releases.checking", { name: file.name }));
       },
     }).then(({ status, data }) => {
       progress.value = 1;
-      fleetSay(status === 201 ? `Release ${data.version} stored (${fmtBytes(data.size)}).`
-        : `Release ${data.version} was already stored with these same contents.`);
+      fleetSay(status === 201 ? t("admin.releases.stored", { version: data.version, size: fmtBytes(data.size) })
+        : t("admin.releases.already", { version: data.version }));
       /** @type {HTMLInputElement} */ ($("release-file")).value = "";
     }, (e) => {
       if (e.status === 401) return;  // on the way to the sign-in page
       if (!e.status) {
-        fleetSay(`The upload of ${file.name} broke off (network problem, or the file is larger than the server accepts).`, "error");
+        fleetSay(t("admin.releases.broke_off", { name: file.name }), "error");
       } else {
         progress.value = 0;
-        fleetSay(`${file.name} was not stored: ${uploadProblem(e)}`, "error");
+        fleetSay(t("admin.releases.not_stored", { name: file.name, problem: uploadProblem(e) }), "error");
       }
     }).finally(() => { button.disabled = false; fleet.refresh(true); });
   }

@@ -2,6 +2,7 @@
 // until released, with a dead-man refresh), the arrow keys, zoom, focus, colour, presets and
 // the snapshot. Every command goes to the server, which passes it on to whoever holds the floor.
 import { $ } from "./dom.js";
+import { t } from "./i18n.js";
 
 /** How long a button must be held before it moves continuously (ms). */
 export const HOLD_MS = 350;
@@ -49,7 +50,7 @@ export function arrowCommand(key, step) {
  */
 export function ackText(ack) {
   const ptz = ack && ack.state && ack.state.ptz;
-  return ptz ? `Pan ${ptz.pan.toFixed(1)}°, tilt ${ptz.tilt.toFixed(1)}°` : "Done";
+  return ptz ? t("room.pad.ack", { pan: ptz.pan.toFixed(1), tilt: ptz.tilt.toFixed(1) }) : t("room.pad.done");
 }
 
 /**
@@ -116,7 +117,8 @@ export function cameraPad({ api, base, status }) {
     });
   }
 
-  for (const btn of document.querySelectorAll(".pad button")) wireButton(/** @type {HTMLButtonElement} */ (btn));
+  const buttons = document.querySelectorAll(".pad button"); // i18n: not for people (a CSS selector)
+  for (const btn of buttons) wireButton(/** @type {HTMLButtonElement} */ (btn));
   document.addEventListener("keydown", (ev) => {
     if (/** @type {HTMLFieldSetElement} */ ($("camera-controls")).disabled) return;
     const target = /** @type {HTMLElement} */ (ev.target);
@@ -135,12 +137,12 @@ export function cameraPad({ api, base, status }) {
     $(id).onchange = (/** @type {Event} */ ev) => camera({ op: "colour", [id]: Number(value(ev)) });
   }
   const preset = /** @type {HTMLSelectElement} */ ($("preset"));
-  for (let i = 1; i <= 16; i++) preset.append(new Option(`Preset ${i}`, String(i)));
+  for (let i = 1; i <= 16; i++) preset.append(new Option(t("room.pad.preset", { slot: i }), String(i)));
   $("preset-go").onclick = () => camera({ op: "preset.goto", slot: Number(preset.value) });
   $("preset-save").onclick = () => camera({ op: "preset.save", slot: Number(preset.value) });
   $("snapshot").onclick = async () => {
     const ack = await camera({ op: "snapshot" }, true);
-    if (ack && ack.result) status.textContent = `Snapshot taken (${ack.result.width}×${ack.result.height})`;
+    if (ack && ack.result) status.textContent = t("room.pad.snapshot_taken", { width: ack.result.width, height: ack.result.height });
   };
   return { camera };
 }

@@ -5,6 +5,7 @@
 import { createApi } from "./api.js";
 import { cameraPad } from "./camera_pad.js";
 import { $, inspectable } from "./dom.js";
+import { mountSwitch, t } from "./i18n.js";
 import { roomEvents } from "./room_events.js";
 import { renderFloor, windowAt } from "./room_floor.js";
 import { RoomLinks } from "./room_links.js";
@@ -49,7 +50,7 @@ function onMessage(msg) {
   else if (msg.type === "links") RoomLinks.render(/** @type {any} */ (msg), nameOf);
   else if (msg.type === "attention") {
     const note = $("attention");
-    note.textContent = "The clinic asks for your attention.";
+    note.textContent = t("room.attention");
     note.hidden = false;
     setTimeout(() => { note.hidden = true; }, ATTENTION_MS);
   }
@@ -58,7 +59,7 @@ function onMessage(msg) {
 function render() {
   const room = state.room;
   renderFloor(room, nameOf, events.send);
-  $("online").textContent = `Online: ${room.online.map(nameOf).join(", ")}`;
+  $("online").textContent = t("room.online", { names: room.online.map(nameOf).join(t("room.list_separator")) });
   RoomPresentation.render(room.presentation, nameOf);
   RoomLinks.renderMode(room.video);
   RoomRelevance.render(room.relevance);
@@ -77,14 +78,15 @@ inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.sen
 
 (async () => {
   $("logout").onclick = () => api.logout();
+  mountSwitch($("language-slot"), api);
   const s = await api.session();
   $("who").textContent = s.display_name;
   try {
     state.info = await api.call("GET", base);
   } catch (e) { say(e.message); return; }
   const info = state.info;
-  document.title = `Clinicam — ${info.title}`;
-  $("title").textContent = `${info.title} — patient ${info.patient}`;
+  document.title = t("room.document_title", { title: info.title });
+  $("title").textContent = t("room.title", { title: info.title, patient: info.patient });
   /** @type {HTMLAnchorElement} */ ($("records-link")).href =
     `/records?patient=${encodeURIComponent(info.patient)}&consultation=${encodeURIComponent(cid)}`;
   cameraPad({ api, base, status: cameraStatus });

@@ -2,6 +2,7 @@
 // the clinic's calls and refusals, and takes this expert's requests. It reconnects by itself
 // (with back-off) and then reconnects the media too, since the server may have restarted.
 import { nextRetryMs } from "./webrtc.js";
+import { t } from "./i18n.js";
 
 /** @typedef {{type: string} & Record<string, any>} RoomMessage */
 
@@ -38,7 +39,7 @@ export function roomEvents({ base, say, onMessage, reconnected }) {
     };
     socket.onclose = () => {
       if (ws !== socket) return;
-      say("Connection to the server lost — reconnecting…");
+      say(t("room.server_lost"));
       if (!timer) timer = setTimeout(() => { timer = null; connect(); reconnected(); }, retryMs);
       retryMs = nextRetryMs(retryMs);
     };

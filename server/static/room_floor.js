@@ -1,6 +1,7 @@
 // Floor control in the room (R4): who holds the camera, asking for it, giving it back, and
 // the chair's answers to the experts who ask. The server decides; the page only asks.
 import { $, el } from "./dom.js";
+import { t } from "./i18n.js";
 
 /**
  * @typedef {{holder: string, chair: string, pending: string[]}} Floor the room state's `floor`
@@ -12,7 +13,7 @@ import { $, el } from "./dom.js";
  * @param {Floor} floor @param {string} you @param {(user: string) => string} nameOf
  */
 export function holderText(floor, you, nameOf) {
-  return floor.holder === you ? "You hold camera control." : `Camera control: ${nameOf(floor.holder)}`;
+  return floor.holder === you ? t("room.floor.you_hold") : t("room.floor.holder", { name: nameOf(floor.holder) });
 }
 
 /**
@@ -28,10 +29,10 @@ export function floorActions(floor, you) {
   const actions = [];
   /** @param {string} label @param {string} action @param {string} id */
   const add = (label, action, id) => actions.push({ label, message: { type: "floor", action }, id });
-  if (!mine && !asked) add("Request control", "request", "floor-request");
-  if (!mine && asked) actions.push("Waiting for the chair…");
-  if (mine && !chair) add("Release control", "release", "floor-release");
-  if (chair && !mine) add("Take control back", "revoke", "floor-revoke");
+  if (!mine && !asked) add(t("room.floor.request"), "request", "floor-request");
+  if (!mine && asked) actions.push(t("room.floor.waiting"));
+  if (mine && !chair) add(t("room.floor.release"), "release", "floor-release");
+  if (chair && !mine) add(t("room.floor.revoke"), "revoke", "floor-revoke");
   return actions;
 }
 
@@ -49,8 +50,8 @@ export function renderFloor(room, nameOf, send) {
   pending.replaceChildren();
   if (f.chair !== room.you) return;
   for (const user of f.pending) {
-    pending.append(el("li", {}, `${nameOf(user)} asks for control `,
-      ...[["Grant", "grant"], ["Refuse", "deny"]].map(([label, action]) => el("button", {
+    pending.append(el("li", {}, t("room.floor.asks", { name: nameOf(user) }), " ",
+      ...[[t("room.floor.grant"), "grant"], [t("room.floor.refuse"), "deny"]].map(([label, action]) => el("button", {
         textContent: label, class: `floor-${action}`, dataset: { user },
         onclick: () => send({ type: "floor", action, user }),
       }))));

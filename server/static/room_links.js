@@ -1,6 +1,7 @@
 // Link health in the room (R17): for the clinic, the station and every expert, what their
 // link carries both ways, what it loses, its round trip and the live view's delay.
 import { $ } from "./dom.js";
+import { t } from "./i18n.js";
 
 export const RoomLinks = {
   /**
@@ -10,12 +11,12 @@ export const RoomLinks = {
   cells(f) {
     /** @param {unknown} x @param {string} unit */
     const v = (x, unit) => (x === undefined || x === null ? "–" : `${x}${unit}`);
-    if (!f || !f.connected) return ["not connected", "–", "–", "–", "–"];
+    if (!f || !f.connected) return [t("room.links.not_connected"), "–", "–", "–", "–"];
     return [
-      `${v(f.up_kbps, "")} / ${v(f.down_kbps, "")} kbit/s`,
+      t("room.links.rates", { up: v(f.up_kbps, ""), down: v(f.down_kbps, "") }),
       `${v(f.up_loss_pct, " %")} / ${v(f.down_loss_pct, " %")}`,
       v(f.rtt_ms, " ms"),
-      f.target_kbps !== undefined ? `${f.target_kbps} kbit/s (rung ${f.rung})` : "–",
+      f.target_kbps !== undefined ? t("room.links.encoder", { kbps: f.target_kbps, rung: f.rung }) : "–",
       v(f.g2g_ms, " ms"),
     ];
   },
@@ -35,9 +36,9 @@ export const RoomLinks = {
    */
   modeText(video) {
     if (!video) return "";
-    if (video.audio_only) return "Audio only: a still picture every few seconds (you chose it).";
-    if (video.stills) return "Your connection is too slow for video: a still picture every few seconds.";
-    return `Video ${video.size[0]}×${video.size[1]}`;
+    if (video.audio_only) return t("room.mode.audio_only");
+    if (video.stills) return t("room.mode.too_slow");
+    return t("room.mode.video", { width: video.size[0], height: video.size[1] });
   },
 
   /**
@@ -48,7 +49,7 @@ export const RoomLinks = {
     const button = $("audio-only");
     const on = Boolean(video && video.audio_only);
     button.setAttribute("aria-pressed", String(on));
-    button.textContent = on ? "Back to video" : "Audio only (saves data)";
+    button.textContent = on ? t("room.back_to_video") : t("room.audio_only");
     $("video-mode").textContent = RoomLinks.modeText(video);
   },
 
@@ -66,10 +67,11 @@ export const RoomLinks = {
    */
   render(msg, nameOf) {
     const table = $("links");
-    const head = ["", "in / out", "loss in / out", "round trip", "encoder", "live view"];
+    const head = ["", t("room.links.in_out"), t("room.links.loss"), t("room.links.rtt"),
+      t("room.links.encoder_head"), t("room.links.live_view")];
     const rows = [head.map((h) => { const th = document.createElement("th"); th.textContent = h; return th; })];
     for (const [party, f] of Object.entries(msg.parties)) {
-      const name = party === "clinic" ? "Clinic (camera)" : party === "station" ? "Clinic station" : nameOf(party);
+      const name = party === "clinic" ? t("room.links.clinic") : party === "station" ? t("room.links.station") : nameOf(party);
       rows.push([name, ...RoomLinks.cells(f)].map((text) => {
         const td = document.createElement("td"); td.textContent = text; return td;
       }));
@@ -77,6 +79,6 @@ export const RoomLinks = {
     table.replaceChildren(...rows.map((cells) => { const tr = document.createElement("tr"); tr.append(...cells); return tr; }));
     const lost = $("clinic-link");
     lost.hidden = !RoomLinks.clinicLost(msg);
-    lost.textContent = lost.hidden ? "" : "Clinic link lost — reconnecting…";
+    lost.textContent = lost.hidden ? "" : t("room.links.clinic_lost");
   },
 };

@@ -2,6 +2,7 @@
 // room's voices down, over one WebRTC connection that reconnects by itself (with back-off)
 // and says what is happening while it does.
 import { $ } from "./dom.js";
+import { t } from "./i18n.js";
 import { WebcamBudget } from "./webcam_budget.js";
 import { lowLatency, nextRetryMs, PORTRAIT_QUERY, preferH264, screenShape, waitForIce } from "./webrtc.js";
 
@@ -24,14 +25,14 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
   /** @param {string} reason */
   function retry(reason) {
     if (timer) return;
-    say(`${reason} — reconnecting video in ${Math.round(retryMs / 1000)} s…`);
+    say(t("room.media.retry", { reason, seconds: Math.round(retryMs / 1000) }));
     timer = setTimeout(() => { timer = null; connect(); }, retryMs);
     retryMs = nextRetryMs(retryMs);
   }
 
   async function connect() {
     if (pc) { pc.close(); pc = null; }
-    say("Connecting video…");
+    say(t("room.media.connecting"));
     if (!localStream) {
       try {
         const cam = webcam();
@@ -40,7 +41,7 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
           audio: { echoCancellation: true, noiseSuppression: true },
         });
       } catch (e) {
-        cameraSay("No webcam/microphone available: others will not see you.");
+        cameraSay(t("room.media.no_webcam"));
       }
     }
     const peer = new RTCPeerConnection({ iceServers: [] });
@@ -66,7 +67,7 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
       if (peer !== pc) return;
       const st = peer.connectionState;
       if (st === "connected") { say(""); retryMs = 1000; WebcamBudget.apply(peer, budget()); }
-      else if (st === "failed" || st === "disconnected") retry("Video connection lost");
+      else if (st === "failed" || st === "disconnected") retry(t("room.media.lost"));
     };
     try {
       await peer.setLocalDescription(await peer.createOffer());
@@ -76,7 +77,7 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
       if (peer !== pc) return;
       await peer.setRemoteDescription(answer);
     } catch (e) {
-      if (peer === pc) retry(e.status ? `Server said: ${e.message}` : "Server unreachable");
+      if (peer === pc) retry(e.status ? t("room.media.server_said", { message: e.message }) : t("room.media.unreachable"));
     }
   }
 

@@ -1,6 +1,7 @@
 // The room's presentation line (R10, R16): who shared what, and whether the clinic sees it.
 // A shared record item is the experts' only until an expert shows it to the clinic.
 import { $ } from "./dom.js";
+import { t } from "./i18n.js";
 
 /**
  * @typedef {{by: string, caption?: string | null, category: string, clinic: boolean}} Presentation
@@ -14,15 +15,15 @@ export const RoomPresentation = {
    */
   text(p, nameOf) {
     if (!p) return "";
-    const suffix = ` — shared by ${p.by}`;
+    const suffix = ` — shared by ${p.by}`; // i18n: not for people (the server's caption, matched to drop it)
     const what = p.caption && p.caption.endsWith(suffix) ? p.caption.slice(0, -suffix.length) : (p.caption || p.category);
-    const where = p.clinic ? " · shown at the clinic" : " · experts only";
-    return `Presentation: ${what} — shared by ${nameOf(p.by)}${where}`;
+    const where = p.clinic ? t("room.presentation.at_clinic") : t("room.presentation.experts_only");
+    return t("room.presentation.line", { what, name: nameOf(p.by), where });
   },
 
   /** @param {Presentation | null} p */
   buttonText(p) {
-    return p && p.clinic ? "Stop showing it at the clinic" : "Show it at the clinic";
+    return p && p.clinic ? t("room.presentation.stop") : t("room.presentation.show");
   },
 
   /** @param {Presentation | null} p @param {(user: string) => string} nameOf */
@@ -46,7 +47,7 @@ export const RoomPresentation = {
       const p = current();
       if (!p) return;
       try { await api.call("PATCH", `${base}/presentation`, { clinic: !p.clinic }); }
-      catch (e) { say(`Could not change what the clinic sees: ${e.message}`); }
+      catch (e) { say(t("room.presentation.failed", { message: e.message })); }
     });
   },
 };

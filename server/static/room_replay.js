@@ -2,6 +2,7 @@
 // period of this patient's consultations is shown in the patient window.
 import { $ } from "./dom.js";
 import { toLocalInput } from "./format.js";
+import { t } from "./i18n.js";
 
 /**
  * The span to replay: from the typed local time, `minutes` long (at least 1); null when the
@@ -26,16 +27,16 @@ export function setupReplay({ api, cid, patient }) {
   from.value = toLocalInput(Date.now() - 10 * 60000);
   $("replay-go").addEventListener("click", async () => {
     const span = replaySpan(from.value, /** @type {HTMLInputElement} */ ($("replay-minutes")).value);
-    if (!span) { status.textContent = "Choose a start time."; return; }
+    if (!span) { status.textContent = t("room.replay.choose_start"); return; }
     try {
       const grant = await api.call("POST", "/api/access", {
-        patient, operations: ["view"], reason: "archive replay in the room",
+        patient, operations: ["view"], reason: t("room.replay.reason"),
       });
       if (grant.status !== "granted") { status.textContent = grant.message; return; }
       const r = await api.call("POST", `/api/patients/${grant.patient_id}/archive/replay`, {
         consultation: cid, ...span,
       });
-      status.textContent = `Showing ${r.note}. Live video returns when the appliance reconnects.`;
+      status.textContent = t("room.replay.showing", { note: r.note });
     } catch (e) { status.textContent = e.message; }
   });
 }

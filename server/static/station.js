@@ -6,6 +6,7 @@
 // clinic staff's session (cookie + CSRF token).
 import { createApi, signInUrl } from "./api.js";
 import { $, inspectable } from "./dom.js";
+import { mountSwitch, t } from "./i18n.js";
 import {
   muteButtonText, pollProblemText, privacyButtonText, recordingShown, shownText, waitingText,
 } from "./station_texts.js";
@@ -41,7 +42,7 @@ function hangUp() {
 /** @param {{id: string}} consultation */
 async function join(consultation) {
   joined = consultation.id;
-  say("Joining the consultation…");
+  say(t("station.joining"));
   if (!mic) {
     try {
       mic = await navigator.mediaDevices.getUserMedia({
@@ -63,8 +64,8 @@ async function join(consultation) {
   };
   peer.onconnectionstatechange = () => {
     if (peer !== pc) return;
-    if (peer.connectionState === "connected") say(mic ? "" : "No microphone: the experts cannot hear you.");
-    if (["failed", "disconnected"].includes(peer.connectionState)) { say("Connection lost — reconnecting…"); hangUp(); }
+    if (peer.connectionState === "connected") say(mic ? "" : t("station.no_microphone"));
+    if (["failed", "disconnected"].includes(peer.connectionState)) { say(t("station.connection_lost")); hangUp(); }
   };
   await peer.setLocalDescription(await peer.createOffer());
   await waitForIce(peer, 3000);
@@ -112,14 +113,28 @@ $("mute").onclick = async (/** @type {Event} */ ev) => {
 $("volume").oninput = (/** @type {Event} */ ev) => { voices.volume = Number(/** @type {HTMLInputElement} */ (ev.target).value); };
 $("privacy").onclick = async () => {
   try { await api.call("POST", `${base}/controls`, { privacy: !privacy }); }
-  catch (e) { say(`Privacy could not be changed: ${e.message}`); }
+  catch (e) { say(t("station.privacy_failed", { message: e.message })); }
 };
 $("attention").onclick = async () => {
-  try { await api.call("POST", `${base}/controls`, { attention: true }); say("The experts have been called."); }
-  catch (e) { say(`Could not call the experts: ${e.message}`); }
-  setTimeout(() => { if (statusEl.textContent === "The experts have been called.") say(""); }, 4000);
+  const called = t("station.called");
+  try { await api.call("POST", `${base}/controls`, { attention: true }); say(called); }
+  catch (e) { say(t("station.call_failed", { message: e.message })); }
+  setTimeout(() => { if (statusEl.textContent === called) say(""); }, 4000);
 };
 $("leave").onclick = () => { left = !left; if (left) hangUp(); };
+
+// The language switch: no keyboard on the kiosk, so a big tap target in a corner. Without a
+// session the choice is this browser's cookie; the reload keeps the kiosk's device token.
+mountSwitch($("station-language"), {
+  async call(method, url, body) {
+    if (!token && !api.csrf) {
+      try { await api.session(); } catch (e) { /* not signed in: the cookie alone */ }
+    }
+    const answer = await api.call(method, url, body);
+    if (token) location.hash = new URLSearchParams({ token }).toString();
+    return answer;
+  },
+});
 
 // The browser tests read the connection.
 inspectable({ pc: () => pc });

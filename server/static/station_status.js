@@ -1,4 +1,5 @@
 // What the experts see of the clinic station in the room (R16) (ES module, pure).
+import { t } from "./i18n.js";
 
 export const StationStatus = {
   /**
@@ -7,11 +8,11 @@ export const StationStatus = {
    */
   text(station) {
     if (!station || !station.connected) {
-      return "Clinic station: not connected (you hear the appliance's microphone).";
+      return t("room.station.not_connected");
     }
-    const parts = ["Clinic station: connected"];
-    if (station.muted) parts.push("microphone muted");
-    else if (typeof station.level_dbfs === "number" && station.level_dbfs > -45) parts.push("speaking");
-    return parts.join(" · ");
+    const parts = [t("room.station.connected")];
+    if (station.muted) parts.push(t("room.station.muted"));
+    else if (typeof station.level_dbfs === "number" && station.level_dbfs > -45) parts.push(t("room.station.speaking"));
+    return parts.join(t("room.station.separator"));
   },
 };

@@ -1,14 +1,15 @@
 // What the clinic station's page says (ES module, pure): the privacy button, the recording
 // mark, the waiting line, and why the station cannot connect.
+import { t } from "./i18n.js";
 
 /** @param {boolean} privacy */
 export function privacyButtonText(privacy) {
-  return privacy ? "Privacy on — tap to end" : "Privacy";
+  return privacy ? t("station.privacy_end") : t("station.privacy");
 }
 
 /** @param {boolean} muted */
 export function muteButtonText(muted) {
-  return muted ? "Unmute microphone" : "Mute microphone";
+  return muted ? t("station.unmute") : t("station.mute");
 }
 
 /**
@@ -21,12 +22,12 @@ export function recordingShown(s, privacy) {
 
 /** @param {string | null | undefined} shown what the experts show the clinic */
 export function shownText(shown) {
-  return shown ? `The experts are showing you: ${shown}` : "";
+  return shown ? t("station.shown", { what: shown }) : "";
 }
 
 /** @param {boolean} left the staff left the call */
 export function waitingText(left) {
-  return left ? "You left the consultation. Press Leave again to rejoin." : "Waiting for the consultation…";
+  return left ? t("station.left") : t("station.waiting");
 }
 
 /**
@@ -34,8 +35,8 @@ export function waitingText(left) {
  * @param {{status?: number, message?: string}} e @param {boolean} hasToken the kiosk's device token
  */
 export function pollProblemText(e, hasToken) {
-  if (e.status === 401 && !hasToken) return "Sign in as the clinic's staff to use this station.";
-  if (e.status === 401) return "This station is not allowed to connect (unknown appliance or wrong token).";
+  if (e.status === 401 && !hasToken) return t("station.sign_in_needed");
+  if (e.status === 401) return t("station.not_allowed");
   if (e.status === 403) return e.message || "";
-  return "Server unreachable — trying again…";
+  return t("station.unreachable");
 }

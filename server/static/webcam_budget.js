@@ -30,7 +30,7 @@ export const WebcamBudget = {
       const e = params.encodings[0];
       if (e.maxFramerate === want.maxFramerate && e.scaleResolutionDownBy === want.scaleResolutionDownBy) continue;
       Object.assign(e, want);
-      try { await sender.setParameters(params); } catch (err) { console.warn("webcam budget", err); }
+      try { await sender.setParameters(params); } catch (err) { console.warn("webcam budget", err); } // i18n: not for people (a log line)
     }
   },
 };

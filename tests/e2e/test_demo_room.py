@@ -135,6 +135,64 @@ def test_camera_command_without_login_is_refused(demo: dict[str, Any], browser: 
     assert now is None or now == pulse_us(before, PAN_CHANNEL)  # idle release is not a move
 
 
+def test_the_room_and_the_station_speak_chinese(demo: dict[str, Any], browser: Any) -> None:
+    """A browser that asks for Chinese gets the station and the room in Chinese; the
+    kiosk's switch (a cookie, no user) changes it back and keeps the device's token."""
+    kiosk = browser.new_context(locale="zh-CN")  # Accept-Language: zh-CN
+    context = browser.new_context(locale="zh-CN")  # the expert's browser: another one
+    try:
+        station = kiosk.new_page()
+        station.goto(demo["station"])
+        station.wait_for_function(
+            "() => document.getElementById('status').textContent === '正在等待会诊…'",
+            timeout=30_000,
+        )
+        assert station.evaluate("() => document.documentElement.lang") == "zh-CN"
+        assert station.inner_text("#mute") == "麦克风静音"
+        assert station.inner_text("#attention") == "呼叫专家"
+
+        page = context.new_page()
+        page.goto(demo["url"])
+        page.fill("#username", demo["username"])
+        page.fill("#password", PASSWORD)
+        page.click("#login-button")
+        page.click("a.join")
+        page.wait_for_url("**/room/**")
+        page.wait_for_function(
+            "() => document.getElementById('control-holder').textContent"
+            " === '您持有摄像头控制权。'",
+            timeout=30_000,
+        )
+        right = page.locator(".pad button[data-pan='1']")
+        assert right.get_attribute("aria-label") == "向右"
+        assert right.get_attribute("title") == "向右转动（→）"
+        assert page.locator(".pad").get_attribute("aria-label").startswith("云台转动")
+        assert page.inner_text("#snapshot") == "拍照存入病历"
+        assert page.inner_text("label[for='zoom']").startswith("变焦")
+        assert page.locator("#language").input_value() == "zh-CN"
+        # the pad still steers the camera, and answers in Chinese
+        page.click("button[aria-label='向右']")
+        page.wait_for_function(
+            "() => document.getElementById('camera-status').textContent.startsWith('水平 ')",
+            timeout=20_000,
+        )
+
+        # The station's switch: a tap, a reload in English, still the appliance's station
+        station.select_option("#language", "en")
+        station.wait_for_function(
+            "() => document.documentElement.lang === 'en'"
+            " && document.getElementById('mute').textContent === 'Mute microphone'",
+            timeout=30_000,
+        )
+        station.wait_for_function(
+            "() => pc !== null && pc.connectionState === 'connected'", timeout=30_000
+        )
+        assert "token" not in station.url
+    finally:
+        context.close()
+        kiosk.close()
+
+
 def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     proc, info = start_demo(tmp_path / "state", PASSWORD)
     pids = info["pids"]

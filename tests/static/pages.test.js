@@ -2,7 +2,7 @@
 import "./i18n_setup.js";
 import test from "node:test";
 import assert from "node:assert/strict";
-import { grantState, opsText as grantOps, patientText } from "../../server/static/admin_access.js";
+import { adminTime, grantState, opsText as grantOps, patientText } from "../../server/static/admin_access.js";
 import { updateStateText } from "../../server/static/admin_fleet.js";
 import { importResultText } from "../../server/static/admin_import.js";
 import { bySlice } from "../../server/static/records_ct.js";
@@ -125,4 +125,25 @@ test("a page shows the browser tests its live objects by name, read only, always
   assert.throws(() => { window.pc = "something else"; }, TypeError);  // read only
   assert.deepEqual(window.pc, { id: 2 });
   delete globalThis.window;
+});
+
+test("admin times in the page's language, Chinese texts from the Chinese catalogue", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { setCatalogue } = await import("../../server/static/i18n.js");
+  const read = (code) => JSON.parse(readFileSync(new URL(`../../server/static/i18n/${code}.json`, import.meta.url), "utf8"));
+  const en = read("en");
+  assert.equal(adminTime(null), "—");
+  assert.equal(adminTime("not a time"), "not a time");
+  assert.match(adminTime("2026-03-04T12:00:00Z"), /Mar/);
+  setCatalogue("zh-CN", read("zh-CN"), en);
+  try {
+    assert.match(adminTime("2026-03-04T12:00:00Z"), /2026年3月4日/);
+    assert.equal(grantState({ active: true }), "有效");
+    assert.equal(updateStateText("rolled back"), "已回滚");
+    assert.equal(importResultText({ state: "done", filed: 2, skipped: [] }, "b.json"), "已导入 b.json：归档 2 项，0 项未导入。");
+    assert.equal(waitingText(false), "正在等待会诊…");
+    assert.equal(privacyButtonText(true), "隐私模式已开启，点击结束");
+  } finally {
+    setCatalogue("en", en);
+  }
 });

@@ -1,5 +1,6 @@
 // node --test: the room page's pure parts (server/static/room_*.js, webcam_budget.js,
 // station_status.js, camera_pad.js).
+import "./i18n_setup.js";
 import test from "node:test";
 import assert from "node:assert/strict";
 import { arrowCommand, ackText, holdCommand, stepCommand } from "../../server/static/camera_pad.js";
@@ -134,4 +135,23 @@ test("camera pad: steps, held moves, arrow keys and the status line", () => {
   assert.equal(arrowCommand("Enter", 5), null);
   assert.equal(ackText({ state: { ptz: { pan: 5, tilt: -2.25 } } }), "Pan 5.0°, tilt -2.3°");
   assert.equal(ackText({ ok: true }), "Done");
+});
+
+test("in Chinese: the pad's status line, the floor, the station and link health", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { setCatalogue } = await import("../../server/static/i18n.js");
+  const { waitingText } = await import("../../server/static/station_texts.js");
+  const read = (code) => JSON.parse(readFileSync(new URL(`../../server/static/i18n/${code}.json`, import.meta.url), "utf8"));
+  const en = read("en");
+  setCatalogue("zh-CN", read("zh-CN"), en);
+  try {
+    assert.equal(ackText({ state: { ptz: { pan: 5, tilt: -2.25 } } }), "水平 5.0°，俯仰 -2.3°");
+    const [request] = floorActions({ holder: "chair", chair: "chair", pending: [] }, "bo");
+    assert.equal(request.label, "申请控制权");
+    assert.equal(StationStatus.text({ connected: true, muted: true }), "诊所工作站：已连接 · 麦克风已静音");
+    assert.equal(waitingText(false), "正在等待会诊…");
+    assert.deepEqual(RoomLinks.cells({ connected: false }), ["未连接", "–", "–", "–", "–"]);
+  } finally {
+    setCatalogue("en", en);
+  }
 });
