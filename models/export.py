@@ -56,7 +56,13 @@ FUSION_TEXT = (
     "renormalised over the present branches (a missing category drops out); no items "
     "→ no result; all present weights 0 → equal weights, flagged."
 )
-
+FROZEN_TEXT = (
+    "The test split is frozen by record key (SHA-256 of the record's bytes or canonical "
+    "EMR fields) and listed here; it never enters training or validation. A retrain "
+    "keeps the champion's frozen test: champion and challenger are compared on these "
+    "records only, and new cases go to train/validation only. Fusion weights and model "
+    "selection use the validation split."
+)
 
 PREPROCESSING_TEXT = {
     "clinical_photo": "image bytes (JPEG/PNG/WebP/TIFF) → EXIF orientation → RGB (alpha over "
@@ -273,6 +279,10 @@ def export_model(
             "framework": meta.framework,
             "split": "stratified per label, fixed by the seed: test 25 %, val 20 % of the rest",
             "deterministic": "one thread, tf.config.experimental.enable_op_determinism",
+        },
+        "evaluation": {
+            "protocol": FROZEN_TEXT,
+            "frozen_test": {c: list(meta.frozen_test.get(c, [])) for c in CATEGORIES},
         },
         "artefacts": {name: path.name for name, path in paths.items()},
         "notes": notes,

@@ -71,6 +71,7 @@ class TrainingMeta:
     counts: dict[str, dict[str, int]]
     splits: dict[str, dict[str, int]]
     histories: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    frozen_test: dict[str, list[str]] = field(default_factory=dict)  # test record keys
     created: str = ""
     framework: str = ""
 
@@ -237,6 +238,7 @@ def train(
             }
             for c in CATEGORIES
         },
+        frozen_test={c: data[c].test_keys() for c in CATEGORIES},
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         framework=f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
     )
