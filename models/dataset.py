@@ -85,6 +85,7 @@ class DatasetSpec:
     disease_area: str = ""
     provenance: Mapping[str, Provenance] = field(default_factory=dict)
     emr_features: tuple[str, ...] = ()  # empty: the numeric fields found in the entries
+    clinic_cases: str = ""  # which consented clinic cases were merged in (for the card)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,8 @@ def read_spec(root: Path) -> DatasetSpec:
             raise DatasetError(f"{path}: {exc}") from exc
         if len(labels) < 2 or len(set(labels)) != len(labels):
             raise DatasetError(f"{path}: need at least two distinct labels")
-        return DatasetSpec(labels, str(data.get("disease_area", "")), provenance, features)
+        clinic = str(data.get("clinic_cases", ""))
+        return DatasetSpec(labels, str(data.get("disease_area", "")), provenance, features, clinic)
     found: set[str] = set()
     for category in FILE_CATEGORIES:
         folder = root / category
@@ -173,6 +175,8 @@ def write_spec(root: Path, spec: DatasetSpec) -> None:
         },
         "emr_features": list(spec.emr_features),
     }
+    if spec.clinic_cases:
+        data["clinic_cases"] = spec.clinic_cases
     (root / SPEC_FILE).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 

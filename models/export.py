@@ -227,6 +227,8 @@ def export_model(
         "Decision support: a relevance per disease category, not a diagnosis.",
         "Metrics are on held-out splits of the training data's own distribution.",
     ]
+    if meta.clinic_cases:
+        notes.append(f"Clinic cases in the training data: {meta.clinic_cases}.")
     if synthetic:
         notes.append(
             f"The branches {synthetic} were trained and evaluated on SYNTHETIC data "
@@ -266,6 +268,7 @@ def export_model(
             }
             for c in CATEGORIES
         },
+        "clinic_cases": meta.clinic_cases or "none",
         "branches": branches,
         "fusion": {
             "method": METHOD,

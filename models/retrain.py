@@ -21,16 +21,21 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from clinicam.i18n import environment_locale, translate
 from models.categories import CATEGORIES, EMR_ENTRY
+from models.consent import ConsentError, ConsentManifest, check_cases, provenance_note
 from models.dataset import (
+    Provenance,
     add_item,
     frozen_from_seed,
     list_records,
     read_frozen,
     read_spec,
     write_frozen,
+    write_spec,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -69,6 +74,22 @@ def prepare_dataset(
     return dict(frozen), merge_cases(root, cases)
 
 
+def note_clinic_cases(root: Path, cases: Path, manifest: ConsentManifest | None) -> None:
+    """Say in ``dataset.json`` (→ the card) which categories now hold clinic cases."""
+    spec = read_spec(root)
+    counts = {c: len(list_records(cases, c)) for c in CATEGORIES}
+    if not any(counts.values()):
+        return
+    note = provenance_note(manifest, counts) or "clinic cases (consent verified elsewhere)"
+    provenance = dict(spec.provenance)
+    for category, count in counts.items():
+        if count:
+            old = provenance.get(category, Provenance("dataset folder", synthetic=False))
+            source = f"{old.source} + {count} clinic cases"
+            provenance[category] = Provenance(source, old.synthetic)
+    write_spec(root, replace(spec, provenance=provenance, clinic_cases=note))
+
+
 def run(
     *,
     base: str,
@@ -79,6 +100,7 @@ def run(
     seed: int,
     epochs: int | None,
     per_class: int | None,
+    consent_elsewhere: bool = False,
 ) -> dict[str, object]:
     from models.build_demo import DEMO_SEED, PER_CLASS, write_demo_dataset
     from models.card import DEMO_USE, card_path_for
@@ -86,6 +108,7 @@ def run(
     from models.runtime import RelevanceModel
     from models.train import train
 
+    manifest = None if consent_elsewhere else check_cases(cases)
     champion = (
         RelevanceModel.load_demo()
         if champion_tflite is None
@@ -98,6 +121,7 @@ def run(
         else:
             shutil.copytree(base, root)
         frozen, added = prepare_dataset(root, cases, seed, frozen_of(champion))
+        note_clinic_cases(root, cases, manifest)
         _LOGGER.info("retraining %s with %d new cases", version, added)
         if base == "demo":  # still a demonstration model: synthetic data for most branches
             result = train(
@@ -114,6 +138,7 @@ def run(
         "cases": added,
         "champion_version": champion.version,
         "frozen_test": {c: len(keys) for c, keys in frozen.items()},
+        "consent": "manifest" if manifest is not None else "verified elsewhere (operator)",
         **decision.to_json(),
     }
 
@@ -130,8 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--per-class", type=int, help="demo base: synthetic records per label")
+    parser.add_argument(
+        "--consent-verified-elsewhere",
+        action="store_true",
+        help="train on cases without a consent manifest (you hold the consent evidence)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
+    if not args.consent_verified_elsewhere:
+        try:
+            check_cases(args.cases)
+        except ConsentError as exc:
+            parser.error(translate(exc.args[0], environment_locale()))
     outcome = run(
         base=args.base,
         cases=args.cases,
@@ -141,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         epochs=args.epochs,
         per_class=args.per_class,
+        consent_elsewhere=args.consent_verified_elsewhere,
     )
     print(json.dumps(outcome), flush=True)
     return 0
