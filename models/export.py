@@ -36,12 +36,13 @@ from typing import Any
 import numpy as np
 
 from models.card import SCHEMA, ModelCard, card_path_for, sha256_file, write_card
-from models.categories import CATEGORIES, INPUT_NAMES, OUTPUT_NAME
+from models.categories import CATEGORIES, EMR_ENTRY, INPUT_NAMES, OUTPUT_NAME
 from models.dataset import CategoryData, read_spec
 from models.evaluate import agreement, classification_metrics, plot_curves, write_report
 from models.fusion import EPSILON, METHOD, WEIGHT_SOURCE, branch_weight
 from models.preprocess import params_to_json
 from models.runtime import LiteModel
+from models.scope import fit_scope
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -222,6 +223,8 @@ def export_model(
             "epochs": meta.epochs[category],
             "metrics": metrics[category],
         }
+        if category != EMR_ENTRY:  # EMR entries are checked by field coverage instead
+            branches[category]["scope"] = fit_scope(data[category].part("train")[0]).to_json()
     synthetic = [c for c in CATEGORIES if meta.provenance[c]["synthetic"]]
     notes = [
         "Decision support: a relevance per disease category, not a diagnosis.",
