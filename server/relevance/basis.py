@@ -78,7 +78,13 @@ def provenance_of(card: Mapping[str, Any] | None) -> dict[str, str]:
 
 def from_runtime(result: Any, refs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The basis of a runtime result (``models.runtime.RelevanceResult``); ``refs``: the
-    record items in the order they were given (category and id)."""
+    record items in the order they were given (category and id). A result object
+    without ``to_json`` (an older runtime) gives its items only."""
+    if not hasattr(result, "to_json"):
+        return from_inputs(
+            [{**refs[r.index], "probabilities": list(r.probabilities)} for r in result.per_item],
+            None,
+        )
     data = result.to_json()
     return {
         "branches": data["branches"],

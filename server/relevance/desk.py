@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from clinicam.protocol import RelevanceRequest
 from server.access.desk import AccessDesk, in_transaction, patient_target
 from server.access.grants import AccessControl, Actor
@@ -156,7 +157,7 @@ class RelevanceDesk:
         if where == "server" or not online:
             await self._audit.record(who, "relevance.requested", target, {"where": where})
             if where == "appliance":
-                raise Unavailable(f"appliance {device} is offline")
+                raise Unavailable(_("appliance {device} is offline", device=device))
             return Asked("server", await self.run_on_server(patient_id, consultation, who))
 
         def grant(session: Session) -> str:
@@ -190,7 +191,7 @@ class RelevanceDesk:
         if ack is None or not ack.ok:
             if where == "appliance":
                 reason = ack.error if ack is not None else "unreachable"
-                raise Unavailable(f"appliance: {reason}")
+                raise Unavailable(_("appliance: {reason}", reason=reason))
             return Asked("server", await self.run_on_server(patient_id, consultation, who))
         task = asyncio.create_task(self._fallback_later(patient_id, consultation, who, since))
         self._tasks.add(task)
@@ -222,7 +223,7 @@ class RelevanceDesk:
         def work(session: Session) -> tuple[str, dict[str, Any] | None, str, int]:
             row = self._records.get(session, patient.id, category, record_id)
             if row is None:
-                raise NotFound("no such record")
+                raise NotFound(_("no such record"))
             self._audit.write(
                 session,
                 actor.username,
@@ -257,7 +258,7 @@ class RelevanceDesk:
         actor = device_actor(device_id)
         patient = await self._access.check_device(actor, patient_id, token, "result")
         if len(labels) != len(values) or not all(0.0 <= v <= 1.0 for v in values):
-            raise Invalid("labels and values must pair up, values in [0, 1]")
+            raise Invalid(_("labels and values must pair up, values in [0, 1]"))
 
         def work(session: Session) -> StoredRelevance:
             stored = self._relevance.store(
@@ -299,7 +300,9 @@ class RelevanceDesk:
         """An expert confirms a diagnosis: the label for the learning loop (R9)."""
         labels = list(self._relevance.model().labels)
         if label not in labels:
-            raise Invalid(f"label: one of the model's categories {labels}")
+            raise Invalid(
+                _("label: one of the model's categories {labels}", labels=", ".join(labels))
+            )
 
         def work(session: Session) -> int:
             row = Diagnosis(

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.db import Database
 from server.domain_errors import Unavailable
 from server.records.store import RecordStore
@@ -131,7 +132,7 @@ class RelevanceService:
                             self._tflite, self._card, num_threads=self._threads
                         )
                 except (ModelLoadError, OSError, ValueError) as exc:
-                    raise NoModel(f"no usable relevance model: {exc}") from exc
+                    raise NoModel(_("no usable relevance model: {error}", error=exc)) from exc
             return self._model
 
     def replace_model(self, model: Any, tflite: Path, card: Path | None = None) -> None:
