@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from models.categories import CATEGORIES
 from models.dataset import DatasetError, list_records, read_spec, record_key
-from models.evaluate import classification_metrics
+from models.evaluate import classification_metrics, wilson_interval
 from models.preprocess import preprocess
 from models.runtime import RelevanceModel
 
@@ -36,6 +36,7 @@ class Decision:
     reason: str
     champion: dict[str, float]
     challenger: dict[str, float]
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class Decision:
             "reason": self.reason,
             "champion": self.champion,
             "challenger": self.challenger,
+            "intervals": self.intervals,
         }
 
 
@@ -87,9 +89,9 @@ def comparison_indices(
     return found
 
 
-def _balanced_accuracy(
+def _metrics(
     model: RelevanceModel, data_dir: Path, category: str, frozen: Mapping[str, frozenset[str]]
-) -> float:
+) -> dict[str, Any]:
     labels = list(model.labels)
     records = list_records(data_dir, category)
     y = np.array([labels.index(r.label) for r in records], dtype=np.int64)
@@ -99,18 +101,41 @@ def _balanced_accuracy(
     probs = np.stack(
         [model.lite.run(signature, preprocess(category, records[i].item(), params)) for i in test]
     )
-    metrics = classification_metrics(y[test], probs, labels)
-    return float(metrics["balanced_accuracy"])
+    return classification_metrics(y[test], probs, labels)
+
+
+def evaluate_metrics(
+    model: RelevanceModel, data_dir: Path, frozen: Mapping[str, frozenset[str]]
+) -> dict[str, dict[str, Any]]:
+    """Per branch metrics on the frozen test records found in ``data_dir``."""
+    spec = read_spec(data_dir)
+    if tuple(spec.labels) != tuple(model.labels):
+        raise ValueError(f"labels differ: data {spec.labels}, model {model.labels}")
+    return {c: _metrics(model, data_dir, c, frozen) for c in CATEGORIES}
 
 
 def evaluate(
     model: RelevanceModel, data_dir: Path, frozen: Mapping[str, frozenset[str]]
 ) -> dict[str, float]:
     """Balanced accuracy per branch on the frozen test records found in ``data_dir``."""
-    spec = read_spec(data_dir)
-    if tuple(spec.labels) != tuple(model.labels):
-        raise ValueError(f"labels differ: data {spec.labels}, model {model.labels}")
-    return {c: _balanced_accuracy(model, data_dir, c, frozen) for c in CATEGORIES}
+    metrics = evaluate_metrics(model, data_dir, frozen)
+    return {c: float(m["balanced_accuracy"]) for c, m in metrics.items()}
+
+
+def intervals(
+    champion: Mapping[str, Mapping[str, Any]], challenger: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per branch: test n and the 95 % Wilson intervals of both models' accuracy."""
+    out: dict[str, dict[str, Any]] = {}
+    for branch, old in champion.items():
+        n = int(old["n"])
+        new = challenger[branch]
+        out[branch] = {
+            "n": n,
+            "champion_accuracy_95": wilson_interval(round(old["accuracy"] * n), n),
+            "challenger_accuracy_95": wilson_interval(round(new["accuracy"] * n), n),
+        }
+    return out
 
 
 def challenge(
@@ -119,7 +144,24 @@ def challenge(
     data_dir: Path,
     frozen: Mapping[str, frozenset[str]],
 ) -> Decision:
-    """Both models on the same frozen test records (``frozen``: the champion's)."""
-    decision = decide(evaluate(champion, data_dir, frozen), evaluate(challenger, data_dir, frozen))
+    """Both models on the same frozen test records (``frozen``: the champion's).
+
+    The decision also reports each branch's test n and 95 % Wilson intervals, and says
+    when every difference lies within them (the test set cannot tell the models apart).
+    """
+    old = evaluate_metrics(champion, data_dir, frozen)
+    new = evaluate_metrics(challenger, data_dir, frozen)
+    decision = decide(
+        {c: float(m["balanced_accuracy"]) for c, m in old.items()},
+        {c: float(m["balanced_accuracy"]) for c, m in new.items()},
+    )
+    spans = intervals(old, new)
+    overlap = all(
+        s["champion_accuracy_95"][0] <= s["challenger_accuracy_95"][1]
+        and s["challenger_accuracy_95"][0] <= s["champion_accuracy_95"][1]
+        for s in spans.values()
+    )
+    note = "; every branch's difference is within the 95 % intervals" if overlap else ""
+    decision = replace(decision, reason=decision.reason + note, intervals=spans)
     _LOGGER.info("champion/challenger: %s", decision.reason)
     return decision

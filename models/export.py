@@ -36,9 +36,16 @@ from typing import Any
 import numpy as np
 
 from models.card import SCHEMA, ModelCard, card_path_for, sha256_file, write_card
+from models.card_sections import emr_baseline, sections
 from models.categories import CATEGORIES, EMR_ENTRY, INPUT_NAMES, OUTPUT_NAME
 from models.dataset import CategoryData, read_spec
-from models.evaluate import agreement, classification_metrics, plot_curves, write_report
+from models.evaluate import (
+    agreement,
+    classification_metrics,
+    plot_curves,
+    wilson_interval,
+    write_report,
+)
 from models.fusion import EPSILON, METHOD, WEIGHT_SOURCE, branch_weight
 from models.preprocess import params_to_json
 from models.runtime import LiteModel
@@ -230,6 +237,10 @@ def export_model(
         "Decision support: a relevance per disease category, not a diagnosis.",
         "Metrics are on held-out splits of the training data's own distribution.",
     ]
+    notes.append(
+        "Out-of-scope inputs are refused with a reason (images by a descriptor distance, "
+        "EMR entries with fewer than half of the fields); imputed EMR fields are listed."
+    )
     if meta.clinic_cases:
         notes.append(f"Clinic cases in the training data: {meta.clinic_cases}.")
     if synthetic:
@@ -289,7 +300,16 @@ def export_model(
         "evaluation": {
             "protocol": FROZEN_TEXT,
             "frozen_test": {c: list(meta.frozen_test.get(c, [])) for c in CATEGORIES},
+            "emr_baseline": emr_baseline(data[EMR_ENTRY], labels, meta.seed),
+            "test_accuracy_95": {
+                c: wilson_interval(
+                    round(metrics[c]["test"]["int8"]["accuracy"] * metrics[c]["test"]["int8"]["n"]),
+                    metrics[c]["test"]["int8"]["n"],
+                )
+                for c in CATEGORIES
+            },
         },
+        **sections(synthetic),
         "artefacts": {name: path.name for name, path in paths.items()},
         "notes": notes,
     }

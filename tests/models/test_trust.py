@@ -120,3 +120,15 @@ def test_the_cap_with_hand_made_numbers() -> None:
     assert result.values[1] > 0.99
     only = fuse([("a", [0.3, 0.7])], {"a": 1.0}, 2, synthetic={"a"})
     assert only is not None and not only.synthetic_capped  # no real branch: nothing to cap
+
+
+def test_the_card_has_the_model_card_sections_and_the_baseline(demo_model: RelevanceModel) -> None:
+    card = demo_model.card.data
+    for section in ("out_of_scope_use", "factors", "ethical_considerations", "caveats"):
+        assert card[section] and all(isinstance(line, str) for line in card[section])
+    baseline = card["evaluation"]["emr_baseline"]["test"]
+    emr = card["branches"]["emr_entry"]["metrics"]["test"]["int8"]
+    assert baseline["n"] == emr["n"] == 142
+    assert abs(baseline["balanced_accuracy"] - emr["balanced_accuracy"]) < 0.02  # "say so"
+    low, high = card["evaluation"]["test_accuracy_95"]["record_scan"]
+    assert low < 0.921 < high
