@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -33,7 +33,7 @@ from server.records.models import Patient
 from server.records.store import EMR, RecordStore
 from server.relevance.course import course_items
 from server.relevance.learning import LearningLoop
-from server.relevance.models import Diagnosis, RelevanceResult
+from server.relevance.models import Diagnosis, ModelTrainingPatient, RelevanceResult
 from server.relevance.service import RelevanceService, StoredRelevance
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class CourseRecord:
 class PatientRelevance:
     latest: StoredRelevance | None
     diagnoses: list[Diagnosis]
+    trained: list[ModelTrainingPatient] = field(default_factory=list)  # lineage
 
 
 class RelevanceDesk:
@@ -283,14 +284,20 @@ class RelevanceDesk:
         return stored
 
     async def for_patient(self, patient_id: int) -> PatientRelevance:
-        """The latest result and every confirmed diagnosis of one patient."""
+        """The latest result, every confirmed diagnosis, and the model versions trained
+        on the patient's records (the lineage)."""
 
         def work(session: Session) -> PatientRelevance:
             latest = self._relevance.latest(session, patient_id)
             diagnoses = session.scalars(
                 select(Diagnosis).where(Diagnosis.patient_id == patient_id).order_by(Diagnosis.id)
             )
-            return PatientRelevance(latest, list(diagnoses))
+            trained = session.scalars(
+                select(ModelTrainingPatient)
+                .where(ModelTrainingPatient.patient_id == patient_id)
+                .order_by(ModelTrainingPatient.id)
+            )
+            return PatientRelevance(latest, list(diagnoses), list(trained))
 
         return await in_transaction(self._database, work)
 

@@ -164,6 +164,15 @@ class PatientRelevanceView(web.View):
                     }
                     for d in found.diagnoses
                 ],
+                "trained_models": [
+                    {
+                        "model_version": t.model_version,
+                        "label": t.label,
+                        "items": t.items,
+                        "consent_checked_at": t.consent_checked_at.isoformat(),
+                    }
+                    for t in found.trained
+                ],
             }
         )
 

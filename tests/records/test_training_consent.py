@@ -85,7 +85,7 @@ def _decision(tmp_path: Path, version: str, promote: bool, lineage: list[dict[st
 async def test_the_registry_records_which_patients_trained_each_version(
     site: Site, tmp_path: Path
 ) -> None:
-    await _labelled_patient(site, "P-1")
+    base = await _labelled_patient(site, "P-1")
     with site.database.session() as session:
         cases = labelled_cases(session)
     exported = export_cases(site.database, site.state.records, cases, tmp_path / "cases")
@@ -99,6 +99,11 @@ async def test_the_registry_records_which_patients_trained_each_version(
         ("relevance-cand-1", cases[0].patient_id, 2)
     ]
     assert entry is not None and entry.detail["patients"] == [cases[0].patient_id]
+    alice = await site.user("alice")
+    found = await (await alice.request("GET", base + "/relevance")).json()
+    assert [(m["model_version"], m["items"]) for m in found["trained_models"]] == [
+        ("relevance-cand-1", 2)
+    ]
 
 
 async def test_a_withdrawal_during_training_stops_the_promotion(site: Site, tmp_path: Path) -> None:
