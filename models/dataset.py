@@ -24,6 +24,16 @@ validation set (used for the fusion weights), the rest trains. Records are order
 by file name (EMR: by line), so the same folder and seed give the same split on any
 machine; the EMR test recomputes the Wisconsin test split this way.
 
+**The frozen test set.** Once a model version exists, its test set must never move:
+``DIR/frozen_test.json`` (``{category: [record key, ...]}``, :func:`write_frozen`)
+names the test records by :func:`record_key` (the SHA-256 of the file's bytes or of
+the EMR entry's canonical fields). When it is present, exactly the records with a
+frozen key are the test split (an identical copy filed again stays in the test split
+too) and every other record — the new cases of a retrain — is split into train and
+validation only. Every card records its test keys (``evaluation.frozen_test``), and a
+retrain freezes the champion's: champion and challenger are compared on the same
+records, none of which either model trained on.
+
 The records are turned into tensors by :mod:`models.preprocess`, the same functions
 the runtime uses. This module does not import TensorFlow.
 """
@@ -47,6 +57,7 @@ _LOGGER = logging.getLogger(__name__)
 
 SPEC_FILE = "dataset.json"
 EMR_FILE = "entries.jsonl"
+FROZEN_FILE = "frozen_test.json"
 TEST_FRACTION = 0.25
 VAL_FRACTION = 0.2
 
@@ -74,6 +85,7 @@ class DatasetSpec:
     disease_area: str = ""
     provenance: Mapping[str, Provenance] = field(default_factory=dict)
     emr_features: tuple[str, ...] = ()  # empty: the numeric fields found in the entries
+    clinic_cases: str = ""  # which consented clinic cases were merged in (for the card)
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,11 @@ class CategoryData:
     split: Split
     x: Array  # all records, in record order
     y: IntArray
+    keys: tuple[str, ...] = ()  # each record's :func:`record_key`, in record order
+
+    def test_keys(self) -> list[str]:
+        """The test split's record keys, sorted (what the card freezes)."""
+        return sorted({self.keys[i] for i in self.split.test})
 
     def part(self, name: str) -> tuple[Array, IntArray]:
         """``(x, y)`` of split ``name`` ("train", "val" or "test")."""
@@ -133,7 +150,8 @@ def read_spec(root: Path) -> DatasetSpec:
             raise DatasetError(f"{path}: {exc}") from exc
         if len(labels) < 2 or len(set(labels)) != len(labels):
             raise DatasetError(f"{path}: need at least two distinct labels")
-        return DatasetSpec(labels, str(data.get("disease_area", "")), provenance, features)
+        clinic = str(data.get("clinic_cases", ""))
+        return DatasetSpec(labels, str(data.get("disease_area", "")), provenance, features, clinic)
     found: set[str] = set()
     for category in FILE_CATEGORIES:
         folder = root / category
@@ -157,6 +175,8 @@ def write_spec(root: Path, spec: DatasetSpec) -> None:
         },
         "emr_features": list(spec.emr_features),
     }
+    if spec.clinic_cases:
+        data["clinic_cases"] = spec.clinic_cases
     (root / SPEC_FILE).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 
@@ -211,16 +231,33 @@ def list_records(root: Path, category: str) -> list[Record]:
     return records
 
 
-def split_indices(y: Sequence[int] | IntArray, seed: int) -> Split:
-    """Stratified train/val/test indices, fixed by ``seed`` (see the module docstring)."""
+def split_indices(
+    y: Sequence[int] | IntArray, seed: int, frozen: Sequence[bool] | None = None
+) -> Split:
+    """Stratified train/val/test indices, fixed by ``seed`` (see the module docstring).
+
+    ``frozen`` (one flag per record): the flagged records are the test split, the
+    others are split into train and validation only.
+    """
     labels = np.asarray(y, dtype=np.int64)
+    mask = None if frozen is None else np.asarray(frozen, dtype=bool)
     parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        if members.size < 3:
+        if mask is not None:
+            parts["test"].extend(members[mask[members]].tolist())
+            members = members[~mask[members]]
+            if members.size < 2:
+                raise DatasetError(
+                    f"label index {label} has {members.size} records besides the frozen "
+                    "test set; need ≥ 2"
+                )
+            n_test = 0
+        elif members.size < 3:
             raise DatasetError(f"label index {label} has {members.size} records; need ≥ 3")
+        else:
+            n_test = max(1, round(members.size * TEST_FRACTION))
         order = np.random.default_rng([seed, int(label)]).permutation(members)
-        n_test = max(1, round(members.size * TEST_FRACTION))
         n_val = max(1, round((members.size - n_test) * VAL_FRACTION))
         parts["test"].extend(order[:n_test].tolist())
         parts["val"].extend(order[n_test : n_test + n_val].tolist())
@@ -228,6 +265,66 @@ def split_indices(y: Sequence[int] | IntArray, seed: int) -> Split:
     return Split(
         *(np.sort(np.asarray(parts[name], dtype=np.int64)) for name in ("train", "val", "test"))
     )
+
+
+def record_key(record: Record) -> str:
+    """A record's identity: SHA-256 (128 bits, hex) of its bytes or canonical EMR fields."""
+    if record.fields is not None:
+        text = json.dumps(dict(record.fields), sort_keys=True, ensure_ascii=False)
+        payload = text.encode("utf-8")
+    else:
+        assert record.path is not None
+        payload = record.path.read_bytes()
+    return hashlib.sha256(payload).hexdigest()[:32]
+
+
+def read_frozen(root: Path) -> dict[str, frozenset[str]] | None:
+    """``frozen_test.json``'s record keys per category, or None without the file."""
+    path = root / FROZEN_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(c): frozenset(str(k) for k in keys) for c, keys in dict(data).items()}
+    except (ValueError, TypeError) as exc:
+        raise DatasetError(f"{path}: {exc}") from exc
+
+
+def write_frozen(root: Path, frozen: Mapping[str, Sequence[str] | frozenset[str]]) -> None:
+    """Freeze the test set of ``root``: ``{category: record keys}``."""
+    root.mkdir(parents=True, exist_ok=True)
+    data = {str(c): sorted(keys) for c, keys in frozen.items()}
+    (root / FROZEN_FILE).write_text(json.dumps(data, indent=1) + "\n", "utf-8")
+
+
+def category_split(
+    root: Path, category: str, labels: Sequence[str], seed: int
+) -> tuple[list[Record], tuple[str, ...], IntArray, Split]:
+    """A category's records, their keys and label indices, and its split (frozen or seeded)."""
+    records = list_records(root, category)
+    if not records:
+        raise DatasetError(f"{root / category}: no records (every category needs some)")
+    y = label_indices(records, labels, str(root / category))
+    keys = tuple(record_key(r) for r in records)
+    frozen = read_frozen(root)
+    if frozen is None:
+        return records, keys, y, split_indices(y, seed)
+    test = frozen.get(category, frozenset())
+    mask = [key in test for key in keys]
+    if not any(mask):
+        raise DatasetError(f"{root / FROZEN_FILE}: none of the frozen {category} records is here")
+    return records, keys, y, split_indices(y, seed, mask)
+
+
+def frozen_from_seed(root: Path, labels: Sequence[str], seed: int) -> dict[str, list[str]]:
+    """The test keys the seeded split of ``root`` gives (to freeze a model's test set)."""
+    out: dict[str, list[str]] = {}
+    for category in CATEGORIES:
+        records = list_records(root, category)
+        y = label_indices(records, labels, str(root / category))
+        test = split_indices(y, seed).test
+        out[category] = sorted({record_key(records[i]) for i in test})
+    return out
 
 
 def label_indices(records: Sequence[Record], labels: Sequence[str], where: str) -> IntArray:
@@ -252,11 +349,7 @@ def load_category(
     ``params`` is required for file categories; for EMR entries either ``params`` (e.g.
     from a saved model) or ``features`` (then mean/std are fitted on the train split).
     """
-    records = list_records(root, category)
-    if not records:
-        raise DatasetError(f"{root / category}: no records (every category needs some)")
-    y = label_indices(records, labels, str(root / category))
-    split = split_indices(y, seed)
+    records, keys, y, split = category_split(root, category, labels, seed)
     if category == EMR_ENTRY and params is None:
         if features is None:
             raise ValueError("EMR entries need params or feature names")
@@ -275,7 +368,7 @@ def load_category(
         split.test.size,
         x.shape[1:],
     )
-    return CategoryData(category=category, params=params, split=split, x=x, y=y)
+    return CategoryData(category=category, params=params, split=split, x=x, y=y, keys=keys)
 
 
 def check_complete(root: Path) -> None:

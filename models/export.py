@@ -36,12 +36,20 @@ from typing import Any
 import numpy as np
 
 from models.card import SCHEMA, ModelCard, card_path_for, sha256_file, write_card
-from models.categories import CATEGORIES, INPUT_NAMES, OUTPUT_NAME
+from models.card_sections import emr_baseline, sections
+from models.categories import CATEGORIES, EMR_ENTRY, INPUT_NAMES, OUTPUT_NAME
 from models.dataset import CategoryData, read_spec
-from models.evaluate import agreement, classification_metrics, plot_curves, write_report
+from models.evaluate import (
+    agreement,
+    classification_metrics,
+    plot_curves,
+    wilson_interval,
+    write_report,
+)
 from models.fusion import EPSILON, METHOD, WEIGHT_SOURCE, branch_weight
 from models.preprocess import params_to_json
 from models.runtime import LiteModel
+from models.scope import fit_scope
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -56,7 +64,13 @@ FUSION_TEXT = (
     "renormalised over the present branches (a missing category drops out); no items "
     "→ no result; all present weights 0 → equal weights, flagged."
 )
-
+FROZEN_TEXT = (
+    "The test split is frozen by record key (SHA-256 of the record's bytes or canonical "
+    "EMR fields) and listed here; it never enters training or validation. A retrain "
+    "keeps the champion's frozen test: champion and challenger are compared on these "
+    "records only, and new cases go to train/validation only. Fusion weights and model "
+    "selection use the validation split."
+)
 
 PREPROCESSING_TEXT = {
     "clinical_photo": "image bytes (JPEG/PNG/WebP/TIFF) → EXIF orientation → RGB (alpha over "
@@ -216,11 +230,19 @@ def export_model(
             "epochs": meta.epochs[category],
             "metrics": metrics[category],
         }
+        if category != EMR_ENTRY:  # EMR entries are checked by field coverage instead
+            branches[category]["scope"] = fit_scope(data[category].part("train")[0]).to_json()
     synthetic = [c for c in CATEGORIES if meta.provenance[c]["synthetic"]]
     notes = [
         "Decision support: a relevance per disease category, not a diagnosis.",
         "Metrics are on held-out splits of the training data's own distribution.",
     ]
+    notes.append(
+        "Out-of-scope inputs are refused with a reason (images by a descriptor distance, "
+        "EMR entries with fewer than half of the fields); imputed EMR fields are listed."
+    )
+    if meta.clinic_cases:
+        notes.append(f"Clinic cases in the training data: {meta.clinic_cases}.")
     if synthetic:
         notes.append(
             f"The branches {synthetic} were trained and evaluated on SYNTHETIC data "
@@ -260,6 +282,7 @@ def export_model(
             }
             for c in CATEGORIES
         },
+        "clinic_cases": meta.clinic_cases or "none",
         "branches": branches,
         "fusion": {
             "method": METHOD,
@@ -274,6 +297,19 @@ def export_model(
             "split": "stratified per label, fixed by the seed: test 25 %, val 20 % of the rest",
             "deterministic": "one thread, tf.config.experimental.enable_op_determinism",
         },
+        "evaluation": {
+            "protocol": FROZEN_TEXT,
+            "frozen_test": {c: list(meta.frozen_test.get(c, [])) for c in CATEGORIES},
+            "emr_baseline": emr_baseline(data[EMR_ENTRY], labels, meta.seed),
+            "test_accuracy_95": {
+                c: wilson_interval(
+                    round(metrics[c]["test"]["int8"]["accuracy"] * metrics[c]["test"]["int8"]["n"]),
+                    metrics[c]["test"]["int8"]["n"],
+                )
+                for c in CATEGORIES
+            },
+        },
+        **sections(synthetic),
         "artefacts": {name: path.name for name, path in paths.items()},
         "notes": notes,
     }

@@ -15,8 +15,13 @@ with the card's parameters), quantization to int8 with the input tensor's
 scale/zero-point, the category's signature runner, dequantization of the output
 (then clipped at 0 and renormalised, because int8 softmax outputs sum to 1 only
 within a few 1/256). ``relevance`` runs every record of a patient and fuses them
-(:mod:`models.fusion`) with the card's branch weights; records that cannot be read
-are skipped and listed, not fatal. The interpreter is used under a lock: one model
+(:mod:`models.fusion`) with the card's branch weights; records that cannot be used
+are skipped and listed with a reason code and text, not fatal: unreadable ones,
+out-of-scope ones (an image unlike the branch's training inputs, an EMR entry with
+fewer than half of the expected fields — :mod:`models.scope`), and records of a branch
+trained on synthetic data unless synthetic branches are enabled (by default only for
+a demonstration model; even then they are capped beside a real-data branch). Imputed
+EMR fields are listed per item. The interpreter is used under a lock: one model
 object may be shared by threads.
 """
 
@@ -33,10 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from models.card import ModelCard, ModelCardError, card_path_for
+from clinicam.i18n import _
+from models.card import DEMO_USE, ModelCard, ModelCardError, card_path_for
 from models.categories import CATEGORIES, EMR_ENTRY, OUTPUT_NAME, check_category
 from models.fusion import fuse
-from models.preprocess import FloatArray, PreprocessError, preprocess
+from models.preprocess import EmrParams, FloatArray, PreprocessError, preprocess
+from models.scope import Scope, emr_coverage
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -158,6 +165,7 @@ class ItemResult:
     index: int  # position in the list given to ``relevance``
     category: str
     probabilities: tuple[float, ...]
+    imputed: tuple[str, ...] = ()  # EMR fields missing: the training mean was used
 
 
 @dataclass(frozen=True)
@@ -167,6 +175,7 @@ class SkippedItem:
     index: int
     category: str
     reason: str
+    code: str = "unreadable"  # unreadable | out_of_scope | too_few_fields | synthetic
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,10 @@ class RelevanceResult:
     skipped: tuple[SkippedItem, ...] = ()
     equal_weights_fallback: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    branch_probabilities: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)  # branch → "real" | "synthetic"
+    synthetic_capped: bool = False
+    synthetic_enabled: bool = False
 
     def as_dict(self) -> dict[str, float]:
         """``{label: relevance}`` (e.g. for the relevance chart)."""
@@ -199,12 +212,29 @@ class RelevanceResult:
             "weights": self.weights,
             "equal_weights_fallback": self.equal_weights_fallback,
             "per_item": [
-                {"index": r.index, "category": r.category, "probabilities": list(r.probabilities)}
+                {
+                    "index": r.index,
+                    "category": r.category,
+                    "probabilities": list(r.probabilities),
+                    "imputed": list(r.imputed),
+                }
                 for r in self.per_item
             ],
             "skipped": [
-                {"index": s.index, "category": s.category, "reason": s.reason} for s in self.skipped
+                {"index": s.index, "category": s.category, "reason": s.reason, "code": s.code}
+                for s in self.skipped
             ],
+            "branches": {
+                c: {
+                    "probabilities": list(p),
+                    "weight": self.weights.get(c, 0.0),
+                    "data": self.provenance.get(c, "real"),
+                }
+                for c, p in self.branch_probabilities.items()
+            },
+            "provenance": self.provenance,
+            "synthetic_capped": self.synthetic_capped,
+            "synthetic_enabled": self.synthetic_enabled,
         }
 
 
@@ -230,6 +260,24 @@ class RelevanceModel:
         self.lite = lite
         self.card = card
         self._check()
+        training = card.data.get("training_data", {})
+        self.synthetic = frozenset(
+            c
+            for c in CATEGORIES
+            if isinstance(training.get(c), Mapping) and training[c].get("synthetic")
+        )
+        self.scopes: dict[str, Scope] = {}
+        for category, info in card.data.get("branches", {}).items():
+            if isinstance(info, Mapping) and isinstance(info.get("scope"), Mapping):
+                try:
+                    self.scopes[category] = Scope.from_json(info["scope"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ModelLoadError(f"{category}: malformed scope in the card: {exc}") from exc
+
+    @property
+    def demonstration(self) -> bool:
+        """A demonstration model: its synthetic branches are used (capped) by default."""
+        return self.card.intended_use == DEMO_USE
 
     @classmethod
     def load(
@@ -304,27 +352,76 @@ class RelevanceModel:
         tensor = self.tensor(category, item)
         return self.lite.run(self.card.branches[category].signature, tensor)
 
-    def relevance(self, items: Sequence[tuple[str, Item]]) -> RelevanceResult | None:
+    def _score(self, index: int, category: str, item: Item, allow_synthetic: bool) -> ItemResult:
+        """One item's branch output; SkipItem when it must not be scored."""
+        check_category(category)
+        if category in self.synthetic and not allow_synthetic:
+            raise SkipItem(
+                "synthetic",
+                _(
+                    "this branch was trained on synthetic data; it is used only when a site "
+                    "enables demonstration branches"
+                ),
+            )
+        params = self.card.branches[category].params
+        imputed: tuple[str, ...] = ()
+        if category == EMR_ENTRY and isinstance(item, Mapping) and isinstance(params, EmrParams):
+            coverage = emr_coverage(item, params)
+            if not coverage.enough:
+                raise SkipItem(
+                    "too_few_fields",
+                    _(
+                        "the EMR entry has {present} of the {expected} fields the model expects; "
+                        "too few to score",
+                        present=coverage.present,
+                        expected=coverage.expected,
+                    ),
+                )
+            imputed = coverage.imputed
+        tensor = self.tensor(category, item)
+        scope = self.scopes.get(category)
+        if scope is not None:
+            distance = scope.distance(tensor)
+            if distance > scope.threshold:
+                raise SkipItem(
+                    "out_of_scope",
+                    _(
+                        "out of scope: unlike the inputs this branch was trained on (distance "
+                        "{distance} > {threshold})",
+                        distance=f"{distance:.1f}",
+                        threshold=f"{scope.threshold:.1f}",
+                    ),
+                )
+        probabilities = self.lite.run(self.card.branches[category].signature, tensor)
+        return ItemResult(index, category, tuple(float(p) for p in probabilities), imputed)
+
+    def relevance(
+        self, items: Sequence[tuple[str, Item]], *, allow_synthetic: bool | None = None
+    ) -> RelevanceResult | None:
         """Fuse all of a patient's records into one relevance per label.
 
-        Returns None when no record could be used (none given, or all unreadable).
+        ``allow_synthetic``: use the branches trained on synthetic data (capped beside a
+        real-data branch); default: only for a demonstration model. Returns None when no
+        record could be used (none given, or all skipped — see ``skipped`` reasons).
         """
+        allow = self.demonstration if allow_synthetic is None else allow_synthetic
         per_item: list[ItemResult] = []
         skipped: list[SkippedItem] = []
         for index, (category, item) in enumerate(items):
             try:
-                check_category(category)
-                probabilities = self.predict(category, item)
+                per_item.append(self._score(index, category, item, allow))
+            except SkipItem as exc:
+                _LOGGER.info("record %s (%s) not scored: %s", index, category, exc.reason)
+                skipped.append(SkippedItem(index, category, exc.reason, exc.code))
             except (PreprocessError, ValueError) as exc:
                 _LOGGER.warning("record %s (%s) skipped: %s", index, category, exc)
                 skipped.append(SkippedItem(index, category, str(exc)))
-                continue
-            per_item.append(ItemResult(index, category, tuple(float(p) for p in probabilities)))
         fused = fuse(
             [(r.category, r.probabilities) for r in per_item],
             self.card.weights,
             len(self.labels),
             self.card.fusion_epsilon,
+            synthetic=self.synthetic,
         )
         if fused is None:
             return None
@@ -338,4 +435,19 @@ class RelevanceModel:
             intended_use=self.card.intended_use,
             skipped=tuple(skipped),
             equal_weights_fallback=fused.equal_weights_fallback,
+            branch_probabilities={
+                c: tuple(float(v) for v in p) for c, p in fused.branch_probabilities.items()
+            },
+            provenance={c: "synthetic" if c in self.synthetic else "real" for c in fused.weights},
+            synthetic_capped=fused.synthetic_capped,
+            synthetic_enabled=allow,
         )
+
+
+class SkipItem(Exception):
+    """An item that must not be scored: a reason ``code`` and the text saying why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason

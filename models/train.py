@@ -35,8 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from clinicam.i18n import environment_locale, translate
 from models.card import DEMO_USE, ModelCard
 from models.categories import CATEGORIES, EMR_ENTRY
+from models.consent import ConsentError, check_training_data
 from models.dataset import (
     CategoryData,
     DatasetSpec,
@@ -71,6 +73,8 @@ class TrainingMeta:
     counts: dict[str, dict[str, int]]
     splits: dict[str, dict[str, int]]
     histories: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    frozen_test: dict[str, list[str]] = field(default_factory=dict)  # test record keys
+    clinic_cases: str = ""  # the consented clinic cases in the data, or ""
     created: str = ""
     framework: str = ""
 
@@ -237,6 +241,8 @@ def train(
             }
             for c in CATEGORIES
         },
+        frozen_test={c: data[c].test_keys() for c in CATEGORIES},
+        clinic_cases=spec.clinic_cases,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         framework=f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
     )
@@ -271,10 +277,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="version name (default: timestamp)")
     parser.add_argument("--demo", action="store_true", help=f"mark the card {DEMO_USE!r}")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads (1: exact)")
+    parser.add_argument(
+        "--no-patient-data",
+        action="store_true",
+        help="state that DIR holds no clinic patient data (no consent manifest needed)",
+    )
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be ≥ 1")
+    try:
+        basis = check_training_data(args.data, no_patient_data=args.no_patient_data)
+    except ConsentError as exc:
+        parser.error(translate(exc.args[0], environment_locale()))
     configure_logging()
+    _LOGGER.info("training data accepted: %s", basis)
     result = train(
         args.data,
         args.out,

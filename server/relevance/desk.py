@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from clinicam.protocol import RelevanceRequest
 from server.access.desk import AccessDesk, in_transaction, patient_target
 from server.access.grants import AccessControl, Actor
@@ -32,7 +33,7 @@ from server.records.models import Patient
 from server.records.store import EMR, RecordStore
 from server.relevance.course import course_items
 from server.relevance.learning import LearningLoop
-from server.relevance.models import Diagnosis, RelevanceResult
+from server.relevance.models import Diagnosis, ModelTrainingPatient, RelevanceResult
 from server.relevance.service import RelevanceService, StoredRelevance
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class CourseRecord:
 class PatientRelevance:
     latest: StoredRelevance | None
     diagnoses: list[Diagnosis]
+    trained: list[ModelTrainingPatient] = field(default_factory=list)  # lineage
 
 
 class RelevanceDesk:
@@ -156,7 +158,7 @@ class RelevanceDesk:
         if where == "server" or not online:
             await self._audit.record(who, "relevance.requested", target, {"where": where})
             if where == "appliance":
-                raise Unavailable(f"appliance {device} is offline")
+                raise Unavailable(_("appliance {device} is offline", device=device))
             return Asked("server", await self.run_on_server(patient_id, consultation, who))
 
         def grant(session: Session) -> str:
@@ -190,7 +192,7 @@ class RelevanceDesk:
         if ack is None or not ack.ok:
             if where == "appliance":
                 reason = ack.error if ack is not None else "unreachable"
-                raise Unavailable(f"appliance: {reason}")
+                raise Unavailable(_("appliance: {reason}", reason=reason))
             return Asked("server", await self.run_on_server(patient_id, consultation, who))
         task = asyncio.create_task(self._fallback_later(patient_id, consultation, who, since))
         self._tasks.add(task)
@@ -222,7 +224,7 @@ class RelevanceDesk:
         def work(session: Session) -> tuple[str, dict[str, Any] | None, str, int]:
             row = self._records.get(session, patient.id, category, record_id)
             if row is None:
-                raise NotFound("no such record")
+                raise NotFound(_("no such record"))
             self._audit.write(
                 session,
                 actor.username,
@@ -257,7 +259,7 @@ class RelevanceDesk:
         actor = device_actor(device_id)
         patient = await self._access.check_device(actor, patient_id, token, "result")
         if len(labels) != len(values) or not all(0.0 <= v <= 1.0 for v in values):
-            raise Invalid("labels and values must pair up, values in [0, 1]")
+            raise Invalid(_("labels and values must pair up, values in [0, 1]"))
 
         def work(session: Session) -> StoredRelevance:
             stored = self._relevance.store(
@@ -282,14 +284,20 @@ class RelevanceDesk:
         return stored
 
     async def for_patient(self, patient_id: int) -> PatientRelevance:
-        """The latest result and every confirmed diagnosis of one patient."""
+        """The latest result, every confirmed diagnosis, and the model versions trained
+        on the patient's records (the lineage)."""
 
         def work(session: Session) -> PatientRelevance:
             latest = self._relevance.latest(session, patient_id)
             diagnoses = session.scalars(
                 select(Diagnosis).where(Diagnosis.patient_id == patient_id).order_by(Diagnosis.id)
             )
-            return PatientRelevance(latest, list(diagnoses))
+            trained = session.scalars(
+                select(ModelTrainingPatient)
+                .where(ModelTrainingPatient.patient_id == patient_id)
+                .order_by(ModelTrainingPatient.id)
+            )
+            return PatientRelevance(latest, list(diagnoses), list(trained))
 
         return await in_transaction(self._database, work)
 
@@ -299,7 +307,9 @@ class RelevanceDesk:
         """An expert confirms a diagnosis: the label for the learning loop (R9)."""
         labels = list(self._relevance.model().labels)
         if label not in labels:
-            raise Invalid(f"label: one of the model's categories {labels}")
+            raise Invalid(
+                _("label: one of the model's categories {labels}", labels=", ".join(labels))
+            )
 
         def work(session: Session) -> int:
             row = Diagnosis(

@@ -34,6 +34,7 @@ class RelevanceResult(Base):
     labels: Mapped[list[str]] = mapped_column(JSON)
     values: Mapped[list[float]] = mapped_column(JSON)
     inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    basis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # how it was made
     requested_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -65,3 +66,23 @@ class ModelVersion(Base):
     decision: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ModelTrainingPatient(Base):
+    """Lineage: one patient whose records went into a model version's training data.
+
+    Written with the version's registry entry and its audit entry, whether the version
+    was promoted or not (it was trained on the patient either way). ``patient_id`` is
+    the internal id, deliberately without a foreign key: the line outlives an erasure
+    of the patient, so that every model that used the patient can still be found.
+    """
+
+    __tablename__ = "model_training_patients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    patient_id: Mapped[int] = mapped_column(Integer, index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    items: Mapped[int] = mapped_column(Integer)
+    consent_checked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

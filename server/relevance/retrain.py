@@ -1,11 +1,16 @@
 """Background retraining on the server (R9), champion/challenger, and the model registry.
 
 The labelled cases (confirmed diagnoses of consenting patients) are exported in the
-dataset layout of ``models/`` — each record item filed under its category and the
-confirmed label — and ``python -m models.retrain`` trains a candidate in a child
-process, compares it with the model in use on the same held-out split and prints its
-decision. The decision and both sets of metrics are logged, audited and kept in the
-``model_versions`` registry; a promoted model is used at once for server-side runs.
+dataset layout of ``models/`` — consent re-checked at export, de-identified, each
+record item filed under its category and the confirmed label, with the consent
+manifest (:mod:`server.relevance.training_export`) — and ``python -m models.retrain``
+trains a candidate in a child process, compares it with the model in use on the
+champion's frozen test records and prints its decision. The decision and both sets
+of metrics are logged, audited and kept in the ``model_versions`` registry, with the
+lineage (which patients, by internal id, the candidate was trained on) in
+``model_training_patients``. A candidate is promoted only if every one of those
+patients still consents when it is registered; a promoted model is used at once for
+server-side runs.
 """
 
 from __future__ import annotations
@@ -23,14 +28,24 @@ from typing import Any
 
 from sqlalchemy import select
 
+from server.access.consent import has_consent
+from server.access.models import CONSENT_TRAINING
 from server.audit.trail import AuditTrail
 from server.config import ServerConfig
 from server.db import Database, utcnow
 from server.records.store import RecordStore
-from server.relevance.course import course_items
 from server.relevance.learning import LabelledCase
-from server.relevance.models import STATUS_CHAMPION, STATUS_REJECTED, STATUS_RETIRED, ModelVersion
+from server.relevance.models import (
+    STATUS_CHAMPION,
+    STATUS_REJECTED,
+    STATUS_RETIRED,
+    ModelTrainingPatient,
+    ModelVersion,
+)
 from server.relevance.service import RelevanceService
+from server.relevance.training_export import export_cases
+
+__all__ = ["Retrainer", "champion", "export_cases", "training_available"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,25 +53,6 @@ _LOGGER = logging.getLogger(__name__)
 def training_available() -> bool:
     """TensorFlow is installed (the 'train' extra)."""
     return importlib.util.find_spec("tensorflow") is not None
-
-
-def export_cases(
-    database: Database, store: RecordStore, cases: list[LabelledCase], folder: Path
-) -> int:
-    """Every record item of every case, filed under its category and confirmed label."""
-    from models.dataset import add_item
-
-    count = 0
-    with database.session() as session:
-        for case in cases:
-            for item in course_items(session, store, case.patient_id):
-                if item.fields is not None:
-                    add_item(folder, item.category, case.label, item.fields)
-                else:
-                    with store.blobs.open(item.sha256 or "") as stream:
-                        add_item(folder, item.category, case.label, stream.read())
-                count += 1
-    return count
 
 
 def champion(database: Database) -> ModelVersion | None:
@@ -104,10 +100,20 @@ class Retrainer:
         version = "relevance-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         out = self.folder / version
         with tempfile.TemporaryDirectory(prefix="cases-") as tmp:
-            count = await asyncio.to_thread(
+            exported = await asyncio.to_thread(
                 export_cases, self._database, self._store, cases, Path(tmp)
             )
-            _LOGGER.info("retraining %s: %d cases, %d record items", version, len(cases), count)
+            if not exported.patients:
+                _LOGGER.info("retraining %s: no consenting case left at export", version)
+                return
+            _LOGGER.info(
+                "retraining %s: %d cases, %d record items (%d withdrawn, %d items left out)",
+                version,
+                len(exported.patients),
+                exported.items,
+                len(exported.withdrawn),
+                len(exported.left_out),
+            )
             proc = await asyncio.create_subprocess_exec(
                 *self._command(Path(tmp), out, version),
                 stdout=asyncio.subprocess.PIPE,
@@ -124,6 +130,8 @@ class Retrainer:
             await self._audit.record("server", "model.retrain_failed", version, {"exit": code})
             return
         decision = json.loads(output.strip().splitlines()[-1])
+        decision["lineage"] = exported.lineage()
+        decision["consent_checked_at"] = exported.checked_at.isoformat()
         await asyncio.to_thread(self._register, decision)
         self.last_decision = decision
 
@@ -133,7 +141,21 @@ class Retrainer:
 
         promote = bool(decision["promote"])
         card = json.loads(Path(decision["card"]).read_text())
+        lineage: list[dict[str, Any]] = list(decision.get("lineage", []))
+        checked = decision.get("consent_checked_at")
+        checked_at = datetime.fromisoformat(checked) if checked else utcnow()
         with self._database.session() as session, session.begin():
+            withdrawn = sorted(
+                int(p["patient_id"])
+                for p in lineage
+                if not has_consent(session, int(p["patient_id"]), CONSENT_TRAINING)
+            )
+            if promote and withdrawn:
+                promote = False
+                decision["promote"] = False
+                decision["reason"] = (
+                    f"training consent withdrawn during training by patients {withdrawn}"
+                )
             old = session.scalar(select(ModelVersion).where(ModelVersion.status == STATUS_CHAMPION))
             if old is None:  # the shipped or configured model becomes the first registry entry
                 current = self._service.model()
@@ -154,6 +176,16 @@ class Retrainer:
                 decided_at=utcnow(),
             )
             session.add(candidate)
+            for patient in lineage:
+                session.add(
+                    ModelTrainingPatient(
+                        model_version=decision["version"],
+                        patient_id=int(patient["patient_id"]),
+                        label=str(patient["label"]),
+                        items=int(patient["items"]),
+                        consent_checked_at=checked_at,
+                    )
+                )
             if promote:
                 old.status = STATUS_RETIRED
                 old.decided_at = utcnow()
@@ -168,6 +200,8 @@ class Retrainer:
                     "champion_metrics": decision["champion"],
                     "challenger_metrics": decision["challenger"],
                     "cases": decision["cases"],
+                    "patients": [int(p["patient_id"]) for p in lineage],
+                    "frozen_test": decision.get("frozen_test", {}),
                 },
             )
         _LOGGER.info(

@@ -3,26 +3,39 @@
 The appliance normally computes relevance (R7); when it is offline, or has not
 answered within ``models.appliance_timeout_s``, the server runs the very same runtime
 code (``models.runtime``) itself and says so in ``produced_by``. Results are stored
-with the inputs they came from, then shown in the consultation's relevance view.
+with the inputs they came from and their basis (:mod:`server.relevance.basis`), then
+shown in the consultation's relevance view; the caption and the basis name the model
+that produced the result, from its own card.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.db import Database
 from server.domain_errors import Unavailable
 from server.records.store import RecordStore
+from server.relevance.basis import (
+    NOT_A_DIAGNOSIS,
+    caption,
+    from_inputs,
+    from_runtime,
+    model_part,
+    training_summary,
+)
 from server.relevance.course import CourseItem, course_items
-from server.relevance.models import RelevanceResult
+from server.relevance.models import ModelVersion, RelevanceResult
+
+__all__ = ["NoModel", "RelevanceService", "StoredRelevance", "training_summary"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,6 +58,7 @@ class StoredRelevance:
     produced_by: str
     created_at: str
     caption: str
+    basis: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
         return dict(zip(self.labels, self.values, strict=True))
@@ -59,10 +73,17 @@ class StoredRelevance:
             "produced_by": self.produced_by,
             "created_at": self.created_at,
             "caption": self.caption,
+            "basis": self.basis,
         }
 
 
-def _stored(row: RelevanceResult, caption: str) -> StoredRelevance:
+def _stored(row: RelevanceResult, card: Mapping[str, Any] | None) -> StoredRelevance:
+    stored = row.basis if row.basis is not None else from_inputs(row.inputs, card)
+    basis = {
+        **stored,
+        "model": model_part(card, row.model_version, row.produced_by),
+        "notice": NOT_A_DIAGNOSIS,
+    }
     return StoredRelevance(
         id=row.id,
         patient_id=row.patient_id,
@@ -71,38 +92,9 @@ def _stored(row: RelevanceResult, caption: str) -> StoredRelevance:
         model_version=row.model_version,
         produced_by=row.produced_by,
         created_at=row.created_at.isoformat(),
-        caption=caption,
+        caption=caption(card, row.model_version, row.produced_by),
+        basis=basis,
     )
-
-
-SHORT_NAMES = {
-    "clinical_photo": "photo",
-    "record_scan": "scan",
-    "ct_image": "CT",
-    "voice_note": "voice",
-    "emr_entry": "EMR",
-}
-
-
-def training_summary(training_data: Any) -> str:
-    """E.g. "Wisconsin diagnostic breast cancer (EMR) + synthetic data (photo, scan, …)"."""
-    if not isinstance(training_data, dict):
-        return ""
-    real: dict[str, list[str]] = {}
-    synthetic: list[str] = []
-    for category, info in training_data.items():
-        name = SHORT_NAMES.get(str(category), str(category))
-        if not isinstance(info, dict):
-            continue
-        if info.get("synthetic"):
-            synthetic.append(name)
-        else:
-            source = str(info.get("source", "real data")).split(" (")[0]
-            real.setdefault(source, []).append(name)
-    parts = [f"{source} ({', '.join(names)})" for source, names in real.items()]
-    if synthetic:
-        parts.append(f"synthetic data ({', '.join(synthetic)})")
-    return " + ".join(parts)
 
 
 class RelevanceService:
@@ -140,7 +132,7 @@ class RelevanceService:
                             self._tflite, self._card, num_threads=self._threads
                         )
                 except (ModelLoadError, OSError, ValueError) as exc:
-                    raise NoModel(f"no usable relevance model: {exc}") from exc
+                    raise NoModel(_("no usable relevance model: {error}", error=exc)) from exc
             return self._model
 
     def replace_model(self, model: Any, tflite: Path, card: Path | None = None) -> None:
@@ -159,17 +151,16 @@ class RelevanceService:
             return DEMO_MODEL, DEMO_CARD
         return self._tflite, self._card or card_path_for(self._tflite)
 
-    def caption(self, model_version: str, produced_by: str) -> str:
-        """What the chart says under itself: intended use, training data, version, where."""
+    def card_for(self, session: Session, version: str) -> Mapping[str, Any] | None:
+        """The card of model ``version``: the one in use, else the registry's copy."""
         try:
-            card = self.model().card
-            intended = str(card.intended_use)
-            trained = training_summary(card.data.get("training_data", {}))
+            model = self.model()
+            if model.version == version:
+                return dict(model.card.data)
         except NoModel:
-            intended, trained = "decision support — not a diagnosis", ""
-        where = "on the appliance" if produced_by.startswith("appliance") else "on the server"
-        data = f" · trained on {trained}" if trained else ""
-        return f"{intended}{data} · model {model_version}, computed {where}"
+            pass
+        row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+        return dict(row.card) if row is not None and isinstance(row.card, dict) else None
 
     def store(
         self,
@@ -183,7 +174,9 @@ class RelevanceService:
         model_version: str,
         produced_by: str,
         requested_by: str,
+        basis: dict[str, Any] | None = None,
     ) -> StoredRelevance:
+        card = self.card_for(session, model_version)
         row = RelevanceResult(
             patient_id=patient_id,
             consultation_id=consultation_id,
@@ -192,11 +185,12 @@ class RelevanceService:
             labels=labels,
             values=values,
             inputs=inputs,
+            basis=basis if basis is not None else from_inputs(inputs, card),
             requested_by=requested_by,
         )
         session.add(row)
         session.flush()
-        return _stored(row, self.caption(model_version, produced_by))
+        return _stored(row, card)
 
     def _content(self, item: CourseItem) -> bytes | dict[str, Any]:
         """What the model reads of one item: its fields, or its file's bytes (streamed)."""
@@ -227,9 +221,10 @@ class RelevanceService:
             return None
         used = {r.index for r in result.per_item}
         refs = [
-            {**items[i].ref(), "probabilities": list(r.probabilities)}
-            for i, r in ((r.index, r) for r in result.per_item)
+            {**items[r.index].ref(), "probabilities": list(r.probabilities)}
+            for r in result.per_item
         ]
+        basis = from_runtime(result, [i.ref() for i in items])
         refs += [{**items[i].ref(), "skipped": True} for i in range(len(items)) if i not in used]
         with self._database.session() as session, session.begin():
             stored = self.store(
@@ -242,6 +237,7 @@ class RelevanceService:
                 model_version=result.model_version,
                 produced_by=PRODUCED_BY_SERVER,
                 requested_by=requested_by,
+                basis=basis,
             )
             on_stored(session, stored)
         _LOGGER.info("relevance for patient %d computed on the server", patient_id)
@@ -254,6 +250,4 @@ class RelevanceService:
             .order_by(RelevanceResult.id.desc())
             .limit(1)
         )
-        return (
-            None if row is None else _stored(row, self.caption(row.model_version, row.produced_by))
-        )
+        return None if row is None else _stored(row, self.card_for(session, row.model_version))

@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import Field
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _
 from server.errors import ApiError, read_json
 from server.relevance.desk import RelevanceDesk
 from server.state import STATE
@@ -47,12 +48,6 @@ class DiagnosisBody(StrictModel):
     note: str = Field("", max_length=2000)
 
 
-NOTHING_READABLE = (
-    "this patient has no records the model can read yet (photos, scans, CT, "
-    "voice notes or EMR entries)"
-)
-
-
 class AskRelevanceView(web.View):
     """An invited expert asks for the patient's relevance in the room."""
 
@@ -66,14 +61,21 @@ class AskRelevanceView(web.View):
                 {"status": "computing", "on": asked.on}, status=HTTPStatus.ACCEPTED
             )
         if asked.result is None:
-            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, NOTHING_READABLE)
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                _(
+                    "none of this patient's records could be used by the model: there are "
+                    "none yet (photos, scans, CT, voice notes or EMR entries), or each was "
+                    "unreadable, out of the model's scope or too incomplete"
+                ),
+            )
         return web.json_response({"status": "done", "on": "server", **asked.result.to_json()})
 
 
 def _patient_param(request: web.Request) -> int:
     raw = request.query.get("patient", "")
     if not raw.isdigit() or len(raw) > 12:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "patient: give the patient id from the command")
+        raise ApiError(HTTPStatus.BAD_REQUEST, _("patient: give the patient id from the command"))
     return int(raw)
 
 
@@ -96,7 +98,7 @@ class DeviceCourseItemView(web.View):
         category = self.request.match_info["category"]
         raw = self.request.match_info["rid"]
         if not raw.isdigit() or len(raw) > 12:
-            raise ApiError(HTTPStatus.NOT_FOUND, "no such record")
+            raise ApiError(HTTPStatus.NOT_FOUND, _("no such record"))
         record = await self.request.app[RELEVANCE_DESK].course_record(
             device.device_id, patient_id, token, category, int(raw)
         )
@@ -161,6 +163,15 @@ class PatientRelevanceView(web.View):
                         "consultation": d.consultation_id,
                     }
                     for d in found.diagnoses
+                ],
+                "trained_models": [
+                    {
+                        "model_version": t.model_version,
+                        "label": t.label,
+                        "items": t.items,
+                        "consent_checked_at": t.consent_checked_at.isoformat(),
+                    }
+                    for t in found.trained
                 ],
             }
         )

@@ -22,3 +22,12 @@ def test_a_lower_mean_is_rejected() -> None:
     decision = decide(CHAMPION, {"clinical_photo": 0.90 - slightly, "emr_entry": 0.95})
     assert not decision.promote and "mean" in decision.reason
     assert decision.champion == CHAMPION
+
+
+def test_wilson_interval() -> None:
+    from models.evaluate import wilson_interval
+
+    low, high = wilson_interval(70, 76)  # the demo's scan branch: 92.1 % of 76
+    assert 0.83 < low < 0.85 and 0.96 < high < 0.97
+    assert wilson_interval(76, 76)[1] > 0.9999 and wilson_interval(76, 76)[0] > 0.95
+    assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -144,6 +144,7 @@ def test_train_command_on_a_folder_without_dataset_json(
             "3",
             "--version",
             "relevance-test-7",
+            "--no-patient-data",  # synthetic files; without it the consent gate refuses
         ],
         timeout=200,
     )

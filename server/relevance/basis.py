@@ -1,0 +1,172 @@
+"""The basis of a relevance result (issue 18): what it was computed from, and by what.
+
+Every time relevance is shown (API, room panel, chart caption) the reader gets, next
+to the fused percentages: each branch's own probabilities, its weight and whether it
+learned from real or synthetic data; the record items used (with their imputed EMR
+fields) and skipped (with the reason); and the version, intended use and training
+data of the model **that produced this result** — from its own card (the model in
+use, or the registry's copy for an older version), never from whichever model is
+current. A server run stores the basis the runtime reports; for an appliance's result
+the basis is rebuilt from the per-item probabilities it posted and the producing
+model's card (same fusion code), or says that the card is not known here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+NOT_A_DIAGNOSIS = "decision support — not a diagnosis"
+SHORT_NAMES = {
+    "clinical_photo": "photo",
+    "record_scan": "scan",
+    "ct_image": "CT",
+    "voice_note": "voice",
+    "emr_entry": "EMR",
+}
+
+
+def training_summary(training_data: Any) -> str:
+    """E.g. "Wisconsin diagnostic breast cancer (EMR) + synthetic data (photo, scan, …)"."""
+    if not isinstance(training_data, dict):
+        return ""
+    real: dict[str, list[str]] = {}
+    synthetic: list[str] = []
+    for category, info in training_data.items():
+        name = SHORT_NAMES.get(str(category), str(category))
+        if not isinstance(info, dict):
+            continue
+        if info.get("synthetic"):
+            synthetic.append(name)
+        else:
+            source = str(info.get("source", "real data")).split(" (")[0]
+            real.setdefault(source, []).append(name)
+    parts = [f"{source} ({', '.join(names)})" for source, names in real.items()]
+    if synthetic:
+        parts.append(f"synthetic data ({', '.join(synthetic)})")
+    return " + ".join(parts)
+
+
+def where(produced_by: str) -> str:
+    return "on the appliance" if produced_by.startswith("appliance") else "on the server"
+
+
+def caption(card: Mapping[str, Any] | None, version: str, produced_by: str) -> str:
+    """The chart's caption: version first (readable at tile size), then what it is."""
+    if card is None:
+        return (
+            f"model {version} (its card is not on this server) · {NOT_A_DIAGNOSIS} · "
+            f"computed {where(produced_by)}"
+        )
+    intended = str(card.get("intended_use", ""))
+    notice = "" if "not a diagnosis" in intended else f"{NOT_A_DIAGNOSIS} · "
+    trained = training_summary(card.get("training_data", {}))
+    data = f" · trained on {trained}" if trained else ""
+    return f"model {version} · {notice}{intended}{data} · computed {where(produced_by)}"
+
+
+def provenance_of(card: Mapping[str, Any] | None) -> dict[str, str]:
+    """Branch → "real" | "synthetic", from the card's training data."""
+    training = card.get("training_data", {}) if card is not None else {}
+    if not isinstance(training, Mapping):
+        return {}
+    return {
+        str(c): "synthetic" if isinstance(i, Mapping) and i.get("synthetic") else "real"
+        for c, i in training.items()
+    }
+
+
+def from_runtime(result: Any, refs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The basis of a runtime result (``models.runtime.RelevanceResult``); ``refs``: the
+    record items in the order they were given (category and id). A result object
+    without ``to_json`` (an older runtime) gives its items only."""
+    if not hasattr(result, "to_json"):
+        return from_inputs(
+            [{**refs[r.index], "probabilities": list(r.probabilities)} for r in result.per_item],
+            None,
+        )
+    data = result.to_json()
+    return {
+        "branches": data["branches"],
+        "items": [
+            {**refs[i["index"]], "probabilities": i["probabilities"], "imputed": i["imputed"]}
+            for i in data["per_item"]
+        ],
+        "skipped": [
+            {**refs[s["index"]], "code": s["code"], "reason": s["reason"]} for s in data["skipped"]
+        ],
+        "synthetic_capped": data["synthetic_capped"],
+        "synthetic_enabled": data["synthetic_enabled"],
+        "equal_weights_fallback": data["equal_weights_fallback"],
+    }
+
+
+def from_inputs(
+    inputs: Sequence[Mapping[str, Any]], card: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The basis of an appliance's result: its per-item probabilities, fused again with
+    the producing model's card (weights and provenance) to show each branch's part."""
+    from models.fusion import fuse
+
+    used = [i for i in inputs if isinstance(i.get("probabilities"), list)]
+    skipped = [
+        {
+            "category": i.get("category"),
+            "id": i.get("id"),
+            "code": "not_reported",
+            "reason": "not scored on the appliance (no reason reported)",
+        }
+        for i in inputs
+        if not isinstance(i.get("probabilities"), list)
+    ]
+    basis: dict[str, Any] = {
+        "items": [
+            {
+                "category": i.get("category"),
+                "id": i.get("id"),
+                "probabilities": list(i["probabilities"]),
+                "imputed": list(i.get("imputed", [])),
+            }
+            for i in used
+        ],
+        "skipped": skipped,
+        "branches": {},
+    }
+    if card is None or not used:
+        return basis
+    provenance = provenance_of(card)
+    weights = dict(card.get("fusion", {}).get("weights", {}))
+    synthetic = {c for c, p in provenance.items() if p == "synthetic"}
+    try:
+        fused = fuse(
+            [(str(i["category"]), i["probabilities"]) for i in used],
+            weights,
+            len(card.get("labels", [])),
+            synthetic=synthetic,
+        )
+    except ValueError:
+        return basis
+    if fused is not None:
+        basis["branches"] = {
+            c: {
+                "probabilities": [float(v) for v in p],
+                "weight": fused.weights[c],
+                "data": provenance.get(c, "real"),
+            }
+            for c, p in fused.branch_probabilities.items()
+        }
+        basis["synthetic_capped"] = fused.synthetic_capped
+    return basis
+
+
+def model_part(card: Mapping[str, Any] | None, version: str, produced_by: str) -> dict[str, Any]:
+    """The producing model as the basis names it."""
+    return {
+        "version": version,
+        "card_known": card is not None,
+        "intended_use": str(card.get("intended_use", "")) if card is not None else "",
+        "training_data": training_summary(card.get("training_data", {})) if card else "",
+        "provenance": provenance_of(card),
+        "caption": caption(card, version, produced_by),
+        "computed": where(produced_by),
+    }

@@ -1,0 +1,113 @@
+"""The basis of every relevance result (issue 18): per-branch probabilities, weights,
+provenance, items used and skipped with reasons, imputed fields, and the card of the
+model that produced the result (not the one in use now)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from server.relevance.models import ModelVersion
+from tests.records.api_helpers import Site, records_config, running_site
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async with running_site(
+        records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ) as running:
+        yield running
+
+
+def _malignant_fields() -> dict[str, float]:
+    data = load_breast_cancer()
+    row = next(i for i, target in enumerate(data.target) if target == 0)
+    return {name: float(v) for name, v in zip(data.feature_names, data.data[row], strict=True)}
+
+
+def _real_photo() -> bytes:
+    from matplotlib import cbook
+
+    with open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), "rb") as handle:
+        return handle.read()
+
+
+async def test_the_api_result_carries_its_basis(site: Site) -> None:
+    alice = await site.user("alice")
+    granted = await alice.access("P-1", ("view", "edit"))
+    base = f"/api/patients/{granted['patient_id']}"
+    fields = _malignant_fields()
+    partial = dict(list(fields.items())[:25])
+    for entry in (fields, partial, {"pulse": 70}):
+        resp = await alice.request("POST", base + "/emr", json={"fields": entry})
+        assert resp.status == 201
+    resp = await alice.request("POST", base + "/records", data=_real_photo())
+    assert resp.status == 201
+    resp = await alice.request("POST", "/api/consultations/c1/relevance", json={"where": "auto"})
+    result = await resp.json()
+    assert resp.status == 200, result
+    basis = result["basis"]
+    assert basis["notice"] == "decision support — not a diagnosis"
+    assert basis["model"]["version"] == "relevance-demo-1" and basis["model"]["card_known"]
+    assert basis["model"]["provenance"]["emr_entry"] == "real"
+    assert basis["model"]["provenance"]["clinical_photo"] == "synthetic"
+    assert result["caption"].startswith("model relevance-demo-1 · ")  # version first
+    emr = basis["branches"]["emr_entry"]
+    assert emr["data"] == "real" and emr["weight"] == 1.0
+    assert emr["probabilities"][1] > 0.9
+    assert [i["category"] for i in basis["items"]] == ["emr_entry", "emr_entry"]
+    assert basis["items"][0]["imputed"] == [] and len(basis["items"][1]["imputed"]) == 5
+    codes = sorted((s["category"], s["code"]) for s in basis["skipped"])
+    assert codes == [("clinical_photo", "out_of_scope"), ("emr_entry", "too_few_fields")]
+    assert all(s["reason"] for s in basis["skipped"])
+    latest = await (await alice.request("GET", base + "/relevance")).json()
+    assert latest["latest"]["basis"] == basis
+
+
+async def test_the_caption_and_basis_come_from_the_producing_models_card(site: Site) -> None:
+    alice = await site.user("alice")
+    granted = await alice.access("P-1", ("view",))
+    pid = granted["patient_id"]
+    old_card: dict[str, Any] = {
+        "intended_use": "an older clinical model",
+        "labels": ["benign", "malignant"],
+        "training_data": {"emr_entry": {"source": "Hill Clinic cases (2025)", "synthetic": False}},
+        "fusion": {"weights": {"emr_entry": 0.9}},
+    }
+    stored = []
+    with site.database.session() as session, session.begin():
+        session.add(
+            ModelVersion(
+                version="relevance-old", path="-", card=old_card, status="retired", decision=""
+            )
+        )
+        for version in ("relevance-old", "relevance-gone"):
+            stored.append(
+                site.state.relevance.store(
+                    session,
+                    patient_id=pid,
+                    consultation_id="c1",
+                    labels=["benign", "malignant"],
+                    values=[0.3, 0.7],
+                    inputs=[{"category": "emr_entry", "id": 1, "probabilities": [0.3, 0.7]}],
+                    model_version=version,
+                    produced_by="appliance:cam-1",
+                    requested_by="alice",
+                )
+            )
+    first = stored[0]
+    assert first.caption.startswith("model relevance-old · decision support — not a diagnosis")
+    assert "an older clinical model" in first.caption and "Hill Clinic cases" in first.caption
+    assert "demonstration" not in first.caption  # not the current (demo) model's card
+    assert first.basis["branches"]["emr_entry"]["weight"] == 1.0
+    assert first.basis["model"]["provenance"] == {"emr_entry": "real"}
+    with site.database.session() as session:
+        latest = site.state.relevance.latest(session, pid)
+    assert latest is not None and latest.model_version == "relevance-gone"
+    assert "card is not on this server" in latest.caption
+    assert latest.basis["model"]["card_known"] is False
+    assert latest.basis["items"][0]["probabilities"] == [0.3, 0.7]
