@@ -17,6 +17,7 @@ import av
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.access.desk import Granted, in_transaction, patient_target
 from server.archive.index import ArchiveSegment
 from server.archive.range import NothingArchived, RangeResult, remux_range, watermarked_range
@@ -29,7 +30,7 @@ from server.domain_errors import Conflict, Invalid, NotFound
 MAX_LISTED = 5000
 JOIN_GAP = timedelta(seconds=2)
 MAX_REPLAY = timedelta(minutes=30)
-NOTHING_RECORDED = "no recorded video in that time range"
+NOTHING_RECORDED = _("no recorded video in that time range")
 Mark = Callable[[av.VideoFrame], av.VideoFrame]
 
 
@@ -108,9 +109,9 @@ class ArchiveReader:
         """Write ``[start, end)`` into ``out`` as one MP4 (watermarked with ``mark``)."""
         limit = self._config.max_range_minutes
         if end <= start:
-            raise Invalid("end must be after start")
+            raise Invalid(_("end must be after start"))
         if end - start > timedelta(minutes=limit):
-            raise Invalid(f"ask for at most {limit} minutes at a time")
+            raise Invalid(_("ask for at most {limit} minutes at a time", limit=limit))
         segments = await asyncio.to_thread(
             self._recorder.segments_for, granted.patient.id, start, end
         )
@@ -147,9 +148,9 @@ class ArchiveReader:
         """
         try:
             if self._media.appliance_streaming(consultation.appliance):
-                raise Conflict("the appliance is live: nothing to replay over")
+                raise Conflict(_("the appliance is live: nothing to replay over"))
             if not timedelta(0) < end - start <= MAX_REPLAY:
-                raise Invalid("replay between 1 s and 30 minutes")
+                raise Invalid(_("replay between 1 s and 30 minutes"))
             segments = await asyncio.to_thread(
                 self._recorder.segments_for, granted.patient.id, start, end
             )

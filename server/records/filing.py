@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.db import Database
 from server.domain_errors import (
     Conflict,
@@ -138,8 +139,12 @@ def check_emr_size(fields: dict[str, Any]) -> None:
     size = len(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_EMR_BYTES:
         raise RecordTooLarge(
-            f"the EMR entry is {size:,} bytes, larger than the limit of {MAX_EMR_BYTES:,} "
-            "bytes; attach long documents as a scan instead"
+            _(
+                "the EMR entry is {size} bytes, larger than the limit of {limit} "
+                "bytes; attach long documents as a scan instead",
+                size=f"{size:,}",
+                limit=f"{MAX_EMR_BYTES:,}",
+            )
         )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinicam.i18n import _, message_of
 from server.domain_errors import NotFound
 from server.records.fhir import FhirImport, parse_bundle
 from server.records.filing import (
@@ -80,7 +81,7 @@ _ITEM_REFUSALS = (DuplicateRecord, RecordRefused)
 
 
 def _reason(exc: Exception) -> str:
-    return exc.reason if isinstance(exc, RecordRefused) else str(exc)
+    return exc.reason if isinstance(exc, RecordRefused) else message_of(exc)
 
 
 def _import_patients(job: ImportJob, bundle: FhirImport, filing: RecordFiling) -> dict[str, int]:
@@ -110,7 +111,7 @@ def run_fhir_import(job: ImportJob, raw: bytes, filing: RecordFiling) -> FhirImp
     try:
         bundle = parse_bundle(raw, max_attachment_bytes=filing.store.max_bytes)
     except ValueError as exc:
-        job.state, job.error = "failed", str(exc)
+        job.state, job.error = "failed", message_of(exc)
         return None
     job.total = len(bundle.entries) + len(bundle.attachments)
     job.skipped.extend(bundle.skipped)
@@ -227,5 +228,5 @@ class ImportService:
         """The job ``actor`` started; :class:`NotFound` for anyone else's or an unknown one."""
         job = self._jobs.get(job_id)
         if job is None or job.actor != actor:
-            raise NotFound("no such import")
+            raise NotFound(_("no such import"))
         return job

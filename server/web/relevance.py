@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import Field
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _
 from server.errors import ApiError, read_json
 from server.relevance.desk import RelevanceDesk
 from server.state import STATE
@@ -73,7 +74,7 @@ class AskRelevanceView(web.View):
 def _patient_param(request: web.Request) -> int:
     raw = request.query.get("patient", "")
     if not raw.isdigit() or len(raw) > 12:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "patient: give the patient id from the command")
+        raise ApiError(HTTPStatus.BAD_REQUEST, _("patient: give the patient id from the command"))
     return int(raw)
 
 
@@ -96,7 +97,7 @@ class DeviceCourseItemView(web.View):
         category = self.request.match_info["category"]
         raw = self.request.match_info["rid"]
         if not raw.isdigit() or len(raw) > 12:
-            raise ApiError(HTTPStatus.NOT_FOUND, "no such record")
+            raise ApiError(HTTPStatus.NOT_FOUND, _("no such record"))
         record = await self.request.app[RELEVANCE_DESK].course_record(
             device.device_id, patient_id, token, category, int(raw)
         )
