@@ -98,7 +98,9 @@ def _calibrate(config: ApplianceConfig, config_path: Path | None) -> int:
 
         i2c = build_sim_rig(config).bus
     try:
-        result = run_calibration(config.pantilt, i2c=i2c, ask=input, say=print)
+        result = run_calibration(
+            config.pantilt, i2c=i2c, ask=lambda prompt: input(localized(prompt)), say=say
+        )
     except (CalibrationAborted, EOFError):
         say(_("calibration aborted; nothing written"))
         return 1

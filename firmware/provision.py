@@ -167,7 +167,7 @@ def provision(
 
 def open_status_light(root: Path) -> StatusLight | None:
     """The status LED as the device's existing configuration places it (None if unusable)."""
-    base, _ = appliance.load_base(root)
+    base, _path = appliance.load_base(root)
     try:
         gpio = GpioConfig.model_validate(base.get("gpio", {}))
         if not gpio.enabled:

@@ -216,7 +216,7 @@ class MediaHub:
         station = room.station
         key = (room.consultation.id, station.name)
         async with self._offering[key]:
-            pc, incoming, _ = await self._viewer_peer(key, sdp)
+            pc, incoming, _unused = await self._viewer_peer(key, sdp)
             track, mix = station.attach(incoming.get("audio"))
             return await self._answer_viewer(
                 pc, key, station.name, track, mix, lambda: station.detach(track)

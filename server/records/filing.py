@@ -103,10 +103,15 @@ class IdentityMismatch(RecordRefused, Conflict):
 
     def __init__(self, file_patient: str, patient: Patient) -> None:
         super().__init__(
-            f"the DICOM file belongs to patient ID {file_patient!r}, but it is being filed "
-            f"for patient {patient.external_id!r} ({patient.display_name}); check that this "
-            "is the right patient, and confirm the mismatch (confirm_identity_mismatch=true) "
-            "only if the file is known to be theirs",
+            _(
+                "the DICOM file belongs to patient ID {file_patient}, but it is being filed "
+                "for patient {patient} ({name}); check that this is the right patient, and "
+                "confirm the mismatch (confirm_identity_mismatch=true) only if the file is "
+                "known to be theirs",
+                file_patient=repr(file_patient),
+                patient=repr(patient.external_id),
+                name=patient.display_name,
+            ),
             code="identity_mismatch",
         )
         self.file_patient = file_patient
@@ -118,8 +123,12 @@ class NoEditGrant(RecordRefused, Forbidden):
 
     def __init__(self, actor: str, patient: Patient) -> None:
         super().__init__(
-            f"patient {patient.external_id!r} already exists and {actor} holds no current "
-            "edit grant for them: nothing was filed for this patient"
+            _(
+                "patient {patient} already exists and {actor} holds no current "
+                "edit grant for them: nothing was filed for this patient",
+                patient=repr(patient.external_id),
+                actor=actor,
+            )
         )
 
 

@@ -91,7 +91,7 @@ def _import_patients(job: ImportJob, bundle: FhirImport, filing: RecordFiling) -
         external = (p.identifier or p.fhir_id)[:64]
         try:
             with filing.database.session() as session, session.begin():
-                patient, _ = filing.patient_for_import(
+                patient, _created = filing.patient_for_import(
                     session, job.actor, external, p.name or external
                 )
                 ids[p.fhir_id] = patient.id
@@ -160,7 +160,7 @@ def run_dicom_folder_import(
     files, duplicates and files naming another patient are reported, not filed."""
     try:
         with filing.database.session() as session, session.begin():
-            target, _ = filing.patient_for_import(session, job.actor, *patient)
+            target, _created = filing.patient_for_import(session, job.actor, *patient)
             patient_id = target.id
     except NoEditGrant as exc:
         job.state, job.error = "failed", exc.reason

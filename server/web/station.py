@@ -68,7 +68,7 @@ class StationPage(web.View):
 class StationStateView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        device, _ = station_caller(self.request)
+        device, _actor = station_caller(self.request)
         room = live_room(state, device.device_id)
         appliance = state.appliances.states.get(device.device_id)
         body: dict[str, Any] = {
