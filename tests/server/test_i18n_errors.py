@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from clinicam.i18n import CHINESE, translate
 from server.app import build_app
 from server.auth import hash_secret
 from server.config import ServerConfig
+from server.records.ingest.formats import DEFAULT_LIMITS, Category, IngestError
+from server.records.ingest.sandbox import inspect_sandboxed
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
@@ -111,3 +114,26 @@ async def test_camera_command_refusals_in_chinese(client: TestClient[Any, Any]) 
         json={"op": "ptz.relative", "pan": 5},
     )
     assert await _error(resp) == (403, "camera control is held by alice")
+
+
+def test_an_upload_refusal_survives_the_sandbox_and_reads_in_chinese(tmp_path: Path) -> None:
+    """The inspection runs in a worker process: its refusal crosses the pipe still marked."""
+    gif = tmp_path / "scan.gif"
+    gif.write_bytes(b"GIF89a" + bytes(64))
+    with pytest.raises(IngestError) as caught:
+        inspect_sandboxed(gif, None, DEFAULT_LIMITS)
+    reason = caught.value.reason
+    assert reason == (
+        "unsupported file type: the content is a GIF image, not a photo, scan, "
+        "DICOM image or voice recording"
+    )
+    assert translate(reason, CHINESE) == (
+        "不支持的文件类型：内容是GIF 图像，不是照片、扫描件、DICOM 图像或语音录音"
+    )
+    note = tmp_path / "note.dcm"
+    note.write_bytes(b"hello world")
+    with pytest.raises(IngestError) as caught:
+        inspect_sandboxed(note, Category.CT, DEFAULT_LIMITS)
+    assert translate(caught.value.reason, CHINESE) == (
+        "声明为 ct_image，但内容不是 DICOM（没有 DICM 前导区）；看起来是以 'hello world' 开头的文本"
+    )
