@@ -209,11 +209,11 @@ def _audit(args: argparse.Namespace) -> int:
         say(_("checkpoint refused: {reason}", reason=line), file=sys.stderr)
     if private is not None:  # checkpoint
         if not result.ok:
-            print(result.describe(), file=sys.stderr)
+            say(result.describe(), file=sys.stderr)
             say(_("error: no checkpoint for a broken log"), file=sys.stderr)
             return 1
         return _audit_checkpoint(url, private, args.out)
-    print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
+    say(result.describe(), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok and not refused else 1
 
 
