@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from clinicam.i18n import _
+
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -57,7 +59,14 @@ def _apply(data: dict[str, Any], path: tuple[str, ...], value: Any, origin: str)
     for part in path[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"{origin}: '{part}' is not a section, cannot set {'.'.join(path)}")
+            raise ConfigError(
+                _(
+                    "{origin}: '{part}' is not a section, cannot set {key}",
+                    origin=origin,
+                    part=part,
+                    key=".".join(path),
+                )
+            )
         node = child
     node[path[-1]] = value
 
@@ -91,15 +100,23 @@ def load_config(
             with path.open("rb") as fh:
                 data = tomllib.load(fh)
         except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+            raise ConfigError(_("config file {path} does not exist", path=path)) from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+            raise ConfigError(
+                _("config file {path} is not valid TOML: {problem}", path=path, problem=str(exc))
+            ) from None
         except UnicodeDecodeError as exc:
             raise ConfigError(
-                f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+                _(
+                    "config file {path} is not UTF-8 text (byte {byte}): save it as UTF-8",
+                    path=path,
+                    byte=exc.start,
+                )
             ) from None
         except OSError as exc:
-            raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+            raise ConfigError(
+                _("config file {path} cannot be read: {problem}", path=path, problem=str(exc))
+            ) from None
     origins: dict[str, str] = {}
     env = os.environ if environ is None else environ
     for key_path, (name, value) in sorted(_env_overrides(env_prefix, env).items()):
@@ -109,5 +126,9 @@ def load_config(
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
-            f"configuration from {source} is invalid:\n{format_validation_error(exc, origins)}"
+            _(
+                "configuration from {source} is invalid:\n{problems}",
+                source=source,
+                problems=format_validation_error(exc, origins),
+            )
         ) from None

@@ -22,7 +22,7 @@ import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from babel.messages.pofile import read_po
 
@@ -200,3 +200,24 @@ class Translator:
 
     def text(self, message: str) -> str:
         return translate(message, self.locale)
+
+
+def message_of(exc: BaseException) -> str:
+    """The message ``exc`` was raised with: still a :class:`Text` if it was marked
+    (``str(exc)`` would give the English only)."""
+    if len(exc.args) == 1 and isinstance(exc.args[0], Text):
+        return exc.args[0]
+    message = getattr(exc, "message", None)
+    if isinstance(message, Text):
+        return message
+    return str(exc)
+
+
+def say(message: str, *, file: TextIO | None = None, end: str = "\n") -> None:
+    """Print ``message`` for the technician at the terminal, in their locale."""
+    print(translate(message, environment_locale()), file=file, end=end)
+
+
+def localized(message: str) -> str:
+    """``message`` in the technician's locale (argparse help, prompts)."""
+    return translate(message, environment_locale())

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Self
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import TextList, _
 from clinicam.release import MAX_RELEASE_BYTES, VERSION_PATTERN
 
 MAX_COMMAND_BYTES = 4096
@@ -249,13 +250,14 @@ _OPS = frozenset(model.model_fields["op"].default for model in AnyCommand.__args
 
 def describe_errors(exc: ValidationError) -> str:
     """``field: reason; field: reason`` from a pydantic error (union tags left out)."""
-    parts = []
+    parts: list[str] = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         if loc and loc[0] in _OPS:
             loc = loc[1:]
-        parts.append(f"{'.'.join(loc) or 'payload'}: {err['msg']}")
-    return "; ".join(parts)
+        # pydantic's own wording stays English; the field names are the protocol's.
+        parts.append(_("{field}: {problem}", field=".".join(loc) or "payload", problem=err["msg"]))
+    return TextList(parts)
 
 
 def _claimed_id(payload: bytes) -> str | None:
@@ -271,7 +273,13 @@ def _claimed_id(payload: bytes) -> str | None:
 def parse_command(payload: bytes) -> AnyCommand:
     """Parse and validate one command payload (JSON)."""
     if len(payload) > MAX_COMMAND_BYTES:
-        raise CommandRejected(f"payload too large ({len(payload)} bytes > {MAX_COMMAND_BYTES})")
+        raise CommandRejected(
+            _(
+                "payload too large ({size} bytes > {limit})",
+                size=len(payload),
+                limit=MAX_COMMAND_BYTES,
+            )
+        )
     try:
         return _COMMAND_ADAPTER.validate_json(payload)
     except ValidationError as exc:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 
+from clinicam.i18n import _
+
 PACKAGE = "clinicam"
 MAX_RELEASE_BYTES = 300 * 1024 * 1024
 MAX_MEMBERS = 20_000
@@ -44,7 +46,7 @@ class ReleaseInfo:
 def wheel_name(version: str) -> str:
     """The wheel file name of ``version`` (which must match :data:`VERSION_PATTERN`)."""
     if not _VERSION.fullmatch(version):
-        raise BadRelease(f"{version!r} is not a release version")
+        raise BadRelease(_("{version} is not a release version", version=repr(version)))
     return f"{PACKAGE}-{version}-py3-none-any.whl"
 
 
@@ -53,8 +55,12 @@ def version_of(filename: str) -> str:
     match = _WHEEL.fullmatch(filename)
     if match is None:
         raise BadRelease(
-            f"{filename!r} is not a Clinicam release: expected "
-            f"{PACKAGE}-<version>-py3-none-any.whl (build one with `pip wheel --no-deps .`)"
+            _(
+                "{name} is not a Clinicam release: expected {pattern} "
+                "(build one with `pip wheel --no-deps .`)",
+                name=repr(filename),
+                pattern=f"{PACKAGE}-<version>-py3-none-any.whl",
+            )
         )
     return match.group(1)
 
@@ -72,32 +78,40 @@ def check_wheel(path: Path, filename: str | None = None) -> ReleaseInfo:
     version = version_of(filename or path.name)
     size = path.stat().st_size
     if size > MAX_RELEASE_BYTES:
-        raise BadRelease(f"a release is at most {MAX_RELEASE_BYTES // 2**20} MB")
+        raise BadRelease(_("a release is at most {mb} MB", mb=MAX_RELEASE_BYTES // 2**20))
     try:
         with zipfile.ZipFile(path) as wheel:
             names = wheel.namelist()
             if len(names) > MAX_MEMBERS:
-                raise BadRelease(f"more than {MAX_MEMBERS} files in the wheel")
+                raise BadRelease(_("more than {count} files in the wheel", count=MAX_MEMBERS))
             for name in names:
                 parts = PurePosixPath(name).parts
                 if name.startswith("/") or "\\" in name or ".." in parts or not parts:
-                    raise BadRelease(f"unsafe file name in the wheel: {name!r}")
+                    raise BadRelease(_("unsafe file name in the wheel: {name}", name=repr(name)))
             info = f"{PACKAGE}-{version}.dist-info"
             try:
                 metadata = wheel.read(f"{info}/METADATA").decode("utf-8")
                 wheel_file = wheel.read(f"{info}/WHEEL").decode("utf-8")
             except KeyError:
-                raise BadRelease(f"no {info}/METADATA and WHEEL in the wheel") from None
+                raise BadRelease(
+                    _("no {info}/METADATA and WHEEL in the wheel", info=info)
+                ) from None
             if wheel.testzip() is not None:
-                raise BadRelease("the wheel is corrupt (a member fails its CRC)")
+                raise BadRelease(_("the wheel is corrupt (a member fails its CRC)"))
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError) as exc:
-        raise BadRelease(f"not a readable wheel: {exc}") from None
+        raise BadRelease(_("not a readable wheel: {problem}", problem=str(exc))) from None
     headers = HeaderParser().parsestr(metadata)
     if (headers.get("Name") or "").lower() != PACKAGE or headers.get("Version") != version:
         raise BadRelease(
-            f"the wheel's metadata says {headers.get('Name')} {headers.get('Version')}, "
-            f"its name says {PACKAGE} {version}"
+            _(
+                "the wheel's metadata says {meta_name} {meta_version}, "
+                "its name says {name} {version}",
+                meta_name=headers.get("Name"),
+                meta_version=headers.get("Version"),
+                name=PACKAGE,
+                version=version,
+            )
         )
     if HeaderParser().parsestr(wheel_file).get("Root-Is-Purelib", "").lower() != "true":
-        raise BadRelease("not a pure-Python wheel")
+        raise BadRelease(_("not a pure-Python wheel"))
     return ReleaseInfo(version=version, sha256=sha256_of(path), size=size)

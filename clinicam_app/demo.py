@@ -25,6 +25,7 @@ from typing import Any
 
 from clinicam import tomlwrite
 from clinicam.files import write_atomically
+from clinicam.i18n import _, say
 from clinicam_app import procs
 from clinicam_app.broker import BrokerUser, MosquittoBroker
 
@@ -184,7 +185,7 @@ def _server_config(
                 "patient_id": d.patient,
                 "appliance": d.device_id,
                 "chair": DEMO_EXPERT,
-                "experts": [user for user, _ in demo_experts(opts.experts)],
+                "experts": [user for user, _pw in demo_experts(opts.experts)],
             }
             for d in sec.devices
         ],
@@ -350,20 +351,27 @@ def run_demo(opts: DemoOptions) -> int:
             if name != "server":
                 children[name] = procs.spawn(command)
         _write_info()
-        appliances = "a simulated appliance" if opts.clinics == 1 else "simulated appliances"
-        stations_text = "".join(f"            {u}\n" for u in stations.values())
-        print(
+        banner = _(
             "\n"
-            f"  Clinicam demo is running (mosquitto, the server and {appliances}).\n"
-            f"  Open      {url}\n"
-            f"  User      {', '.join(u for u, _ in demo_experts(opts.experts))}"
-            f" (records admin: {DEMO_ADMIN}; clinic staff: {DEMO_NURSE})\n"
-            f"  Password  {sec.expert_password}\n"
+            "  Clinicam demo is running (mosquitto, the server and {appliances}).\n"
+            "  Open      {url}\n"
+            "  User      {users} (records admin: {admin}; clinic staff: {nurse})\n"
+            "  Password  {password}\n"
             "  Clinic station (the bedside screen; joins when an expert is in the room)\n"
-            f"{stations_text}"
+            "{stations}"
             "  Press Ctrl-C to stop everything.\n",
-            flush=True,
+            appliances=_("a simulated appliance")
+            if opts.clinics == 1
+            else _("simulated appliances"),
+            url=url,
+            users=", ".join(u for u, _pw in demo_experts(opts.experts)),
+            admin=DEMO_ADMIN,
+            nurse=DEMO_NURSE,
+            password=sec.expert_password,
+            stations="".join(f"            {u}\n" for u in stations.values()),
         )
+        say(banner)
+        sys.stdout.flush()
         _LOGGER.info("demo up in %.1f s", time.monotonic() - started)
         while not stopping:
             failed = _supervise()

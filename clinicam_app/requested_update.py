@@ -36,6 +36,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from clinicam.configfile import StrictModel
 from clinicam.files import write_atomically
+from clinicam.i18n import _, say
 from clinicam.release import (
     MAX_RELEASE_BYTES,
     VERSION_PATTERN,
@@ -164,7 +165,7 @@ def install_requested(
     """Consume the request, install its wheel with rollback, leave the result beside it."""
     result = request_path.parent / RESULT_NAME
     if not request_path.exists():
-        print(f"clinicam update: no request at {request_path}")
+        say(_("clinicam update: no request at {path}", path=request_path))
         return 0
     try:
         wanted = read_request(request_path)

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinicam.files import fsync_directory
+from clinicam.i18n import _, localized, say
 from clinicam.sdnotify import HealthReport, monotonic, read_health
 
 _LOGGER = logging.getLogger(__name__)
@@ -282,7 +283,7 @@ def update(source: Path, name: str, opts: UpdateOptions, install: Installer) -> 
         with tree.locked():
             return _update_locked(tree, source, name, opts, install)
     except BlockingIOError:
-        print("clinicam update: another update is running", file=sys.stderr)
+        say(_("clinicam update: another update is running"), file=sys.stderr)
         return 2
 
 
@@ -328,39 +329,62 @@ def _update_locked(
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="clinicam appliance update",
-        description="Install a release beside the running one, switch to it atomically, "
-        "and switch back automatically if it does not come up healthy.",
+        description=localized(
+            _(
+                "Install a release beside the running one, switch to it atomically, "
+                "and switch back automatically if it does not come up healthy."
+            )
+        ),
     )
     p.add_argument(
         "source",
         type=Path,
         nargs="?",
-        help="source tree, wheel, sdist or (--prebuilt) release; omit with --request",
+        help=localized(_("source tree, wheel, sdist or (--prebuilt) release; omit with --request")),
     )
     p.add_argument(
         "--request",
         type=Path,
-        help="install what the appliance's update-request.json asks for (server-triggered; "
-        "clinicam-update.service)",
+        help=localized(
+            _(
+                "install what the appliance's update-request.json asks for "
+                "(server-triggered; clinicam-update.service)"
+            )
+        ),
     )
-    p.add_argument("--run-as", help="user for the new release's smoke test (default: this one)")
-    p.add_argument("--root", type=Path, default=Path("/opt/clinicam"), help="install root")
-    p.add_argument("--prebuilt", action="store_true", help="SOURCE is a ready release: copy it")
-    p.add_argument("--name", help="release folder name (default: the version)")
-    p.add_argument("--service", default="clinicam-appliance", help="systemd unit to restart")
+    p.add_argument(
+        "--run-as",
+        help=localized(_("user for the new release's smoke test (default: this one)")),
+    )
+    p.add_argument(
+        "--root", type=Path, default=Path("/opt/clinicam"), help=localized(_("install root"))
+    )
+    p.add_argument(
+        "--prebuilt",
+        action="store_true",
+        help=localized(_("SOURCE is a ready release: copy it")),
+    )
+    p.add_argument("--name", help=localized(_("release folder name (default: the version)")))
+    p.add_argument(
+        "--service", default="clinicam-appliance", help=localized(_("systemd unit to restart"))
+    )
     p.add_argument(
         "--restart-command",
         default="systemctl restart {service}",
-        help="how to restart the service ({service} is replaced)",
+        help=localized(_("how to restart the service ({service} is replaced)")),
     )
     p.add_argument("--health-file", type=Path, default=Path("/run/clinicam/health.json"))
-    p.add_argument("--health-timeout", type=float, default=90.0, help="seconds to come up")
-    p.add_argument("--settle", type=float, default=20.0, help="seconds to stay up after that")
+    p.add_argument(
+        "--health-timeout", type=float, default=90.0, help=localized(_("seconds to come up"))
+    )
+    p.add_argument(
+        "--settle", type=float, default=20.0, help=localized(_("seconds to stay up after that"))
+    )
     p.add_argument("--log", type=Path, default=Path("/var/lib/clinicam/update.log"))
     p.add_argument("--config", type=Path, default=Path("/etc/clinicam/appliance.toml"))
-    p.add_argument("--extras", default="appliance", help="package extras to install")
-    p.add_argument("--python", default=sys.executable, help="Python for the new venv")
-    p.add_argument("--keep", type=int, default=3, help="releases to keep on disk")
+    p.add_argument("--extras", default="appliance", help=localized(_("package extras to install")))
+    p.add_argument("--python", default=sys.executable, help=localized(_("Python for the new venv")))
+    p.add_argument("--keep", type=int, default=3, help=localized(_("releases to keep on disk")))
     return p
 
 
@@ -369,7 +393,7 @@ def main_update(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if (args.source is None) == (args.request is None):
-        parser.error("give either SOURCE or --request FILE")
+        parser.error(localized(_("give either SOURCE or --request FILE")))
     if not logging.getLogger().handlers:
         from clinicam.logsetup import setup_logging
 
@@ -379,14 +403,23 @@ def main_update(argv: list[str]) -> int:
     try:
         name = args.name or release_name(args.source, args.prebuilt)
     except (OSError, KeyError, IndexError, tomllib.TOMLDecodeError) as exc:
-        print(
-            f"clinicam update: cannot tell the version of {args.source} ({exc}); pass --name",
+        say(
+            _(
+                "clinicam update: cannot tell the version of {source} ({problem}); pass --name",
+                source=args.source,
+                problem=exc,
+            ),
             file=sys.stderr,
         )
         return 2
     if not _NAME.fullmatch(name) or not args.source.exists():
-        print(
-            f"clinicam update: bad release name {name!r} or missing {args.source}", file=sys.stderr
+        say(
+            _(
+                "clinicam update: bad release name {name} or missing {source}",
+                name=repr(name),
+                source=args.source,
+            ),
+            file=sys.stderr,
         )
         return 2
     opts = _options(args)
@@ -399,7 +432,13 @@ def main_update(argv: list[str]) -> int:
 
 def _report(code: int, root: Path) -> int:
     current = ReleaseTree(root).link("current")
-    print(f"clinicam update: exit {code}; current release {current.name if current else 'none'}")
+    say(
+        _(
+            "clinicam update: exit {code}; current release {release}",
+            code=code,
+            release=current.name if current else _("none"),
+        )
+    )
     return code
 
 

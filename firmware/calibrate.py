@@ -16,10 +16,11 @@ from typing import Any
 
 from clinicam import tomlwrite
 from clinicam.files import write_atomically
+from clinicam.i18n import _
 from firmware.config import AxisCalibration, PanTiltConfig
 
 NUDGES = {"+": 1.0, "-": -1.0, "++": 5.0, "--": -5.0}
-HELP = "  +/- nudge 1°, ++/-- nudge 5°, Enter accept, q abort"
+HELP = _("  +/- nudge 1°, ++/-- nudge 5°, Enter accept, q abort")
 
 
 class CalibrationAborted(Exception):
@@ -58,13 +59,13 @@ def _mark(
     say(HELP)
     while True:
         driver.drive(axis.channel, angle)
-        answer = ask(f"  servo at {angle:.0f}° > ").strip()
+        answer = ask(_("  servo at {angle}° > ", angle=f"{angle:.0f}")).strip()
         if answer == "":
             return angle
         if answer.lower() == "q":
             raise CalibrationAborted
         if answer not in NUDGES:
-            say(f"  '{answer}' is not a nudge.")
+            say(_("  '{answer}' is not a nudge.", answer=answer))
             continue
         angle = min(max(angle + NUDGES[answer], 0.0), axis.actuation_range_deg)
 
@@ -82,7 +83,7 @@ def calibrate_axis(
         driver,
         axis,
         axis.centre_deg,
-        f"{label}: nudge until the camera looks straight ahead.",
+        _("{axis}: nudge until the camera looks straight ahead.", axis=label),
         ask,
         say,
     )
@@ -90,17 +91,28 @@ def calibrate_axis(
         driver,
         axis,
         centre,
-        f"{label}: move to the furthest safe {plus} "
-        "position (the bracket must not touch anything).",
+        _(
+            "{axis}: move to the furthest safe {direction} position "
+            "(the bracket must not touch anything).",
+            axis=label,
+            direction=plus,
+        ),
         ask,
         say,
     )
     far_minus = _mark(
-        driver, axis, centre, f"{label}: now the furthest safe {minus} position.", ask, say
+        driver,
+        axis,
+        centre,
+        _("{axis}: now the furthest safe {direction} position.", axis=label, direction=minus),
+        ask,
+        say,
     )
     driver.drive(axis.channel, centre)
     if far_plus == centre or far_minus == centre or (far_plus - centre) * (far_minus - centre) > 0:
-        raise ValueError(f"{label}: the two limits must lie on either side of the centre")
+        raise ValueError(
+            _("{axis}: the two limits must lie on either side of the centre", axis=label)
+        )
     invert = far_plus < centre
     sign = -1.0 if invert else 1.0
     return axis.model_copy(
@@ -119,8 +131,8 @@ def run_calibration(
     """Walk both axes; returns the new, validated calibration."""
     driver = ServoDriver(config, i2c)
     try:
-        pan = calibrate_axis(driver, config.pan, ("Pan", "RIGHT", "LEFT"), ask, say)
-        tilt = calibrate_axis(driver, config.tilt, ("Tilt", "UP", "DOWN"), ask, say)
+        pan = calibrate_axis(driver, config.pan, (_("Pan"), _("RIGHT"), _("LEFT")), ask, say)
+        tilt = calibrate_axis(driver, config.tilt, (_("Tilt"), _("UP"), _("DOWN")), ask, say)
     finally:
         driver.release(config.pan.channel)
         driver.release(config.tilt.channel)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from clinicam.configfile import ConfigError, load_config
 from clinicam.const import ENV_APPLIANCE_PREFIX
+from clinicam.i18n import ENGLISH, Translator, _, environment_locale, localized, message_of, say
 from clinicam.logsetup import setup_logging
 from firmware.config import ApplianceConfig
 from firmware.provisioning import doctor_hardware as hw
@@ -56,7 +57,8 @@ def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         return failed(name, exc.detail, exc.fix)
     except Exception as exc:
         _LOGGER.debug("check %s crashed", name, exc_info=True)
-        return failed(name, f"unexpected error: {type(exc).__name__}: {exc}", hw.STOP_SERVICE)
+        problem = f"{type(exc).__name__}: {exc}"
+        return failed(name, _("unexpected error: {problem}", problem=problem), hw.STOP_SERVICE)
 
 
 def _simulated(
@@ -89,7 +91,7 @@ def _hardware_checks(
     if results[-1].ok:
         results.append(_guarded(hw.SERVOS, lambda: hw.check_servos(config.pantilt, bus)))
     else:
-        results.append(failed(hw.SERVOS, "not tried: no PCA9685", "fix the I2C check first"))
+        results.append(failed(hw.SERVOS, _("not tried: no PCA9685"), _("fix the I2C check first")))
     results.append(_guarded(hw.GPIO, lambda: hw.check_gpio(config, parts.pin_factory)))
     return results
 
@@ -138,36 +140,51 @@ def _row(cells: tuple[str, str, str, str], widths: tuple[int, int, int, int]) ->
     return lines
 
 
-def format_table(results: Iterable[CheckResult]) -> str:
-    """The report as a text table with a summary line."""
+def format_table(results: Iterable[CheckResult], locale: str = ENGLISH) -> str:
+    """The report as a text table with a summary line, in ``locale``."""
     results = list(results)
-    name_width = max([len("CHECK"), *(len(r.name) for r in results)])
+    tr = Translator(locale)
+    head = (tr.text(_("CHECK")), tr.text(_("RESULT")), tr.text(_("DETAIL")), tr.text(_("FIX")))
+    name_width = max([len(head[0]), *(len(tr.text(r.name)) for r in results)])
     widths = (name_width, 6, DETAIL_WIDTH, FIX_WIDTH)
-    lines = _row(("CHECK", "RESULT", "DETAIL", "FIX"), widths)
+    lines = _row(head, widths)
     lines.append("  ".join("-" * width for width in widths))
-    for result in results:
-        lines += _row((result.name, result.status, result.detail, result.fix or "-"), widths)
+    for r in results:
+        cells = (tr.text(r.name), r.status, tr.text(r.detail), tr.text(r.fix) if r.fix else "-")
+        lines += _row(cells, widths)
     counts = {
         status: sum(r.status == status for r in results) for status in ("PASS", "WARN", "FAIL")
     }
-    lines += [
-        "",
-        f"{len(results)} checks: {counts['PASS']} passed, {counts['WARN']} warnings, "
-        f"{counts['FAIL']} failed",
-    ]
+    summary = _(
+        "{count} checks: {passed} passed, {warnings} warnings, {failed} failed",
+        count=len(results),
+        passed=counts["PASS"],
+        warnings=counts["WARN"],
+        failed=counts["FAIL"],
+    )
+    lines += ["", tr.text(summary)]
     return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clinicam appliance doctor",
-        description="Check camera, I2C/PCA9685, servos, GPIO, broker, server, clock, disk "
-        "and temperature; print a pass/fail table with fixes. Stop clinicam-appliance first.",
+        description=localized(
+            _(
+                "Check camera, I2C/PCA9685, servos, GPIO, broker, server, clock, disk and "
+                "temperature; print a pass/fail table with fixes. Stop clinicam-appliance first."
+            )
+        ),
     )
-    parser.add_argument("-c", "--config", type=Path, help="appliance TOML configuration file")
+    parser.add_argument(
+        "-c", "--config", type=Path, help=localized(_("appliance TOML configuration file"))
+    )
     parser.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="network timeout in seconds"
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=localized(_("network timeout in seconds")),
     )
     return parser
 
@@ -179,11 +196,21 @@ def main_doctor(argv: list[str], config: ApplianceConfig | None = None) -> int:
         try:
             config = load_config(ApplianceConfig, args.config, env_prefix=ENV_APPLIANCE_PREFIX)
         except ConfigError as exc:
-            print(f"clinicam appliance doctor: {exc}", file=sys.stderr)
+            say(
+                _("clinicam appliance doctor: {problem}", problem=message_of(exc)),
+                file=sys.stderr,
+            )
             return 2
     if not logging.getLogger().handlers:  # a caller (the CLI, a test) may have set it up
         setup_logging("WARNING", "doctor")
-    print(f"Checking appliance {config.device_id} ({config.backend}) …", flush=True)
+    say(
+        _(
+            "Checking appliance {device} ({backend}) …",
+            device=config.device_id,
+            backend=config.backend,
+        )
+    )
+    sys.stdout.flush()
     results = run_checks(config, root=args.root, timeout_s=args.timeout)
-    print(format_table(results))
+    print(format_table(results, environment_locale()))
     return 0 if all(result.ok for result in results) else 1

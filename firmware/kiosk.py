@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from clinicam.configfile import ConfigError, load_config
 from clinicam.const import ENV_APPLIANCE_PREFIX
+from clinicam.i18n import _, localized, message_of, say
 from firmware.config import ApplianceConfig
 
 PAGE = """<!doctype html>
@@ -47,19 +48,35 @@ def write_kiosk_page(config: ApplianceConfig, output: Path) -> None:
 def main_kiosk_page(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="clinicam appliance kiosk-page",
-        description="Write the kiosk browser's start page (the clinic station of this appliance).",
+        description=localized(
+            _("Write the kiosk browser's start page (the clinic station of this appliance).")
+        ),
     )
-    parser.add_argument("-c", "--config", type=Path, help="the appliance's TOML configuration")
-    parser.add_argument("--output", type=Path, required=True, help="the HTML file to write")
+    parser.add_argument(
+        "-c", "--config", type=Path, help=localized(_("the appliance's TOML configuration"))
+    )
+    parser.add_argument(
+        "--output", type=Path, required=True, help=localized(_("the HTML file to write"))
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(ApplianceConfig, args.config, env_prefix=ENV_APPLIANCE_PREFIX)
     except ConfigError as exc:
-        print(f"clinicam appliance kiosk-page: {exc}", file=sys.stderr)
+        say(
+            _("clinicam appliance kiosk-page: {problem}", problem=message_of(exc)),
+            file=sys.stderr,
+        )
         return 2
     try:
         write_kiosk_page(config, args.output)
     except OSError as exc:
-        print(f"clinicam appliance kiosk-page: cannot write {args.output}: {exc}", file=sys.stderr)
+        say(
+            _(
+                "clinicam appliance kiosk-page: cannot write {path}: {problem}",
+                path=args.output,
+                problem=str(exc),
+            ),
+            file=sys.stderr,
+        )
         return 1
     return 0

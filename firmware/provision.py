@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from clinicam.i18n import _, localized, say
 from clinicam.logsetup import setup_logging
 from firmware.hardware.gpio import GpioConfig, GpioStatusLight, LightPattern, StatusLight
 from firmware.provisioning import appliance, report, source, steps, sysfiles
@@ -166,7 +167,7 @@ def provision(
 
 def open_status_light(root: Path) -> StatusLight | None:
     """The status LED as the device's existing configuration places it (None if unusable)."""
-    base, _ = appliance.load_base(root)
+    base, _path = appliance.load_base(root)
     try:
         gpio = GpioConfig.model_validate(base.get("gpio", {}))
         if not gpio.enabled:
@@ -185,16 +186,22 @@ def open_status_light(root: Path) -> StatusLight | None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clinicam appliance provision",
-        description="Apply clinicam.toml from the boot partition (first-boot provisioning).",
+        description=localized(
+            _("Apply clinicam.toml from the boot partition (first-boot provisioning).")
+        ),
     )
-    parser.add_argument("--boot", type=Path, default=DEFAULT_BOOT, help="boot partition")
-    parser.add_argument("--root", type=Path, default=Path("/"), help="system root to write")
+    parser.add_argument(
+        "--boot", type=Path, default=DEFAULT_BOOT, help=localized(_("boot partition"))
+    )
+    parser.add_argument(
+        "--root", type=Path, default=Path("/"), help=localized(_("system root to write"))
+    )
     parser.add_argument(
         "--led-hold",
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="keep showing the result on the status LED this long before exiting",
+        help=localized(_("keep showing the result on the status LED this long before exiting")),
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
@@ -214,9 +221,9 @@ def main_provision(argv: list[str]) -> int:
         if light is not None:
             light.close()
     if result.status == "ok":
-        print(f"provisioned {result.device_id}")
+        say(_("provisioned {device}", device=result.device_id))
     elif result.status == "failed":
-        print(f"provisioning failed: see {args.boot / report.LOG_FILE}")
+        say(_("provisioning failed: see {path}", path=args.boot / report.LOG_FILE))
     else:
-        print("nothing to provision")
+        say(_("nothing to provision"))
     return result.exit_code

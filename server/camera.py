@@ -13,6 +13,7 @@ import logging
 import secrets
 from typing import Any, Protocol
 
+from clinicam.i18n import _
 from clinicam.protocol import AnyCommand, CommandAck, CommandRejected, validate_command
 from server.audit.trail import AuditTrail
 from server.config import ConsultationConfig
@@ -70,7 +71,7 @@ async def camera_command(
         await state.audit.record(
             username, "camera.refused", target, {**detail, "reason": "not a camera command"}
         )
-        raise NotACameraCommand(f"op: '{command.op}' is not a camera command")
+        raise NotACameraCommand(_("op: '{op}' is not a camera command", op=command.op))
     floor = state.rooms.get(consultation).floor
     if not floor.may_control(username):  # R2: only the holder's requests are forwarded
         _LOGGER.info(
@@ -79,7 +80,7 @@ async def camera_command(
         await state.audit.record(
             username, "camera.refused", target, {**detail, "holder": floor.holder}
         )
-        raise ControlHeldElsewhere(f"camera control is held by {floor.holder}")
+        raise ControlHeldElsewhere(_("camera control is held by {holder}", holder=floor.holder))
     try:
         ack = await state.appliances.send(consultation.appliance, command, allowed=CAMERA_OPS)
     except (CommandNotSent, CommandUnconfirmed) as exc:

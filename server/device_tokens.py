@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clinicam.files import write_atomically
+from clinicam.i18n import _
 from server.auth import LoginThrottle
 from server.config import DeviceAccount, ServerConfig
 from server.slow_checks import SlowChecks
@@ -60,7 +61,7 @@ def load_key(state_dir: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     if len(key) != KEY_BYTES:
-        raise DeviceKeyMissing(f"{key_path(state_dir)} is not a device token key")
+        raise DeviceKeyMissing(_("{path} is not a device token key", path=key_path(state_dir)))
     return key
 
 
@@ -84,10 +85,11 @@ def issue_device_token(state_dir: Path, device_id: str) -> IssuedToken:
 
 
 def reissue_hint(device_id: str) -> str:
-    return (
-        f"run 'clinicam device-token --config <server.toml> {device_id}', put its "
+    return _(
+        "run 'clinicam device-token --config <server.toml> {device}', put its "
         "token_hash into the server's [[devices]] table and its token into the "
-        "appliance's server.token"
+        "appliance's server.token",
+        device=device_id,
     )
 
 
@@ -96,9 +98,14 @@ def check_key(config: ServerConfig) -> None:
     keyed = [d.device_id for d in config.devices if d.token_hash.startswith(HASH_PREFIX)]
     if keyed and load_key(config.state_dir) is None:
         raise DeviceKeyMissing(
-            f"devices {keyed} have keyed token hashes, but the server's key "
-            f"{key_path(config.state_dir)} is missing (was state_dir moved or wiped?): "
-            "restore that file, or for each device " + reissue_hint("<device>")
+            _(
+                "devices {devices} have keyed token hashes, but the server's key {path} is "
+                "missing (was state_dir moved or wiped?): restore that file, or for each "
+                "device {hint}",
+                devices=str(keyed),
+                path=key_path(config.state_dir),
+                hint=reissue_hint("<device>"),
+            )
         )
 
 

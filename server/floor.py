@@ -14,6 +14,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
+from clinicam.i18n import _
+
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -75,24 +77,26 @@ class FloorControl:
 
     def _require_participant(self, user: str) -> None:
         if user not in self._participants:
-            raise FloorError(f"{user} is not a participant of this consultation")
+            raise FloorError(_("{user} is not a participant of this consultation", user=user))
 
     def _require_chair(self, by: str, action: str) -> None:
         if by != self.chair:
-            raise FloorError(f"only the chair ({self.chair}) can {action}")
+            raise FloorError(
+                _("only the chair ({chair}) can {action}", chair=self.chair, action=action)
+            )
 
     def request(self, user: str) -> FloorEvent:
         self._require_participant(user)
         if user == self.holder:
-            raise FloorError(f"{user} already holds control")
+            raise FloorError(_("{user} already holds control", user=user))
         if self.requests.get(user) is FloorState.PENDING:
-            raise FloorError(f"{user} has already asked for control")
+            raise FloorError(_("{user} has already asked for control", user=user))
         return self._record(user, FloorState.PENDING, user)
 
     def grant(self, by: str, user: str) -> FloorEvent:
-        self._require_chair(by, "grant control")
+        self._require_chair(by, _("grant control"))
         if self.requests.get(user) is not FloorState.PENDING:
-            raise FloorError(f"{user} has not asked for control")
+            raise FloorError(_("{user} has not asked for control", user=user))
         previous = self.holder
         self.holder = user
         if previous != self.chair:
@@ -100,23 +104,23 @@ class FloorControl:
         return self._record(user, FloorState.GRANTED, by)
 
     def deny(self, by: str, user: str) -> FloorEvent:
-        self._require_chair(by, "refuse a request")
+        self._require_chair(by, _("refuse a request"))
         if self.requests.get(user) is not FloorState.PENDING:
-            raise FloorError(f"{user} has not asked for control")
+            raise FloorError(_("{user} has not asked for control", user=user))
         return self._record(user, FloorState.DENIED, by)
 
     def release(self, by: str) -> FloorEvent:
         if by != self.holder:
-            raise FloorError(f"{by} does not hold control")
+            raise FloorError(_("{user} does not hold control", user=by))
         if by == self.chair:
-            raise FloorError("the chair keeps control until granting it to someone")
+            raise FloorError(_("the chair keeps control until granting it to someone"))
         self.holder = self.chair
         return self._record(by, FloorState.RELEASED, by)
 
     def revoke(self, by: str) -> FloorEvent:
-        self._require_chair(by, "take control back")
+        self._require_chair(by, _("take control back"))
         if self.holder == self.chair:
-            raise FloorError("the chair already holds control")
+            raise FloorError(_("the chair already holds control"))
         previous = self.holder
         self.holder = self.chair
         return self._record(previous, FloorState.REVOKED, by)

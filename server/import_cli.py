@@ -13,6 +13,7 @@ import getpass
 import sys
 from pathlib import Path
 
+from clinicam.i18n import _, localized, say
 from server.access.grants import holds_edit_grant
 from server.audit.log import AuditLog
 from server.audit.trail import AuditTrail
@@ -47,15 +48,16 @@ def _open(config: ServerConfig) -> tuple[Database, RecordFiling]:
 
 
 def _progress(job: ImportJob) -> None:
-    print(f"\r  {job.done}/{job.total} files, {job.filed} filed", end="", flush=True)
+    line = _("{done}/{total} files, {filed} filed", done=job.done, total=job.total, filed=job.filed)
+    print(f"\r  {localized(line)}", end="", flush=True)  # i18n: not for people (layout)
 
 
 def _report(job: ImportJob, database: Database, target: str) -> int:
     print()
     for reason in job.skipped:
-        print(f"  skipped: {reason}")
+        say(_("  skipped: {reason}", reason=reason))
     if job.error:
-        print(f"error: {job.error}", file=sys.stderr)
+        say(_("error: {problem}", problem=job.error), file=sys.stderr)
     with database.session() as session, session.begin():
         AuditLog().append(
             session,
@@ -64,13 +66,20 @@ def _report(job: ImportJob, database: Database, target: str) -> int:
             target,
             {"kind": job.kind, "filed": job.filed, "skipped": len(job.skipped), "error": job.error},
         )
-    print(f"{job.kind} import: {job.filed} filed, {len(job.skipped)} skipped")
+    say(
+        _(
+            "{kind} import: {filed} filed, {skipped} skipped",
+            kind=job.kind,
+            filed=job.filed,
+            skipped=len(job.skipped),
+        )
+    )
     return 0 if job.state == "done" else 1
 
 
 def import_dicom(config: ServerConfig, folder: Path, patient: str, name: str | None) -> int:
     if not folder.is_dir():
-        print(f"error: {folder} is not a folder", file=sys.stderr)
+        say(_("error: {folder} is not a folder", folder=folder), file=sys.stderr)
         return 2
     database, filing = _open(config)
     try:

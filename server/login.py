@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from clinicam.i18n import _
 from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, Session, SessionStore
 from server.config import ServerConfig
@@ -48,7 +49,7 @@ class LoginService:
             attempt.failed()
             _LOGGER.warning("login failed for %r from %s", username, address)
             await self.audit.record(username, "login.failed", "session", {"address": address})
-            raise WrongCredentials("wrong user name or password")
+            raise WrongCredentials(_("wrong user name or password"))
         attempt.succeeded()
         token, session = self.sessions.create(expert.username)
         _LOGGER.info("expert %s logged in from %s", expert.username, address)

@@ -19,6 +19,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
 from clinicam.aiortc_compat import self_check
+from clinicam.i18n import _
 from clinicam.ice import IceConfig, keep_loopback_candidates
 from clinicam.keyframes import forward_keyframe_requests
 from server.archive.recorder import ArchiveRecorder
@@ -233,7 +234,7 @@ class MediaHub:
         station = room.station
         key = (room.consultation.id, station.name)
         async with self._offering[key]:
-            pc, incoming, _ = await self._viewer_peer(key, sdp)
+            pc, incoming, _unused = await self._viewer_peer(key, sdp)
             track, mix = station.attach(incoming.get("audio"), locale)
             return await self._answer_viewer(
                 pc, key, station.name, track, mix, lambda: station.detach(track)
@@ -292,8 +293,10 @@ class MediaHub:
             left()
             await pc.close()
             raise NoCommonCodec(
-                "this browser did not offer H.264 video, which the composite "
-                "needs: use a current Chrome, Edge, Firefox or Safari"
+                _(
+                    "this browser did not offer H.264 video, which the composite "
+                    "needs: use a current Chrome, Edge, Firefox or Safari"
+                )
             )
         return answer
 

@@ -37,6 +37,7 @@ from clinicam.const import (
     TOPIC_TELEMETRY,
     device_topic,
 )
+from clinicam.i18n import _
 from clinicam.mqtt_config import MqttConfig, make_client, publish_properties
 from clinicam.protocol import ApplianceState, CommandAck, UplinkFigures, WireModel
 
@@ -126,9 +127,9 @@ class ApplianceLink:
         """
         op = getattr(command, "op", None)
         if op not in allowed:
-            raise CommandNotAllowed(f"op: '{op}' may not be sent this way")
+            raise CommandNotAllowed(_("op: '{op}' may not be sent this way", op=op))
         if not self.connected:
-            raise CommandNotSent("the server is not connected to the broker: nothing was sent")
+            raise CommandNotSent(_("the server is not connected to the broker: nothing was sent"))
         not_after = time.time() + timeout_s
         command = command.model_copy(update={"not_after": not_after})
         correlation = secrets.token_bytes(12)
@@ -150,8 +151,12 @@ class ApplianceLink:
                 return await future
         except TimeoutError:
             raise CommandUnconfirmed(
-                f"appliance {device_id} did not confirm the command within {timeout_s:.0f} s: "
-                "it is not confirmed and may or may not have run; it cannot start any more"
+                _(
+                    "appliance {device} did not confirm the command within {seconds} s: "
+                    "it is not confirmed and may or may not have run; it cannot start any more",
+                    device=device_id,
+                    seconds=f"{timeout_s:.0f}",
+                )
             ) from None
         finally:
             self._pending.pop(correlation, None)

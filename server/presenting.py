@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Protocol
 import av
 from PIL import Image, ImageOps
 
-from clinicam.i18n import LOCALES, N_, Text, _
+from clinicam.i18n import LOCALES, N_, Text, _, message_of
 from server.config import ConsultationConfig, LiveViewConfig
 from server.domain_errors import Conflict, Unprocessable
 from server.media.presentation import presentation_frame, text_frame
@@ -155,7 +155,9 @@ class PresentationService:
         """Show one record item to everyone in the consultation; returns what is shown."""
         row = await self._records.read(who, patient, category, raw_id, "present")
         if consultation.patient_id != patient.external_id:
-            raise NotThisPatient("only records of this consultation's patient can be shared in it")
+            raise NotThisPatient(
+                _("only records of this consultation's patient can be shared in it")
+            )
         title = getattr(row, "title", None) or Text(
             CATEGORY_NAMES.get(category, category.replace("_", " "))
         )
@@ -163,7 +165,9 @@ class PresentationService:
         try:
             frame = await asyncio.to_thread(self._frame, category, row, window, caption)
         except (OSError, ValueError) as exc:
-            raise Unprocessable(f"cannot show this item: {exc}") from None
+            raise Unprocessable(
+                _("cannot show this item: {problem}", problem=message_of(exc))
+            ) from None
         room = self._stages.get(consultation)
         info = {"category": category, "id": row.id, "by": who, "caption": caption}
         # A disclosure to the room: logged before it happens (no entry, no showing).
@@ -184,7 +188,7 @@ class PresentationService:
         room = self._stages.get(consultation)
         info = room.presentation_info
         if info is None:
-            raise NothingPresented("nothing is presented: share a record item first")
+            raise NothingPresented(_("nothing is presented: share a record item first"))
         detail = {"category": info["category"], "id": info["id"], "consultation": consultation.id}
         action = "record.shown_to_clinic" if shown else "record.hidden_from_clinic"
         await self._audit.record(who, action, f"patient:{consultation.patient_id}", detail)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clinicam.i18n import TextList, _
 from firmware.config import ApplianceConfig, AxisCalibration, PanTiltConfig
 from firmware.hardware.gpio import GpioStatusLight, LightPattern
 from firmware.hardware.protocols import Camera
@@ -24,9 +25,9 @@ from firmware.provisioning.sysfiles import under
 
 _LOGGER = logging.getLogger(__name__)
 
-CAMERA, I2C, SERVOS, GPIO = "camera", "I2C + PCA9685", "servos", "GPIO"
-STOP_SERVICE = "stop the appliance first: sudo systemctl stop clinicam-appliance"
-CAMERA_PACKAGE_FIX = "sudo apt install python3-picamera2; enable camera in config.txt"
+CAMERA, I2C, SERVOS, GPIO = _("camera"), _("I2C + PCA9685"), _("servos"), _("GPIO")
+STOP_SERVICE = _("stop the appliance first: sudo systemctl stop clinicam-appliance")
+CAMERA_PACKAGE_FIX = _("sudo apt install python3-picamera2; enable camera in config.txt")
 I2C_DEVICE = "/dev/i2c-1"
 DARK_MEAN_Y = 8.0
 SERVO_STEP_DEG = 2.0
@@ -54,13 +55,16 @@ def _open_pi_camera(config: ApplianceConfig) -> Camera:
         return PiCamera(config.camera)
     except ImportError as exc:
         raise CheckFailed(
-            f"camera software missing ({exc.name or exc})", CAMERA_PACKAGE_FIX
+            _("camera software missing ({name})", name=exc.name or str(exc)), CAMERA_PACKAGE_FIX
         ) from None
     except Exception as exc:
         raise CheckFailed(
-            f"no camera: {exc}",
-            "check the ribbon cable (both ends, contacts the right way) and "
-            f"'rpicam-hello --list-cameras'; {STOP_SERVICE}",
+            _("no camera: {problem}", problem=str(exc)),
+            _(
+                "check the ribbon cable (both ends, contacts the right way) and "
+                "'rpicam-hello --list-cameras'; {stop}",
+                stop=STOP_SERVICE,
+            ),
         ) from None
 
 
@@ -80,28 +84,37 @@ def check_camera(config: ApplianceConfig, camera: Camera | None) -> CheckResult:
             close = getattr(cam, "close", None)
             if close is not None:
                 close()
-    kind = "camera" if config.backend == "pi" else "simulated camera"
+    kind = _("camera") if config.backend == "pi" else _("simulated camera")
     if (frame.width, frame.height) != (width, height):
         return failed(
             CAMERA,
-            f"{kind} gave {frame.width}×{frame.height}, expected {width}×{height}",
-            "check [camera] width/height for this camera module",
+            _(
+                "{kind} gave {got}, expected {wanted}",
+                kind=kind,
+                got=f"{frame.width}×{frame.height}",
+                wanted=f"{width}×{height}",
+            ),
+            _("check [camera] width/height for this camera module"),
         )
     if float(luma.mean()) < DARK_MEAN_Y:
         return warned(
             CAMERA,
-            f"{kind}: {width}×{height} frame, but the picture is black",
-            "take the lens cap off, switch the room light on",
+            _(
+                "{kind}: {size} frame, but the picture is black",
+                kind=kind,
+                size=f"{width}×{height}",
+            ),
+            _("take the lens cap off, switch the room light on"),
         )
-    return passed(CAMERA, f"{kind}: {width}×{height} frame captured")
+    return passed(CAMERA, _("{kind}: {size} frame captured", kind=kind, size=f"{width}×{height}"))
 
 
 def open_pi_bus(root: Path) -> Any:
     """The Pi's I2C bus through Blinka, as the firmware opens it."""
     if not under(root, I2C_DEVICE).exists():
         raise CheckFailed(
-            f"{I2C_DEVICE} does not exist (I2C is off)",
-            "sudo raspi-config nonint do_i2c 0, then reboot",
+            _("{device} does not exist (I2C is off)", device=I2C_DEVICE),
+            _("sudo raspi-config nonint do_i2c 0, then reboot"),
         )
     try:
         import board
@@ -109,7 +122,8 @@ def open_pi_bus(root: Path) -> Any:
         return board.I2C()
     except Exception as exc:
         raise CheckFailed(
-            f"cannot open I2C bus 1: {exc}", "the user must be in group i2c"
+            _("cannot open I2C bus 1: {problem}", problem=str(exc)),
+            _("the user must be in group i2c"),
         ) from None
 
 
@@ -136,12 +150,24 @@ def check_pca9685(bus: Any, address: int) -> CheckResult:
     except (ValueError, OSError) as exc:
         return failed(
             I2C,
-            f"no PCA9685 answers at 0x{address:02x} ({exc})",
-            "'i2cdetect -y 1' must show the address: check SDA/SCL/VCC/GND wiring "
-            "(hardware/README.md) and pantilt.i2c_address",
+            _(
+                "no PCA9685 answers at {address} ({problem})",
+                address=f"0x{address:02x}",
+                problem=exc,
+            ),
+            _(
+                "'i2cdetect -y 1' must show the address: check SDA/SCL/VCC/GND wiring "
+                "(hardware/README.md) and pantilt.i2c_address"
+            ),
         )
     return passed(
-        I2C, f"PCA9685 answers at 0x{address:02x} (MODE1 0x{mode1:02x}, PRE_SCALE {prescale})"
+        I2C,
+        _(
+            "PCA9685 answers at {address} (MODE1 {mode1}, PRE_SCALE {prescale})",
+            address=f"0x{address:02x}",
+            mode1=f"0x{mode1:02x}",
+            prescale=prescale,
+        ),
     )
 
 
@@ -172,30 +198,50 @@ def check_servos(pantilt: PanTiltConfig, bus: Any) -> CheckResult:
     from firmware.hardware.pantilt import ServoPanTilt
 
     head = ServoPanTilt(pantilt, i2c=bus)
-    axis, readings, wrong = pantilt.pan, [], []
+    axis = pantilt.pan
+    readings: list[str] = []
+    wrong: list[str] = []
     try:
         for step in (0.0, SERVO_STEP_DEG, -SERVO_STEP_DEG, 0.0):
-            target, _ = head.move_to(step, 0.0)
+            target, _tilt = head.move_to(step, 0.0)
             time.sleep(SERVO_PAUSE_S)
             measured = read_pulse_us(bus, pantilt.i2c_address, axis.channel)
             expected = expected_pulse_us(axis, target)
-            readings.append("off" if measured is None else f"{measured:.0f}")
+            readings.append(_("off") if measured is None else f"{measured:.0f}")
             if measured is None or abs(measured - expected) > PULSE_TOLERANCE_US:
-                wrong.append(f"{target:+.0f}° wanted {expected:.0f} µs")
+                wrong.append(
+                    _(
+                        "{target}° wanted {expected} µs",
+                        target=f"{target:+.0f}",
+                        expected=f"{expected:.0f}",
+                    )
+                )
     finally:
         head.release()
-    seen = " → ".join(readings)
+    seen = TextList(readings, " → ")
     if wrong:
         return failed(
             SERVOS,
-            f"pan channel {axis.channel} read back {seen} µs; {'; '.join(wrong)}",
-            "the PCA9685 does not keep what was written: check its wiring and the "
-            "pantilt channel numbers; replace the board if it persists",
+            _(
+                "pan channel {channel} read back {seen} µs; {wrong}",
+                channel=axis.channel,
+                seen=seen,
+                wrong=TextList(wrong),
+            ),
+            _(
+                "the PCA9685 does not keep what was written: check its wiring and the "
+                "pantilt channel numbers; replace the board if it persists"
+            ),
         )
     return passed(
         SERVOS,
-        f"pan channel {axis.channel} moved ±{SERVO_STEP_DEG:.0f}° and back "
-        f"({seen} µs read back); watch the head twitch",
+        _(
+            "pan channel {channel} moved ±{step}° and back ({seen} µs read back); "
+            "watch the head twitch",
+            channel=axis.channel,
+            step=f"{SERVO_STEP_DEG:.0f}",
+            seen=seen,
+        ),
     )
 
 
@@ -203,7 +249,7 @@ def check_gpio(config: ApplianceConfig, pin_factory: object | None) -> CheckResu
     """The status LED and privacy button pins can be claimed; the LED blinks briefly."""
     gpio = config.gpio
     if not gpio.enabled:
-        return passed(GPIO, "not used (gpio.enabled = false)")
+        return passed(GPIO, _("not used (gpio.enabled = false)"))
     light: GpioStatusLight | None = None
     button: Any = None
     try:
@@ -217,9 +263,17 @@ def check_gpio(config: ApplianceConfig, pin_factory: object | None) -> CheckResu
     except Exception as exc:
         return failed(
             GPIO,
-            f"cannot use GPIO{gpio.led_pin}/GPIO{gpio.button_pin}: {exc}",
-            f"{STOP_SERVICE}; check gpio.led_pin and gpio.button_pin; "
-            "on a Pi: sudo apt install python3-lgpio",
+            _(
+                "cannot use GPIO{led}/GPIO{button}: {problem}",
+                led=gpio.led_pin,
+                button=gpio.button_pin,
+                problem=str(exc),
+            ),
+            _(
+                "{stop}; check gpio.led_pin and gpio.button_pin; "
+                "on a Pi: sudo apt install python3-lgpio",
+                stop=STOP_SERVICE,
+            ),
         )
     finally:
         for device in (light, button):
@@ -228,11 +282,16 @@ def check_gpio(config: ApplianceConfig, pin_factory: object | None) -> CheckResu
     if pressed:
         return warned(
             GPIO,
-            f"privacy button on GPIO{gpio.button_pin} reads pressed",
-            "if nobody presses it, its wire touches ground: check the button wiring",
+            _("privacy button on GPIO{button} reads pressed", button=gpio.button_pin),
+            _("if nobody presses it, its wire touches ground: check the button wiring"),
         )
     return passed(
         GPIO,
-        f"status LED on GPIO{gpio.led_pin} (blinked for {LED_SHOW_S:.0f} s), "
-        f"privacy button on GPIO{gpio.button_pin} released",
+        _(
+            "status LED on GPIO{led} (blinked for {seconds} s), "
+            "privacy button on GPIO{button} released",
+            led=gpio.led_pin,
+            seconds=f"{LED_SHOW_S:.0f}",
+            button=gpio.button_pin,
+        ),
     )

@@ -20,14 +20,15 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from clinicam.i18n import _
 from clinicam.mqtt_config import MqttConfig, make_client
 from firmware.config import ServerLinkConfig
 from firmware.provisioning.doctor_result import CheckResult, failed, passed, warned
 
 _LOGGER = logging.getLogger(__name__)
 
-BROKER, SERVER = "MQTT broker", "server"
-CLOCK_HINT = "check the device clock (certificates need the right date)"
+BROKER, SERVER = _("MQTT broker"), _("server")
+CLOCK_HINT = _("check the device clock (certificates need the right date)")
 MAX_BODY = 64 * 1024
 
 
@@ -47,7 +48,7 @@ def _connack(config: MqttConfig, client_id: str, timeout_s: float) -> str | None
     client.loop_start()
     try:
         if not answered.wait(timeout_s):
-            return f"no answer to the login within {timeout_s:.0f} s"
+            return _("no answer to the login within {seconds} s", seconds=f"{timeout_s:.0f}")
         return reason[0] if reason else None
     finally:
         client.disconnect()
@@ -62,25 +63,45 @@ def check_broker(config: MqttConfig, device_id: str, timeout_s: float) -> CheckR
     except OSError as exc:
         return failed(
             BROKER,
-            f"cannot reach {where}: {exc.strerror or exc}",
-            "check mqtt.host and mqtt.port, the network (Wi-Fi/cable) and that the "
-            "broker is running and its port is open in the firewall",
+            _("cannot reach {where}: {problem}", where=where, problem=exc.strerror or str(exc)),
+            _(
+                "check mqtt.host and mqtt.port, the network (Wi-Fi/cable) and that the "
+                "broker is running and its port is open in the firewall"
+            ),
         )
     try:
         refused = _connack(config, f"{device_id}-doctor-{os.getpid()}", timeout_s)
     except ssl.SSLError as exc:
-        return failed(BROKER, f"TLS to {where} failed: {exc}", f"check mqtt.ca_file; {CLOCK_HINT}")
+        return failed(
+            BROKER,
+            _("TLS to {where} failed: {problem}", where=where, problem=str(exc)),
+            _("check mqtt.ca_file; {hint}", hint=CLOCK_HINT),
+        )
     except OSError as exc:
-        return failed(BROKER, f"login to {where} failed: {exc}", "check mqtt.tls and mqtt.port")
+        return failed(
+            BROKER,
+            _("login to {where} failed: {problem}", where=where, problem=str(exc)),
+            _("check mqtt.tls and mqtt.port"),
+        )
     if refused is not None:
         return failed(
             BROKER,
-            f"{where} refused the login of '{config.username}': {refused}",
-            "check mqtt.username and mqtt.password; the broker's password file must "
-            "list this device",
+            _(
+                "{where} refused the login of '{user}': {reason}",
+                where=where,
+                user=config.username,
+                reason=refused,
+            ),
+            _(
+                "check mqtt.username and mqtt.password; the broker's password file must "
+                "list this device"
+            ),
         )
-    tls = "TLS" if config.tls else "no TLS"
-    return passed(BROKER, f"logged in to {where} as '{config.username}' ({tls})")
+    tls = _("TLS") if config.tls else _("no TLS")
+    return passed(
+        BROKER,
+        _("logged in to {where} as '{user}' ({tls})", where=where, user=config.username, tls=tls),
+    )
 
 
 def _get(url: str, headers: dict[str, str], timeout_s: float) -> tuple[int, bytes]:
@@ -99,14 +120,17 @@ def _unreachable(url: str, exc: Exception) -> CheckResult:
     if isinstance(reason, ssl.SSLError):
         return failed(
             SERVER,
-            f"TLS to {url} failed: {reason}",
-            f"{CLOCK_HINT}; the server's certificate must be valid for its name",
+            _("TLS to {where} failed: {problem}", where=url, problem=str(reason)),
+            _("{hint}; the server's certificate must be valid for its name", hint=CLOCK_HINT),
         )
     return failed(
         SERVER,
-        f"cannot reach {url}: {reason}",
-        "check server.url and the clinic's internet connection; open "
-        f"{url}/healthz in a phone's browser on the same network",
+        _("cannot reach {where}: {problem}", where=url, problem=str(reason)),
+        _(
+            "check server.url and the clinic's internet connection; open "
+            "{url}/healthz in a phone's browser on the same network",
+            url=url,
+        ),
     )
 
 
@@ -123,33 +147,53 @@ def check_server(server: ServerLinkConfig, device_id: str, timeout_s: float) -> 
     if not isinstance(health, dict):
         return failed(
             SERVER,
-            f"{server.url}/healthz answered HTTP {status}, not a Clinicam server",
-            "check server.url (the address of the Clinicam server, without a path)",
+            _(
+                "{url}/healthz answered HTTP {status}, not a Clinicam server",
+                url=server.url,
+                status=status,
+            ),
+            _("check server.url (the address of the Clinicam server, without a path)"),
         )
     token = server.token.get_secret_value()
     if not token:
-        return failed(SERVER, "server.token is empty", "set server.token (from the server admin)")
+        return failed(
+            SERVER, _("server.token is empty"), _("set server.token (from the server admin)")
+        )
     auth = {"Authorization": f"Bearer {token}"}
     try:
-        status, _ = _get(f"{server.url}/api/appliances/{device_id}/model", auth, timeout_s)
+        status, _body = _get(f"{server.url}/api/appliances/{device_id}/model", auth, timeout_s)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         return _unreachable(server.url, exc)
     if status in (401, 403):
         return failed(
             SERVER,
-            f"{server.url} is up but refused the token of device '{device_id}'",
-            f"check server.token and that the server lists device '{device_id}' in [[devices]]",
+            _(
+                "{url} is up but refused the token of device '{device}'",
+                url=server.url,
+                device=device_id,
+            ),
+            _(
+                "check server.token and that the server lists device '{device}' in [[devices]]",
+                device=device_id,
+            ),
         )
     if status not in (200, 503):  # 503: token accepted, the server has no model
         return failed(
             SERVER,
-            f"the token check answered HTTP {status}",
-            "the server may be older than this appliance: update it",
+            _("the token check answered HTTP {status}", status=status),
+            _("the server may be older than this appliance: update it"),
         )
     if health.get("status") != "ok":
         return warned(
             SERVER,
-            f"{server.url} is up and accepts the token, but reports '{health.get('status')}'",
-            "a problem on the server's side (its broker link): tell the server's administrator",
+            _(
+                "{url} is up and accepts the token, but reports '{status}'",
+                url=server.url,
+                status=health.get("status"),
+            ),
+            _("a problem on the server's side (its broker link): tell the server's administrator"),
         )
-    return passed(SERVER, f"{server.url} is up and accepts the token of '{device_id}'")
+    return passed(
+        SERVER,
+        _("{url} is up and accepts the token of '{device}'", url=server.url, device=device_id),
+    )

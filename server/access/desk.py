@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.access.grants import (
     AccessControl,
     AccessDenied,
@@ -105,13 +106,15 @@ class AccessDesk:
     def _may_access_records(actor: Actor) -> None:
         """Technicians look after devices; clinic staff run the bedside station (R16)."""
         if actor.role in RECORDS_REFUSED:
-            raise NotAllowed(f"{RECORDS_REFUSED[actor.role]} accounts cannot access records")
+            raise NotAllowed(
+                _("{role} accounts cannot access records", role=RECORDS_REFUSED[actor.role])
+            )
 
     @staticmethod
     def _patient(session: Session, identifier: str) -> Patient:
         patient = session.scalar(select(Patient).where(Patient.external_id == identifier))
         if patient is None:
-            raise NoAccess("no such patient")
+            raise NoAccess(_("no such patient"))
         return patient
 
     async def ask(

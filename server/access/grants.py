@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.access.models import (
     REQUEST_DENIED,
     REQUEST_GRANTED,
@@ -97,11 +98,11 @@ class CheckedGrant:
     operations: frozenset[str]
 
 
-OWN_REQUEST = (
+OWN_REQUEST = _(
     "you cannot decide on your own access request: another admin has to, "
     "or use break-glass in an emergency"
 )
-OWN_BREAK_GLASS = "your own break-glass access has to be reviewed by another admin"
+OWN_BREAK_GLASS = _("your own break-glass access has to be reviewed by another admin")
 
 
 def token_digest(token: str) -> str:
@@ -243,7 +244,10 @@ class AccessControl:
         """Emergency view+edit for a short time, flagged for the admins' review."""
         if len(reason.strip()) < MIN_BREAK_GLASS_REASON:
             raise BreakGlassRefused(
-                f"break-glass access needs a reason of at least {MIN_BREAK_GLASS_REASON} characters"
+                _(
+                    "break-glass access needs a reason of at least {count} characters",
+                    count=MIN_BREAK_GLASS_REASON,
+                )
             )
         _LOGGER.warning(
             "BREAK-GLASS access by %s to patient %s: %s", actor.username, patient.id, reason
@@ -263,7 +267,7 @@ class AccessControl:
         """An admin approves (issuing a grant, token sent on the requester's next ask) or denies."""
         pending = session.get(AccessRequest, request_id)
         if pending is None or pending.status != REQUEST_PENDING:
-            raise NoAccess("no such pending access request")
+            raise NoAccess(_("no such pending access request"))
         if pending.username == admin:
             raise NotAllowed(OWN_REQUEST)
         pending.decided_at = utcnow()
@@ -348,16 +352,18 @@ class AccessControl:
             or grant.patient_id != patient_id
             or not grant.active(now)
         ):
-            raise NoAccess("no such patient, or no current access grant for it")
+            raise NoAccess(_("no such patient, or no current access grant for it"))
         allowed = grant.operation_set & frozenset(str(found[1]).split(","))
         if operation not in allowed:
-            raise NotAllowed(f"your grant for this patient does not allow '{operation}'")
+            raise NotAllowed(
+                _("your grant for this patient does not allow '{operation}'", operation=operation)
+            )
         return CheckedGrant(grant, allowed)
 
     def revoke(self, session: Session, admin: str, grant_id: int) -> AccessGrant:
         grant = session.get(AccessGrant, grant_id)
         if grant is None:
-            raise NoAccess("no such grant")
+            raise NoAccess(_("no such grant"))
         if grant.revoked_at is None:
             grant.revoked_at = utcnow()
             grant.revoked_by = admin
@@ -367,7 +373,7 @@ class AccessControl:
         """An admin acknowledges a break-glass access (it stays in the history)."""
         grant = session.get(AccessGrant, grant_id)
         if grant is None or not grant.break_glass:
-            raise NoAccess("no such break-glass grant")
+            raise NoAccess(_("no such break-glass grant"))
         if grant.username == admin:
             raise NotAllowed(OWN_BREAK_GLASS)
         grant.reviewed_at = grant.reviewed_at or utcnow()

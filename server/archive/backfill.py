@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 
 from clinicam.files import fsync_directory, fsync_file
+from clinicam.i18n import _
 from clinicam.segments import TIME_BASE, SegmentInfo, segment_name
 from server.archive.recorder import ArchiveRecorder
 from server.config import ConsultationConfig
@@ -52,10 +53,10 @@ def _packets(path: Path, start: datetime) -> list[_Packet]:
     try:
         with av.open(str(path), format="mpegts") as source:
             if len(source.streams) != 1 or not source.streams.video:
-                raise BadSegment("a segment holds exactly one video stream")
+                raise BadSegment(_("a segment holds exactly one video stream"))
             stream = source.streams.video[0]
             if stream.codec_context.name != "h264":
-                raise BadSegment("a segment holds H.264 video")
+                raise BadSegment(_("a segment holds H.264 video"))
             base = stream.time_base
             out: list[_Packet] = []
             first: int | None = None
@@ -65,14 +66,14 @@ def _packets(path: Path, start: datetime) -> list[_Packet]:
                 first = packet.pts if first is None else first
                 offset = timedelta(seconds=float((packet.pts - first) * base)) if base else None
                 if offset is None:
-                    raise BadSegment("the video has no time base")
+                    raise BadSegment(_("the video has no time base"))
                 out.append(_Packet(start + offset, packet.is_keyframe, bytes(packet), packet.pts))
     except av.FFmpegError as exc:
-        raise BadSegment(f"not an MPEG-TS segment: {exc}") from None
+        raise BadSegment(_("not an MPEG-TS segment: {problem}", problem=str(exc))) from None
     if not out:
-        raise BadSegment("the segment holds no frames")
+        raise BadSegment(_("the segment holds no frames"))
     if not out[0].keyframe:
-        raise BadSegment("a segment starts with a keyframe")
+        raise BadSegment(_("a segment starts with a keyframe"))
     return out
 
 

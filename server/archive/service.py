@@ -30,7 +30,7 @@ from server.domain_errors import Conflict, Invalid, NotFound
 MAX_LISTED = 5000
 JOIN_GAP = timedelta(seconds=2)
 MAX_REPLAY = timedelta(minutes=30)
-NOTHING_RECORDED = "no recorded video in that time range"
+NOTHING_RECORDED = _("no recorded video in that time range")
 Mark = Callable[[av.VideoFrame], av.VideoFrame]
 
 
@@ -109,9 +109,9 @@ class ArchiveReader:
         """Write ``[start, end)`` into ``out`` as one MP4 (watermarked with ``mark``)."""
         limit = self._config.max_range_minutes
         if end <= start:
-            raise Invalid("end must be after start")
+            raise Invalid(_("end must be after start"))
         if end - start > timedelta(minutes=limit):
-            raise Invalid(f"ask for at most {limit} minutes at a time")
+            raise Invalid(_("ask for at most {limit} minutes at a time", limit=limit))
         segments = await asyncio.to_thread(
             self._recorder.segments_for, granted.patient.id, start, end
         )
@@ -148,9 +148,9 @@ class ArchiveReader:
         """
         try:
             if self._media.appliance_streaming(consultation.appliance):
-                raise Conflict("the appliance is live: nothing to replay over")
+                raise Conflict(_("the appliance is live: nothing to replay over"))
             if not timedelta(0) < end - start <= MAX_REPLAY:
-                raise Invalid("replay between 1 s and 30 minutes")
+                raise Invalid(_("replay between 1 s and 30 minutes"))
             segments = await asyncio.to_thread(
                 self._recorder.segments_for, granted.patient.id, start, end
             )

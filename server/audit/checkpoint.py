@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.audit.log import HEAD_ID, AuditHead, canonical_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def signing_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
     """
     if not path.is_file():
         if not create:
-            raise CheckpointError(f"no audit signing key at {path}")
+            raise CheckpointError(_("no audit signing key at {path}", path=path))
         key = Ed25519PrivateKey.generate()
         path.parent.mkdir(parents=True, exist_ok=True)
         pem = key.private_bytes(
@@ -82,9 +83,11 @@ def signing_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a usable private key: {exc}") from None
+        raise CheckpointError(
+            _("{path} is not a usable private key: {problem}", path=path, problem=str(exc))
+        ) from None
     if not isinstance(loaded, Ed25519PrivateKey):
-        raise CheckpointError(f"{path} is not an Ed25519 private key")
+        raise CheckpointError(_("{path} is not an Ed25519 private key", path=path))
     return loaded
 
 
@@ -93,7 +96,9 @@ def verifying_key(path: Path) -> Ed25519PublicKey:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise CheckpointError(f"cannot read the key {path}: {exc.strerror}") from None
+        raise CheckpointError(
+            _("cannot read the key {path}: {problem}", path=path, problem=exc.strerror)
+        ) from None
     try:
         if b"PRIVATE KEY" in data:
             private = serialization.load_pem_private_key(data, password=None)
@@ -104,8 +109,10 @@ def verifying_key(path: Path) -> Ed25519PublicKey:
             if isinstance(public, Ed25519PublicKey):
                 return public
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path} is not a usable key: {exc}") from None
-    raise CheckpointError(f"{path} is not an Ed25519 key")
+        raise CheckpointError(
+            _("{path} is not a usable key: {problem}", path=path, problem=str(exc))
+        ) from None
+    raise CheckpointError(_("{path} is not an Ed25519 key", path=path))
 
 
 def _message(record: dict[str, Any]) -> bytes:
@@ -117,7 +124,7 @@ def make_checkpoint(session: Session, key: Ed25519PrivateKey) -> dict[str, Any]:
     """A signed record of the current head (read in ``session``)."""
     head = session.get(AuditHead, HEAD_ID)
     if head is None:
-        raise CheckpointError("the audit_head row is missing")
+        raise CheckpointError(_("the audit_head row is missing"))
     record: dict[str, Any] = {
         "v": 1,
         "seq": int(head.seq),
@@ -152,7 +159,9 @@ def read_checkpoints(path: Path, key: Ed25519PublicKey) -> CheckedCheckpoints:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"cannot read the checkpoint file {path}: {exc}") from None
+        raise CheckpointError(
+            _("cannot read the checkpoint file {path}: {problem}", path=path, problem=str(exc))
+        ) from None
     anchors: list[tuple[int, str]] = []
     refused: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -166,12 +175,14 @@ def read_checkpoints(path: Path, key: Ed25519PublicKey) -> CheckedCheckpoints:
             if not isinstance(seq, int) or not isinstance(digest, str):
                 raise TypeError("seq/hash")
         except InvalidSignature:
-            refused.append(f"checkpoint line {number}: the signature does not verify")
+            refused.append(
+                _("checkpoint line {number}: the signature does not verify", number=number)
+            )
             continue
         except (ValueError, KeyError, TypeError):
-            refused.append(f"checkpoint line {number}: not a checkpoint record")
+            refused.append(_("checkpoint line {number}: not a checkpoint record", number=number))
             continue
         anchors.append((seq, digest))
     if not anchors and not refused:
-        refused.append(f"checkpoint file {path}: no checkpoints in it")
+        refused.append(_("checkpoint file {path}: no checkpoints in it", path=path))
     return CheckedCheckpoints(anchors, refused)

@@ -33,6 +33,7 @@ from sqlalchemy import JSON, BigInteger, Dialect, Integer, String, select, updat
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from clinicam.i18n import TextList, _
 from server.db import Base, UtcDateTime, utcnow
 
 _LOGGER = logging.getLogger(__name__)
@@ -137,7 +138,9 @@ class Problem:
     reason: str
 
     def describe(self) -> str:
-        return f"seq {self.seq}: {self.reason}" if self.seq is not None else self.reason
+        if self.seq is None:
+            return self.reason
+        return _("seq {seq}: {reason}", seq=self.seq, reason=self.reason)
 
 
 @dataclass(frozen=True)
@@ -155,16 +158,23 @@ class VerifyResult:
     checkpoints: int = 0
 
     def describe(self) -> str:
+        if self.ok and self.checkpoints:
+            return _(
+                "audit log OK ({entries} entries, {checkpoints} checkpoints match)",
+                entries=self.entries,
+                checkpoints=self.checkpoints,
+            )
         if self.ok:
-            anchored = f", {self.checkpoints} checkpoints match" if self.checkpoints else ""
-            return f"audit log OK ({self.entries} entries{anchored})"
+            return _("audit log OK ({entries} entries)", entries=self.entries)
         if self.bad_seq is None and not self.problems:
-            return f"audit log cannot be checked: {self.reason}"
-        first = f"seq {self.bad_seq}" if self.bad_seq is not None else "its end"
-        lines = [f"audit log BROKEN at {first}: {self.reason}"]
+            return _("audit log cannot be checked: {reason}", reason=self.reason)
+        first = _("seq {seq}", seq=self.bad_seq) if self.bad_seq is not None else _("its end")
+        lines: list[str] = [
+            _("audit log BROKEN at {first}: {reason}", first=first, reason=self.reason)
+        ]
         if len(self.problems) > 1:
-            lines += [f"  {p.describe()}" for p in self.problems]
-        return "\n".join(lines)
+            lines += [_("  {problem}", problem=p.describe()) for p in self.problems]
+        return TextList(lines, "\n")
 
     @classmethod
     def of(cls, problems: list[Problem], intact: int, checkpoints: int = 0) -> VerifyResult:

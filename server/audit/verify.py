@@ -23,6 +23,7 @@ from sqlalchemy import String, Text, cast, inspect, make_url, select, type_coerc
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _, message_of
 from server.audit.log import (
     CURRENT_SCHEME,
     GENESIS_HASH,
@@ -50,42 +51,42 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise BadRow(f"detail has the key {key!r} twice")
+            raise BadRow(_("detail has the key {key} twice", key=repr(key)))
         out[key] = value
     return out
 
 
 def _no_constants(name: str) -> Any:
-    raise BadRow(f"detail holds {name}, which is not JSON")
+    raise BadRow(_("detail holds {name}, which is not JSON", name=name))
 
 
 def _detail(raw: object, scheme: int) -> dict[str, Any]:
     if not isinstance(raw, str):
-        raise BadRow("detail is not stored as JSON text")
+        raise BadRow(_("detail is not stored as JSON text"))
     try:
         value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
-        raise BadRow(f"detail is not valid JSON ({exc.msg})") from None
+        raise BadRow(_("detail is not valid JSON ({problem})", problem=exc.msg)) from None
     if not isinstance(value, dict):
-        raise BadRow("detail is not a JSON object")
+        raise BadRow(_("detail is not a JSON object"))
     # Scheme 1 rows were stored by json.dumps with its defaults; scheme 2 canonically.
     expected = json.dumps(value) if scheme == SCHEME_PARSED else canonical_json(value)
     if raw != expected:
-        raise BadRow("detail text is not in canonical form (edited by hand)")
+        raise BadRow(_("detail text is not in canonical form (edited by hand)"))
     return value
 
 
 def _time(raw: object) -> datetime:
     if isinstance(raw, datetime):  # PostgreSQL: a typed timestamp
         if raw.tzinfo is None:
-            raise BadRow("time has no time zone")
+            raise BadRow(_("time has no time zone"))
         return raw.astimezone(UTC)
     if not isinstance(raw, str) or not _SQLITE_TIME.fullmatch(raw):
-        raise BadRow(f"time {str(raw)[:40]!r} is not in the stored format")
+        raise BadRow(_("time {time} is not in the stored format", time=repr(str(raw)[:40])))
     try:
         return datetime.strptime(raw, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
     except ValueError:
-        raise BadRow(f"time {raw!r} is not a valid date and time") from None
+        raise BadRow(_("time {time} is not a valid date and time", time=repr(raw))) from None
 
 
 @dataclass
@@ -106,7 +107,7 @@ class _Walk:
 def _check_row(walk: _Walk, row: Sequence[Any]) -> None:
     seq, scheme, at_raw, actor, action, target, detail_raw, prev_hash, stored = row
     if not isinstance(seq, int) or isinstance(seq, bool):
-        walk.bad(None, f"an entry's seq {str(seq)[:20]!r} is not a number")
+        walk.bad(None, _("an entry's seq {seq} is not a number", seq=repr(str(seq)[:20])))
         return
     if seq != walk.expected:
         missing = (
@@ -114,34 +115,49 @@ def _check_row(walk: _Walk, row: Sequence[Any]) -> None:
             if seq == walk.expected + 1
             else (f"seq {walk.expected}–{seq - 1}")
         )
-        walk.bad(walk.expected, f"entry missing ({missing}; the next entry is seq {seq}): deleted")
+        walk.bad(
+            walk.expected,
+            _(
+                "entry missing ({missing}; the next entry is seq {seq}): deleted",
+                missing=missing,
+                seq=seq,
+            ),
+        )
         walk.prev_hash = None
     walk.expected = seq + 1
     if not isinstance(stored, str) or not _HEX64.fullmatch(stored):
-        walk.bad(seq, "its hash is not a SHA-256 hex digest")
+        walk.bad(seq, _("its hash is not a SHA-256 hex digest"))
         walk.prev_hash = None
         return
     try:
         if scheme not in (SCHEME_PARSED, SCHEME_CANONICAL):
-            raise BadRow(f"unknown hash scheme {scheme!r}")
+            raise BadRow(_("unknown hash scheme {scheme}", scheme=repr(scheme)))
         if scheme < walk.newest_scheme:
-            raise BadRow(f"scheme {scheme} after scheme {walk.newest_scheme} entries: downgraded")
+            raise BadRow(
+                _(
+                    "scheme {scheme} after scheme {newest} entries: downgraded",
+                    scheme=scheme,
+                    newest=walk.newest_scheme,
+                )
+            )
         walk.newest_scheme = scheme
         for name, value in (("actor", actor), ("action", action), ("target", target)):
             if not isinstance(value, str):
-                raise BadRow(f"{name} is not text")
+                raise BadRow(_("{name} is not text", name=name))
         if not isinstance(prev_hash, str):
-            raise BadRow("prev_hash is not text")
+            raise BadRow(_("{name} is not text", name="prev_hash"))
         at = _time(at_raw)
         detail = _detail(detail_raw, scheme)
         computed = entry_hash(seq, at, actor, action, target, detail, prev_hash, scheme=scheme)
     except BadRow as exc:
-        walk.bad(seq, str(exc))
+        walk.bad(seq, message_of(exc))
     else:
         if computed != stored:
-            walk.bad(seq, "content does not match its hash: edited, or moved from another position")
+            walk.bad(
+                seq, _("content does not match its hash: edited, or moved from another position")
+            )
         elif walk.prev_hash is not None and prev_hash != walk.prev_hash:
-            walk.bad(seq, "does not link to the entry before it: entries replaced or reordered")
+            walk.bad(seq, _("does not link to the entry before it: entries replaced or reordered"))
     walk.prev_hash = stored
     if walk.hashes is not None:
         walk.hashes[seq] = stored
@@ -179,23 +195,31 @@ def verify_chain(
         select(type_coerce(AuditHead.seq, String), AuditHead.hash).where(AuditHead.id == HEAD_ID)
     ).one_or_none()
     if head is None:
-        walk.bad(None, "the audit_head row is missing")
+        walk.bad(None, _("the audit_head row is missing"))
     elif str(head[0]) != str(count) or head[1] != (walk.prev_hash or ""):
         walk.bad(
             count + 1,
-            f"the log ends at seq {count} but the head records seq {head[0]}: "
-            "entries deleted from the end",
+            _(
+                "the log ends at seq {count} but the head records seq {head}: "
+                "entries deleted from the end",
+                count=count,
+                head=head[0],
+            ),
         )
     for cp_seq, cp_hash in checkpoints or ():
         found = (walk.hashes or {}).get(cp_seq)
         if found is None:
             walk.bad(
                 cp_seq,
-                f"a signed checkpoint records seq {cp_seq} but the log ends at seq {count}: "
-                "entries cut off the end",
+                _(
+                    "a signed checkpoint records seq {seq} but the log ends at seq {count}: "
+                    "entries cut off the end",
+                    seq=cp_seq,
+                    count=count,
+                ),
             )
         elif found != cp_hash:
-            walk.bad(cp_seq, "differs from the signed checkpoint: the log was rewritten")
+            walk.bad(cp_seq, _("differs from the signed checkpoint: the log was rewritten"))
     result = VerifyResult.of(walk.problems, walk.intact, len(checkpoints or ()))
     return result
 
@@ -204,22 +228,22 @@ def verify_database(url: str, checkpoints: Sequence[tuple[int, str]] | None = No
     """Verify the audit log in the database at ``url`` without migrating or changing it."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        return VerifyResult(False, 0, None, f"no database file at {parsed.database}")
+        return VerifyResult(False, 0, None, _("no database file at {path}", path=parsed.database))
     database = connect_database(url)
     try:
         tables = inspect(database.engine)
         if not tables.has_table(AuditEntry.__tablename__):
-            return VerifyResult(False, 0, None, "no audit log in this database")
+            return VerifyResult(False, 0, None, _("no audit log in this database"))
         columns = {c["name"] for c in tables.get_columns(AuditEntry.__tablename__)}
         if "scheme" not in columns:
             return VerifyResult(
-                False, 0, None, "the database predates this version: start the server once"
+                False, 0, None, _("the database predates this version: start the server once")
             )
         with database.session() as session:
             return verify_chain(session, checkpoints)
     except SQLAlchemyError as exc:
         return VerifyResult(
-            False, 0, None, f"the database cannot be read: {exc.__class__.__name__}"
+            False, 0, None, _("the database cannot be read: {problem}", problem=type(exc).__name__)
         )
     finally:
         database.close()

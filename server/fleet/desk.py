@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from clinicam.i18n import _
 from server.audit.trail import AuditTrail
 from server.db import Database
 from server.domain_errors import NotFound
@@ -53,7 +54,7 @@ class ReleaseDesk:
         try:
             _path, release = self.store.get(version)
         except KeyError:
-            raise NotFound(f"release {version} is not stored") from None
+            raise NotFound(_("release {version} is not stored", version=version)) from None
         with self._database.session() as session, session.begin():
             self._audit.write(
                 session, actor, "release.removed", f"release:{version}", {"sha256": release.sha256}
@@ -62,7 +63,7 @@ class ReleaseDesk:
             try:
                 return self.store.remove(version)
             except KeyError:
-                raise NotFound(f"release {version} is not stored") from None
+                raise NotFound(_("release {version} is not stored", version=version)) from None
 
     async def remove(self, actor: str, version: str) -> StoredRelease:
         """Remove a stored release (its audit entry commits with the removal)."""

@@ -28,6 +28,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from clinicam.files import fsync_directory, fsync_file
+from clinicam.i18n import _
 from clinicam.release import (
     VERSION_PATTERN,
     BadRelease,
@@ -103,14 +104,21 @@ class ReleaseStore:
                 if known.sha256 == info.sha256:
                     return known, False
                 raise ReleaseConflict(
-                    f"release {info.version} is already stored with other contents "
-                    f"(sha256 {known.sha256[:12]}…); remove it first to replace it, "
-                    "or give the new build a new version"
+                    _(
+                        "release {version} is already stored with other contents "
+                        "(sha256 {sha}…); remove it first to replace it, "
+                        "or give the new build a new version",
+                        version=info.version,
+                        sha=known.sha256[:12],
+                    )
                 )
             target = self.folder / info.wheel_name
             if target.exists():  # a wheel that failed its check when adopted
                 raise ReleaseConflict(
-                    f"{info.wheel_name} is in the release store but unusable; remove it first"
+                    _(
+                        "{name} is in the release store but unusable; remove it first",
+                        name=info.wheel_name,
+                    )
                 )
             self._move_in(staged, target)
             added = StoredRelease(

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from clinicam.i18n import _
 from server.config import ConsultationConfig
 from server.domain_errors import Unprocessable
 from server.records.filing import Arrival, RecordFiling, patient_by_identifier
@@ -60,8 +61,12 @@ class SnapshotService:
         chosen = [c for c in bound if c.id == still.consultation] if still.consultation else bound
         if len(chosen) != 1:
             raise NoConsultation(
-                f"snapshot names consultation {still.consultation!r}, which is not one "
-                f"consultation bound to {device_id}"
+                _(
+                    "snapshot names consultation {consultation}, which is not one "
+                    "consultation bound to {device}",
+                    consultation=repr(still.consultation),
+                    device=device_id,
+                )
             )
         return chosen[0]
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.records.deid import (
     Pseudonymizer,
     deidentify_dicom,
@@ -96,7 +97,12 @@ def build_export(
         found = scan_for_identifiers(data, needles)
         if found:
             _LOGGER.error("export of patient %d stopped: identifier in %s", patient.id, member)
-            raise ExportLeak(f"de-identification self-check failed in {member}; nothing exported")
+            raise ExportLeak(
+                _(
+                    "de-identification self-check failed in {member}; nothing exported",
+                    member=member,
+                )
+            )
     fd, name = tempfile.mkstemp(dir=folder, prefix="export-", suffix=".zip")
     path = Path(name)
     try:

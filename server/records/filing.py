@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.db import Database
 from server.domain_errors import (
     Conflict,
@@ -102,10 +103,15 @@ class IdentityMismatch(RecordRefused, Conflict):
 
     def __init__(self, file_patient: str, patient: Patient) -> None:
         super().__init__(
-            f"the DICOM file belongs to patient ID {file_patient!r}, but it is being filed "
-            f"for patient {patient.external_id!r} ({patient.display_name}); check that this "
-            "is the right patient, and confirm the mismatch (confirm_identity_mismatch=true) "
-            "only if the file is known to be theirs",
+            _(
+                "the DICOM file belongs to patient ID {file_patient}, but it is being filed "
+                "for patient {patient} ({name}); check that this is the right patient, and "
+                "confirm the mismatch (confirm_identity_mismatch=true) only if the file is "
+                "known to be theirs",
+                file_patient=repr(file_patient),
+                patient=repr(patient.external_id),
+                name=patient.display_name,
+            ),
             code="identity_mismatch",
         )
         self.file_patient = file_patient
@@ -117,8 +123,12 @@ class NoEditGrant(RecordRefused, Forbidden):
 
     def __init__(self, actor: str, patient: Patient) -> None:
         super().__init__(
-            f"patient {patient.external_id!r} already exists and {actor} holds no current "
-            "edit grant for them: nothing was filed for this patient"
+            _(
+                "patient {patient} already exists and {actor} holds no current "
+                "edit grant for them: nothing was filed for this patient",
+                patient=repr(patient.external_id),
+                actor=actor,
+            )
         )
 
 
@@ -138,8 +148,12 @@ def check_emr_size(fields: dict[str, Any]) -> None:
     size = len(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_EMR_BYTES:
         raise RecordTooLarge(
-            f"the EMR entry is {size:,} bytes, larger than the limit of {MAX_EMR_BYTES:,} "
-            "bytes; attach long documents as a scan instead"
+            _(
+                "the EMR entry is {size} bytes, larger than the limit of {limit} "
+                "bytes; attach long documents as a scan instead",
+                size=f"{size:,}",
+                limit=f"{MAX_EMR_BYTES:,}",
+            )
         )
 
 

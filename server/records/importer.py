@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinicam.i18n import ENGLISH, _, message_of, translate
 from server.domain_errors import NotFound
 from server.records.fhir import FhirImport, parse_bundle
 from server.records.filing import (
@@ -61,7 +62,8 @@ class ImportJob:
             if skipped:
                 self.skipped.append(skipped)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, locale: str = ENGLISH) -> dict[str, Any]:
+        """The job's progress, its reasons in ``locale``."""
         with self._lock:
             return {
                 "id": self.id,
@@ -71,8 +73,8 @@ class ImportJob:
                 "done": self.done,
                 "filed": self.filed,
                 "patients": list(self.patients),
-                "skipped": list(self.skipped),
-                "error": self.error,
+                "skipped": [translate(reason, locale) for reason in self.skipped],
+                "error": translate(self.error, locale) if self.error else None,
             }
 
 
@@ -80,7 +82,7 @@ _ITEM_REFUSALS = (DuplicateRecord, RecordRefused)
 
 
 def _reason(exc: Exception) -> str:
-    return exc.reason if isinstance(exc, RecordRefused) else str(exc)
+    return exc.reason if isinstance(exc, RecordRefused) else message_of(exc)
 
 
 def _import_patients(job: ImportJob, bundle: FhirImport, filing: RecordFiling) -> dict[str, int]:
@@ -90,7 +92,7 @@ def _import_patients(job: ImportJob, bundle: FhirImport, filing: RecordFiling) -
         external = (p.identifier or p.fhir_id)[:64]
         try:
             with filing.database.session() as session, session.begin():
-                patient, _ = filing.patient_for_import(
+                patient, _created = filing.patient_for_import(
                     session, job.actor, external, p.name or external
                 )
                 ids[p.fhir_id] = patient.id
@@ -110,14 +112,17 @@ def run_fhir_import(job: ImportJob, raw: bytes, filing: RecordFiling) -> FhirImp
     try:
         bundle = parse_bundle(raw, max_attachment_bytes=filing.store.max_bytes)
     except ValueError as exc:
-        job.state, job.error = "failed", str(exc)
+        job.state, job.error = "failed", message_of(exc)
         return None
     job.total = len(bundle.entries) + len(bundle.attachments)
     job.skipped.extend(bundle.skipped)
     ids = _import_patients(job, bundle, filing)
     for number, entry in enumerate(bundle.entries, start=1):
         if entry.patient_ref not in ids:
-            job.step(filed=False, skipped=f"{entry.kind} {number}: its patient was refused")
+            job.step(
+                filed=False,
+                skipped=_("{item}: its patient was refused", item=f"{entry.kind} {number}"),
+            )
             continue
         try:
             with filing.database.session() as session, session.begin():
@@ -128,11 +133,14 @@ def run_fhir_import(job: ImportJob, raw: bytes, filing: RecordFiling) -> FhirImp
                 )
             job.step(filed=True)
         except RecordRefused as exc:
-            job.step(filed=False, skipped=f"{entry.kind} {number}: {exc.reason}")
+            job.step(
+                filed=False,
+                skipped=_("{item}: {reason}", item=f"{entry.kind} {number}", reason=exc.reason),
+            )
     for number, attachment in enumerate(bundle.attachments, start=1):
         label = f"attachment {number} ({attachment.source})"
         if attachment.patient_ref not in ids:
-            job.step(filed=False, skipped=f"{label}: its patient was refused")
+            job.step(filed=False, skipped=_("{item}: its patient was refused", item=label))
             continue
         try:
             filing.file_bytes(
@@ -142,7 +150,7 @@ def run_fhir_import(job: ImportJob, raw: bytes, filing: RecordFiling) -> FhirImp
             )
             job.step(filed=True)
         except _ITEM_REFUSALS as exc:
-            job.step(filed=False, skipped=f"{label}: {_reason(exc)}")
+            job.step(filed=False, skipped=_("{item}: {reason}", item=label, reason=_reason(exc)))
     job.state = "done"
     return bundle
 
@@ -159,7 +167,7 @@ def run_dicom_folder_import(
     files, duplicates and files naming another patient are reported, not filed."""
     try:
         with filing.database.session() as session, session.begin():
-            target, _ = filing.patient_for_import(session, job.actor, *patient)
+            target, _created = filing.patient_for_import(session, job.actor, *patient)
             patient_id = target.id
     except NoEditGrant as exc:
         job.state, job.error = "failed", exc.reason
@@ -176,7 +184,9 @@ def run_dicom_folder_import(
             )
             job.step(filed=True)
         except (*_ITEM_REFUSALS, OSError) as exc:
-            job.step(filed=False, skipped=f"{path.name}: {_reason(exc)}")
+            job.step(
+                filed=False, skipped=_("{item}: {reason}", item=path.name, reason=_reason(exc))
+            )
         on_progress(job)
     job.state = "done"
 
@@ -208,7 +218,7 @@ class ImportService:
             await asyncio.to_thread(run_fhir_import, job, raw, self._filing)
         except Exception as exc:  # reported to the page, never lost in a task
             _LOGGER.exception("FHIR import %s failed", job.id)
-            job.state, job.error = "failed", f"import failed: {exc}"
+            job.state, job.error = "failed", _("import failed: {problem}", problem=message_of(exc))
         await self._audit.record(
             job.actor,
             "record.import",
@@ -227,5 +237,5 @@ class ImportService:
         """The job ``actor`` started; :class:`NotFound` for anyone else's or an unknown one."""
         job = self._jobs.get(job_id)
         if job is None or job.actor != actor:
-            raise NotFound("no such import")
+            raise NotFound(_("no such import"))
         return job

@@ -36,6 +36,8 @@ from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_color_lut
 from pydicom.pixels.utils import pixel_array
 
+from clinicam.i18n import _
+
 _LOGGER = logging.getLogger(__name__)
 
 THUMBNAIL_QUALITY = 85
@@ -77,7 +79,9 @@ def thumbnail(source: Path | BinaryIO, max_side: int = 256) -> bytes:
         out = io.BytesIO()
         picture.save(out, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
     except _PILLOW_FAILURES as exc:
-        raise ValueError(f"cannot make a thumbnail: not a readable image ({exc})") from exc
+        raise ValueError(
+            _("cannot make a thumbnail: not a readable image ({problem})", problem=str(exc))
+        ) from exc
     _LOGGER.debug("thumbnail %dx%d of %s", picture.width, picture.height, _name(source))
     return out.getvalue()
 
@@ -154,18 +158,26 @@ def _read_header(fh: BinaryIO) -> Dataset:
     try:
         return pydicom.dcmread(fh, stop_before_pixels=True, force=False)
     except Exception as exc:  # pydicom raises many types on a file that is not DICOM
-        raise ValueError(f"not a readable DICOM file: {exc}") from exc
+        raise ValueError(_("not a readable DICOM file: {problem}", problem=str(exc))) from exc
 
 
 def _decode_frame(fh: BinaryIO, dataset: Dataset, frame: int) -> npt.NDArray[Any]:
     frames = int(dataset.get("NumberOfFrames") or 1)
     if not 0 <= frame < frames:
-        raise ValueError(f"frame {frame} does not exist: the file has {frames} frame(s)")
+        raise ValueError(
+            _(
+                "frame {frame} does not exist: the file has {frames} frame(s)",
+                frame=frame,
+                frames=frames,
+            )
+        )
     fh.seek(0)
     try:
         pixels: npt.NDArray[Any] = pixel_array(fh, index=frame)
     except Exception as exc:  # missing decoder plugin, damaged or truncated pixel data
-        raise ValueError(f"cannot decode the DICOM pixel data: {exc}") from exc
+        raise ValueError(
+            _("cannot decode the DICOM pixel data: {problem}", problem=str(exc))
+        ) from exc
     return pixels
 
 
@@ -198,7 +210,13 @@ def _windowed(
 ) -> npt.NDArray[np.uint8]:
     """The linear VOI window of DICOM PS3.3 C.11.2.1.2.1, to 0–255."""
     if not (math.isfinite(center) and math.isfinite(width)) or width < 1:
-        raise ValueError(f"invalid window: center {center}, width {width} (width must be ≥ 1)")
+        raise ValueError(
+            _(
+                "invalid window: center {center}, width {width} (width must be ≥ 1)",
+                center=center,
+                width=width,
+            )
+        )
     if width == 1:
         scaled = np.where(values > center - 0.5, 255.0, 0.0)
     else:

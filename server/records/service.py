@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _, message_of
 from server.db import Database
 from server.domain_errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
 from server.records.export import ExportResult, build_export
@@ -199,7 +200,7 @@ class RecordsService:
         self, actor: str, patient: Patient, category: str, raw_id: str, what: str
     ) -> Any:
         if category not in CATEGORIES or not raw_id.isdigit() or len(raw_id) > 12:
-            raise NotFound("no such record")
+            raise NotFound(_("no such record"))
         rid = int(raw_id)
 
         def work(session: Session) -> Any:
@@ -216,7 +217,7 @@ class RecordsService:
                 patient_target(patient),
                 {"what": what, "category": category, "id": rid, "status": 404},
             )
-            raise NotFound("no such record")
+            raise NotFound(_("no such record"))
         return row
 
     async def metadata(
@@ -230,7 +231,7 @@ class RecordsService:
         """The record's file, served only as the type ingestion recognised."""
         row = await self.read(actor, patient, category, raw_id, "content")
         if category == EMR:
-            raise NotFound("EMR entries have no file content")
+            raise NotFound(_("EMR entries have no file content"))
         media_type = str(row.media_type)
         extension = {"application/dicom": "dcm"}.get(media_type, media_type.split("/")[-1])
         served = media_type if media_type in SERVED_TYPES else "application/octet-stream"
@@ -249,7 +250,7 @@ class RecordsService:
         if category not in (Category.PHOTO.value, Category.SCAN.value) or not str(
             row.media_type
         ).startswith("image/"):
-            raise NotFound("this record has no thumbnail")
+            raise NotFound(_("this record has no thumbnail"))
         return await asyncio.to_thread(self._with_blob, row.blob_sha256, thumbnail)
 
     async def render(
@@ -265,9 +266,9 @@ class RecordsService:
         """A CT slice as PNG with the window centre and width asked for."""
         row = await self.read(actor, patient, category, raw_id, "render")
         if category != Category.CT.value:
-            raise NotFound("only CT images are rendered")
+            raise NotFound(_("only CT images are rendered"))
         if width is not None and width <= 0:
-            raise Invalid("width must be positive")
+            raise Invalid(_("width must be positive"))
         try:
             return await asyncio.to_thread(
                 self._with_blob,
@@ -275,7 +276,7 @@ class RecordsService:
                 lambda stream: render_dicom(stream, center=center, width=width),
             )
         except ValueError as exc:
-            raise Unprocessable(str(exc)) from None
+            raise Unprocessable(message_of(exc)) from None
 
     def _with_blob(self, sha256: str, use: Callable[[BinaryIO], T]) -> T:
         with self._store.blobs.open(sha256) as stream:
@@ -307,7 +308,7 @@ class RecordsService:
         """Change fields of an EMR entry (files are immutable: upload a new one instead)."""
         row = await self._find(actor, patient, category, raw_id, "emr")
         if category != EMR:
-            raise EmrOnly("only EMR entries can be edited")
+            raise EmrOnly(_("only EMR entries can be edited"))
 
         def work(session: Session) -> dict[str, Any]:
             entry = session.get(EmrEntry, row.id)
@@ -326,7 +327,7 @@ class RecordsService:
 
         def work(session: Session) -> ExportResult:
             if not self._consents.allows_export(session, patient.id):
-                raise NoExportConsent("no export consent is recorded for this patient")
+                raise NoExportConsent(_("no export consent is recorded for this patient"))
             subject = patient_by_id(patient.id)(session)
             return build_export(session, self._store, subject, self._export_folder)
 
@@ -353,7 +354,7 @@ class RecordsService:
         """Delete everything stored about a patient (admins only); the rows go with the
         ``patient.deleted`` entry, the files after the commit."""
         if role != "admin":
-            raise Forbidden("only admin accounts delete a patient's data")
+            raise Forbidden(_("only admin accounts delete a patient's data"))
 
         def work(session: Session) -> tuple[list[str], list[str]]:
             subject = session.merge(patient, load=False)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from clinicam.i18n import _
 from server.errors import ApiError
 
 _LOGGER = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ async def body_chunks(
                 chunk = await request.content.read(chunk_bytes)
         except TimeoutError:
             raise ApiError(
-                HTTPStatus.REQUEST_TIMEOUT, f"the upload stalled: nothing arrived for {idle:.0f} s"
+                HTTPStatus.REQUEST_TIMEOUT,
+                _("the upload stalled: nothing arrived for {seconds} s", seconds=f"{idle:.0f}"),
             ) from None
         if not chunk:
             return

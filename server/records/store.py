@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicam.i18n import _
 from server.db import Database, utcnow
 from server.domain_errors import Conflict
 from server.records.blobs import BlobRef, BlobStore
@@ -187,7 +188,7 @@ class RecordStore:
         if inspected.category is Category.CT:
             uid = str(inspected.metadata["instance_uid"])
             if session.scalar(select(CtImage.id).where(CtImage.instance_uid == uid)) is not None:
-                raise DuplicateRecord(f"DICOM instance {uid} is already filed")
+                raise DuplicateRecord(_("DICOM instance {uid} is already filed", uid=uid))
         with content.open("rb") as stream:
             ref = self.blobs.put(stream, max_bytes=max_bytes or self.max_bytes)
         category = inspected.category.value

@@ -63,7 +63,7 @@ export function lowLatency(receiver) {
 }
 
 /** A phone held upright, as CSS says it (room_phone.css lays the room out for it). */
-export const PORTRAIT_QUERY = "(max-width: 600px) and (orientation: portrait)";
+export const PORTRAIT_QUERY = "(max-width: 600px) and (orientation: portrait)"; // i18n: not for people (a CSS media query)
 
 /**
  * The shape of a screen `width` × `height` CSS px, told to the server with the offer: a

@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import Field
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _
 from server.access.desk import GrantOverview, PatientAccess
 from server.access.grants import Actor, IssuedGrant
 from server.access.models import REQUEST_PENDING, AccessGrant, AccessRequest
@@ -209,7 +210,7 @@ class AdminGrantsView(web.View):
 def _item_id(request: web.Request) -> int:
     raw = request.match_info["item"]
     if not raw.isdigit() or len(raw) > 12:
-        raise ApiError(HTTPStatus.NOT_FOUND, "not found")
+        raise ApiError(HTTPStatus.NOT_FOUND, _("not found"))
     return int(raw)
 
 
@@ -224,7 +225,7 @@ class AdminGrantActionView(web.View):
         elif action == "review":
             grant, patient = await desk.review(admin, grant_id)
         else:
-            raise ApiError(HTTPStatus.NOT_FOUND, "unknown action")
+            raise ApiError(HTTPStatus.NOT_FOUND, _("unknown action"))
         return web.json_response(grant_json(grant, patient))
 
 

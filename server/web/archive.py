@@ -21,6 +21,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _
 from server.archive.service import ArchiveReader, merged_ranges
 from server.errors import ApiError, read_json
 from server.media.watermark import Watermark
@@ -40,10 +41,13 @@ def _when(request: web.Request, name: str) -> datetime:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(
-            HTTPStatus.BAD_REQUEST, f"{name}: give an ISO 8601 time, e.g. 2026-11-24T10:00:00Z"
+            HTTPStatus.BAD_REQUEST,
+            _("{name}: give an ISO 8601 time, e.g. 2026-11-24T10:00:00Z", name=name),
         ) from None
     if value.tzinfo is None:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name}: include a time zone (Z or +hh:mm)")
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, _("{name}: include a time zone (Z or +hh:mm)", name=name)
+        )
     return value
 
 
@@ -137,7 +141,7 @@ class ArchiveReplayView(web.View):
         if consultation.patient_id != granted.patient.external_id:
             raise ApiError(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
-                "only this consultation's patient's archive can be replayed in it",
+                _("only this consultation's patient's archive can be replayed in it"),
             )
         out = _staging_file(self.request, "replay-")
         note = await self.request.app[ARCHIVE_READER].replay(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from clinicam.i18n import _, message_of
 from server.archive.backfill import (
     FUTURE_SLACK,
     MAX_SEGMENT_BYTES,
@@ -39,7 +40,7 @@ async def _receive(request: web.Request, into: Path) -> None:
         async for chunk in body_chunks(request, CHUNK):  # 408 when the appliance goes silent
             size += len(chunk)
             if size > MAX_SEGMENT_BYTES:
-                raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "segment too large")
+                raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _("segment too large"))
             fh.write(chunk)
 
 
@@ -58,10 +59,10 @@ class BackfillView(web.View):
         device = authenticated_device(self.request)
         start = _when(self.request, "start")
         if start > datetime.now(UTC) + FUTURE_SLACK:
-            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "start: in the future")
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, _("start: in the future"))
         consultation = state.rooms.serving(device.device_id)
         if consultation is None:
-            raise ApiError(HTTPStatus.CONFLICT, "this appliance is in no consultation")
+            raise ApiError(HTTPStatus.CONFLICT, _("this appliance is in no consultation"))
         archive: ArchiveRecorder = state.archive
         incoming = archive.root / device.device_id / "incoming"
         incoming.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,7 @@ class BackfillView(web.View):
                 store_segment, archive, device.device_id, consultation, upload, start
             )
         except BadSegment as exc:
-            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, message_of(exc)) from None
         finally:
             upload.unlink(missing_ok=True)
         return web.json_response(result, status=201 if result["stored"] else 200)

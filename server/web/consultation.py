@@ -11,6 +11,7 @@ from aiohttp import WSMsgType, web
 from pydantic import Field, TypeAdapter, ValidationError
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _, message_of, translate
 from clinicam.protocol import describe_errors
 from server.auth import SESSION_COOKIE, Throttled
 from server.camera import (
@@ -75,13 +76,16 @@ class LoginView(web.View):
         except Throttled as exc:
             raise ApiError(
                 HTTPStatus.TOO_MANY_REQUESTS,
-                f"too many failed logins; try again in {exc.retry_after:.0f} s",
+                _(
+                    "too many failed logins; try again in {seconds} s",
+                    seconds=f"{exc.retry_after:.0f}",
+                ),
                 headers={"Retry-After": str(int(exc.retry_after) + 1)},
             ) from None
         except ChecksBusy:
             raise busy() from None
         except WrongCredentials as exc:
-            raise ApiError(HTTPStatus.UNAUTHORIZED, str(exc)) from None
+            raise ApiError(HTTPStatus.UNAUTHORIZED, message_of(exc)) from None
         token, session = signed_in.token, signed_in.session
         resp = web.json_response({"user": signed_in.username, "csrf": session.csrf})
         resp.set_cookie(
@@ -187,7 +191,7 @@ class ExpertOfferView(web.View):
                 room, username, body.sdp, locale=locale, shape=body.shape
             )
         except NoCommonCodec as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+            raise ApiError(HTTPStatus.BAD_REQUEST, message_of(exc)) from None
         await room.broadcast()  # the tiles of their (perhaps new) shape, for their clicks
         return web.json_response({"sdp": answer, "type": "answer"})
 
@@ -201,13 +205,13 @@ class CameraView(web.View):
         try:
             ack = await camera_command(state, c, username, body)
         except (CommandRejected, NotACameraCommand) as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+            raise ApiError(HTTPStatus.BAD_REQUEST, message_of(exc)) from None
         except ControlHeldElsewhere as exc:
-            raise ApiError(HTTPStatus.FORBIDDEN, str(exc)) from None
+            raise ApiError(HTTPStatus.FORBIDDEN, message_of(exc)) from None
         except CommandNotSent as exc:
-            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, message_of(exc)) from None
         except CommandUnconfirmed as exc:  # the outcome is unknown: say so
-            raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, str(exc)) from None
+            raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, message_of(exc)) from None
         status = HTTPStatus.OK if ack.ok else HTTPStatus.UNPROCESSABLE_ENTITY
         return web.json_response(ack.model_dump(exclude_none=True), status=status)
 
@@ -220,8 +224,9 @@ class RoomSocketView(web.View):
         c = invited_consultation(self.request)
         origin = self.request.headers.get("Origin")
         if origin is not None and origin != f"{self.request.scheme}://{self.request.host}":
-            raise ApiError(HTTPStatus.FORBIDDEN, "cross-origin WebSocket refused")
+            raise ApiError(HTTPStatus.FORBIDDEN, _("cross-origin WebSocket refused"))
         username = session_of(self.request).username
+        locale = await reader_locale(self.request)
         room = state.rooms.get(c)
         ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=16 * 1024)
         await ws.prepare(self.request)
@@ -234,9 +239,11 @@ class RoomSocketView(web.View):
                     message = _ROOM_MESSAGES.validate_json(msg.data)
                     await room.handle(username, message)
                 except ValidationError as exc:
-                    await ws.send_json({"type": "error", "message": describe_errors(exc)})
+                    problem = translate(describe_errors(exc), locale)
+                    await ws.send_json({"type": "error", "message": problem})
                 except FloorError as exc:
-                    await ws.send_json({"type": "error", "message": str(exc)})
+                    problem = translate(message_of(exc), locale)
+                    await ws.send_json({"type": "error", "message": problem})
         finally:
             await room.left(username, ws)
         return ws
@@ -258,7 +265,7 @@ class ApplianceSessionView(web.View):
         if not state.media.appliance_session_alive(
             device.device_id, self.request.match_info["session"]
         ):
-            raise ApiError(HTTPStatus.NOT_FOUND, "no such stream session")
+            raise ApiError(HTTPStatus.NOT_FOUND, _("no such stream session"))
         return web.json_response({"ok": True})
 
 

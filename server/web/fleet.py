@@ -20,6 +20,7 @@ from aiohttp import web
 from pydantic import Field
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _, message_of
 from clinicam.protocol import ApplianceUpdate
 from clinicam.release import MAX_RELEASE_BYTES, VERSION_PATTERN, BadRelease, version_of, wheel_name
 from server.config import DeviceAccount
@@ -50,7 +51,7 @@ def _version_param(request: web.Request, key: str = "version") -> str:
     """The version in the path, or 404 before anything touches the file system."""
     raw = request.match_info[key]
     if not is_version(raw):
-        raise ApiError(HTTPStatus.NOT_FOUND, "no such release (not a release version)")
+        raise ApiError(HTTPStatus.NOT_FOUND, _("no such release (not a release version)"))
     return raw
 
 
@@ -60,7 +61,10 @@ async def _stored(request: web.Request, version: str) -> tuple[Path, StoredRelea
     except KeyError:
         raise ApiError(
             HTTPStatus.NOT_FOUND,
-            f"release {version} is not in the release store: upload its wheel first",
+            _(
+                "release {version} is not in the release store: upload its wheel first",
+                version=version,
+            ),
         ) from None
 
 
@@ -90,9 +94,11 @@ class ReleaseView(web.View):
 
         try:
             if wheel_name(version_of(filename)) != filename:
-                raise BadRelease(f"{filename[:80]!r} is not a Clinicam release file name")
+                raise BadRelease(
+                    _("{name} is not a Clinicam release file name", name=repr(filename[:80]))
+                )
         except BadRelease as exc:
-            raise await refuse(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise await refuse(HTTPStatus.UNPROCESSABLE_ENTITY, message_of(exc)) from None
         try:
             staged = await receive_upload(self.request, MAX_RELEASE_BYTES)
         except ApiError as exc:
@@ -102,9 +108,9 @@ class ReleaseView(web.View):
                 actor.username, staged, filename
             )
         except BadRelease as exc:
-            raise await refuse(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise await refuse(HTTPStatus.UNPROCESSABLE_ENTITY, message_of(exc)) from None
         except ReleaseConflict as exc:
-            raise await refuse(HTTPStatus.CONFLICT, str(exc)) from None
+            raise await refuse(HTTPStatus.CONFLICT, message_of(exc)) from None
         finally:
             staged.unlink(missing_ok=True)
         return web.json_response(
@@ -147,9 +153,9 @@ class ApplianceUpdateView(web.View):
         actor = require_role(self.request, *FLEET_ROLES)
         device = state.config.device(self.request.match_info["device"])
         if device is None:
-            raise ApiError(HTTPStatus.NOT_FOUND, "no such appliance")
+            raise ApiError(HTTPStatus.NOT_FOUND, _("no such appliance"))
         body = await read_json(self.request, UpdateBody)
-        _, release = await _stored(self.request, body.release)
+        _path, release = await _stored(self.request, body.release)
         device_id = device.device_id
 
         async def refuse(status: HTTPStatus, message: str) -> ApiError:
@@ -162,7 +168,9 @@ class ApplianceUpdateView(web.View):
             return ApiError(status, message)
 
         if not state.appliances.available.get(device_id, False):
-            raise await refuse(HTTPStatus.SERVICE_UNAVAILABLE, f"appliance {device_id} is offline")
+            raise await refuse(
+                HTTPStatus.SERVICE_UNAVAILABLE, _("appliance {device} is offline", device=device_id)
+            )
         command = ApplianceUpdate(
             id=f"upd-{secrets.token_hex(8)}",
             release=release.version,
@@ -179,13 +187,18 @@ class ApplianceUpdateView(web.View):
                 f"appliance:{device_id}",
                 {"release": release.version, "command": command.id, "reason": str(exc)},
             )
-            raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, str(exc)) from None
+            raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, message_of(exc)) from None
         except ApplianceUnreachable as exc:
-            raise await refuse(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+            raise await refuse(HTTPStatus.SERVICE_UNAVAILABLE, message_of(exc)) from None
         if not ack.ok:
-            reason = ack.error or "no reason given"
+            reason = ack.error or _("no reason given")
             raise await refuse(
-                HTTPStatus.CONFLICT, f"appliance {device_id} refused the update: {reason}"
+                HTTPStatus.CONFLICT,
+                _(
+                    "appliance {device} refused the update: {reason}",
+                    device=device_id,
+                    reason=reason,
+                ),
             )
         await state.audit.record(
             actor.username,

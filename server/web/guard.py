@@ -11,6 +11,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from clinicam.i18n import _
 from server.access.consent import ConsentRegister
 from server.access.desk import AccessDesk, Granted, patient_target
 from server.access.grants import Actor
@@ -51,14 +52,18 @@ def patient_path(patient_id: int) -> str:
 def require_role(request: web.Request, *roles: str) -> Actor:
     actor = actor_of(request)
     if actor.role not in roles:
-        raise ApiError(HTTPStatus.FORBIDDEN, f"only {' or '.join(roles)} accounts may do this")
+        raise ApiError(
+            HTTPStatus.FORBIDDEN, _("only {roles} accounts may do this", roles=" or ".join(roles))
+        )
     return actor
 
 
 def _patient_id(request: web.Request) -> int:
     raw = request.match_info["pid"]
     if not raw.isdigit() or len(raw) > 12:
-        raise ApiError(HTTPStatus.NOT_FOUND, "no such patient, or no current access grant for it")
+        raise ApiError(
+            HTTPStatus.NOT_FOUND, _("no such patient, or no current access grant for it")
+        )
     return int(raw)
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field, JsonValue
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _, message_of
 from server.db import iso
 from server.errors import ApiError, read_json
 from server.records.export import ExportLeak
@@ -58,7 +59,8 @@ async def receive_upload(request: web.Request, max_bytes: int) -> Path:
     """Stream the body to a staging file; 413 as soon as it passes ``max_bytes``."""
     limit_mb = max_bytes // (1024 * 1024)
     too_large = ApiError(
-        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"upload larger than the limit of {limit_mb} MB"
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        _("upload larger than the limit of {mb} MB", mb=limit_mb),
     )
     if request.content_length is not None and request.content_length > max_bytes:
         raise too_large
@@ -77,7 +79,7 @@ async def receive_upload(request: web.Request, max_bytes: int) -> Path:
         raise
     if size == 0:
         path.unlink(missing_ok=True)
-        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "the upload is empty")
+        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, _("the upload is empty"))
     return path
 
 
@@ -90,7 +92,8 @@ def _declared(request: web.Request) -> Category | None:
     except ValueError:
         known = ", ".join(c.value for c in Category)
         raise ApiError(
-            HTTPStatus.BAD_REQUEST, f"unknown category {raw!r}; use one of {known}"
+            HTTPStatus.BAD_REQUEST,
+            _("unknown category {name}; use one of {known}", name=repr(raw), known=known),
         ) from None
 
 
@@ -160,7 +163,7 @@ class RecordView(web.View):
         granted = await check_access(self.request, "edit", "emr")
         category, rid = _record_path(self.request)
         if category != EMR:
-            raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, "only EMR entries can be edited")
+            raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, _("only EMR entries can be edited"))
         changed = await self.request.app[RECORDS].update_emr(
             granted.actor.username, granted.patient, category, rid, dict(body.fields)
         )
@@ -198,9 +201,9 @@ def _float_param(request: web.Request, name: str) -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be a number") from None
+        raise ApiError(HTTPStatus.BAD_REQUEST, _("{name} must be a number", name=name)) from None
     if not -1e6 < value < 1e6:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} is out of range")
+        raise ApiError(HTTPStatus.BAD_REQUEST, _("{name} is out of range", name=name))
     return value
 
 
@@ -241,7 +244,7 @@ class ExportView(web.View):
                 granted.actor.username, granted.patient
             )
         except ExportLeak as exc:  # a fault of the server, not a refusal: a 500 that says so
-            raise ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc)) from None
+            raise ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, message_of(exc)) from None
         return web.Response(
             body=data,
             content_type="application/zip",

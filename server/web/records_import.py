@@ -10,6 +10,7 @@ from aiohttp import web
 from server.records.fhir import MAX_BUNDLE_BYTES
 from server.records.importer import ImportService
 from server.web.guard import require_role
+from server.web.locale import reader_locale
 from server.web.records import receive_upload
 
 IMPORTS = web.AppKey("clinicam_imports", ImportService)
@@ -26,14 +27,15 @@ class FhirImportView(web.View):
         finally:
             staged.unlink(missing_ok=True)
         job = self.request.app[IMPORTS].start_fhir(admin.username, raw)
-        return web.json_response(job.as_json(), status=HTTPStatus.ACCEPTED)
+        locale = await reader_locale(self.request)
+        return web.json_response(job.as_json(locale), status=HTTPStatus.ACCEPTED)
 
 
 class ImportJobView(web.View):
     async def get(self) -> web.StreamResponse:
         admin = require_role(self.request, "admin")
         job = self.request.app[IMPORTS].job(admin.username, self.request.match_info["job"])
-        return web.json_response(job.as_json())
+        return web.json_response(job.as_json(await reader_locale(self.request)))
 
 
 def add_import_routes(app: web.Application) -> None:

@@ -57,7 +57,7 @@ async def auth_middleware(
     if session is None:
         if request.path.startswith("/api/"):
             raise ApiError(
-                HTTPStatus.UNAUTHORIZED, "not logged in (or logged out after inactivity)"
+                HTTPStatus.UNAUTHORIZED, _("not logged in (or logged out after inactivity)")
             )
         raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}")
     check_csrf(request, session)
@@ -82,17 +82,19 @@ def _check_same_site(request: web.Request) -> None:
     # The host, not the scheme: behind a TLS-terminating proxy the page is https and the
     # request reaching us http, for the same host.
     if origin is not None and urlsplit(origin).netloc != request.host:
-        raise ApiError(HTTPStatus.FORBIDDEN, "cross-origin request refused (CSRF protection)")
+        raise ApiError(HTTPStatus.FORBIDDEN, _("cross-origin request refused (CSRF protection)"))
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None and fetch_site not in SAME_SITE_FETCHES:
-        raise ApiError(HTTPStatus.FORBIDDEN, "cross-site request refused (CSRF protection)")
+        raise ApiError(HTTPStatus.FORBIDDEN, _("cross-site request refused (CSRF protection)"))
 
 
 def require_json_body(request: web.Request) -> None:
     """A body that is not declared JSON is refused (a cross-site ``text/plain`` form can
     send a JSON-looking body without a preflight; it cannot send this content type)."""
     if request.content_type != JSON_TYPE:
-        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"the body must be {JSON_TYPE}")
+        raise ApiError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, _("the body must be {type}", type=JSON_TYPE)
+        )
 
 
 def invited_consultation(request: web.Request, cid: str | None = None) -> ConsultationConfig:
@@ -100,13 +102,13 @@ def invited_consultation(request: web.Request, cid: str | None = None) -> Consul
     state = request.app[STATE]
     consultation = state.config.consultation(cid or request.match_info["cid"])
     if consultation is None:
-        raise ApiError(HTTPStatus.NOT_FOUND, "no such consultation")
+        raise ApiError(HTTPStatus.NOT_FOUND, _("no such consultation"))
     if session_of(request).username not in consultation.experts:
-        raise ApiError(HTTPStatus.FORBIDDEN, "you are not invited to this consultation")
+        raise ApiError(HTTPStatus.FORBIDDEN, _("you are not invited to this consultation"))
     return consultation
 
 
-_DEVICE_REFUSED = "unknown device or wrong token"
+_DEVICE_REFUSED = _("unknown device or wrong token")
 
 
 async def _authenticate_device(request: web.Request) -> None:
@@ -132,7 +134,7 @@ async def _authenticate_device(request: web.Request) -> None:
 def too_many(exc: Throttled) -> ApiError:
     return ApiError(
         HTTPStatus.TOO_MANY_REQUESTS,
-        f"too many failed attempts; try again in {exc.retry_after:.0f} s",
+        _("too many failed attempts; try again in {seconds} s", seconds=f"{exc.retry_after:.0f}"),
         headers={"Retry-After": str(int(exc.retry_after) + 1)},
     )
 
@@ -140,7 +142,7 @@ def too_many(exc: Throttled) -> ApiError:
 def busy() -> ApiError:
     return ApiError(
         HTTPStatus.SERVICE_UNAVAILABLE,
-        "too many sign-in checks at once; try again shortly",
+        _("too many sign-in checks at once; try again shortly"),
         headers={"Retry-After": "1"},
     )
 
@@ -167,13 +169,13 @@ def station_caller(request: web.Request) -> tuple[DeviceAccount, str]:
     if session is None:
         raise ApiError(
             HTTPStatus.UNAUTHORIZED,
-            "sign in as the clinic's staff, or open the station with the appliance's token",
+            _("sign in as the clinic's staff, or open the station with the appliance's token"),
         )
     wanted = request.match_info["device"]
     station = next(
         (d for d in state.config.stations_of(session.username) if d.device_id == wanted), None
     )
     if station is None:
-        raise ApiError(HTTPStatus.FORBIDDEN, "this clinic station is not one of your clinic's")
+        raise ApiError(HTTPStatus.FORBIDDEN, _("this clinic station is not one of your clinic's"))
     check_csrf(request, session)
     return station, session.username

@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _
 from server.errors import ApiError
 from server.records.appliance_snapshots import MAX_SNAPSHOT_BYTES, SnapshotService, Still
 from server.web.records import receive_upload
@@ -39,7 +40,10 @@ def _info(request: web.Request) -> SnapshotInfo:
     try:
         return SnapshotInfo.model_validate(json.loads(raw))
     except (ValueError, ValidationError) as exc:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"bad {SNAPSHOT_HEADER} header: {exc}") from None
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            _("bad {header} header: {problem}", header=SNAPSHOT_HEADER, problem=str(exc)),
+        ) from None
 
 
 class ApplianceSnapshotView(web.View):

@@ -26,6 +26,7 @@ from aiohttp import web
 from pydantic import Field, StrictBool
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _, message_of
 from clinicam.protocol import Privacy
 from server.errors import ApiError, read_json
 from server.media_hub import NoCommonCodec
@@ -67,7 +68,7 @@ class StationPage(web.View):
 class StationStateView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        device, _ = station_caller(self.request)
+        device, _actor = station_caller(self.request)
         room = live_room(state, device.device_id)
         appliance = state.appliances.states.get(device.device_id)
         body: dict[str, Any] = {
@@ -90,16 +91,16 @@ class StationStateView(web.View):
 class StationOfferView(web.View):
     async def post(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        device, _ = station_caller(self.request)
+        device, _actor = station_caller(self.request)
         offer = await read_json(self.request, StationOffer)
         room = live_room(state, device.device_id)
         if room is None:
-            raise ApiError(HTTPStatus.CONFLICT, "no consultation is live for this appliance yet")
+            raise ApiError(HTTPStatus.CONFLICT, _("no consultation is live for this appliance yet"))
         try:
             locale = await reader_locale(self.request)  # the station's, else the site's
             answer = await state.media.station_offer(room, offer.sdp, locale)
         except NoCommonCodec as exc:
-            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, message_of(exc)) from None
         await room.broadcast()  # the experts see the station arrive
         return web.json_response({"sdp": answer, "type": "answer"})
 
@@ -119,13 +120,15 @@ class StationControlsView(web.View):
                 await state.audit.record(
                     actor, "camera.command", "device", {**detail, "result": str(exc)}
                 )
-                raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+                raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, message_of(exc)) from None
             result = "ok" if ack.ok else ack.error
             await state.audit.record(
                 actor, "camera.command", "device", {**detail, "result": result}
             )
             if not ack.ok:
-                raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"privacy: {ack.error}")
+                raise ApiError(
+                    HTTPStatus.UNPROCESSABLE_ENTITY, _("privacy: {reason}", reason=ack.error)
+                )
         if controls.muted is not None and room is not None:
             room.station.muted = controls.muted
         if room is not None:

@@ -107,7 +107,8 @@ def test_the_room_works_from_the_keyboard(demo: dict[str, Any], browser: Any) ->
             reached.append(
                 page.evaluate(
                     "() => { const e = document.activeElement; const s = getComputedStyle(e);"
-                    " return {id: e.id, tag: e.tagName, pad: 'pan' in e.dataset || 'home' in e.dataset,"
+                    " return {id: e.id, tag: e.tagName,"
+                    " pad: 'pan' in e.dataset || 'home' in e.dataset,"
                     " name: e.getAttribute('aria-label') ||"
                     " e.textContent.trim().slice(0, 40), outline: s.outlineStyle !== 'none' &&"
                     " parseFloat(s.outlineWidth) >= 2 || s.boxShadow !== 'none'}; }"

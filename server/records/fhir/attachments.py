@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from server.records.fhir.reading import _Patients, _ref_text
+from clinicam.i18n import _
+from server.records.fhir.reading import _not_a_patient, _Patients, _ref_text
 from server.records.fhir.resources import (
     _Attachment,
     _BundleEntry,
@@ -40,7 +41,7 @@ def _declared_size(size: int | str | None, where: str) -> int | None:
     if size is None or isinstance(size, int):
         return size
     if not size.isdigit():
-        raise FhirError(f"{where}.size: not an integer: {size!r}")
+        raise FhirError(_("{where}.size: not an integer: {size}", where=where, size=repr(size)))
     return int(size)
 
 
@@ -49,22 +50,34 @@ def _read_attachment(
 ) -> FhirAttachment | None:
     att, where = spec.attachment, spec.where
     if att.data is None:
-        reason = "given only by url, not fetched" if att.url else "has no data"
-        skipped.append(f"{where}: attachment {reason}")
+        if att.url:
+            skipped.append(_("{where}: attachment given only by url, not fetched", where=where))
+        else:
+            skipped.append(_("{where}: attachment has no data", where=where))
         return None
     limit = _max_base64_chars(max_bytes)
+    too_large = _(
+        "{where}.data: attachment larger than {limit} bytes", where=where, limit=max_bytes
+    )
     if len(att.data) > limit and len("".join(att.data.split())) > limit:
-        raise FhirError(f"{where}.data: attachment larger than {max_bytes} bytes")
+        raise FhirError(too_large)
     data = _decode_base64(att.data, f"{where}.data")
     if len(data) > max_bytes:
-        raise FhirError(f"{where}.data: attachment larger than {max_bytes} bytes")
+        raise FhirError(too_large)
     declared = _declared_size(att.size, where)
     if declared is not None and declared != len(data):
-        raise FhirError(f"{where}.size: says {declared} bytes, the data has {len(data)}")
+        raise FhirError(
+            _(
+                "{where}.size: says {declared} bytes, the data has {size}",
+                where=where,
+                declared=declared,
+                size=len(data),
+            )
+        )
     if att.hash is not None:
         expected = _decode_base64(att.hash, f"{where}.hash")
         if expected != hashlib.sha1(data).digest():
-            raise FhirError(f"{where}.hash: does not match the SHA-1 of the data")
+            raise FhirError(_("{where}.hash: does not match the SHA-1 of the data", where=where))
     return FhirAttachment(
         patient_ref=spec.patient.fhir_id,
         source=spec.source,
@@ -82,9 +95,7 @@ def _media(
     media = _validate(_Media, entry.resource, where)
     patient = patients.resolve(media.subject)
     if patient is None:
-        skipped.append(
-            f"{where}: subject {_ref_text(media.subject)} is not a patient of the bundle"
-        )
+        skipped.append(_not_a_patient(where, _ref_text(media.subject)))
         return []
     created = _parse_datetime(media.createdDateTime, f"{where}.createdDateTime")
     return [_AttachmentSpec(f"{where}.content", "Media", media.content, patient, created, None)]
@@ -97,7 +108,7 @@ def _document_reference(
     doc = _validate(_DocumentReference, entry.resource, where)
     patient = patients.resolve(doc.subject)
     if patient is None:
-        skipped.append(f"{where}: subject {_ref_text(doc.subject)} is not a patient of the bundle")
+        skipped.append(_not_a_patient(where, _ref_text(doc.subject)))
         return []
     created = _parse_datetime(doc.date, f"{where}.date")
     return [

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from server.records.fhir.reading import _Patients, _ref_text
+from clinicam.i18n import _
+from server.records.fhir.reading import _not_a_patient, _Patients, _ref_text
 from server.records.fhir.resources import (
     _Annotation,
     _BundleEntry,
@@ -85,11 +86,11 @@ def _observation(
     obs = _validate(_Observation, entry.resource, where)
     patient = patients.resolve(obs.subject)
     if patient is None:
-        skipped.append(f"{where}: subject {_ref_text(obs.subject)} is not a patient of the bundle")
+        skipped.append(_not_a_patient(where, _ref_text(obs.subject)))
         return None
     raw = entry.resource or {}
     for unread in _unread_value_types(raw):
-        skipped.append(f"{where}.{unread}: value type not imported")
+        skipped.append(_("{where}: value type not imported", where=f"{where}.{unread}"))
     fields: dict[str, Any] = {"code": _coding_fields(obs.code), "status": obs.status}
     fields.update(_value_fields(obs, where))
     categories = [c for c in (_concept_label(c) for c in obs.category) if c]
@@ -134,7 +135,7 @@ def _condition(
     cond = _validate(_Condition, entry.resource, where)
     patient = patients.resolve(cond.subject)
     if patient is None:
-        skipped.append(f"{where}: subject {_ref_text(cond.subject)} is not a patient of the bundle")
+        skipped.append(_not_a_patient(where, _ref_text(cond.subject)))
         return None
     fields: dict[str, Any] = {}
     if cond.code is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from clinicam.i18n import _
 from server.records.fhir.attachments import _document_reference, _media, _read_attachment
 from server.records.fhir.mapping import _condition, _observation
 from server.records.fhir.reading import _load_bundle, _Patients, _resource_type
@@ -41,7 +42,9 @@ def parse_bundle(raw: bytes, *, max_attachment_bytes: int = 50 * 1024 * 1024) ->
                 attachment = _read_attachment(spec, max_attachment_bytes, skipped)
                 attachments.extend([attachment] if attachment else [])
         else:
-            skipped.append(f"entry[{index}] {kind or '(no resource)'}: not imported")
+            skipped.append(
+                _("{where}: not imported", where=f"entry[{index}] {kind or '(no resource)'}")
+            )
     _LOGGER.info(
         "FHIR bundle: %s patients, %s entries, %s attachments, %s skipped",
         len(patients.patients),

@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from clinicam.i18n import _
 from server.records.fhir.resources import (
     _Bundle,
     _BundleEntry,
@@ -38,26 +39,44 @@ def _reject_constant(name: str) -> Any:
 
 def _load_json(raw: bytes) -> Any:
     if len(raw) > MAX_BUNDLE_BYTES:
-        raise FhirError(f"bundle of {len(raw)} bytes exceeds {MAX_BUNDLE_BYTES} bytes")
+        raise FhirError(
+            _(
+                "bundle of {size} bytes exceeds {limit} bytes",
+                size=len(raw),
+                limit=MAX_BUNDLE_BYTES,
+            )
+        )
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise FhirError(f"not JSON: {exc}") from exc
+        raise FhirError(_("not JSON: {problem}", problem=str(exc))) from exc
     except RecursionError as exc:
-        raise FhirError("not JSON: nested too deeply") from exc
+        raise FhirError(_("not JSON: nested too deeply")) from exc
 
 
 def _load_bundle(raw: bytes) -> _Bundle:
     document = _load_json(raw)
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
         found = document.get("resourceType") if isinstance(document, dict) else None
-        raise FhirError(f"not a FHIR Bundle (resourceType {found!r})")
+        raise FhirError(_("not a FHIR Bundle (resourceType {found})", found=repr(found)))
     entries = document.get("entry")
     if isinstance(entries, list) and len(entries) > MAX_ENTRIES:
-        raise FhirError(f"bundle has {len(entries)} entries, more than {MAX_ENTRIES}")
+        raise FhirError(
+            _(
+                "bundle has {count} entries, more than {limit}",
+                count=len(entries),
+                limit=MAX_ENTRIES,
+            )
+        )
     bundle = _validate(_Bundle, document, "Bundle")
     if bundle.type not in BUNDLE_TYPES:
-        raise FhirError(f"Bundle.type: {bundle.type!r} is not one of {sorted(BUNDLE_TYPES)}")
+        raise FhirError(
+            _(
+                "Bundle.type: {found} is not one of {allowed}",
+                found=repr(bundle.type),
+                allowed=str(sorted(BUNDLE_TYPES)),
+            )
+        )
     return bundle
 
 
@@ -66,7 +85,9 @@ def _resource_type(entry: _BundleEntry, index: int) -> str | None:
         return None
     kind = entry.resource.get("resourceType")
     if not isinstance(kind, str):
-        raise FhirError(f"entry[{index}].resource.resourceType: missing or not a string")
+        raise FhirError(
+            _("{where}: missing or not a string", where=f"entry[{index}].resource.resourceType")
+        )
     return kind
 
 
@@ -106,12 +127,18 @@ class _Patients:
         resource = _validate(_Patient, entry.resource, where)
         fhir_id = resource.id or entry.fullUrl
         if not fhir_id:
-            skipped.append(f"{where}: no id and no fullUrl, nothing can refer to it")
+            skipped.append(_("{where}: no id and no fullUrl, nothing can refer to it", where=where))
             return
         refs = {r for r in (entry.fullUrl, resource.id and f"Patient/{resource.id}") if r}
         clash = sorted(r for r in refs if r in self._by_ref)
         if clash:
-            raise FhirError(f"{where}.id: {clash[0]!r} appears twice in the bundle")
+            raise FhirError(
+                _(
+                    "{where}: {ref} appears twice in the bundle",
+                    where=f"{where}.id",
+                    ref=repr(clash[0]),
+                )
+            )
         birth = resource.birthDate
         patient = FhirPatient(
             fhir_id=fhir_id,
@@ -139,3 +166,9 @@ class _Patients:
 
 def _ref_text(reference: _Reference | None) -> str:
     return repr(reference.reference) if reference and reference.reference else "(none)"
+
+
+def _not_a_patient(where: str, subject: str) -> str:
+    return _(
+        "{where}: subject {subject} is not a patient of the bundle", where=where, subject=subject
+    )

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from clinicam.i18n import _
 from server.records.fhir.results import FhirError
 
 _LOGGER = logging.getLogger(__name__)
@@ -174,7 +175,13 @@ def _validate(model: type[_ModelT], raw: Any, where: str) -> _ModelT:
         return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise FhirError(f"{where}{_location(first['loc'])}: {first['msg']}") from exc
+        raise FhirError(
+            _(
+                "{where}: {problem}",
+                where=f"{where}{_location(first['loc'])}",
+                problem=first["msg"],
+            )
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------
@@ -191,13 +198,15 @@ def _parse_date(text: str, where: str) -> date | None:
     """A FHIR ``date``; a partial one (``1961`` or ``1961-04``) gives None."""
     match = _FHIR_DATE.fullmatch(text)
     if match is None:
-        raise FhirError(f"{where}: not a FHIR date: {text!r}")
+        raise FhirError(_("{where}: not a FHIR date: {text}", where=where, text=repr(text)))
     if match[3] is None:
         return None
     try:
         return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError as exc:
-        raise FhirError(f"{where}: not a valid date: {text!r}") from exc
+        raise FhirError(
+            _("{where}: not a valid date: {text}", where=where, text=repr(text))
+        ) from exc
 
 
 def _parse_datetime(text: str | None, where: str) -> datetime | None:
@@ -209,14 +218,16 @@ def _parse_datetime(text: str | None, where: str) -> datetime | None:
     if text is None:
         return None
     if not _FHIR_DATETIME.fullmatch(text):
-        raise FhirError(f"{where}: not a FHIR dateTime: {text!r}")
+        raise FhirError(_("{where}: not a FHIR dateTime: {text}", where=where, text=repr(text)))
     if "T" not in text:
         _parse_date(text, where)  # still reject 2025-02-30
         return None
     try:
         return datetime.fromisoformat(text)
     except ValueError as exc:
-        raise FhirError(f"{where}: not a valid dateTime: {text!r}") from exc
+        raise FhirError(
+            _("{where}: not a valid dateTime: {text}", where=where, text=repr(text))
+        ) from exc
 
 
 def _decode_base64(text: str, where: str) -> bytes:
@@ -225,7 +236,7 @@ def _decode_base64(text: str, where: str) -> bytes:
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise FhirError(f"{where}: not valid base64") from exc
+        raise FhirError(_("{where}: not valid base64", where=where)) from exc
 
 
 def _max_base64_chars(max_bytes: int) -> int:

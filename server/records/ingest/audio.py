@@ -12,6 +12,7 @@ import av
 from av.audio.stream import AudioStream
 from av.container import InputContainer
 
+from clinicam.i18n import _
 from server.records.ingest.formats import (
     Category,
     IngestError,
@@ -51,7 +52,7 @@ class _WavFormat:
 
 
 def _wav_invalid(detail: str) -> IngestError:
-    return IngestError(422, f"not a valid WAV file: {detail}")
+    return IngestError(422, _("not a valid WAV file: {detail}", detail=detail))
 
 
 def _inspect_wav(path: Path, fmt: _Format, category: Category, limits: IngestLimits) -> Inspected:
@@ -74,18 +75,23 @@ def _read_wav_chunks(path: Path) -> tuple[_WavFormat, int]:
     data_size: int | None = None
     with path.open("rb") as fh:
         pos = 12
-        for _ in range(_WAV_MAX_CHUNKS):
+        for _chunk in range(_WAV_MAX_CHUNKS):
             fh.seek(pos)
             header = fh.read(8)
             if len(header) < 8 or (wav_format is not None and data_size is not None):
                 break
             chunk_id, size = header[:4], int.from_bytes(header[4:], "little")
             if not all(32 <= b < 127 for b in chunk_id):
-                raise _wav_invalid(f"garbage where a chunk should start (byte {pos})")
+                raise _wav_invalid(_("garbage where a chunk should start (byte {pos})", pos=pos))
             if pos + 8 + size > file_size:
                 raise _wav_invalid(
-                    f"the {chunk_id.decode()!r} chunk claims {size} bytes, more than the "
-                    f"{file_size - pos - 8} left in the file"
+                    _(
+                        "the {chunk} chunk claims {size} bytes, more than the {left} left in "
+                        "the file",
+                        chunk=repr(chunk_id.decode()),
+                        size=size,
+                        left=file_size - pos - 8,
+                    )
                 )
             if chunk_id == b"fmt ":
                 wav_format = _parse_wav_fmt(fh.read(min(size, 64)))
@@ -93,45 +99,60 @@ def _read_wav_chunks(path: Path) -> tuple[_WavFormat, int]:
                 data_size = size
             pos += 8 + size + (size & 1)
     if wav_format is None:
-        raise _wav_invalid("it has no fmt chunk")
+        raise _wav_invalid(_("it has no fmt chunk"))
     if data_size is None:
-        raise _wav_invalid("it has no data chunk")
+        raise _wav_invalid(_("it has no data chunk"))
     return wav_format, data_size
 
 
 def _parse_wav_fmt(body: bytes) -> _WavFormat:
     if len(body) < 16:
-        raise _wav_invalid("the fmt chunk is too short")
+        raise _wav_invalid(_("the fmt chunk is too short"))
     tag, channels, rate, byte_rate, align, bits = struct.unpack_from("<HHIIHH", body)
     if tag == _WAVE_FORMAT_EXTENSIBLE:
         if len(body) < 26:
-            raise _wav_invalid("the extensible fmt chunk is too short")
+            raise _wav_invalid(_("the extensible fmt chunk is too short"))
         (tag,) = struct.unpack_from("<H", body, 24)
     if not 1 <= channels <= _MAX_CHANNELS:
-        raise _wav_invalid(f"{channels} channels")
+        raise _wav_invalid(_("{count} channels", count=channels))
     if not _MIN_SAMPLE_RATE <= rate <= _MAX_SAMPLE_RATE:
-        raise _wav_invalid(f"a sample rate of {rate} Hz")
+        raise _wav_invalid(_("a sample rate of {rate} Hz", rate=rate))
     if bits == 0 or align != channels * ((bits + 7) // 8) or byte_rate != rate * align:
         raise _wav_invalid(
-            f"inconsistent sizes ({bits} bits, block align {align}, {byte_rate} bytes/s "
-            f"for {channels} channels at {rate} Hz)"
+            _(
+                "inconsistent sizes ({bits} bits, block align {align}, {byte_rate} bytes/s "
+                "for {channels} channels at {rate} Hz)",
+                bits=bits,
+                align=align,
+                byte_rate=byte_rate,
+                channels=channels,
+                rate=rate,
+            )
         )
     codec = _WAV_CODECS.get((tag, bits))
     if codec is None:
         raise IngestError(
-            415, f"unsupported WAV encoding (format {tag:#06x}, {bits} bits); use PCM"
+            415,
+            _(
+                "unsupported WAV encoding (format {tag}, {bits} bits); use PCM",
+                tag=f"{tag:#06x}",
+                bits=bits,
+            ),
         )
     return _WavFormat(codec, channels, rate, align)
 
 
 def _check_duration(duration: float, limits: IngestLimits) -> None:
     if duration <= 0:
-        raise IngestError(422, "the recording is empty (it lasts 0 seconds)")
+        raise IngestError(422, _("the recording is empty (it lasts 0 seconds)"))
     if duration > limits.max_audio_seconds:
         raise IngestError(
             422,
-            f"the recording lasts {duration:.0f} s, longer than the limit of "
-            f"{limits.max_audio_seconds:.0f} s",
+            _(
+                "the recording lasts {seconds} s, longer than the limit of {limit} s",
+                seconds=f"{duration:.0f}",
+                limit=f"{limits.max_audio_seconds:.0f}",
+            ),
         )
 
 
@@ -147,13 +168,19 @@ def _inspect_container_audio(
             str(path), format=fmt.decoder, options=_FFMPEG_OPTIONS, metadata_errors="ignore"
         )
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise IngestError(422, f"{_the(fmt)} cannot be read: {_ffmpeg_reason(exc)}") from exc
+        raise IngestError(422, _cannot_read(fmt, exc)) from exc
     with container:
         try:
             metadata = _audio_metadata(container, fmt, limits)
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise IngestError(422, f"{_the(fmt)} cannot be read: {_ffmpeg_reason(exc)}") from exc
+            raise IngestError(422, _cannot_read(fmt, exc)) from exc
     return Inspected(category, fmt.media_type, metadata, None)
+
+
+def _cannot_read(fmt: _Format, exc: Exception) -> str:
+    return _(
+        "{the_format} cannot be read: {reason}", the_format=_the(fmt), reason=_ffmpeg_reason(exc)
+    )
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
@@ -165,13 +192,21 @@ def _audio_metadata(
     container: InputContainer, fmt: _Format, limits: IngestLimits
 ) -> dict[str, Any]:
     if container.streams.video:
-        raise IngestError(422, f"{_the(fmt)} contains a video stream: a video is not a voice note")
+        raise IngestError(
+            422,
+            _(
+                "{the_format} contains a video stream: a video is not a voice note",
+                the_format=_the(fmt),
+            ),
+        )
     if not container.streams.audio:
-        raise IngestError(422, f"{_the(fmt)} contains no audio stream")
+        raise IngestError(422, _("{the_format} contains no audio stream", the_format=_the(fmt)))
     stream = container.streams.audio[0]
     context = stream.codec_context  # None when FFmpeg knows no codec for the stream
     if context is None or not context.sample_rate or not context.channels:
-        raise IngestError(422, f"{_the(fmt)} gives no sample rate or channel count")
+        raise IngestError(
+            422, _("{the_format} gives no sample rate or channel count", the_format=_the(fmt))
+        )
     duration = _audio_duration(container, stream, limits)
     _check_duration(duration, limits)
     return {

@@ -13,6 +13,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from clinicam.i18n import _
 from server.records.ingest.formats import Category, IngestError, IngestLimits, Inspected, _Format
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,10 +32,11 @@ def _inspect_dicom(path: Path, fmt: _Format, category: Category, limits: IngestL
     except IngestError:
         raise
     except InvalidDicomError as exc:
-        raise IngestError(422, f"not a valid DICOM file: {exc}") from exc
+        raise IngestError(422, _("not a valid DICOM file: {problem}", problem=str(exc))) from exc
     except Exception as exc:  # a hostile header makes pydicom raise all sorts of errors
         raise IngestError(
-            422, f"not a valid DICOM file: its header cannot be read ({exc})"
+            422,
+            _("not a valid DICOM file: its header cannot be read ({problem})", problem=str(exc)),
         ) from exc
     return Inspected(category, fmt.media_type, metadata, None)
 
@@ -46,12 +48,14 @@ def _check_whole_dataset(dataset: Dataset, metadata: dict[str, Any]) -> None:
     data is then missing or mis-sized, found here rather than when a viewer renders it.
     """
     for element in dataset.iterall():
-        _ = element.value  # raw elements are converted here; a bad value raises
+        _value = element.value  # raw elements are converted here; a bad value raises
     if "PixelData" not in dataset:
         raise IngestError(
             422,
-            "the DICOM file is damaged: its pixel data cannot be found (an element "
-            "length before it is probably wrong)",
+            _(
+                "the DICOM file is damaged: its pixel data cannot be found (an element "
+                "length before it is probably wrong)"
+            ),
         )
     pixels = dataset.pixel_array
     frames = int(metadata["number_of_frames"])
@@ -60,21 +64,33 @@ def _check_whole_dataset(dataset: Dataset, metadata: dict[str, Any]) -> None:
     if tuple(pixels.shape[: len(expected)]) != expected:
         raise IngestError(
             422,
-            f"the DICOM pixel data decodes to {pixels.shape}, not the {columns} × {rows} × "
-            f"{frames} the header gives",
+            _(
+                "the DICOM pixel data decodes to {shape}, not the {columns} × {rows} × "
+                "{frames} the header gives",
+                shape=str(pixels.shape),
+                columns=columns,
+                rows=rows,
+                frames=frames,
+            ),
         )
 
 
 def _dicom_metadata(dataset: Dataset, limits: IngestLimits) -> dict[str, Any]:
     rows, columns = _dicom_int(dataset, "Rows"), _dicom_int(dataset, "Columns")
     if rows is None or columns is None or rows <= 0 or columns <= 0:
-        raise IngestError(422, "the DICOM file holds no image (Rows or Columns is missing)")
+        raise IngestError(422, _("the DICOM file holds no image (Rows or Columns is missing)"))
     frames = _dicom_int(dataset, "NumberOfFrames") or 1
     if frames < 1 or rows * columns * frames > limits.max_dicom_pixels:
         raise IngestError(
             422,
-            f"the DICOM image is {columns} × {rows} pixels × {frames} frames, more than "
-            f"the limit of {limits.max_dicom_pixels:,} pixels",
+            _(
+                "the DICOM image is {columns} × {rows} pixels × {frames} frames, more than "
+                "the limit of {limit} pixels",
+                columns=columns,
+                rows=rows,
+                frames=frames,
+                limit=f"{limits.max_dicom_pixels:,}",
+            ),
         )
     return {
         "study_uid": _dicom_uid(dataset, "StudyInstanceUID"),
@@ -92,9 +108,16 @@ def _dicom_metadata(dataset: Dataset, limits: IngestLimits) -> dict[str, Any]:
 def _dicom_uid(dataset: Dataset, keyword: str) -> str:
     value = str(dataset.get(keyword) or "").strip().rstrip("\x00")
     if not value:
-        raise IngestError(422, f"the DICOM file has no {keyword}")
+        raise IngestError(422, _("the DICOM file has no {keyword}", keyword=keyword))
     if len(value) > 64 or not _UID.fullmatch(value):
-        raise IngestError(422, f"the DICOM {keyword} {value[:70]!r} is not a valid UID")
+        raise IngestError(
+            422,
+            _(
+                "the DICOM {keyword} {value} is not a valid UID",
+                keyword=keyword,
+                value=repr(value[:70]),
+            ),
+        )
     return value
 
 

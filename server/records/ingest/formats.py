@@ -15,6 +15,8 @@ from typing import Any
 
 from PIL import Image
 
+from clinicam.i18n import _
+
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -112,30 +114,46 @@ class _Format:
 
 def _the(fmt: _Format) -> str:
     """``the JPEG image`` for ``a JPEG image``: the format named in a sentence."""
-    return "the " + fmt.label.split(" ", 1)[1]
+    return _THE[fmt.label]
 
 
 _PHOTO_OR_SCAN = (Category.PHOTO, Category.SCAN)
-_JPEG = _Format("a JPEG image", "image/jpeg", _Family.IMAGE, _PHOTO_OR_SCAN, "JPEG")
-_PNG = _Format("a PNG image", "image/png", _Family.IMAGE, _PHOTO_OR_SCAN, "PNG")
-_WEBP = _Format("a WebP image", "image/webp", _Family.IMAGE, _PHOTO_OR_SCAN, "WEBP")
-_TIFF = _Format("a TIFF image", "image/tiff", _Family.IMAGE, (Category.SCAN,), "TIFF")
-_PDF = _Format("a PDF document", "application/pdf", _Family.PDF, (Category.SCAN,))
-_DICOM = _Format("a DICOM file", "application/dicom", _Family.DICOM, (Category.CT,))
+_JPEG = _Format(_("a JPEG image"), "image/jpeg", _Family.IMAGE, _PHOTO_OR_SCAN, "JPEG")
+_PNG = _Format(_("a PNG image"), "image/png", _Family.IMAGE, _PHOTO_OR_SCAN, "PNG")
+_WEBP = _Format(_("a WebP image"), "image/webp", _Family.IMAGE, _PHOTO_OR_SCAN, "WEBP")
+_TIFF = _Format(_("a TIFF image"), "image/tiff", _Family.IMAGE, (Category.SCAN,), "TIFF")
+_PDF = _Format(_("a PDF document"), "application/pdf", _Family.PDF, (Category.SCAN,))
+_DICOM = _Format(_("a DICOM file"), "application/dicom", _Family.DICOM, (Category.CT,))
 _VOICE = (Category.VOICE,)
-_WAV = _Format("a WAV recording", "audio/wav", _Family.WAV, _VOICE)
-_OGG = _Format("an Ogg recording", "audio/ogg", _Family.AUDIO, _VOICE, "ogg")
-_WEBM = _Format("a WebM recording", "audio/webm", _Family.AUDIO, _VOICE, "webm")
-_MATROSKA = _Format("a Matroska file", "audio/x-matroska", _Family.AUDIO, _VOICE, "matroska")
-_MP3 = _Format("an MP3 recording", "audio/mpeg", _Family.AUDIO, _VOICE, "mp3")
-_FLAC = _Format("a FLAC recording", "audio/flac", _Family.AUDIO, _VOICE, "flac")
-_MP4 = _Format("an MP4/M4A file", "audio/mp4", _Family.AUDIO, _VOICE, "mp4")
+_WAV = _Format(_("a WAV recording"), "audio/wav", _Family.WAV, _VOICE)
+_OGG = _Format(_("an Ogg recording"), "audio/ogg", _Family.AUDIO, _VOICE, "ogg")
+_WEBM = _Format(_("a WebM recording"), "audio/webm", _Family.AUDIO, _VOICE, "webm")
+_MATROSKA = _Format(_("a Matroska file"), "audio/x-matroska", _Family.AUDIO, _VOICE, "matroska")
+_MP3 = _Format(_("an MP3 recording"), "audio/mpeg", _Family.AUDIO, _VOICE, "mp3")
+_FLAC = _Format(_("a FLAC recording"), "audio/flac", _Family.AUDIO, _VOICE, "flac")
+_MP4 = _Format(_("an MP4/M4A file"), "audio/mp4", _Family.AUDIO, _VOICE, "mp4")
+
+_THE: dict[str, str] = {
+    _JPEG.label: _("the JPEG image"),
+    _PNG.label: _("the PNG image"),
+    _WEBP.label: _("the WebP image"),
+    _TIFF.label: _("the TIFF image"),
+    _PDF.label: _("the PDF document"),
+    _DICOM.label: _("the DICOM file"),
+    _WAV.label: _("the WAV recording"),
+    _OGG.label: _("the Ogg recording"),
+    _WEBM.label: _("the WebM recording"),
+    _MATROSKA.label: _("the Matroska file"),
+    _MP3.label: _("the MP3 recording"),
+    _FLAC.label: _("the FLAC recording"),
+    _MP4.label: _("the MP4/M4A file"),
+}
 
 _EXPECTED = {
-    Category.PHOTO: "a photo (JPEG, PNG or WebP)",
-    Category.SCAN: "a scan (PDF, TIFF, JPEG, PNG or WebP)",
-    Category.CT: "DICOM",
-    Category.VOICE: "a voice recording (WAV, Ogg, WebM, MP3, FLAC or M4A)",
+    Category.PHOTO: _("a photo (JPEG, PNG or WebP)"),
+    Category.SCAN: _("a scan (PDF, TIFF, JPEG, PNG or WebP)"),
+    Category.CT: _("DICOM"),
+    Category.VOICE: _("a voice recording (WAV, Ogg, WebM, MP3, FLAC or M4A)"),
 }
 
 # ISO base media brands that are still images, not recordings.
@@ -145,16 +163,16 @@ _HEIF_BRANDS = frozenset(
 
 # Formats people upload that we recognise but do not take: refused with 415.
 _KNOWN_UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
-    (b"GIF8", "a GIF image"),
-    (b"BM", "a BMP image"),
-    (b"PK\x03\x04", "a ZIP archive (or an Office document)"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf", "a 7-Zip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"MZ", "a Windows program"),
-    (b"\x7fELF", "a Linux program"),
-    (b"{\\rtf", "an RTF document"),
-    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office document"),
+    (b"GIF8", _("a GIF image")),
+    (b"BM", _("a BMP image")),
+    (b"PK\x03\x04", _("a ZIP archive (or an Office document)")),
+    (b"\x1f\x8b", _("a gzip archive")),
+    (b"7z\xbc\xaf", _("a 7-Zip archive")),
+    (b"Rar!", _("a RAR archive")),
+    (b"MZ", _("a Windows program")),
+    (b"\x7fELF", _("a Linux program")),
+    (b"{\\rtf", _("an RTF document")),
+    (b"\xd0\xcf\x11\xe0", _("an old Microsoft Office document")),
 )
 
 
@@ -201,34 +219,45 @@ def _describe_unknown(head: bytes) -> str:
         if head.startswith(prefix):
             return label
     if head[4:8] == b"ftyp":
-        return "a HEIF/AVIF image (save or export it as JPEG)"
+        return _("a HEIF/AVIF image (save or export it as JPEG)")
     if head[:2] in (b"\x02\x00", b"\x08\x00") and len(head) > 3 and head[3] == 0:
-        return "DICOM data without the 128-byte preamble and DICM prefix"
+        return _("DICOM data without the 128-byte preamble and DICM prefix")
     sample = head[:32]
     if all(32 <= b < 127 or b in b"\t\r\n" for b in sample):
-        return f"text beginning {sample.decode('ascii')!r}"
-    return f"binary data beginning {head[:8].hex(' ')}"
+        return _("text beginning {sample}", sample=repr(sample.decode("ascii")))
+    return _("binary data beginning {sample}", sample=head[:8].hex(" "))
 
 
 def _unrecognised(head: bytes, declared: Category | None) -> IngestError:
     looks_like = _describe_unknown(head)
-    known = any(head.startswith(prefix) for prefix, _ in _KNOWN_UNSUPPORTED)
+    known = any(head.startswith(prefix) for prefix, _label in _KNOWN_UNSUPPORTED)
     if known or head[4:8] == b"ftyp" or declared is None:
         return IngestError(
             415,
-            f"unsupported file type: the content is {looks_like}, not a photo, scan, "
-            "DICOM image or voice recording",
+            _(
+                "unsupported file type: the content is {looks_like}, not a photo, scan, "
+                "DICOM image or voice recording",
+                looks_like=looks_like,
+            ),
         )
     if declared is Category.CT:
         return IngestError(
             422,
-            f"declared {declared}, but the content is not DICOM (no DICM preamble); "
-            f"it looks like {looks_like}",
+            _(
+                "declared {declared}, but the content is not DICOM (no DICM preamble); "
+                "it looks like {looks_like}",
+                declared=str(declared),
+                looks_like=looks_like,
+            ),
         )
     return IngestError(
         422,
-        f"declared {declared}, but the content is not {_EXPECTED[declared]}; "
-        f"it looks like {looks_like}",
+        _(
+            "declared {declared}, but the content is not {expected}; it looks like {looks_like}",
+            declared=str(declared),
+            expected=_EXPECTED[declared],
+            looks_like=looks_like,
+        ),
     )
 
 
@@ -239,8 +268,14 @@ def _category_for(fmt: _Format, declared: Category | None) -> Category:
         return declared
     raise IngestError(
         422,
-        f"declared {declared}, but the content is {fmt.label}, not {_EXPECTED[declared]}; "
-        f"it can be uploaded as {fmt.categories[0]}",
+        _(
+            "declared {declared}, but the content is {label}, not {expected}; "
+            "it can be uploaded as {category}",
+            declared=str(declared),
+            label=fmt.label,
+            expected=_EXPECTED[declared],
+            category=str(fmt.categories[0]),
+        ),
     )
 
 

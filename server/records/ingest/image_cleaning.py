@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from PIL import ExifTags, Image, TiffImagePlugin
 
+from clinicam.i18n import _
 from server.records.ingest.formats import (
     _COPY_BYTES,
     _PILLOW_FAILURES,
@@ -98,7 +99,9 @@ def _write_cleaned(path: Path, fmt: _Format) -> Path:
         raise
     except _PILLOW_FAILURES as exc:
         cleaned.unlink(missing_ok=True)
-        raise IngestError(422, f"{_the(fmt)} is damaged: {exc}") from exc
+        raise IngestError(
+            422, _("{the_format} is damaged: {problem}", the_format=_the(fmt), problem=str(exc))
+        ) from exc
     except BaseException:
         cleaned.unlink(missing_ok=True)
         raise
@@ -140,7 +143,7 @@ def _clean_jpeg(data: mmap.mmap, out: IO[bytes]) -> None:
         length = int.from_bytes(data[pos : pos + 2], "big")
         end = pos + length
         if length < 2 or end > len(data):
-            raise IngestError(422, "the JPEG image is truncated inside a segment")
+            raise IngestError(422, _("the JPEG image is truncated inside a segment"))
         if marker == _SOS:
             end = _end_of_scan(data, end)
             out.write(bytes((0xFF, marker)))
@@ -158,13 +161,15 @@ def _clean_jpeg(data: mmap.mmap, out: IO[bytes]) -> None:
 def _next_jpeg_marker(data: mmap.mmap, pos: int) -> tuple[int, int]:
     """The marker at ``pos`` (after any fill bytes) and the position after it."""
     if pos >= len(data):
-        raise IngestError(422, "the JPEG image is truncated (no end-of-image marker)")
+        raise IngestError(422, _("the JPEG image is truncated (no end-of-image marker)"))
     if data[pos] != 0xFF:
-        raise IngestError(422, f"not a valid JPEG image: no segment marker at byte {pos}")
+        raise IngestError(
+            422, _("not a valid JPEG image: no segment marker at byte {pos}", pos=pos)
+        )
     while pos < len(data) and data[pos] == 0xFF:
         pos += 1
     if pos >= len(data):
-        raise IngestError(422, "the JPEG image is truncated (no end-of-image marker)")
+        raise IngestError(422, _("the JPEG image is truncated (no end-of-image marker)"))
     return data[pos], pos + 1
 
 
@@ -172,7 +177,7 @@ def _end_of_scan(data: mmap.mmap, pos: int) -> int:
     """Where the entropy-coded data starting at ``pos`` ends (the next real marker)."""
     found = _JPEG_MARKER_IN_SCAN.search(data, pos)
     if found is None:
-        raise IngestError(422, "the JPEG image is truncated (no end-of-image marker)")
+        raise IngestError(422, _("the JPEG image is truncated (no end-of-image marker)"))
     return found.start()
 
 
@@ -214,12 +219,14 @@ def _clean_png(data: mmap.mmap, out: IO[bytes]) -> None:
     pos = 8
     while True:
         if pos + 12 > len(data):
-            raise IngestError(422, "the PNG image is truncated (no IEND chunk)")
+            raise IngestError(422, _("the PNG image is truncated (no IEND chunk)"))
         length = int.from_bytes(data[pos : pos + 4], "big")
         kind = data[pos + 4 : pos + 8]
         end = pos + 12 + length
         if length > 0x7FFFFFFF or end > len(data) or not kind.isalpha():
-            raise IngestError(422, f"not a valid PNG image: a broken chunk at byte {pos}")
+            raise IngestError(
+                422, _("not a valid PNG image: a broken chunk at byte {pos}", pos=pos)
+            )
         if kind == b"eXIf":
             cleaned = _clean_exif(data[pos + 8 : pos + 8 + length])
             if cleaned is not None:
@@ -278,14 +285,14 @@ def _riff_chunks(data: mmap.mmap) -> Iterator[_RiffChunk]:
     while pos + 8 <= end:
         size = int.from_bytes(data[pos + 4 : pos + 8], "little")
         if pos + 8 + size > len(data):
-            raise IngestError(422, "the WebP image is truncated inside a chunk")
+            raise IngestError(422, _("the WebP image is truncated inside a chunk"))
         yield _RiffChunk(data[pos : pos + 4], pos + 8, size)
         pos += 8 + size + (size & 1)
 
 
 def _with_vp8x_flags(data: mmap.mmap, chunk: _RiffChunk, has_exif: bool) -> _RiffChunk:
     if chunk.size < 10:
-        raise IngestError(422, "not a valid WebP image: its VP8X chunk is too short")
+        raise IngestError(422, _("not a valid WebP image: its VP8X chunk is too short"))
     payload = bytearray(data[chunk.start : chunk.start + chunk.size])
     payload[0] &= ~(_VP8X_XMP | _VP8X_EXIF) & 0xFF
     if has_exif:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from PIL import ExifTags, Image
 
+from clinicam.i18n import _
 from server.records.ingest.formats import (
     _PILLOW_FAILURES,
     _TIFF,
@@ -56,13 +57,25 @@ def _image_pixel_limit(limits: IngestLimits) -> int:
 
 def _check_image_pixels(width: int, height: int, limits: IngestLimits) -> None:
     if width <= 0 or height <= 0:
-        raise IngestError(422, f"the image header gives an empty size ({width} × {height})")
+        raise IngestError(
+            422,
+            _(
+                "the image header gives an empty size ({width} × {height})",
+                width=width,
+                height=height,
+            ),
+        )
     limit = _image_pixel_limit(limits)
     if width * height > limit:
         raise IngestError(
             422,
-            f"the image is {width} × {height} pixels, which is larger than the limit "
-            f"of {limit:,} pixels",
+            _(
+                "the image is {width} × {height} pixels, which is larger than the limit "
+                "of {limit} pixels",
+                width=width,
+                height=height,
+                limit=f"{limit:,}",
+            ),
         )
 
 
@@ -76,7 +89,9 @@ def _verify_image(
     try:
         img = Image.open(path, formats=[fmt.decoder])
     except _PILLOW_FAILURES as exc:
-        raise IngestError(422, f"{_the(fmt)} cannot be opened: its header is invalid") from exc
+        raise IngestError(
+            422, _("{the_format} cannot be opened: its header is invalid", the_format=_the(fmt))
+        ) from exc
     with img:
         _check_image_pixels(*img.size, limits)
         taken_at = _taken_at(img)
@@ -95,9 +110,18 @@ def _page_count(img: Image.Image, fmt: _Format) -> int:
     try:
         pages = int(getattr(img, "n_frames", 1))
     except _PILLOW_FAILURES as exc:
-        raise IngestError(422, f"the TIFF image has a damaged page directory: {exc}") from exc
+        raise IngestError(
+            422, _("the TIFF image has a damaged page directory: {problem}", problem=str(exc))
+        ) from exc
     if pages > _MAX_SCAN_PAGES:
-        raise IngestError(422, f"the TIFF image has {pages} pages, more than {_MAX_SCAN_PAGES}")
+        raise IngestError(
+            422,
+            _(
+                "the TIFF image has {pages} pages, more than {limit}",
+                pages=pages,
+                limit=_MAX_SCAN_PAGES,
+            ),
+        )
     return pages
 
 
@@ -113,12 +137,24 @@ def _decode_page(
         if before + pixels > limits.max_total_pixels:
             raise IngestError(
                 422,
-                f"{_the(fmt)} holds more than {limits.max_total_pixels:,} pixels over its "
-                f"first {page + 1} pages, more than a scan may have; split it into smaller files",
+                _(
+                    "{the_format} holds more than {limit} pixels over its first {pages} pages, "
+                    "more than a scan may have; split it into smaller files",
+                    the_format=_the(fmt),
+                    limit=f"{limits.max_total_pixels:,}",
+                    pages=page + 1,
+                ),
             )
         img.load()
     except _PILLOW_FAILURES as exc:
-        raise IngestError(422, f"{_the(fmt)} is damaged or truncated: {exc}") from exc
+        raise IngestError(
+            422,
+            _(
+                "{the_format} is damaged or truncated: {problem}",
+                the_format=_the(fmt),
+                problem=str(exc),
+            ),
+        ) from exc
     return pixels
 
 
@@ -186,7 +222,7 @@ _JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 def _png_size(data: mmap.mmap) -> tuple[int, int] | None:
     if len(data) < 24 or data[12:16] != b"IHDR":
-        raise IngestError(422, "not a valid PNG image: the first chunk is not IHDR")
+        raise IngestError(422, _("not a valid PNG image: the first chunk is not IHDR"))
     width, height = struct.unpack(">II", data[16:24])
     return width, height
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from clinicam.i18n import _
 from server.records.ingest.audio import _inspect_container_audio, _inspect_wav
 from server.records.ingest.dicom import _inspect_dicom
 from server.records.ingest.formats import (
@@ -35,7 +36,7 @@ def inspect_upload(
     ``declared`` is the category the user chose, or None to let the content decide.
     """
     if path.stat().st_size == 0:
-        raise IngestError(422, "the file is empty")
+        raise IngestError(422, _("the file is empty"))
     with path.open("rb") as fh:
         head = fh.read(_SNIFF_BYTES)
     fmt = _sniff(head)

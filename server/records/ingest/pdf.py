@@ -15,6 +15,7 @@ import re
 import zlib
 from pathlib import Path
 
+from clinicam.i18n import _
 from server.records.ingest.formats import (
     Category,
     IngestError,
@@ -39,7 +40,7 @@ _MAX_INFLATED_BYTES = 32 << 20
 def _inspect_pdf(path: Path, fmt: _Format, category: Category, limits: IngestLimits) -> Inspected:
     with _mapped(path) as data:
         if b"%%EOF" not in data[-1024:]:
-            raise IngestError(422, "the PDF document is truncated (no %%EOF marker at its end)")
+            raise IngestError(422, _("the PDF document is truncated (no %%EOF marker at its end)"))
         _refuse_active_content(data)
         pages = _count_pdf_pages(data)
     metadata = {"width": None, "height": None, "page_count": pages}
@@ -60,7 +61,7 @@ def _count_pdf_pages(data: mmap.mmap) -> int | None:
 
 def _count_matches(pattern: re.Pattern[bytes], data: mmap.mmap | bytes) -> int:
     count = 0
-    for _ in pattern.finditer(data):
+    for _match in pattern.finditer(data):
         count += 1
         if count >= _MAX_PDF_PAGES_COUNTED:
             break
@@ -99,8 +100,11 @@ def _refuse_active_content(data: mmap.mmap) -> None:
     if markup is not None:
         raise IngestError(
             422,
-            f"the PDF document contains HTML markup (at byte {markup.start()}); a file that "
-            "is both a PDF and a web page is refused",
+            _(
+                "the PDF document contains HTML markup (at byte {pos}); a file that "
+                "is both a PDF and a web page is refused",
+                pos=markup.start(),
+            ),
         )
     chunks: list[mmap.mmap | bytes] = [data, *_inflated_object_streams(data)]
     for chunk in chunks:
@@ -109,9 +113,12 @@ def _refuse_active_content(data: mmap.mmap) -> None:
             if name in _ACTIVE_NAMES:
                 raise IngestError(
                     422,
-                    f"the PDF document contains active content (/{name.decode('latin-1')}: "
-                    "scripts, actions or embedded files are refused); print it to a plain "
-                    "PDF or scan it instead",
+                    _(
+                        "the PDF document contains active content (/{name}: scripts, actions "
+                        "or embedded files are refused); print it to a plain PDF or scan it "
+                        "instead",
+                        name=name.decode("latin-1"),
+                    ),
                 )
 
 

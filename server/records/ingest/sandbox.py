@@ -34,6 +34,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Final
 
+from clinicam.i18n import Text, _
 from server.records.ingest.formats import CLEANED_PREFIX, Category, IngestError, IngestLimits
 from server.records.ingest.formats import Inspected as Inspected
 from server.records.ingest.inspection import inspect_upload
@@ -149,16 +150,18 @@ def _inspect(path: str, declared: str | None, limits: IngestLimits) -> tuple[Any
 
 
 def _too_big(limits: IngestLimits) -> str:
-    return (
-        f"the file needs more than {limits.max_parse_memory_mb} MB of memory to check; "
-        "it was refused (reduce its size or page count)"
+    return _(
+        "the file needs more than {mb} MB of memory to check; "
+        "it was refused (reduce its size or page count)",
+        mb=limits.max_parse_memory_mb,
     )
 
 
 def _too_slow(limits: IngestLimits) -> str:
-    return (
-        f"the file could not be checked within {limits.max_parse_seconds:g} s; it was "
-        "refused (reduce its size or page count)"
+    return _(
+        "the file could not be checked within {seconds} s; it was "
+        "refused (reduce its size or page count)",
+        seconds=f"{limits.max_parse_seconds:g}",
     )
 
 
@@ -168,9 +171,10 @@ def _outcome(message: Any) -> Inspected:
         inspected: Inspected = message[1]
         return inspected
     if kind == "refused":
-        raise IngestError(int(message[1]), str(message[2]))
+        reason = message[2]
+        raise IngestError(int(message[1]), reason if isinstance(reason, Text) else str(reason))
     _LOGGER.error("upload inspection failed in its sandbox: %s", message[1])
-    raise IngestError(422, "the file could not be checked: its content made the checker fail")
+    raise IngestError(422, _("the file could not be checked: its content made the checker fail"))
 
 
 def _run_in_worker(work: Path, declared: Category | None, limits: IngestLimits) -> Inspected:
