@@ -9,6 +9,7 @@ import { mountSwitch, t } from "./i18n.js";
 import { roomEvents } from "./room_events.js";
 import { renderFloor, windowAt } from "./room_floor.js";
 import { RoomLinks } from "./room_links.js";
+import { MainChooser } from "./room_main.js";
 import { roomMedia } from "./room_media.js";
 import { RoomPresentation } from "./room_presentation.js";
 import { RoomRelevance } from "./room_relevance.js";
@@ -59,6 +60,7 @@ function onMessage(msg) {
 function render() {
   const room = state.room;
   renderFloor(room, nameOf, events.send);
+  MainChooser.render(room);
   $("online").textContent = t("room.online", { names: room.online.map(nameOf).join(t("room.list_separator")) });
   RoomPresentation.render(room.presentation, nameOf);
   RoomLinks.renderMode(room.video);
@@ -92,6 +94,7 @@ inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.sen
   cameraPad({ api, base, status: cameraStatus });
   RoomRelevance.setup({ api, base, cid, patient: info.patient });
   RoomLinks.setupMode(events.send);
+  MainChooser.setup(events.send);
   RoomPresentation.setup({ api, base, current: () => state.room && state.room.presentation, say: cameraSay });
   setupReplay({ api, cid, patient: info.patient });
   events.connect();

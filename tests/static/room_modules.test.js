@@ -155,3 +155,14 @@ test("in Chinese: the pad's status line, the floor, the station and link health"
     setCatalogue("en", en);
   }
 });
+
+test("the main-window chooser lists the layout's windows by their labels", async () => {
+  const { mainChoices } = await import("../../server/static/room_main.js");
+  const room = { tiles: [["live", 0, 0, 1, 1], ["expert:ada", 1, 0, 1, 1], ["relevance", 2, 0, 1, 1]],
+    labels: { live: "Patient — Hill", "expert:ada": "Ada" } };
+  assert.deepEqual(mainChoices(room), [
+    { value: "live", label: "Patient — Hill" },
+    { value: "expert:ada", label: "Ada" },
+    { value: "relevance", label: "relevance" },
+  ]);
+});
