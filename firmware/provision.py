@@ -116,7 +116,9 @@ def _apply(plan: Plan, root: Path) -> tuple[str, Exception] | None:
 def _finish(boot: Path, path: Path, plan: Plan, when: datetime, locale: str | None) -> None:
     """The last step: record what was applied, then take the secrets off the card."""
     report.write(
-        boot, report.APPLIED_FILE, report.applied_file(plan.summary, plan.boot_files, when)
+        boot,
+        report.APPLIED_FILE,
+        report.applied_file(plan.summary, plan.boot_files, when, locale),
     )
     log = report.success_log(plan.device_id, plan.summary, plan.notes, when, locale)
     _write_log(boot, log)

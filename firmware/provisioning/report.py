@@ -176,14 +176,21 @@ def success_log(
     return _text(lines, locale)
 
 
-def applied_file(summary: Mapping[str, Any], removed: Iterable[str], when: datetime) -> bytes:
-    """``clinicam.toml.applied``: the non-secret settings, and the card files removed."""
+def applied_file(
+    summary: Mapping[str, Any],
+    removed: Iterable[str],
+    when: datetime,
+    locale: str | None = ENGLISH,
+) -> bytes:
+    """``clinicam.toml.applied``: the non-secret settings, and the card files removed
+    (its comment in the log's language; the keys are the file's own)."""
     data: dict[str, Any] = {
         "applied_at": stamp(when),
         **_without_none(summary),
         "removed_files": ["clinicam.toml", *removed],
     }
-    header = "# Applied by clinicam provisioning. Secrets are not in this file.\n"
+    comment = _("Applied by clinicam provisioning. Secrets are not in this file.")
+    header = "".join(f"# {line}\n" for line in render([comment], locale))
     return (header + tomlwrite.dumps(data)).replace("\n", NEWLINE).encode("utf-8")
 
 

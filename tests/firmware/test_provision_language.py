@@ -88,6 +88,9 @@ def test_a_chinese_device_gets_a_chinese_log(card: Card, pki: Pki, light: GpioSt
     assert "OK" not in card.log_text() and "provisioned" not in card.log_text()
     config = tomllib.loads((card.root / "etc/clinicam/appliance.toml").read_text())
     assert config["language"] == "zh-CN"  # the appliance speaks it too
+    applied = (card.boot / "clinicam.toml.applied").read_bytes().decode("utf-8")
+    assert applied.startswith("# 由 clinicam 首次启动配置写入。本文件不含机密信息。\r\n")
+    assert tomllib.loads(applied)["device"]["language"] == "zh-CN"
 
 
 def test_an_english_device_gets_an_english_log(
