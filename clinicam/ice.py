@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from clinicam.aiortc_compat import gather_host_addresses
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class IceConfig(StrictModel):
     def _check_urls(cls, value: list[str]) -> list[str]:
         for url in value:
             if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
-                raise ValueError(f"'{url}' is not a stun:/turn: URL")
+                raise ValueError(_("'{url}' is not a stun:/turn: URL", url=url))
         return value
 
     def rtc_configuration(self) -> RTCConfiguration:

@@ -16,6 +16,7 @@ from paho.mqtt.properties import Properties
 from pydantic import Field, SecretStr, model_validator
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _
 
 
 class MqttConfig(StrictModel):
@@ -46,19 +47,22 @@ class MqttConfig(StrictModel):
     @model_validator(mode="after")
     def _client_certificate(self) -> Self:
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("give both cert_file and key_file, or neither")
+            raise ValueError(_("give both cert_file and key_file, or neither"))
         if self.cert_file is not None and not self.tls:
-            raise ValueError("a client certificate needs tls = true")
+            raise ValueError(_("a client certificate needs tls = true"))
         if self.ca_file is not None and not self.tls:
-            raise ValueError("a ca_file needs tls = true")
+            raise ValueError(_("a ca_file needs tls = true"))
         return self
 
     @model_validator(mode="after")
     def _tls_beyond_loopback(self) -> Self:
         if not self.tls and not self.allow_plaintext and not is_loopback(self.host):
             raise ValueError(
-                f"broker {self.host!r} is not on this machine: TLS is required (tls = true "
-                "and ca_file), or allow_plaintext = true on an isolated test network"
+                _(
+                    "broker {host} is not on this machine: TLS is required (tls = true and "
+                    "ca_file), or allow_plaintext = true on an isolated test network",
+                    host=repr(self.host),
+                )
             )
         return self
 

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from clinicam.configfile import StrictModel
 from clinicam.const import DEVICE_ID_PATTERN
+from clinicam.i18n import _
 from clinicam.ice import IceConfig
 from clinicam.mqtt_config import MqttConfig
 from firmware.hardware.gpio import GpioConfig
@@ -29,13 +30,17 @@ class AxisCalibration(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.min_pulse_us >= self.max_pulse_us:
-            raise ValueError("min_pulse_us must be below max_pulse_us")
+            raise ValueError(_("min_pulse_us must be below max_pulse_us"))
         for limit in (self.min_deg, self.max_deg):
             servo = self.centre_deg + (-limit if self.invert else limit)
             if not 0.0 <= servo <= self.actuation_range_deg:
                 raise ValueError(
-                    f"soft limit {limit}° puts the servo at {servo}°, outside 0–"
-                    f"{self.actuation_range_deg}°"
+                    _(
+                        "soft limit {limit}° puts the servo at {servo}°, outside 0–{range}°",
+                        limit=limit,
+                        servo=servo,
+                        range=self.actuation_range_deg,
+                    )
                 )
         return self
 
@@ -54,7 +59,7 @@ class PanTiltConfig(StrictModel):
     @model_validator(mode="after")
     def _distinct_channels(self) -> Self:
         if self.pan.channel == self.tilt.channel:
-            raise ValueError("pan.channel and tilt.channel must differ")
+            raise ValueError(_("pan.channel and tilt.channel must differ"))
         return self
 
 
@@ -127,7 +132,7 @@ class ServerLinkConfig(StrictModel):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+            raise ValueError(_("must start with http:// or https://"))
         return value.rstrip("/")
 
 

@@ -7,7 +7,8 @@ A technician drops one ``clinicam.toml`` on the SD card's boot partition (see
 2. reads and validates all of it, certificates and the resulting appliance
    configuration included, *before* writing anything. A bad or partial file
    changes nothing on the device: ``clinicam-provision.log`` on the boot partition
-   lists every problem with its fix, the file stays for the next try, and the status
+   lists every problem with its fix (in the appliance's language, or in Chinese and
+   English when the file cannot say which), the file stays for the next try, and the status
    LED shows :attr:`LightPattern.PROVISION_FAILED`;
 3. applies a valid file step by step (TLS files, ``/etc/clinicam/appliance.toml``,
    NetworkManager connections, Wi-Fi country, time zone), every write atomic, and
@@ -35,7 +36,7 @@ from clinicam.i18n import _, localized, say
 from clinicam.logsetup import setup_logging
 from firmware.hardware.gpio import GpioConfig, GpioStatusLight, LightPattern, StatusLight
 from firmware.provisioning import appliance, report, source, steps, sysfiles
-from firmware.provisioning.plan import Plan, build
+from firmware.provisioning.plan import Plan, build, log_language
 from firmware.provisioning.problems import Problem
 from firmware.provisioning.source import Invalid
 
@@ -112,12 +113,15 @@ def _apply(plan: Plan, root: Path) -> tuple[str, Exception] | None:
     return None
 
 
-def _finish(boot: Path, path: Path, plan: Plan, when: datetime) -> None:
+def _finish(boot: Path, path: Path, plan: Plan, when: datetime, locale: str | None) -> None:
     """The last step: record what was applied, then take the secrets off the card."""
     report.write(
-        boot, report.APPLIED_FILE, report.applied_file(plan.summary, plan.boot_files, when)
+        boot,
+        report.APPLIED_FILE,
+        report.applied_file(plan.summary, plan.boot_files, when, locale),
     )
-    _write_log(boot, report.success_log(plan.device_id, plan.summary, plan.notes, when))
+    log = report.success_log(plan.device_id, plan.summary, plan.notes, when, locale)
+    _write_log(boot, log)
     sysfiles.remove(path)
     for name in plan.boot_files:
         sysfiles.remove(boot / name)
@@ -137,29 +141,30 @@ def provision(
         _LOGGER.info("no %s on %s: nothing to provision", source.BOOT_FILE, boot)
         return ProvisionResult("nothing to do")
     when = now()
+    locale = log_language(path, root)  # None: the log says everything in both languages
     try:
         plan = build(path, root)
     except Invalid as exc:
         _LOGGER.error("%s refused, nothing changed: %d problem(s)", path.name, len(exc.problems))
         for problem in exc.problems:
             _LOGGER.error("  %s: %s", problem.key, problem.message)
-        log = report.failure_log(path.name, exc.problems, when)
+        log = report.failure_log(path.name, exc.problems, when, locale)
         return _fail(boot, light, log, ProvisionResult("failed", problems=tuple(exc.problems)))
     except Exception:
         _LOGGER.exception("%s could not be checked", path.name)
         problem = Problem(
             path.name,
-            "could not be checked because of an internal error",
-            "see 'journalctl -u clinicam-provision' on the device, or ask for support",
+            _("could not be checked because of an internal error"),
+            _("see 'journalctl -u clinicam-provision' on the device, or ask for support"),
         )
-        log = report.failure_log(path.name, [problem], when)
+        log = report.failure_log(path.name, [problem], when, locale)
         return _fail(boot, light, log, ProvisionResult("failed", problems=(problem,)))
     failure = _apply(plan, root)
     if failure is not None:
         label, error = failure
-        log = report.partial_log(path.name, label, str(error), when)
+        log = report.partial_log(path.name, label, error, when, locale)
         return _fail(boot, light, log, ProvisionResult("failed", plan.device_id, failed_step=label))
-    _finish(boot, path, plan, when)
+    _finish(boot, path, plan, when, locale)
     _LOGGER.info("provisioned %s from %s", plan.device_id, path)
     _show(light, LightPattern.PROVISION_OK)
     return ProvisionResult("ok", plan.device_id)

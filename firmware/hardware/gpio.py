@@ -54,6 +54,7 @@ from typing import Any, Final, Literal, Protocol, Self
 from pydantic import Field, model_validator
 
 from clinicam.configfile import StrictModel
+from clinicam.i18n import _
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -154,7 +155,9 @@ class GpioConfig(StrictModel):
     @model_validator(mode="after")
     def _distinct_pins(self) -> Self:
         if self.led_pin == self.button_pin:
-            raise ValueError(f"led_pin and button_pin must differ (both are GPIO{self.led_pin})")
+            raise ValueError(
+                _("led_pin and button_pin must differ (both are GPIO{pin})", pin=self.led_pin)
+            )
         return self
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from clinicam import tomlwrite
+from clinicam.i18n import LOCALES, _
 from clinicam.mqtt_config import MqttConfig
 from firmware.config import ApplianceConfig
 from firmware.provisioning.problems import Problem, from_validation
@@ -38,6 +39,7 @@ MQTT_CERT_FIELDS = ("cert_file", "key_file")  # MqttConfig keys for a client cer
 MQTT_SET_HERE = ("host", "port", "username", "password", "tls", "ca_file", *MQTT_CERT_FIELDS)
 FROM_FILE_KEYS = {
     "device_id": "device.id",
+    "language": "device.language",
     "mqtt.ca_file": "mqtt.ca_cert_pem",
     "mqtt.cert_file": "mqtt.client_cert_pem",
     "mqtt.key_file": "mqtt.client_key_pem",
@@ -69,7 +71,18 @@ def load_base(root: Path) -> tuple[dict[str, Any], list[str]]:
         return tomllib.loads(path.read_text(encoding="utf-8")), []
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         _LOGGER.warning("existing %s unreadable, starting from defaults: %s", APPLIANCE_TOML, exc)
-        return {}, [f"the existing {APPLIANCE_TOML} could not be read and was replaced"]
+        return {}, [
+            _("the existing {path} could not be read and was replaced", path=APPLIANCE_TOML)
+        ]
+
+
+def language_of(tables: Mapping[str, Any]) -> str:
+    """The appliance's language in these appliance.toml tables (the default if unset)."""
+    chosen = tables.get("language")
+    if isinstance(chosen, str) and chosen in LOCALES:
+        return chosen
+    default: str = ApplianceConfig.model_fields["language"].default
+    return default
 
 
 def deep_merge(base: Any, override: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,6 +122,8 @@ def overlay(spec: ProvisioningFile) -> dict[str, Any]:
         "server": {"url": spec.server.url, "token": spec.server.token.get_secret_value()},
         "mqtt": _mqtt_overlay(spec),
     }
+    if spec.device.language is not None:
+        tables["language"] = spec.device.language
     if spec.camera:
         tables["camera"] = spec.camera
     if spec.pantilt:
@@ -164,8 +179,8 @@ def validate(spec: ProvisioningFile, data: dict[str, Any]) -> ApplianceConfig:
             [
                 Problem(
                     "mqtt.client_cert_pem",
-                    "this firmware's MQTT client cannot use a client certificate yet",
-                    "use username and password (with ca_cert_pem for TLS) for now",
+                    _("this firmware's MQTT client cannot use a client certificate yet"),
+                    _("use username and password (with ca_cert_pem for TLS) for now"),
                 )
             ]
         )
@@ -176,7 +191,7 @@ def validate(spec: ProvisioningFile, data: dict[str, Any]) -> ApplianceConfig:
             return FROM_FILE_KEYS[key]
         if _set_by(tables, key) or not key:
             return key
-        return f"{key} (in the device's existing {APPLIANCE_TOML})"
+        return _("{key} (in the device's existing {path})", key=key, path=APPLIANCE_TOML)
 
     try:
         return ApplianceConfig.model_validate(data)
@@ -207,5 +222,11 @@ def render(data: Mapping[str, Any]) -> bytes:
         return (header + tomlwrite.dumps(data)).encode()
     except TypeError as exc:
         raise Invalid(
-            [Problem(str(APPLIANCE_TOML), f"cannot be rewritten: {exc}", "ask for support")]
+            [
+                Problem(
+                    str(APPLIANCE_TOML),
+                    _("cannot be rewritten: {detail}", detail=str(exc)),
+                    _("ask for support"),
+                )
+            ]
         ) from None

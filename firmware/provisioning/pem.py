@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from clinicam.i18n import _
+
 _LOGGER = logging.getLogger(__name__)
 
 PEM_BEGIN = "-----BEGIN"
@@ -38,32 +40,34 @@ def resolve(value: str, folder: Path) -> PemSource:
         return PemSource(value.strip() + "\n", None)
     name = value.strip()
     if not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise PemError("must be PEM text (-----BEGIN …) or a file name next to clinicam.toml")
+        raise PemError(_("must be PEM text (-----BEGIN …) or a file name next to clinicam.toml"))
     path = folder / name
     if not path.is_file():
-        raise PemError(f"file '{name}' is not next to clinicam.toml on the boot partition")
+        raise PemError(
+            _("file '{name}' is not next to clinicam.toml on the boot partition", name=name)
+        )
     data = path.read_bytes()
     if len(data) > MAX_PEM_BYTES:
-        raise PemError(f"file '{name}' is too large to be a certificate or key")
+        raise PemError(_("file '{name}' is too large to be a certificate or key", name=name))
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
-        raise PemError(f"file '{name}' is not a PEM text file") from None
+        raise PemError(_("file '{name}' is not a PEM text file", name=name)) from None
     if PEM_BEGIN not in text:
-        raise PemError(f"file '{name}' is not in PEM format (-----BEGIN …)")
+        raise PemError(_("file '{name}' is not in PEM format (-----BEGIN …)", name=name))
     return PemSource(text.strip() + "\n", name)
 
 
 def _require_block(text: str, kinds: tuple[str, ...], what: str) -> None:
     if not any(f"{PEM_BEGIN} {kind}-----" in text for kind in kinds):
-        raise PemError(f"is not a PEM {what}")
+        raise PemError(_("is not a PEM {what}", what=what))
     if "-----END" not in text:
-        raise PemError(f"the PEM {what} is cut off (no -----END line)")
+        raise PemError(_("the PEM {what} is cut off (no -----END line)", what=what))
 
 
 def check_certificates(text: str) -> int:
     """Validate one or more PEM certificates; returns how many there are."""
-    _require_block(text, ("CERTIFICATE",), "certificate")
+    _require_block(text, ("CERTIFICATE",), _("certificate"))
     try:
         from cryptography import x509
     except ImportError:  # pragma: no cover - cryptography comes with aiortc
@@ -72,15 +76,15 @@ def check_certificates(text: str) -> int:
     try:
         return len(x509.load_pem_x509_certificates(text.encode()))
     except ValueError:
-        raise PemError("the certificate cannot be read (damaged or incomplete)") from None
+        raise PemError(_("the certificate cannot be read (damaged or incomplete)")) from None
 
 
 def check_key_pair(cert_text: str, key_text: str) -> None:
     """Validate a client certificate and its unencrypted private key, and that they match."""
     check_certificates(cert_text)
-    _require_block(key_text, ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"), "private key")
+    _require_block(key_text, ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"), _("private key"))
     if "ENCRYPTED" in key_text:
-        raise PemError("the private key is password-protected; give an unencrypted key")
+        raise PemError(_("the private key is password-protected; give an unencrypted key"))
     try:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
@@ -89,8 +93,8 @@ def check_key_pair(cert_text: str, key_text: str) -> None:
     try:
         key = serialization.load_pem_private_key(key_text.encode(), password=None)
     except (ValueError, TypeError):
-        raise PemError("the private key cannot be read (damaged or incomplete)") from None
+        raise PemError(_("the private key cannot be read (damaged or incomplete)")) from None
     cert = x509.load_pem_x509_certificates(cert_text.encode())[0]
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
-        raise PemError("the private key does not belong to client_cert_pem")
+        raise PemError(_("the private key does not belong to client_cert_pem"))

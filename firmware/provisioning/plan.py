@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinicam.i18n import LOCALES, _, message_of
 from firmware.provisioning import appliance, nmconnection, pem, source
 from firmware.provisioning.problems import Problem, hint_for
 from firmware.provisioning.schema import ProvisioningFile
@@ -47,7 +48,7 @@ def _take_pem(
         found = pem.resolve(value, folder)
         check(found.text)
     except pem.PemError as exc:
-        problems.append(Problem(key, str(exc), hint_for(key)))
+        problems.append(Problem(key, message_of(exc), hint_for(key)))
         return None
     return found
 
@@ -90,7 +91,11 @@ def _summary(
     """The non-secret part, for ``clinicam.toml.applied`` and the log."""
     mqtt = data["mqtt"]
     out: dict[str, Any] = {
-        "device": {"id": spec.device.id, "timezone": spec.device.timezone},
+        "device": {
+            "id": spec.device.id,
+            "timezone": spec.device.timezone,
+            "language": spec.device.language,
+        },
         "server": {"url": spec.server.url},
         "mqtt": {
             "host": mqtt["host"],
@@ -122,16 +127,23 @@ def _notes(spec: ProvisioningFile, base_notes: list[str]) -> tuple[str, ...]:
     notes = list(base_notes)
     if spec.mqtt.username and spec.mqtt.username != spec.device.id:
         notes.append(
-            f"mqtt.username '{spec.mqtt.username}' differs from device.id "
-            f"'{spec.device.id}'; Clinicam's own broker expects them to be the same"
+            _(
+                "mqtt.username '{username}' differs from device.id '{device}'; Clinicam's "
+                "own broker expects them to be the same",
+                username=spec.mqtt.username,
+                device=spec.device.id,
+            )
         )
     if not spec.mqtt.use_tls and spec.mqtt.host not in LOOPBACK:
         notes.append(
-            f"the broker connection to {spec.mqtt.host} is not encrypted (no TLS): the MQTT "
-            "password travels in clear; give mqtt.ca_cert_pem to turn TLS on"
+            _(
+                "the broker connection to {host} is not encrypted (no TLS): the MQTT password "
+                "travels in clear; give mqtt.ca_cert_pem to turn TLS on",
+                host=spec.mqtt.host,
+            )
         )
     if not spec.wifi:
-        notes.append("no [[wifi]] networks given: the device's Wi-Fi settings were kept")
+        notes.append(_("no [[wifi]] networks given: the device's Wi-Fi settings were kept"))
     return tuple(notes)
 
 
@@ -168,3 +180,21 @@ def build(path: Path, root: Path) -> Plan:
         boot_files=tuple(boot_files),
         notes=_notes(spec, base_notes),
     )
+
+
+def log_language(path: Path, root: Path) -> str | None:
+    """The language of the log for the provisioning file at ``path``: the appliance's
+    language once the file is applied (its ``device.language``, else the device's
+    present setting, else the default), or None when the file cannot say (not readable,
+    not TOML, an unknown language): then the log is written in both languages."""
+    try:
+        raw = source.read_toml(path)
+        device = raw.get("device", {})
+        if not isinstance(device, dict):
+            return None
+        if "language" in device:
+            chosen = device["language"]
+            return chosen if chosen in LOCALES else None
+        return appliance.language_of(appliance.load_base(root)[0])
+    except Exception:  # the log must still be written, in both languages
+        return None

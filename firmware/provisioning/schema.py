@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 
 from clinicam.configfile import StrictModel
 from clinicam.const import DEVICE_ID_PATTERN
+from clinicam.i18n import _
 
 PSK_MIN, PSK_MAX = 8, 63
 SSID_MAX_BYTES = 32
@@ -43,6 +44,9 @@ class DeviceSection(StrictModel):
 
     id: str = Field(pattern=DEVICE_ID_PATTERN, description="Device id, as on the server.")
     timezone: str | None = Field(None, description="tz database name, e.g. Africa/Nairobi.")
+    language: Literal["zh-CN", "en"] | None = Field(
+        None, description="The appliance's language, and the provisioning log's."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -51,7 +55,7 @@ class DeviceSection(StrictModel):
             return None
         root = (info.context or {}).get("root", Path("/"))
         if not timezone_known(value, Path(root)):
-            raise ValueError(f"unknown time zone '{value}'")
+            raise ValueError(_("unknown time zone '{zone}'", zone=value))
         return value
 
 
@@ -66,16 +70,16 @@ class ServerSection(StrictModel):
     def _plain_url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be a full address starting with https:// (or http://)")
+            raise ValueError(_("must be a full address starting with https:// (or http://)"))
         if parts.username or parts.password:
-            raise ValueError("must not contain a user name or password (use token)")
+            raise ValueError(_("must not contain a user name or password (use token)"))
         return value.rstrip("/")
 
     @field_validator("token")
     @classmethod
     def _not_empty(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
-            raise ValueError("must not be empty")
+            raise ValueError(_("must not be empty"))
         return value
 
 
@@ -96,12 +100,14 @@ class MqttSection(StrictModel):
         has_cert = self.client_cert_pem is not None
         has_key = self.client_key_pem is not None
         if has_cert != has_key:
-            raise ValueError("client_cert_pem and client_key_pem go together: give both or neither")
+            raise ValueError(
+                _("client_cert_pem and client_key_pem go together: give both or neither")
+            )
         has_password = self.password is not None and bool(self.password.get_secret_value())
         if not has_password and not has_cert:
-            raise ValueError("needs a password, or client_cert_pem and client_key_pem")
+            raise ValueError(_("needs a password, or client_cert_pem and client_key_pem"))
         if self.tls is False and (self.ca_cert_pem is not None or has_cert):
-            raise ValueError("certificates need tls = true (or leave tls out)")
+            raise ValueError(_("certificates need tls = true (or leave tls out)"))
         return self
 
     @property
@@ -126,7 +132,7 @@ class WifiNetwork(StrictModel):
     @classmethod
     def _ssid_length(cls, value: str) -> str:
         if not 1 <= len(value.encode()) <= SSID_MAX_BYTES:
-            raise ValueError(f"must be 1 to {SSID_MAX_BYTES} bytes long")
+            raise ValueError(_("must be 1 to {most} bytes long", most=SSID_MAX_BYTES))
         return value
 
     @field_validator("psk")
@@ -136,9 +142,11 @@ class WifiNetwork(StrictModel):
             return None
         secret = value.get_secret_value()
         if not PSK_MIN <= len(secret) <= PSK_MAX:
-            raise ValueError(f"must have {PSK_MIN} to {PSK_MAX} characters")
+            raise ValueError(
+                _("must have {least} to {most} characters", least=PSK_MIN, most=PSK_MAX)
+            )
         if any(not 32 <= ord(ch) <= 126 for ch in secret):
-            raise ValueError("may only use plain ASCII letters, digits, spaces and punctuation")
+            raise ValueError(_("may only use plain ASCII letters, digits, spaces and punctuation"))
         return value
 
     @field_validator("country")
@@ -148,15 +156,15 @@ class WifiNetwork(StrictModel):
             return None
         code = value.strip().upper()
         if not re.fullmatch(r"[A-Z]{2}", code):
-            raise ValueError("must be a two-letter country code such as KE or GB")
+            raise ValueError(_("must be a two-letter country code such as KE or GB"))
         return code
 
     @model_validator(mode="after")
     def _security(self) -> Self:
         if self.key_mgmt == "wpa-psk" and self.psk is None:
-            raise ValueError('needs psk (or key_mgmt = "none" for an open network)')
+            raise ValueError(_('needs psk (or key_mgmt = "none" for an open network)'))
         if self.key_mgmt == "none" and self.psk is not None:
-            raise ValueError('an open network (key_mgmt = "none") has no psk')
+            raise ValueError(_('an open network (key_mgmt = "none") has no psk'))
         return self
 
 
@@ -175,10 +183,15 @@ class ProvisioningFile(StrictModel):
     def _networks_agree(cls, networks: list[WifiNetwork]) -> list[WifiNetwork]:
         ssids = [net.ssid for net in networks]
         if len(set(ssids)) != len(ssids):
-            raise ValueError("the same ssid is listed twice")
+            raise ValueError(_("the same ssid is listed twice"))
         countries = {net.country for net in networks if net.country}
         if len(countries) > 1:
-            raise ValueError(f"one country for all networks, not {sorted(countries)}")
+            raise ValueError(
+                _(
+                    "one country for all networks, not {countries}",
+                    countries=", ".join(sorted(countries)),
+                )
+            )
         return networks
 
     @property

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from clinicam.i18n import N_
 from firmware.provisioning import appliance, nmconnection, sysfiles
 from firmware.provisioning.plan import Plan
 from firmware.provisioning.sysfiles import under
@@ -91,11 +92,11 @@ def install_timezone(plan: Plan, root: Path) -> None:
 
 
 STEPS: tuple[tuple[str, Callable[[Plan, Path], None]], ...] = (
-    ("TLS certificates", install_tls),
-    ("appliance configuration", install_appliance_config),
-    ("unused certificates", remove_unused_tls),
-    ("Wi-Fi networks", install_networks),
-    ("Wi-Fi country", install_wifi_country),
-    ("time zone", install_timezone),
+    (N_("TLS certificates"), install_tls),
+    (N_("appliance configuration"), install_appliance_config),
+    (N_("unused certificates"), remove_unused_tls),
+    (N_("Wi-Fi networks"), install_networks),
+    (N_("Wi-Fi country"), install_wifi_country),
+    (N_("time zone"), install_timezone),
 )
-"""(what, step) in the order they run."""
+"""(what, step) in the order they run; ``what`` is a catalogue message id (for the log)."""

@@ -57,6 +57,7 @@ GOOD = f"""\
 [device]
 id = "cam-7"
 timezone = "Africa/Nairobi"
+language = "en"
 
 [server]
 url = "https://clinicam.example.org/"
@@ -128,8 +129,8 @@ def _key_pem(key: Any) -> str:
     return data.decode()
 
 
-@pytest.fixture(scope="module")
-def pki() -> Pki:
+def make_pki() -> Pki:
+    """A fresh CA, client certificate and unrelated key."""
     ca_key, client_key, other = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
     return Pki(
         ca_pem=_cert("Clinicam test CA", ca_key, "Clinicam test CA", ca_key, ca=True),
@@ -137,6 +138,11 @@ def pki() -> Pki:
         client_key_pem=_key_pem(client_key),
         other_key_pem=_key_pem(other),
     )
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return make_pki()
 
 
 # ---------------------------------------------------------------- folders
@@ -308,8 +314,9 @@ def test_a_good_file_is_applied_and_removed_from_the_card(
     log = card.log_text()
     assert log.startswith("OK — provisioned cam-7 at 2025-03-04 10:30:00 UTC\r\n")
     assert "\n" not in log.replace("\r\n", "")  # Notepad-friendly line ends only
+    assert config.language == "en"  # device.language, for the log as for the appliance
     applied = tomllib.loads((card.boot / "clinicam.toml.applied").read_text())
-    assert applied["device"] == {"id": "cam-7", "timezone": "Africa/Nairobi"}
+    assert applied["device"] == {"id": "cam-7", "timezone": "Africa/Nairobi", "language": "en"}
     assert [net["ssid"] for net in applied["wifi"]] == ["Clinic WiFi", "Guest"]
     assert applied["removed_files"] == ["clinicam.toml", "ca.pem"]
 
@@ -386,7 +393,8 @@ def test_a_bad_file_changes_nothing_and_the_fixed_file_works_on_the_next_boot(
 
     assert (result.status, result.exit_code) == ("failed", 1)
     log = card.log_text()
-    assert log.startswith("FAILED — nothing was changed\r\n")
+    # in English (device.language); a file that is not TOML cannot say: Chinese, then English
+    assert "FAILED — nothing was changed" in log.split("\r\n")[:2]
     assert expected in log
     assert "    fix: " in log
     assert snapshot(card.root) == before
