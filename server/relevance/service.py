@@ -141,6 +141,13 @@ class RelevanceService:
             self._model = model
             self._tflite, self._card = tflite, card
 
+    def use(self, tflite: Path | None, card: Path | None) -> None:
+        """Serve the model at ``tflite`` (None: the shipped demo model) from now on; the
+        one in use is dropped at once and the new one loaded when next needed."""
+        with self._lock:
+            self._model = None
+            self._tflite, self._card = tflite, card
+
     def files(self) -> tuple[Path, Path]:
         """The model file in use and its card (what appliances download to follow)."""
         from models.card import card_path_for
