@@ -29,6 +29,7 @@ from server.relevance.basis import (
     caption,
     from_inputs,
     from_runtime,
+    localized,
     model_part,
     training_summary,
 )
@@ -63,8 +64,9 @@ class StoredRelevance:
     def as_dict(self) -> dict[str, float]:
         return dict(zip(self.labels, self.values, strict=True))
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, locale: str | None = None) -> dict[str, Any]:
+        """JSON-ready; its texts in ``locale`` (None: kept translatable, for the room)."""
+        data = {
             "id": self.id,
             "labels": self.labels,
             "values": self.values,
@@ -75,6 +77,7 @@ class StoredRelevance:
             "caption": self.caption,
             "basis": self.basis,
         }
+        return data if locale is None else localized(data, locale)
 
 
 def _stored(row: RelevanceResult, card: Mapping[str, Any] | None) -> StoredRelevance:
