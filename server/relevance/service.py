@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clinicam.i18n import _
@@ -34,7 +34,7 @@ from server.relevance.basis import (
     training_summary,
 )
 from server.relevance.course import CourseItem, course_items
-from server.relevance.models import ModelVersion, RelevanceResult
+from server.relevance.models import ModelTrainingPatient, ModelVersion, RelevanceResult
 
 __all__ = ["NoModel", "RelevanceService", "StoredRelevance", "training_summary"]
 
@@ -171,6 +171,33 @@ class RelevanceService:
             pass
         row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
         return dict(row.card) if row is not None and isinstance(row.card, dict) else None
+
+    def card_page(self, version: str) -> dict[str, Any] | None:
+        """What the model card page shows of ``version``: its card, whether it is in use,
+        its registry status and decision, and how many clinic patients it trained on
+        (the lineage); None if no card of that version is known here."""
+        with self._database.session() as session:
+            card = self.card_for(session, version)
+            if card is None:
+                return None
+            row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+            patients = session.scalar(
+                select(func.count(func.distinct(ModelTrainingPatient.patient_id))).where(
+                    ModelTrainingPatient.model_version == version
+                )
+            )
+        try:
+            in_use = self.model().version == version
+        except NoModel:
+            in_use = False
+        return {
+            "version": version,
+            "card": dict(card),
+            "in_use": in_use,
+            "status": row.status if row is not None else None,
+            "decision": row.decision if row is not None else "",
+            "training_patients": int(patients or 0),
+        }
 
     def store(
         self,

@@ -22,6 +22,7 @@ from server.relevance.desk import RelevanceDesk
 from server.state import STATE
 from server.web.guard import ACCESS_HEADER, check_access
 from server.web.locale import reader_locale
+from server.web.model_card import add_model_card_routes
 from server.web.security import authenticated_device, invited_consultation, session_of
 
 _LOGGER = logging.getLogger(__name__)
@@ -220,3 +221,4 @@ def add_relevance_routes(app: web.Application) -> None:
     r.add_view("/api/appliances/{device}/model/{part:file|card}", DeviceModelView)
     r.add_view("/api/patients/{pid}/relevance", PatientRelevanceView)
     r.add_view("/api/patients/{pid}/diagnosis", DiagnosisView)
+    add_model_card_routes(app)
