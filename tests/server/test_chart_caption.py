@@ -4,6 +4,7 @@ the sizes the room draws the chart (issue 18): pixels, not strings."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from clinicam.fonts import draw_text, text_length
 from clinicam.i18n import TextList, translate
 from models.runtime import DEMO_CARD
 from server.media.chart import BACKGROUND_RGB, MUTED_RGB, chart_geometry, relevance_chart_image
-from server.relevance.basis import caption
+from server.relevance.basis import NOT_A_DIAGNOSIS, caption
 
 CARD = json.loads(DEMO_CARD.read_text())
 RELEVANCE = {"benign": 0.08, "malignant": 0.92}
@@ -107,3 +108,35 @@ def test_a_caption_too_long_for_the_tile_keeps_its_version() -> None:
     chart = np.asarray(relevance_chart_image(RELEVANCE, 320, 180, caption=long), dtype=np.int32)
     size = chart_geometry(2, 320, 180).caption_size
     assert _best_match(chart, "model relevance-20261207-031500", size) <= 8
+
+
+async def test_the_room_state_gives_each_expert_the_caption_in_their_language(
+    tmp_path: Path,
+) -> None:
+    from server.media.live import FrameFeed
+    from server.room import ConsultationRoom
+    from tests.records.api_helpers import records_config
+
+    config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    room = ConsultationRoom(config.consultations[0], config, FrameFeed("live"))
+    try:
+        room.attach_media("alice", None, None, locale="zh-CN")
+        room.attach_media("bob", None, None, locale="en")
+        text = _caption()
+        basis = {"notice": NOT_A_DIAGNOSIS, "model": {"version": "relevance-demo-1"}}
+        room.show_relevance(
+            {
+                "id": 1,
+                "labels": ["benign", "malignant"],
+                "values": [0.3, 0.7],
+                "caption": text,
+                "basis": basis,
+            }
+        )
+        chinese = room.state_for("alice")["relevance"]
+        english = room.state_for("bob")["relevance"]
+        assert chinese["caption"].startswith("模型 relevance-demo-1 · 辅助决策，非诊断")
+        assert chinese["basis"]["notice"] == "辅助决策，非诊断"
+        assert english["caption"] == str(text)
+    finally:
+        await room.close()
