@@ -1,12 +1,14 @@
 """Relevance model evaluation (issue 18): the shipped model on its own frozen test.
 
 The demo dataset is regenerated exactly as ``models.build_demo`` writes it (synthetic
-photos, scans, CT and voice notes from the fixed seed, the Wisconsin EMR rows), the
-shipped card's frozen test keys are applied, and then, without TensorFlow:
+photos, scans, CT and voice notes from the fixed seed, the Wisconsin EMR rows) and
+split as the build split it (seeded, no frozen file yet: the card's frozen test keys
+are that split's test records), and then, without TensorFlow:
 
-1. **frozen test overlap**: frozen test records found in the train or validation split
-   the model was trained and weighted on (must be 0), and frozen keys missing from the
-   regenerated data (the data was not reproduced if any are);
+1. **frozen test overlap**: the shipped card's frozen test records found in the train
+   or validation split the model was trained and weighted on (must be 0), frozen keys
+   missing from the regenerated data (the data was not reproduced if any are), and
+   whether the split's test records are exactly the frozen ones;
 2. **EMR branch** (real data) on its frozen test: the shipped int8 model through the
    runtime (accuracy, balanced accuracy, ECE, Brier score, 95 % Wilson interval); the
    float32 accuracy as the card records it (the shipped demo has no float32 model); a
@@ -43,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from models.build_demo import DEMO_SEED, write_demo_dataset  # noqa: E402
 from models.card_sections import emr_baseline  # noqa: E402
 from models.categories import CATEGORIES, EMR_ENTRY  # noqa: E402
-from models.dataset import Record, category_split, load_category, write_frozen  # noqa: E402
+from models.dataset import Record, category_split, load_category  # noqa: E402
 from models.evaluate import classification_metrics, wilson_interval  # noqa: E402
 from models.runtime import RelevanceModel  # noqa: E402
 
@@ -90,12 +92,14 @@ def overlap(data: dict[str, Any], frozen: dict[str, list[str]]) -> tuple[int, in
     for category, (_records, keys, _y, split) in data.items():
         trained = {keys[i] for i in np.concatenate([split.train, split.val])}
         want = set(frozen.get(category, []))
+        same = {keys[i] for i in split.test} == want
         inside += len(want & trained)
         missing += len(want - set(keys))
         print(
             f"{category:15s} records {len(keys):4d}: train {split.train.size:4d}, "
             f"val {split.val.size:3d}, test {split.test.size:3d}; frozen {len(want):3d}, "
-            f"in train/val {len(want & trained)}, missing {len(want - set(keys))}"
+            f"in train/val {len(want & trained)}, missing {len(want - set(keys))}, "
+            f"test split = frozen: {same}"
         )
     return inside, missing
 
@@ -135,7 +139,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
         root = Path(tmp) / "dataset"
         write_demo_dataset(root, DEMO_SEED)
-        write_frozen(root, frozen)
         print(f"demo dataset regenerated in {time.monotonic() - started:.1f} s")
         data = splits(root, labels)
         inside, missing = overlap(data, frozen)
@@ -149,7 +152,9 @@ def main() -> None:
         low, high = wilson_interval(correct, int(y.size))
         fp32 = card["branches"][EMR_ENTRY]["metrics"]["test"]["float32"]["accuracy"]
         emr_params = model.card.branches[EMR_ENTRY].params
-        lr = emr_baseline(load_category(root, EMR_ENTRY, labels, DEMO_SEED, emr_params), labels, 0)
+        lr = emr_baseline(
+            load_category(root, EMR_ENTRY, labels, DEMO_SEED, emr_params), labels, DEMO_SEED
+        )
         print(
             f"EMR int8 on {y.size} frozen test entries: accuracy {metrics['accuracy']:.4f} "
             f"(95 % Wilson {low:.3f}-{high:.3f}), balanced {metrics['balanced_accuracy']:.4f}, "
