@@ -9,6 +9,15 @@ from typing import Any
 from models.dataset import CategoryData
 from models.evaluate import classification_metrics, wilson_interval
 
+# The intended uses the training tools write, in Chinese (a card's ``intended_use_zh``:
+# a card is the model maker's text, not the catalogue's).
+INTENDED_USE_ZH = {
+    "demonstration model — not for clinical use": "演示模型——不用于临床",
+    "decision support only — not a diagnosis; validate locally before clinical use": (
+        "仅供辅助决策，非诊断；临床使用前须经本地验证"
+    ),
+}
+
 
 def sections(synthetic: Sequence[str]) -> dict[str, Any]:
     """Out-of-scope use, factors, ethical considerations, caveats (issue 18)."""

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from models.card import SCHEMA, ModelCard, card_path_for, sha256_file, write_card
-from models.card_sections import emr_baseline, sections
+from models.card_sections import INTENDED_USE_ZH, emr_baseline, sections
 from models.categories import CATEGORIES, EMR_ENTRY, INPUT_NAMES, OUTPUT_NAME
 from models.dataset import CategoryData, read_spec
 from models.evaluate import (
@@ -254,6 +254,11 @@ def export_model(
         "version": meta.version,
         "created": meta.created,
         "intended_use": meta.intended_use,
+        **(
+            {"intended_use_zh": INTENDED_USE_ZH[meta.intended_use]}
+            if meta.intended_use in INTENDED_USE_ZH
+            else {}
+        ),
         "disease_area": meta.disease_area,
         "labels": labels,
         "model": {

@@ -44,6 +44,7 @@ from server.media.link_health import PartyLink
 from server.media.live import FrameFeed
 from server.media.localized import PerLocale
 from server.media.pressure import MediaPressure, PressureSample, WebcamBudget
+from server.relevance.basis import localized
 
 _LOGGER = logging.getLogger(__name__)
 DEFAULT_MAIN = LIVE
@@ -265,7 +266,7 @@ class ConsultationRoom:
             "tiles": [[w, r.x, r.y, r.w, r.h] for w, r in layout.tiles],
             "labels": {w: translate(text, locale) for w, text in self.labels().items()},
             "presentation": self.presentation_info,
-            "relevance": self.relevance,
+            "relevance": localized(self.relevance, locale) if self.relevance else None,
             "webcam_budget": self.webcam_budget.to_json(),
             "station": self.station.status(),
             "video": self._video_mode(member),

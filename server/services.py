@@ -33,6 +33,7 @@ from server.records.service import RecordsService
 from server.records.staging import STAGING_FOLDER
 from server.relevance.desk import Publish, RelevanceDesk
 from server.relevance.service import StoredRelevance
+from server.relevance.withdrawal import RetireOnWithdrawal
 from server.state import ServerState
 from server.web.archive import ARCHIVE_READER
 from server.web.fleet import RELEASE_DESK, RELEASES
@@ -119,7 +120,12 @@ def provide_services(app: web.Application, state: ServerState) -> None:
     )
     app[IMPORTS] = ImportService(records.filing, state.audit)
     app[ACCESS_DESK] = AccessDesk(state.config, state.database, state.audit, state.access)
-    app[CONSENTS] = ConsentRegister(state.database, state.audit)
+    models = state.config.models
+    app[CONSENTS] = ConsentRegister(
+        state.database,
+        state.audit,
+        RetireOnWithdrawal(state.audit, state.relevance, (models.tflite, models.card)),
+    )
     app[PREFERENCES] = PreferenceDesk(state.database, state.audit)
     app[ARCHIVE_READER] = ArchiveReader(
         state.config.archive,

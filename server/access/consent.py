@@ -1,8 +1,17 @@
-"""Consent per patient and purpose (R15): the newest decision holds; none means no."""
+"""Consent per patient and purpose (R15): the newest decision holds; none means no.
+
+A withdrawal of training consent also reaches the models trained on the patient: the
+register calls the hook it was given (``on_training_withdrawn``, composed by the
+server from :mod:`server.relevance.withdrawal`) inside the withdrawal's own
+transaction, so the registry change, its audit entries and the decision commit
+together; what the hook returns to do after the commit (switch the served model)
+runs only once they have.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -29,12 +38,23 @@ def has_consent(session: Session, patient_id: int, purpose: str) -> bool:
     return bool(current_consents(session, patient_id).get(purpose, False))
 
 
+AfterCommit = Callable[[], None]
+# (session, actor, patient) -> (detail for the consent's audit entry, what to do after commit)
+OnTrainingWithdrawn = Callable[[Session, str, Patient], tuple[dict[str, Any], AfterCommit]]
+
+
 class ConsentRegister:
     """Reads and records consent decisions; a decision commits with its audit entry."""
 
-    def __init__(self, database: Database, audit: AuditTrail) -> None:
+    def __init__(
+        self,
+        database: Database,
+        audit: AuditTrail,
+        on_training_withdrawn: OnTrainingWithdrawn | None = None,
+    ) -> None:
         self._database = database
         self._audit = audit
+        self._on_training_withdrawn = on_training_withdrawn
 
     async def current(self, patient_id: int) -> dict[str, Any]:
         """The decision in force per purpose for one patient."""
@@ -50,8 +70,14 @@ class ConsentRegister:
     ) -> None:
         """Record a new decision for ``purpose``; it holds from now on."""
 
-        def work() -> None:
+        def work() -> AfterCommit | None:
             with self._database.session() as session, session.begin():
+                detail: dict[str, Any] = {"purpose": purpose, "granted": granted}
+                after: AfterCommit | None = None
+                hook = self._on_training_withdrawn
+                if purpose == CONSENT_TRAINING and not granted and hook is not None:
+                    more, after = hook(session, actor, patient)
+                    detail.update(more)
                 session.add(
                     Consent(
                         patient_id=patient.id,
@@ -66,7 +92,13 @@ class ConsentRegister:
                     actor,
                     "consent.recorded",
                     f"patient:{patient.external_id}",
-                    {"purpose": purpose, "granted": granted},
+                    detail,
                 )
+            return after
 
-        await asyncio.to_thread(work)
+        def run() -> None:
+            after = work()
+            if after is not None:
+                after()
+
+        await asyncio.to_thread(run)

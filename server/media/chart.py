@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from clinicam.fonts import draw_text, text_length
-from clinicam.i18n import ENGLISH, N_, Text, catalogue, translate
+from clinicam.i18n import ENGLISH, N_, Text, TextList, catalogue, translate
 from server.media.compositor import fit_text, font
 
 TITLE = N_("Disease relevance — decision support, not a diagnosis")
@@ -108,6 +108,18 @@ def _centred(
     draw_text(draw, (cx - text_length(text, size) / 2, y), text, size, fill)
 
 
+def caption_line(caption: str, size: int, max_width: float, locale: str) -> str:
+    """The caption in ``locale``, shortened to ``max_width``; a composed caption
+    (:class:`TextList`, the model version first) is cut from its end, never inside its
+    first part (the version stays whole even when nothing else fits)."""
+    text = fit_text(in_locale(caption, locale), size, max_width)
+    if isinstance(caption, TextList) and caption.parts:
+        first = translate(caption.parts[0], locale)
+        if not text.startswith(first):
+            return first
+    return text
+
+
 def render_relevance_chart(
     relevance: Mapping[str, float] | None,
     width: int,
@@ -118,6 +130,21 @@ def render_relevance_chart(
 ) -> av.VideoFrame:
     """The chart as a yuv420p frame, its texts in ``locale``; with ``relevance=None`` a
     "no result yet" message."""
+    rgb = np.asarray(
+        relevance_chart_image(relevance, width, height, caption=caption, locale=locale)
+    )
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+
+
+def relevance_chart_image(
+    relevance: Mapping[str, float] | None,
+    width: int,
+    height: int,
+    *,
+    caption: str,
+    locale: str = ENGLISH,
+) -> Image.Image:
+    """The chart as an RGB picture (what :func:`render_relevance_chart` converts)."""
     if width % 2 or height % 2 or width < MIN_WIDTH or height < MIN_HEIGHT:
         raise ValueError(f"chart size {width}x{height} must be even and at least 64x48")
     items = _validate(relevance) if relevance is not None else []
@@ -156,9 +183,8 @@ def render_relevance_chart(
         box = ((left + right - box_w) / 2, (top + bottom) / 2 - size, (left + right + box_w) / 2)
         draw.rectangle([box[0], box[1], box[2], box[1] + 2 * size], fill=BACKGROUND_RGB)
         _centred(draw, message, size, (left + right) / 2, (top + bottom) / 2 - size * 0.6, TEXT_RGB)
-    small = fit_text(in_locale(caption, locale), geo.caption_size, width - 2 * pad)
+    small = caption_line(caption, geo.caption_size, width - 2 * pad, locale)
     _centred(
         draw, small, geo.caption_size, width / 2, height - pad - geo.caption_size * 1.2, MUTED_RGB
     )
-    rgb = np.asarray(img)
-    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    return img

@@ -16,18 +16,49 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-NOT_A_DIAGNOSIS = "decision support — not a diagnosis"
+from clinicam.i18n import ENGLISH, Text, TextList, _, translate
+
+NOT_A_DIAGNOSIS = _("decision support — not a diagnosis")
 SHORT_NAMES = {
-    "clinical_photo": "photo",
-    "record_scan": "scan",
-    "ct_image": "CT",
-    "voice_note": "voice",
-    "emr_entry": "EMR",
+    "clinical_photo": _("photo"),
+    "record_scan": _("scan"),
+    "ct_image": _("CT"),
+    "voice_note": _("voice"),
+    "emr_entry": _("EMR"),
 }
+SEPARATOR = " · "
+
+
+class CardText(Text):
+    """A card's own free text: as written, or its ``<key>_zh`` variant for zh-CN (a card
+    is not in the catalogue; what it says is the model maker's)."""
+
+    variants: dict[str, str]
+
+    def __new__(cls, text: str, variants: Mapping[str, str] | None = None) -> CardText:
+        obj = str.__new__(cls, text)
+        obj.msgid = text
+        obj.params = {}
+        obj.variants = {k: v for k, v in (variants or {}).items() if v}
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CardText, (str(self), self.variants))
+
+    def render(self, locale: str) -> str:
+        return self.variants.get(locale, str(self)) if locale != ENGLISH else str(self)
+
+
+def card_text(card: Mapping[str, Any], key: str) -> CardText:
+    """``card[key]``, with its zh-CN variant (``card[key + "_zh"]``) when the card has one."""
+    zh = card.get(f"{key}_zh")
+    return CardText(str(card.get(key, "")), {"zh-CN": str(zh)} if isinstance(zh, str) else None)
 
 
 def training_summary(training_data: Any) -> str:
-    """E.g. "Wisconsin diagnostic breast cancer (EMR) + synthetic data (photo, scan, …)"."""
+    """E.g. "Wisconsin diagnostic breast cancer (EMR) + synthetic data (photo, scan, …)"
+    (a :class:`TextList`: the branch names and "synthetic data" translate, a source's
+    name stays as the card writes it)."""
     if not isinstance(training_data, dict):
         return ""
     real: dict[str, list[str]] = {}
@@ -41,28 +72,37 @@ def training_summary(training_data: Any) -> str:
         else:
             source = str(info.get("source", "real data")).split(" (")[0]
             real.setdefault(source, []).append(name)
-    parts = [f"{source} ({', '.join(names)})" for source, names in real.items()]
+    parts: list[str] = [
+        _("{source} ({branches})", source=source, branches=TextList(names, ", "))
+        for source, names in real.items()
+    ]
     if synthetic:
-        parts.append(f"synthetic data ({', '.join(synthetic)})")
-    return " + ".join(parts)
+        parts.append(_("synthetic data ({branches})", branches=TextList(synthetic, ", ")))
+    return TextList(parts, " + ") if parts else ""
 
 
-def where(produced_by: str) -> str:
-    return "on the appliance" if produced_by.startswith("appliance") else "on the server"
+def where(produced_by: str) -> Text:
+    return _("on the appliance") if produced_by.startswith("appliance") else _("on the server")
 
 
-def caption(card: Mapping[str, Any] | None, version: str, produced_by: str) -> str:
-    """The chart's caption: version first (readable at tile size), then what it is."""
+def caption(card: Mapping[str, Any] | None, version: str, produced_by: str) -> TextList:
+    """The chart's caption, each part translatable: the version first (readable at tile
+    size, never cut), "decision support — not a diagnosis", the card's intended use (as
+    written, or its zh-CN variant), the training data, where it was computed."""
+    parts: list[str] = [_("model {version}", version=version)]
     if card is None:
-        return (
-            f"model {version} (its card is not on this server) · {NOT_A_DIAGNOSIS} · "
-            f"computed {where(produced_by)}"
-        )
-    intended = str(card.get("intended_use", ""))
-    notice = "" if "not a diagnosis" in intended else f"{NOT_A_DIAGNOSIS} · "
-    trained = training_summary(card.get("training_data", {}))
-    data = f" · trained on {trained}" if trained else ""
-    return f"model {version} · {notice}{intended}{data} · computed {where(produced_by)}"
+        parts += [_("its card is not on this server"), NOT_A_DIAGNOSIS]
+    else:
+        intended = card_text(card, "intended_use")
+        if "not a diagnosis" not in intended:
+            parts.append(NOT_A_DIAGNOSIS)
+        if intended:
+            parts.append(intended)
+        trained = training_summary(card.get("training_data", {}))
+        if trained:
+            parts.append(_("trained on {data}", data=trained))
+    parts.append(_("computed {where}", where=where(produced_by)))
+    return TextList(parts, SEPARATOR)
 
 
 def provenance_of(card: Mapping[str, Any] | None) -> dict[str, str]:
@@ -164,9 +204,29 @@ def model_part(card: Mapping[str, Any] | None, version: str, produced_by: str) -
     return {
         "version": version,
         "card_known": card is not None,
-        "intended_use": str(card.get("intended_use", "")) if card is not None else "",
+        "intended_use": card_text(card, "intended_use") if card is not None else "",
         "training_data": training_summary(card.get("training_data", {})) if card else "",
         "provenance": provenance_of(card),
         "caption": caption(card, version, produced_by),
         "computed": where(produced_by),
     }
+
+
+def localized(result: Mapping[str, Any], locale: str) -> dict[str, Any]:
+    """A stored result's JSON with its texts (the caption, the notice, the producing
+    model's part of the basis) rendered in ``locale``."""
+    out = dict(result)
+    text = result.get("caption", "")
+    out["caption"] = translate(text, locale) if isinstance(text, str) else text
+    basis = result.get("basis")
+    if isinstance(basis, Mapping):
+        inner = dict(basis)
+        if isinstance(inner.get("notice"), str):
+            inner["notice"] = translate(inner["notice"], locale)
+        model = inner.get("model")
+        if isinstance(model, Mapping):
+            inner["model"] = {
+                k: translate(v, locale) if isinstance(v, str) else v for k, v in model.items()
+            }
+        out["basis"] = inner
+    return out

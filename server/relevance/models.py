@@ -19,6 +19,7 @@ from server.db import Base, UtcDateTime, utcnow
 STATUS_CHAMPION = "champion"
 STATUS_RETIRED = "retired"
 STATUS_REJECTED = "rejected"
+STATUS_WITHDRAWN = "withdrawn"  # retired for good: a patient it trained on withdrew consent
 
 
 class RelevanceResult(Base):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clinicam.i18n import _
@@ -29,11 +29,12 @@ from server.relevance.basis import (
     caption,
     from_inputs,
     from_runtime,
+    localized,
     model_part,
     training_summary,
 )
 from server.relevance.course import CourseItem, course_items
-from server.relevance.models import ModelVersion, RelevanceResult
+from server.relevance.models import ModelTrainingPatient, ModelVersion, RelevanceResult
 
 __all__ = ["NoModel", "RelevanceService", "StoredRelevance", "training_summary"]
 
@@ -63,8 +64,9 @@ class StoredRelevance:
     def as_dict(self) -> dict[str, float]:
         return dict(zip(self.labels, self.values, strict=True))
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, locale: str | None = None) -> dict[str, Any]:
+        """JSON-ready; its texts in ``locale`` (None: kept translatable, for the room)."""
+        data = {
             "id": self.id,
             "labels": self.labels,
             "values": self.values,
@@ -75,6 +77,7 @@ class StoredRelevance:
             "caption": self.caption,
             "basis": self.basis,
         }
+        return data if locale is None else localized(data, locale)
 
 
 def _stored(row: RelevanceResult, card: Mapping[str, Any] | None) -> StoredRelevance:
@@ -141,6 +144,13 @@ class RelevanceService:
             self._model = model
             self._tflite, self._card = tflite, card
 
+    def use(self, tflite: Path | None, card: Path | None) -> None:
+        """Serve the model at ``tflite`` (None: the shipped demo model) from now on; the
+        one in use is dropped at once and the new one loaded when next needed."""
+        with self._lock:
+            self._model = None
+            self._tflite, self._card = tflite, card
+
     def files(self) -> tuple[Path, Path]:
         """The model file in use and its card (what appliances download to follow)."""
         from models.card import card_path_for
@@ -161,6 +171,33 @@ class RelevanceService:
             pass
         row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
         return dict(row.card) if row is not None and isinstance(row.card, dict) else None
+
+    def card_page(self, version: str) -> dict[str, Any] | None:
+        """What the model card page shows of ``version``: its card, whether it is in use,
+        its registry status and decision, and how many clinic patients it trained on
+        (the lineage); None if no card of that version is known here."""
+        with self._database.session() as session:
+            card = self.card_for(session, version)
+            if card is None:
+                return None
+            row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+            patients = session.scalar(
+                select(func.count(func.distinct(ModelTrainingPatient.patient_id))).where(
+                    ModelTrainingPatient.model_version == version
+                )
+            )
+        try:
+            in_use = self.model().version == version
+        except NoModel:
+            in_use = False
+        return {
+            "version": version,
+            "card": dict(card),
+            "in_use": in_use,
+            "status": row.status if row is not None else None,
+            "decision": row.decision if row is not None else "",
+            "training_patients": int(patients or 0),
+        }
 
     def store(
         self,

@@ -80,6 +80,12 @@ export function basisLines(r) {
 }
 
 /**
+ * The model card page of a model version (every relevance view links to it).
+ * @param {string} version
+ */
+export const cardHref = (version) => `/models/${encodeURIComponent(version)}/card`;
+
+/**
  * The confirm step's words: the expert's own finding first, the model only as context.
  * @param {string} label @param {Result | null} r
  */
@@ -117,7 +123,11 @@ export const RoomRelevance = {
     caption.textContent = r.caption;
     const list = $("relevance-values");
     list.replaceChildren(...r.labels.map((label, i) => el("li", null, `${label}: ${percent(r.values[i])}`)));
-    const details = ensure("relevance-basis", "details", list);
+    const version = (r.basis && r.basis.model && r.basis.model.version) || r.model_version || "";
+    const card = ensure("relevance-card", "a", list, { target: "_blank", rel: "noopener" });
+    card.href = cardHref(version);
+    card.textContent = t("modelcard.link", { version });
+    const details = ensure("relevance-basis", "details", card);
     const lines = basisLines(r);
     const rows = [lines.model, ...lines.branches, lines.capped, ...lines.imputed, ...lines.skipped];
     details.replaceChildren(

@@ -21,6 +21,8 @@ from server.errors import ApiError, read_json
 from server.relevance.desk import RelevanceDesk
 from server.state import STATE
 from server.web.guard import ACCESS_HEADER, check_access
+from server.web.locale import reader_locale
+from server.web.model_card import add_model_card_routes
 from server.web.security import authenticated_device, invited_consultation, session_of
 
 _LOGGER = logging.getLogger(__name__)
@@ -69,7 +71,8 @@ class AskRelevanceView(web.View):
                     "unreadable, out of the model's scope or too incomplete"
                 ),
             )
-        return web.json_response({"status": "done", "on": "server", **asked.result.to_json()})
+        locale = await reader_locale(self.request)
+        return web.json_response({"status": "done", "on": "server", **asked.result.to_json(locale)})
 
 
 def _patient_param(request: web.Request) -> int:
@@ -152,9 +155,10 @@ class PatientRelevanceView(web.View):
     async def get(self) -> web.StreamResponse:
         granted = await check_access(self.request, "view", "relevance")
         found = await self.request.app[RELEVANCE_DESK].for_patient(granted.patient.id)
+        locale = await reader_locale(self.request)
         return web.json_response(
             {
-                "latest": found.latest.to_json() if found.latest else None,
+                "latest": found.latest.to_json(locale) if found.latest else None,
                 "diagnoses": [
                     {
                         "label": d.label,
@@ -217,3 +221,4 @@ def add_relevance_routes(app: web.Application) -> None:
     r.add_view("/api/appliances/{device}/model/{part:file|card}", DeviceModelView)
     r.add_view("/api/patients/{pid}/relevance", PatientRelevanceView)
     r.add_view("/api/patients/{pid}/diagnosis", DiagnosisView)
+    add_model_card_routes(app)

@@ -1,5 +1,5 @@
 """WCAG 2.1 AA: axe-core (from npm, ``tests/a11y``) finds no violations on the login,
-lobby, room, records, admin and clinic-station pages, in English and in Chinese; the
+lobby, room, records, model card, admin and clinic-station pages, in English and in Chinese; the
 room works from the keyboard alone.
 
 axe-core is injected into each page as it runs in the demo (real server, real data);
@@ -73,6 +73,9 @@ def test_every_page_meets_wcag_aa(demo: dict[str, Any], browser: Any, language: 
         page.goto(demo["url"] + "/records")
         page.wait_for_load_state("networkidle")
         found["records"] = _violations(page)
+        page.goto(demo["url"] + "/models/relevance-demo-1/card")
+        page.wait_for_selector("#card:not([hidden])")
+        found["model card"] = _violations(page)
         admin = context.new_page()
         admin.context.clear_cookies()
         _sign_in(admin, demo, "admin")

@@ -66,6 +66,15 @@ async def test_the_api_result_carries_its_basis(site: Site) -> None:
     assert all(s["reason"] for s in basis["skipped"])
     latest = await (await alice.request("GET", base + "/relevance")).json()
     assert latest["latest"]["basis"] == basis
+    # the same result read in Chinese: caption, notice and the model's part translated
+    zh = await (
+        await alice.request("GET", base + "/relevance", headers={"Accept-Language": "zh-CN"})
+    ).json()
+    assert zh["latest"]["caption"].startswith("模型 relevance-demo-1 · 辅助决策，非诊断 · ")
+    assert "演示模型——不用于临床" in zh["latest"]["caption"]
+    assert zh["latest"]["basis"]["notice"] == "辅助决策，非诊断"
+    assert zh["latest"]["basis"]["model"]["intended_use"] == "演示模型——不用于临床"
+    assert zh["latest"]["basis"]["model"]["computed"] == "在服务器端"
 
 
 async def test_the_caption_and_basis_come_from_the_producing_models_card(site: Site) -> None:
