@@ -193,6 +193,9 @@ class RelevanceRequest(CommandBase):
     consultation: str = Field("", max_length=63, pattern=r"^[a-z0-9-]*$")
     token: str = Field(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
     requested_by: str = Field("", max_length=64, pattern=r"^[^\x00-\x1f]*$")
+    synthetic: bool = Field(
+        False, description="Let branches trained on synthetic data count (the site's choice)."
+    )
 
 
 class ApplianceUpdate(CommandBase):

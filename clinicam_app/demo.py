@@ -132,6 +132,9 @@ def _server_config(
             "password": sec.server_mqtt,
         },
         "ice": {"loopback_only": opts.loopback_only},
+        # A demonstration: the shipped model's synthetic-data branches count (the chart
+        # and the room say so); a clinical site leaves this off.
+        "models": {"demonstration_branches": True},
         "experts": [
             {
                 "username": user,

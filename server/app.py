@@ -183,6 +183,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         tflite=in_use or config.models.tflite,
         card=None if in_use else config.models.card,
         threads=config.models.threads,
+        demonstration_branches=config.models.demonstration_branches,
     )
     retrainer = None
     if config.models.retrain and training_available():

@@ -193,6 +193,12 @@ class ModelsConfig(StrictModel):
     retrain_base_per_class: int | None = Field(
         None, ge=4, le=10_000, description="Synthetic base records per label (default: 150)."
     )
+    demonstration_branches: bool = Field(
+        False,
+        description="Let branches trained on synthetic data count (capped beside a real-data "
+        "branch), on the server and on the appliances; for demonstrations only. Off: they "
+        "carry no weight, their items are listed as skipped and the chart says so.",
+    )
 
 
 class LiveViewConfig(StrictModel):

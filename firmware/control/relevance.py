@@ -10,6 +10,7 @@ on the SD card: the items live in memory only for the computation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -172,12 +173,17 @@ class RelevanceRunner:
                 async with aiohttp.ClientSession(timeout=timeout) as http:
                     await self.sync(http)
                     items, refs = await self._fetch(http, command)
-                    result = await asyncio.to_thread(self._model.relevance, items)
+                    result = await asyncio.to_thread(
+                        functools.partial(self._model.relevance, allow_synthetic=command.synthetic),
+                        items,
+                    )
                     if result is None:
                         _LOGGER.warning("no usable records for patient %s", command.patient)
                         return
                     for item in result.per_item:
                         refs[item.index]["probabilities"] = list(item.probabilities)
+                    for skip in result.skipped:  # why, so the basis can say it
+                        refs[skip.index]["skipped"] = {"code": skip.code, "reason": skip.reason}
                     body = {
                         "patient": command.patient,
                         "consultation": command.consultation,

@@ -85,10 +85,16 @@ def where(produced_by: str) -> Text:
     return _("on the appliance") if produced_by.startswith("appliance") else _("on the server")
 
 
-def caption(card: Mapping[str, Any] | None, version: str, produced_by: str) -> TextList:
+def caption(
+    card: Mapping[str, Any] | None,
+    version: str,
+    produced_by: str,
+    synthetic_used: bool | None = None,
+) -> TextList:
     """The chart's caption, each part translatable: the version first (readable at tile
     size, never cut), "decision support — not a diagnosis", the card's intended use (as
-    written, or its zh-CN variant), the training data, where it was computed."""
+    written, or its zh-CN variant), the training data, whether the branches trained on
+    synthetic data counted (when known), where it was computed."""
     parts: list[str] = [_("model {version}", version=version)]
     if card is None:
         parts += [_("its card is not on this server"), NOT_A_DIAGNOSIS]
@@ -101,8 +107,30 @@ def caption(card: Mapping[str, Any] | None, version: str, produced_by: str) -> T
         trained = training_summary(card.get("training_data", {}))
         if trained:
             parts.append(_("trained on {data}", data=trained))
+        if "synthetic" in provenance_of(card).values() and synthetic_used is not None:
+            parts.append(
+                _("synthetic-data branches counted (demonstration)")
+                if synthetic_used
+                else _("synthetic-data branches not counted")
+            )
     parts.append(_("computed {where}", where=where(produced_by)))
     return TextList(parts, SEPARATOR)
+
+
+def synthetic_counted(basis: Mapping[str, Any]) -> bool | None:
+    """Did branches trained on synthetic data count in this result? None: no such input."""
+    branches = basis.get("branches")
+    if isinstance(branches, Mapping) and any(
+        isinstance(b, Mapping) and b.get("data") == "synthetic" and float(b.get("weight", 0)) > 0
+        for b in branches.values()
+    ):
+        return True
+    skipped = basis.get("skipped")
+    if isinstance(skipped, list) and any(
+        isinstance(s, Mapping) and s.get("code") == "synthetic" for s in skipped
+    ):
+        return False
+    return None
 
 
 def provenance_of(card: Mapping[str, Any] | None) -> dict[str, str]:
@@ -141,6 +169,21 @@ def from_runtime(result: Any, refs: Sequence[Mapping[str, Any]]) -> dict[str, An
     }
 
 
+SKIP_CODES = frozenset({"unreadable", "out_of_scope", "too_few_fields", "synthetic"})
+
+
+def _reported_skip(reported: Any) -> dict[str, str]:
+    """Why the appliance did not score an item, as it said (a known code and a short
+    reason), else that it did not say."""
+    if isinstance(reported, Mapping) and reported.get("code") in SKIP_CODES:
+        reason = reported.get("reason")
+        return {
+            "code": str(reported["code"]),
+            "reason": reason[:300] if isinstance(reason, str) else "",
+        }
+    return {"code": "not_reported", "reason": "not scored on the appliance (no reason reported)"}
+
+
 def from_inputs(
     inputs: Sequence[Mapping[str, Any]], card: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -150,12 +193,7 @@ def from_inputs(
 
     used = [i for i in inputs if isinstance(i.get("probabilities"), list)]
     skipped = [
-        {
-            "category": i.get("category"),
-            "id": i.get("id"),
-            "code": "not_reported",
-            "reason": "not scored on the appliance (no reason reported)",
-        }
+        {"category": i.get("category"), "id": i.get("id"), **_reported_skip(i.get("skipped"))}
         for i in inputs
         if not isinstance(i.get("probabilities"), list)
     ]

@@ -183,6 +183,7 @@ class RelevanceDesk:
             consultation=consultation.id,
             token=token,
             requested_by=who,
+            synthetic=self._config.models.demonstration_branches,
         )
         try:
             ack = await self._appliances.send(device, command, allowed=RELEVANCE_OPS)

@@ -31,6 +31,7 @@ from server.relevance.basis import (
     from_runtime,
     localized,
     model_part,
+    synthetic_counted,
     training_summary,
 )
 from server.relevance.course import CourseItem, course_items
@@ -95,7 +96,7 @@ def _stored(row: RelevanceResult, card: Mapping[str, Any] | None) -> StoredRelev
         model_version=row.model_version,
         produced_by=row.produced_by,
         created_at=row.created_at.isoformat(),
-        caption=caption(card, row.model_version, row.produced_by),
+        caption=caption(card, row.model_version, row.produced_by, synthetic_counted(stored)),
         basis=basis,
     )
 
@@ -111,7 +112,9 @@ class RelevanceService:
         tflite: Path | None,
         card: Path | None,
         threads: int = 1,
+        demonstration_branches: bool = False,
     ) -> None:
+        self._demonstration_branches = demonstration_branches
         self._database = database
         self._store = store
         self._tflite = tflite
@@ -253,7 +256,7 @@ class RelevanceService:
         with self._database.session() as session:
             items = course_items(session, self._store, patient_id)
         inputs = [(i.category, self._content(i)) for i in items]
-        result = model.relevance(inputs)
+        result = model.relevance(inputs, allow_synthetic=self._demonstration_branches)
         if result is None:
             return None
         used = {r.index for r in result.per_item}

@@ -56,6 +56,9 @@ def records_config(state_dir: Path, database_url: str, **records: Any) -> Server
                 {"user": "bob", "patients": ["P-2"], "operations": ["view", "edit"]},
             ],
             "records": {"max_upload_mb": 2, **records},
+            # the shipped demonstration model, run as the demo runs it (tests of the
+            # clinical default, synthetic branches off, set this to False)
+            "models": {"demonstration_branches": True},
             "consultations": [
                 {
                     "id": "c1",

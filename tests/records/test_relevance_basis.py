@@ -120,3 +120,50 @@ async def test_the_caption_and_basis_come_from_the_producing_models_card(site: S
     assert "card is not on this server" in latest.caption
     assert latest.basis["model"]["card_known"] is False
     assert latest.basis["items"][0]["probabilities"] == [0.3, 0.7]
+
+
+async def test_a_clinical_site_counts_no_synthetic_branch_and_the_caption_says_so(
+    tmp_path: Path,
+) -> None:
+    """The default (``models.demonstration_branches = false``): the shipped model's
+    synthetic-data branches carry no weight, their items are skipped with the reason,
+    and the caption says they were not counted; the demo's setting counts them."""
+    config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    clinical = config.model_copy(
+        update={"models": config.models.model_copy(update={"demonstration_branches": False})}
+    )
+    async with running_site(clinical) as site:
+        alice = await site.user("alice")
+        granted = await alice.access("P-1", ("view", "edit"))
+        base = f"/api/patients/{granted['patient_id']}"
+        resp = await alice.request("POST", base + "/emr", json={"fields": _malignant_fields()})
+        assert resp.status == 201
+        resp = await alice.request("POST", base + "/records", data=_real_photo())
+        assert resp.status == 201
+        resp = await alice.request(
+            "POST", "/api/consultations/c1/relevance", json={"where": "server"}
+        )
+        result = await resp.json()
+        assert resp.status == 200, result
+    basis = result["basis"]
+    assert set(basis["branches"]) == {"emr_entry"}
+    assert basis["branches"]["emr_entry"]["weight"] == 1.0
+    assert [(s["category"], s["code"]) for s in basis["skipped"]] == [
+        ("clinical_photo", "synthetic")
+    ]
+    assert "synthetic-data branches not counted" in result["caption"]
+
+
+def test_the_appliances_skip_reasons_reach_the_basis() -> None:
+    from server.relevance.basis import from_inputs, synthetic_counted
+
+    inputs = [
+        {"category": "emr_entry", "id": 1, "probabilities": [0.1, 0.9]},
+        {"category": "clinical_photo", "id": 2, "skipped": {"code": "synthetic", "reason": "x"}},
+        {"category": "record_scan", "id": 3, "skipped": {"code": "made-up", "reason": "y"}},
+    ]
+    basis = from_inputs(inputs, None)
+    assert [s["code"] for s in basis["skipped"]] == ["synthetic", "not_reported"]
+    assert synthetic_counted(basis) is False
+    assert synthetic_counted({"branches": {"clinical_photo": {"data": "synthetic", "weight": 0.2}}})
+    assert synthetic_counted({"skipped": []}) is None
