@@ -92,7 +92,7 @@ class _FakeModel:
     version = "fake-1"
     card = SimpleNamespace(intended_use="decision support", data={})
 
-    def relevance(self, items: Any) -> Any:
+    def relevance(self, items: Any, *, allow_synthetic: bool | None = None) -> Any:
         return SimpleNamespace(
             labels=self.labels, values=[0.25, 0.75], model_version=self.version, per_item=[]
         )
