@@ -138,10 +138,8 @@ def _sub_cells(c: int) -> list[tuple[int, int]]:
     return right + bottom
 
 
-def compute_layout(
-    windows: Sequence[str], main: str, width: int = 1280, height: int = 720
-) -> Layout:
-    """The layout of ``windows`` (in order) with ``main`` in the main window."""
+def _check_windows(windows: Sequence[str], main: str, width: int, height: int) -> None:
+    """What every layout needs: windows, each once, the main one among them, an even size."""
     if not windows:
         raise ValueError("a layout needs at least one window")
     if len(set(windows)) != len(windows):
@@ -150,6 +148,13 @@ def compute_layout(
         raise ValueError(f"main window {main!r} is not one of {list(windows)}")
     if width % 2 or height % 2:
         raise ValueError(f"output size {width}x{height} must be even (yuv420p)")
+
+
+def compute_layout(
+    windows: Sequence[str], main: str, width: int = 1280, height: int = 720
+) -> Layout:
+    """The layout of ``windows`` (in order) with ``main`` in the main window."""
+    _check_windows(windows, main, width, height)
     c = cells_for(len(windows))
     if width < MIN_CELL * c or height < MIN_CELL * c:
         raise ValueError(
@@ -195,14 +200,7 @@ def portrait_layout(windows: Sequence[str], main: str, width: int, height: int) 
     """The portrait layout of ``windows`` with ``main`` on top at full width and the others
     below it, row by row, left to right (window order); the main window takes the height
     the grid leaves (at least 16:9)."""
-    if not windows:
-        raise ValueError("a layout needs at least one window")
-    if len(set(windows)) != len(windows):
-        raise ValueError(f"duplicate window ids in {list(windows)}")
-    if main not in windows:
-        raise ValueError(f"main window {main!r} is not one of {list(windows)}")
-    if width % 2 or height % 2:
-        raise ValueError(f"output size {width}x{height} must be even (yuv420p)")
+    _check_windows(windows, main, width, height)
     label_px = round(width * PORTRAIT_LABEL_SHARE)
     subs = [name for name in windows if name != main]
     if not subs:
