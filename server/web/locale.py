@@ -61,6 +61,8 @@ async def reader_locale(request: web.Request) -> str:
 async def locale_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    if request.path.startswith("/static/"):  # scripts, styles, catalogues: no words of ours
+        return await handler(request)
     locale = await reader_locale(request)
     response = await handler(request)
     if not response.prepared:
