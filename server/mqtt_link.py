@@ -177,6 +177,11 @@ class ApplianceLink:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self.connected = False
+        # Cut off from the broker, the server no longer knows who is online: an appliance
+        # counts as online again only when the broker says so (its retained "online" or a
+        # fresh one after it reconnects), so no command is sent into a session that is gone.
+        for device in list(self.available):
+            self.available[device] = False
         level = logging.INFO if not reason.is_failure else logging.WARNING
         _LOGGER.log(level, "server disconnected from broker: %s", reason)
 

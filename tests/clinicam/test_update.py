@@ -4,7 +4,7 @@ CI has no systemd, so the restart command is a stand-in for ``systemctl restart`
 stops the running program and starts ``<root>/current/bin/clinicam-fake`` as a plain
 background process, the way systemd would start ExecStart. The fake programs use the
 real :mod:`clinicam.sdnotify`, so the health file they write is the one the updater
-reads in the field. A watchdog ping every 0.1 s keeps the good one's report fresh.
+reads in the field. A watchdog ping every 0.2 s keeps the good one's report fresh.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # Time for a release to come up. A healthy one is seen at once; only releases that never
 # become healthy wait this long. 3 s was too short for a cold Python start on a loaded CI.
 HEALTH_TIMEOUT_S = "10"
-SETTLE_S = "0.6"
+# A ping every 0.2 s against a 0.4 s watchdog: one ping may be 0.2 s late on a loaded
+# machine before the report counts as stale (0.2 s with 0.1 s was one flake in six CI runs).
+WATCHDOG_USEC = "400000"
+# Long enough to see the stalled program's last ping (0.1 s after ready) go stale (0.4 s).
+SETTLE_S = "0.7"
 
 FAKE_PROGRAM = """#!{python}
 import asyncio, signal, sys, time
@@ -47,7 +51,7 @@ async def main():
         await asyncio.sleep(0.3)
         sys.exit(1)
     if MODE == "stalls":
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.1)  # one ping, then
         time.sleep(60)  # the loop hangs: no more watchdog pings
     await stop.wait()
     sdnotify.stopping()
