@@ -235,7 +235,7 @@ def authz_figures(folder: Path, checks: int) -> dict[str, float]:
             ],
         }
     )
-    access = AccessControl(config)
+    access = AccessControl(config, config)
     database = open_database(f"sqlite:///{folder / 'clinicam.db'}")
     try:
         with database.session() as session, session.begin():

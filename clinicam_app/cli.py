@@ -31,7 +31,7 @@ def _run_server(config_path: Path | None, check: bool) -> int:
 
     config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
     try:
-        check_key(config)
+        check_key(config.state_dir, config.devices)
     except DeviceKeyMissing as exc:
         say(_("clinicam server: {problem}", problem=message_of(exc)), file=sys.stderr)
         return 2
@@ -40,8 +40,13 @@ def _run_server(config_path: Path | None, check: bool) -> int:
         return 0
     setup_logging(config.log_level, "server")
     from server.app import run_server
+    from server.directory.seed import ConfigConflict
 
-    asyncio.run(run_server(config))
+    try:
+        asyncio.run(run_server(config))
+    except ConfigConflict as exc:  # the file's directory differs from the database's
+        say(_("clinicam server: {problem}", problem=message_of(exc)), file=sys.stderr)
+        return 2
     return 0
 
 

@@ -23,6 +23,8 @@ from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
 from server.db import Database, default_database_url, open_database
 from server.device_tokens import DeviceTokens
+from server.directory.book import Directory
+from server.directory.seed import import_config
 from server.errors import error_middleware
 from server.login import LoginService
 from server.media_hub import MediaHub
@@ -148,27 +150,29 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         client_max_size=1024 * 1024,
     )
     app.on_response_prepare.append(security_headers)
-    media = MediaHub(
-        config.ice, [d.device_id for d in config.devices], low_latency=config.live.low_latency
-    )
     database = open_database(config.database_url or default_database_url(config.state_dir))
+    audit = AuditTrail(database, checkpoints=Checkpointer.in_folder(config.state_dir))
+    import_config(config, database, audit)
+    directory = Directory(database)
+    media = MediaHub(
+        config.ice, [d.device_id for d in directory.devices], low_latency=config.live.low_latency
+    )
     sessions = SessionStore(
         idle_s=config.http.session_idle_minutes * 60.0,
         path=config.state_dir / "sessions.json",
     )
     throttle = LoginThrottle(max_failures=config.http.max_failed_logins)
     appliances = ApplianceLink(config.mqtt, loop)
-    rooms = RoomRegistry(config, media.feeds, media.patient_audio)
-    audit = AuditTrail(database, checkpoints=Checkpointer.in_folder(config.state_dir))
+    rooms = RoomRegistry(config, directory, media.feeds, media.patient_audio)
     records = RecordStore(
         database,
         LocalBlobStore(config.state_dir / "blobs"),
         max_bytes=config.records.max_upload_mb * 1024 * 1024,
     )
     checks = SlowChecks()
-    login = LoginService(config, throttle, checks, sessions, audit)
+    login = LoginService(directory, throttle, checks, sessions, audit)
     device_tokens = DeviceTokens(
-        config, checks, LoginThrottle(max_failures=config.http.max_failed_logins)
+        config, directory, checks, LoginThrottle(max_failures=config.http.max_failed_logins)
     )
     _seed_patients(config, database)
     archive = ArchiveRecorder(
@@ -190,6 +194,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         retrainer = Retrainer(config, database, records, relevance, audit)
     state = ServerState(
         config=config,
+        directory=directory,
         sessions=sessions,
         throttle=throttle,
         appliances=appliances,
@@ -197,7 +202,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         rooms=rooms,
         database=database,
         audit=audit,
-        access=AccessControl(config),
+        access=AccessControl(config, directory),
         records=records,
         archive=archive,
         relevance=relevance,

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from clinicam.files import write_atomically
 from clinicam.i18n import _
 from server.auth import LoginThrottle
 from server.config import DeviceAccount, ServerConfig
+from server.roster import Roster
 from server.slow_checks import SlowChecks
 
 _LOGGER = logging.getLogger(__name__)
@@ -93,17 +95,17 @@ def reissue_hint(device_id: str) -> str:
     )
 
 
-def check_key(config: ServerConfig) -> None:
+def check_key(state_dir: Path, devices: Sequence[DeviceAccount]) -> None:
     """Raise :class:`DeviceKeyMissing` (with what to do) if keyed hashes have no key."""
-    keyed = [d.device_id for d in config.devices if d.token_hash.startswith(HASH_PREFIX)]
-    if keyed and load_key(config.state_dir) is None:
+    keyed = [d.device_id for d in devices if d.token_hash.startswith(HASH_PREFIX)]
+    if keyed and load_key(state_dir) is None:
         raise DeviceKeyMissing(
             _(
                 "devices {devices} have keyed token hashes, but the server's key {path} is "
                 "missing (was state_dir moved or wiped?): restore that file, or for each "
                 "device {hint}",
                 devices=str(keyed),
-                path=key_path(config.state_dir),
+                path=key_path(state_dir),
                 hint=reissue_hint("<device>"),
             )
         )
@@ -114,15 +116,16 @@ class DeviceTokens:
     """Who is calling: the device in the URL, if the bearer token is its own."""
 
     config: ServerConfig
+    roster: Roster
     checks: SlowChecks
     throttle: LoginThrottle  # only for argon2 hashes from older releases
     _key: bytes = field(init=False)
     _verified: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_key(self.config)
+        check_key(self.config.state_dir, self.roster.devices)
         self._key = load_key(self.config.state_dir) or b""
-        for device in self.config.devices:
+        for device in self.roster.devices:
             if device.token_hash.startswith(LEGACY_PREFIX):
                 _LOGGER.warning(
                     "device %s still has an argon2 token hash from an older release: it "
@@ -134,7 +137,7 @@ class DeviceTokens:
     async def authenticate(self, device_id: str, token: str, address: str) -> DeviceAccount:
         """Raises :class:`DeviceRefused`, :class:`server.auth.Throttled` (older hashes
         only) or :class:`server.slow_checks.ChecksBusy`."""
-        device = self.config.device(device_id)
+        device = self.roster.device(device_id)
         if device is None or not token:
             raise DeviceRefused("unknown device or wrong token")
         if device.token_hash.startswith(HASH_PREFIX):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from clinicam.i18n import _
 from server.audit.trail import AuditTrail
 from server.auth import LoginThrottle, Session, SessionStore
-from server.config import ServerConfig
+from server.roster import Roster
 from server.slow_checks import SlowChecks
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class SignedIn:
 class LoginService:
     """Checks a user name and password and opens a session, audited either way."""
 
-    config: ServerConfig
+    roster: Roster
     throttle: LoginThrottle
     checks: SlowChecks
     sessions: SessionStore
@@ -43,7 +43,7 @@ class LoginService:
         """Raises :class:`server.auth.Throttled`, :class:`server.slow_checks.ChecksBusy`
         or :class:`WrongCredentials`."""
         attempt = self.throttle.begin(username, address)
-        expert = self.config.expert(username)
+        expert = self.roster.expert(username)
         ok = await attempt.check(self.checks, expert.password_hash if expert else None, password)
         if not ok or expert is None:
             attempt.failed()

@@ -45,6 +45,7 @@ from server.media.live import FrameFeed
 from server.media.localized import PerLocale
 from server.media.pressure import MediaPressure, PressureSample, WebcamBudget
 from server.relevance.basis import localized
+from server.roster import Roster
 
 _LOGGER = logging.getLogger(__name__)
 DEFAULT_MAIN = LIVE
@@ -96,18 +97,19 @@ class ConsultationRoom:
         self,
         consultation: ConsultationConfig,
         config: ServerConfig,
+        roster: Roster,
         live_feed: FrameFeed,
         patient_audio: AudioSource | None = None,
     ) -> None:
         self.consultation = consultation
         self._config = config
         self._live_feed = live_feed
-        device = config.device(consultation.appliance)
+        device = roster.device(consultation.appliance)
         self.clinic = device.clinic if device else consultation.appliance
         self.floor = FloorControl(consultation.chair, consultation.experts)
         self.members = {
             u: Member(
-                u, (e.display_name if (e := config.expert(u)) else u), FrameFeed(f"webcam {u}")
+                u, (e.display_name if (e := roster.expert(u)) else u), FrameFeed(f"webcam {u}")
             )
             for u in consultation.experts
         }
@@ -409,10 +411,12 @@ class RoomRegistry:
     def __init__(
         self,
         config: ServerConfig,
+        roster: Roster,
         live_feeds: Mapping[str, FrameFeed],
         patient_audio: Mapping[str, AudioSource] | None = None,
     ) -> None:
         self._config = config
+        self._roster = roster
         self._feeds = live_feeds
         self._patient_audio = patient_audio or {}
         self._rooms: dict[str, ConsultationRoom] = {}
@@ -425,6 +429,7 @@ class RoomRegistry:
             room = ConsultationRoom(
                 consultation,
                 self._config,
+                self._roster,
                 self._feeds[consultation.appliance],
                 self._patient_audio.get(consultation.appliance),
             )
@@ -437,7 +442,7 @@ class RoomRegistry:
     def serving(self, device_id: str) -> ConsultationConfig | None:
         """The consultation an appliance is serving: one with experts in it, else the first
         consultation bound to it (None if it is bound to none)."""
-        bound = [c for c in self._config.consultations if c.appliance == device_id]
+        bound = [c for c in self._roster.consultations if c.appliance == device_id]
         for consultation in bound:
             room = self._rooms.get(consultation.id)
             if room is not None and any(m.online for m in room.members.values()):

@@ -113,13 +113,13 @@ def provide_services(app: web.Application, state: ServerState) -> None:
     """Every service the views call, under its app key."""
     records = records_service(state)
     app[RECORDS] = records
-    app[SNAPSHOTS] = SnapshotService(records.filing, state.config.consultations)
+    app[SNAPSHOTS] = SnapshotService(records.filing, lambda: state.directory.consultations)
     stages: Stages = state.rooms
     app[PRESENTATION] = PresentationService(
         records, state.records.blobs, stages, state.audit, state.config.live
     )
     app[IMPORTS] = ImportService(records.filing, state.audit)
-    app[ACCESS_DESK] = AccessDesk(state.config, state.database, state.audit, state.access)
+    app[ACCESS_DESK] = AccessDesk(state.directory, state.database, state.audit, state.access)
     models = state.config.models
     app[CONSENTS] = ConsentRegister(
         state.database,

@@ -17,6 +17,7 @@ from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
 from server.db import Database
 from server.device_tokens import DeviceTokens
+from server.directory.book import Directory
 from server.login import LoginService
 from server.media_hub import MediaHub
 from server.mqtt_link import ApplianceLink
@@ -31,6 +32,7 @@ class ServerState:
     """Everything the request handlers need."""
 
     config: ServerConfig
+    directory: Directory
     sessions: SessionStore
     throttle: LoginThrottle
     appliances: ApplianceLink

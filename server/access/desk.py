@@ -31,9 +31,9 @@ from server.access.grants import (
 )
 from server.access.models import REQUEST_PENDING, AccessGrant, AccessRequest
 from server.audit.trail import AuditTrail
-from server.config import ServerConfig
 from server.db import Database, iso, utcnow
 from server.records.models import Patient
+from server.roster import Roster
 
 T = TypeVar("T")
 RECORDS_REFUSED = {"technician": "technician", "clinic": "clinic staff"}
@@ -92,12 +92,12 @@ class AccessDesk:
 
     def __init__(
         self,
-        config: ServerConfig,
+        roster: Roster,
         database: Database,
         audit: AuditTrail,
         control: AccessControl,
     ) -> None:
-        self._config = config
+        self._roster = roster
         self._database = database
         self._audit = audit
         self._control = control
@@ -182,7 +182,7 @@ class AccessDesk:
 
     async def my_patients(self, actor: Actor) -> list[PatientAccess]:
         """The patients this user may open now, asked for, or consults on."""
-        wanted = {c.patient_id for c in self._config.consultations if actor.username in c.experts}
+        wanted = {c.patient_id for c in self._roster.consultations if actor.username in c.experts}
 
         def work(session: Session) -> list[PatientAccess]:
             by_patient: dict[int, list[AccessGrant]] = {}

@@ -41,6 +41,7 @@ from server.config import ServerConfig
 from server.db import utcnow
 from server.domain_errors import DomainError, Forbidden, Invalid, NotFound
 from server.records.models import Patient
+from server.roster import Roster
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -123,11 +124,12 @@ def normalise_operations(operations: Iterable[str]) -> str:
 class AccessControl:
     """Rules from the configuration, grants in the database (sync; call off the loop)."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, roster: Roster) -> None:
         self._config = config
+        self._roster = roster
 
     def role_of(self, username: str) -> str:
-        account = self._config.expert(username)
+        account = self._roster.expert(username)
         return account.role if account else "expert"
 
     def _issue(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,14 +50,16 @@ class NoConsultation(Unprocessable):
 class SnapshotService:
     """Files appliance stills; async, the work runs off the event loop."""
 
-    def __init__(self, filing: RecordFiling, consultations: Sequence[ConsultationConfig]) -> None:
+    def __init__(
+        self, filing: RecordFiling, consultations: Callable[[], Sequence[ConsultationConfig]]
+    ) -> None:
         self._filing = filing
-        self._consultations = consultations
+        self._consultations = consultations  # the open ones (scheduled or live), as of now
 
     def consultation_for(self, device_id: str, still: Still) -> ConsultationConfig:
         """The one consultation bound to ``device_id`` that the still names (checked
         before the body is received, so a stray device's upload is not even staged)."""
-        bound = [c for c in self._consultations if c.appliance == device_id]
+        bound = [c for c in self._consultations() if c.appliance == device_id]
         chosen = [c for c in bound if c.id == still.consultation] if still.consultation else bound
         if len(chosen) != 1:
             raise NoConsultation(

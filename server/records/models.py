@@ -8,10 +8,10 @@ can grant, validate and display each category on its own terms.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, select
+from sqlalchemy import JSON, BigInteger, Date, Float, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.db import Base, UtcDateTime, utcnow
@@ -32,6 +32,11 @@ class Patient(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     patient_group: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Registration by clinic staff (O1); patients from imports or older sites lack them.
+    sex: Mapped[str | None] = mapped_column(String(16))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    clinic: Mapped[str | None] = mapped_column(String(80))
+    registered_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class _RecordColumns:

@@ -75,7 +75,7 @@ def _viewer_mark(request: web.Request) -> Callable[[av.VideoFrame], av.VideoFram
     """The viewer's watermark, sized on the first frame."""
     state = request.app[STATE]
     username = session_of(request).username
-    account = state.config.expert(username)
+    account = state.directory.expert(username)
     viewer = account.display_name if account else username
     marks: dict[tuple[int, int], Watermark] = {}
 

@@ -113,10 +113,10 @@ class SessionView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
         session = session_of(self.request)
-        expert = state.config.expert(session.username)
+        expert = state.directory.expert(session.username)
         consultations = [
             {"id": c.id, "title": c.title, "patient": c.patient_id, "chair": c.chair}
-            for c in state.config.consultations
+            for c in state.directory.consultations
             if session.username in c.experts
         ]
         return web.json_response(
@@ -128,7 +128,7 @@ class SessionView(web.View):
                 "consultations": consultations,
                 "stations": [
                     {"device": d.device_id, "clinic": d.clinic}
-                    for d in state.config.stations_of(session.username)
+                    for d in state.directory.stations_of(session.username)
                 ],
             }
         )
@@ -159,8 +159,8 @@ class ConsultationView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
         c = invited_consultation(self.request)
-        device = state.config.device(c.appliance)
-        names = {e.username: e.display_name for e in state.config.experts}
+        device = state.directory.device(c.appliance)
+        names = {e.username: e.display_name for e in state.directory.all_accounts}
         return web.json_response(
             {
                 "id": c.id,
@@ -289,7 +289,7 @@ class HealthView(web.View):
                 "streaming": state.media.appliance_streaming(d.device_id),
                 "frames": state.media.feeds[d.device_id].frames_received,
             }
-            for d in state.config.devices
+            for d in state.directory.devices
         }
         ok = state.appliances.connected
         return web.json_response(

@@ -141,7 +141,7 @@ class AppliancesView(web.View):
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
         require_role(self.request, *FLEET_ROLES)
-        rows = [appliance_row(state, d) for d in state.config.devices]
+        rows = [appliance_row(state, d) for d in state.directory.devices]
         return web.json_response({"appliances": rows, "broker": state.appliances.connected})
 
 
@@ -151,7 +151,7 @@ class ApplianceUpdateView(web.View):
     async def post(self) -> web.StreamResponse:
         state = self.request.app[STATE]
         actor = require_role(self.request, *FLEET_ROLES)
-        device = state.config.device(self.request.match_info["device"])
+        device = state.directory.device(self.request.match_info["device"])
         if device is None:
             raise ApiError(HTTPStatus.NOT_FOUND, _("no such appliance"))
         body = await read_json(self.request, UpdateBody)

@@ -100,7 +100,7 @@ def require_json_body(request: web.Request) -> None:
 def invited_consultation(request: web.Request, cid: str | None = None) -> ConsultationConfig:
     """The consultation in the URL (or ``cid``), if the logged-in user is invited (404/403)."""
     state = request.app[STATE]
-    consultation = state.config.consultation(cid or request.match_info["cid"])
+    consultation = state.directory.consultation(cid or request.match_info["cid"])
     if consultation is None:
         raise ApiError(HTTPStatus.NOT_FOUND, _("no such consultation"))
     if session_of(request).username not in consultation.experts:
@@ -173,7 +173,7 @@ def station_caller(request: web.Request) -> tuple[DeviceAccount, str]:
         )
     wanted = request.match_info["device"]
     station = next(
-        (d for d in state.config.stations_of(session.username) if d.device_id == wanted), None
+        (d for d in state.directory.stations_of(session.username) if d.device_id == wanted), None
     )
     if station is None:
         raise ApiError(HTTPStatus.FORBIDDEN, _("this clinic station is not one of your clinic's"))

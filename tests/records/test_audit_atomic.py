@@ -222,7 +222,7 @@ CONSULTATION = ConsultationConfig(
 
 
 async def _snapshot(desk: Desk, _: None) -> Any:
-    snapshots = SnapshotService(desk.filing, [CONSULTATION])
+    snapshots = SnapshotService(desk.filing, lambda: [CONSULTATION])
     still = Still(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "bob", "c1")
     return await snapshots.file("cam-1", CONSULTATION, still, desk.staged_png())
 

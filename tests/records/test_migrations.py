@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+import server.directory.models  # noqa: F401  (its tables on Base.metadata)
 from server.db import Base, current_revision, head_revision, open_database
 
 TABLES = {
@@ -26,6 +27,10 @@ TABLES = {
     "relevance_results",
     "diagnoses",
     "model_versions",
+    "accounts",
+    "appliances",
+    "consultations",
+    "consultation_invitations",
 }
 
 

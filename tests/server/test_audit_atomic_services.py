@@ -186,7 +186,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     config = _config(tmp_path)
     database = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     audit = AuditTrail(database)
-    control = AccessControl(config)
+    control = AccessControl(config, config)
     store = RecordStore(database, LocalBlobStore(tmp_path / "blobs"), max_bytes=1 << 20)
     model = RelevanceService(database, store, tflite=None, card=None)
     model.replace_model(_FakeModel(), tmp_path / "fake.tflite")

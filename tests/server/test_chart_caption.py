@@ -118,7 +118,7 @@ async def test_the_room_state_gives_each_expert_the_caption_in_their_language(
     from tests.records.api_helpers import records_config
 
     config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    room = ConsultationRoom(config.consultations[0], config, FrameFeed("live"))
+    room = ConsultationRoom(config.consultations[0], config, config, FrameFeed("live"))
     try:
         room.attach_media("alice", None, None, locale="zh-CN")
         room.attach_media("bob", None, None, locale="en")

@@ -100,7 +100,7 @@ async def test_an_expert_chooses_audio_only_in_the_room(tmp_path: Any) -> None:
     from tests.records.api_helpers import records_config
 
     config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    room = ConsultationRoom(config.consultations[0], config, FrameFeed("live"))
+    room = ConsultationRoom(config.consultations[0], config, config, FrameFeed("live"))
     try:
         track, _ = room.attach_media("alice", None, None)
         assert room.state_for("alice")["video"] == {

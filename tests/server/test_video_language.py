@@ -205,7 +205,7 @@ async def test_the_room_draws_each_experts_composite_in_their_language(tmp_path:
     from tests.records.api_helpers import records_config
 
     config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    room = ConsultationRoom(config.consultations[0], config, FrameFeed("live"))
+    room = ConsultationRoom(config.consultations[0], config, config, FrameFeed("live"))
     try:
         alice, _ = room.attach_media("alice", None, None, locale=CHINESE)
         bob, _ = room.attach_media("bob", None, None)  # no language asked: the site's

@@ -1,0 +1,1 @@
+"""The directory: accounts, appliances and consultations, kept in the database (O1, O2)."""
