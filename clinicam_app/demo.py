@@ -195,6 +195,16 @@ def _server_config(
     }
 
 
+def _seeded(config: dict[str, Any]) -> dict[str, Any]:
+    """Put the demo's people, appliances and consultations into the server's database
+    (this run's credentials replace the last run's) and return the rest of its settings."""
+    from server.config import ServerConfig
+    from server.directory.seed import seed_directory
+
+    seed_directory(ServerConfig.model_validate(config))
+    return {k: v for k, v in config.items() if k not in ("experts", "devices", "consultations")}
+
+
 def _appliance_config(
     opts: DemoOptions, url: str, mqtt_port: int, device: DemoDevice, state: Path
 ) -> dict[str, Any]:
@@ -263,7 +273,8 @@ def run_demo(opts: DemoOptions) -> int:
     )
     server_toml = state / "clinicam-server.toml"
     _write_private(
-        server_toml, tomlwrite.dumps(_server_config(opts, http_port, mqtt_port, sec, state))
+        server_toml,
+        tomlwrite.dumps(_seeded(_server_config(opts, http_port, mqtt_port, sec, state))),
     )
     cli = [sys.executable, "-m", "clinicam_app"]
     commands = {"server": [*cli, "server", "--config", str(server_toml)]}

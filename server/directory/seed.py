@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from clinicam.i18n import _
 from server.audit.trail import AuditTrail
 from server.config import ConsultationConfig, DeviceAccount, ExpertAccount, ServerConfig
-from server.db import Database
+from server.db import Database, default_database_url, open_database
 from server.directory.models import (
     SCHEDULED,
     AccountRow,
@@ -85,102 +85,133 @@ def _conflict(kind: str, name: str, fields: list[str]) -> ConfigConflict:
     )
 
 
-def _differs(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    return sorted(k for k in mine if mine[k] != theirs.get(k))
+def import_config(
+    config: ServerConfig, database: Database, audit: AuditTrail, *, replace: bool = False
+) -> int:
+    """Import the file's directory entries in one transaction; returns how many changed.
 
-
-def import_config(config: ServerConfig, database: Database, audit: AuditTrail) -> int:
-    """Import the file's directory entries in one transaction; returns how many were added.
-
-    Raises :class:`ConfigConflict` (and changes nothing) on the first differing entry.
+    Raises :class:`ConfigConflict` (and changes nothing) on the first differing entry,
+    unless ``replace``: then the file's version wins, audited as an update (the demo,
+    which makes fresh credentials on every run, seeds its directory this way).
     """
     with database.session() as session, session.begin():
-        added = _import(session, config, audit.write)
-    if added:
-        _LOGGER.info("imported %d directory entries from the configuration file", added)
-    return added
+        changed = _Import(session, audit.write, replace).run(config)
+    if changed:
+        _LOGGER.info("imported %d directory entries from the configuration file", changed)
+    return changed
 
 
-def _import(session: Session, config: ServerConfig, write: Callable[..., None]) -> int:
-    added = 0
-    for account in config.experts:
-        row = session.get(AccountRow, account.username)
-        if row is not None:
-            diff = _differs(_account_fields(account), _account_fields(row))
-            if diff:
-                raise _conflict(_("user account"), account.username, diff)
-            continue
-        session.add(
-            AccountRow(
-                username=account.username,
-                created_by=ACTOR,
-                disabled=False,
-                session_epoch=0,
-                **_account_fields(account),
+def seed_directory(config: ServerConfig) -> int:
+    """Write the file's directory into its database, the file winning (the demo's seed)."""
+    database = open_database(config.database_url or default_database_url(config.state_dir))
+    try:
+        return import_config(config, database, AuditTrail(database), replace=True)
+    finally:
+        database.close()
+
+
+class _Import:
+    """One import: each entry added, left alone, replaced or refused."""
+
+    def __init__(self, session: Session, write: Callable[..., None], replace: bool) -> None:
+        self._session = session
+        self._write = write
+        self._replace = replace
+        self.changed = 0
+
+    def _audit(self, action: str, target: str, detail: dict[str, Any]) -> None:
+        self._write(self._session, ACTOR, action, target, {**detail, "from": "config"})
+        self.changed += 1
+
+    def _differs(
+        self, kind: str, name: str, mine: dict[str, Any], theirs: dict[str, Any]
+    ) -> list[str]:
+        diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+        if diff and not self._replace:
+            raise _conflict(kind, name, diff)
+        return diff
+
+    def run(self, config: ServerConfig) -> int:
+        for account in config.experts:
+            self._account(account)
+        for device in config.devices:
+            self._device(device)
+        self._session.flush()
+        for consultation in config.consultations:
+            self._consultation(consultation)
+        return self.changed
+
+    def _account(self, account: ExpertAccount) -> None:
+        target, fields = f"user:{account.username}", _account_fields(account)
+        row = self._session.get(AccountRow, account.username)
+        if row is None:
+            self._session.add(
+                AccountRow(
+                    username=account.username,
+                    created_by=ACTOR,
+                    disabled=False,
+                    session_epoch=0,
+                    **fields,
+                )
             )
-        )
-        write(
-            session,
-            ACTOR,
-            "account.create",
-            f"user:{account.username}",
-            {"role": account.role, "clinic": account.clinic, "from": "config"},
-        )
-        added += 1
-    for device in config.devices:
-        appliance = session.get(ApplianceRow, device.device_id)
-        if appliance is not None:
-            diff = _differs(_device_fields(device), _device_fields(appliance))
-            if diff:
-                raise _conflict(_("appliance"), device.device_id, diff)
-            continue
-        session.add(
-            ApplianceRow(
-                device_id=device.device_id,
-                name=device.device_id,
-                enrolled_by=ACTOR,
-                revoked=False,
-                **_device_fields(device),
+            self._audit("account.create", target, {"role": account.role, "clinic": account.clinic})
+        elif diff := self._differs(
+            _("user account"), account.username, fields, _account_fields(row)
+        ):
+            for name, value in fields.items():
+                setattr(row, name, value)
+            self._audit("account.update", target, {"fields": diff})
+
+    def _device(self, device: DeviceAccount) -> None:
+        target, fields = f"device:{device.device_id}", _device_fields(device)
+        row = self._session.get(ApplianceRow, device.device_id)
+        if row is None:
+            self._session.add(
+                ApplianceRow(
+                    device_id=device.device_id,
+                    name=device.device_id,
+                    enrolled_by=ACTOR,
+                    revoked=False,
+                    **fields,
+                )
             )
-        )
-        write(
-            session,
-            ACTOR,
-            "device.enroll",
-            f"device:{device.device_id}",
-            {"clinic": device.clinic, "from": "config"},
-        )
-        added += 1
-    session.flush()
-    for c in config.consultations:
-        existing = session.get(ConsultationRow, c.id)
-        if existing is not None:
-            diff = _differs(_consultation_fields(c), _stored_consultation(session, existing))
-            if diff:
-                raise _conflict(_("consultation"), c.id, diff)
-            continue
-        session.add(
-            ConsultationRow(
-                cid=c.id,
-                title=c.title,
-                patient_id=c.patient_id,
-                appliance=c.appliance,
-                chair=c.chair,
-                state=SCHEDULED,
-                reason="",
-                urgency="routine",
-                preferred_times=[],
+            self._audit("device.enroll", target, {"clinic": device.clinic})
+        elif diff := self._differs(_("appliance"), device.device_id, fields, _device_fields(row)):
+            row.clinic, row.token_hash, row.revoked = device.clinic, device.token_hash, False
+            self._audit("device.update", target, {"fields": diff})
+
+    def _consultation(self, c: ConsultationConfig) -> None:
+        target = f"consultation:{c.id}"
+        row = self._session.get(ConsultationRow, c.id)
+        if row is None:
+            row = ConsultationRow(cid=c.id, reason="", urgency="routine", preferred_times=[])
+            self._session.add(row)
+            self._fill(row, c)
+            self._audit(
+                "consultation.schedule", target, {"chair": c.chair, "experts": list(c.experts)}
             )
+        elif diff := self._differs(
+            _("consultation"),
+            c.id,
+            _consultation_fields(c),
+            _stored_consultation(self._session, row),
+        ):
+            for invitation in self._session.scalars(
+                select(InvitationRow).where(InvitationRow.cid == c.id)
+            ):
+                self._session.delete(invitation)
+            self._session.flush()
+            self._fill(row, c)
+            self._audit("consultation.update", target, {"fields": diff})
+
+    def _fill(self, row: ConsultationRow, c: ConsultationConfig) -> None:
+        row.title, row.patient_id, row.appliance, row.chair = (
+            c.title,
+            c.patient_id,
+            c.appliance,
+            c.chair,
         )
-        session.flush()
+        row.state = SCHEDULED
+        self._session.flush()
         for username in c.experts:
-            session.add(InvitationRow(cid=c.id, username=username, invited_by=ACTOR))
-        write(
-            session,
-            ACTOR,
-            "consultation.schedule",
-            f"consultation:{c.id}",
-            {"chair": c.chair, "experts": list(c.experts), "from": "config"},
-        )
-        added += 1
-    return added
+            self._session.add(InvitationRow(cid=c.id, username=username, invited_by=ACTOR))

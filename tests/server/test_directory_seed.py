@@ -156,3 +156,40 @@ def test_the_server_refuses_to_start_on_a_conflict(tmp_path: Path) -> None:
             build_app(other, loop)
     finally:
         loop.close()
+
+
+def test_the_demo_seed_replaces_last_runs_credentials(tmp_path: Path) -> None:
+    from server.directory.seed import seed_directory
+
+    assert seed_directory(_config(tmp_path)) == 5  # first run: all added
+    again = _config(
+        tmp_path,
+        experts=[
+            {"username": "alice", "display_name": "Alice", "password_hash": BOB_HASH},
+            {"username": "bob", "display_name": "Bob", "password_hash": BOB_HASH},
+            NURSE,
+        ],
+        consultations=[
+            {
+                "id": "c1",
+                "patient_id": "P-1",
+                "appliance": "cam-1",
+                "chair": "alice",
+                "experts": ["alice"],
+            }
+        ],
+    )
+    assert seed_directory(again) == 2  # alice's new password, c1's expert list
+    database = open_database(f"sqlite:///{tmp_path / 'clinicam.db'}")
+    try:
+        directory = Directory(database)
+        alice = directory.expert("alice")
+        assert alice is not None and alice.password_hash == BOB_HASH
+        c1 = directory.consultation("c1")
+        assert c1 is not None and c1.experts == ["alice"]
+        assert [a for _, a, _ in _actions(database)][-2:] == [
+            "account.update",
+            "consultation.update",
+        ]
+    finally:
+        database.close()
