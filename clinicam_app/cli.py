@@ -263,18 +263,23 @@ def _model(action: str, argv: list[str]) -> int:
 
 
 def _records(
-    action: str, source: Path, patient: str | None, name: str | None, config_path: Path | None
+    action: str,
+    source: Path,
+    patient: str | None,
+    name: str | None,
+    config_path: Path | None,
+    create_patients: bool,
 ) -> int:
     from server import import_cli as cli
     from server.config import ServerConfig
 
     config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
     if action == "import-fhir":
-        return cli.import_fhir(config, source)
+        return cli.import_fhir(config, source, create_patients=create_patients)
     if not patient:
         say(_("error: import-dicom needs --patient <identifier>"), file=sys.stderr)
         return 2
-    return cli.import_dicom(config, source, patient, name)
+    return cli.import_dicom(config, source, patient, name, create_patients=create_patients)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,7 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "model":
             return _model(args.action, list(args.args))
         if args.command == "records":
-            return _records(args.action, args.source, args.patient, args.name, args.config)
+            return _records(
+                args.action,
+                args.source,
+                args.patient,
+                args.name,
+                args.config,
+                args.create_patients,
+            )
     except ConfigError as exc:
         say(
             _("clinicam {command}: {problem}", command=args.command, problem=message_of(exc)),

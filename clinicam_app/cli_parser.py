@@ -241,6 +241,16 @@ def _tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     records.add_argument("source", type=Path, help=L(_("the DICOM folder or the Bundle JSON file")))
     records.add_argument("--patient", help=L(_("import-dicom: the patient's identifier")))
     records.add_argument("--name", help=L(_("import-dicom: the patient's name if new")))
+    records.add_argument(
+        "--create-patients",
+        action="store_true",
+        help=L(
+            _(
+                "create the patients the import names that are not registered yet "
+                "(audited); without it they are refused"
+            )
+        ),
+    )
     records.add_argument("-c", "--config", type=Path, help=L(_("server TOML file")))
 
 

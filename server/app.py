@@ -48,6 +48,7 @@ from server.web.consultation import add_routes
 from server.web.fleet import add_fleet_routes
 from server.web.locale import add_routes as add_locale_routes
 from server.web.locale import locale_middleware
+from server.web.patients import add_patient_routes
 from server.web.present import add_present_routes
 from server.web.records import add_record_routes
 from server.web.records_import import add_import_routes
@@ -240,6 +241,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_routes(app)
     add_locale_routes(app)
     add_access_routes(app)
+    add_patient_routes(app)
     add_record_routes(app)
     add_snapshot_routes(app)
     add_present_routes(app)

@@ -3,8 +3,9 @@
 They open the server's own database and blob store (the server may keep running: the
 database serialises writers) and print progress as they go. Every record is audited
 with its row (see :mod:`server.records.filing`), under ``cli:<operating-system user>``,
-which holds no grants: a CLI import may create a new patient but not add records to an
-existing one. One more entry summarises each import.
+which holds no grants: a CLI import may create a new patient (only when run with
+``--create-patients``) but not add records to an existing one. One more entry
+summarises each import.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def _progress(job: ImportJob) -> None:
 
 def _report(job: ImportJob, database: Database, target: str) -> int:
     print()
+    for external in job.matched:
+        say(_("  patient {patient}: matched by identifier (already registered)", patient=external))
+    for external in job.created:
+        say(_("  patient {patient}: created (--create-patients)", patient=external))
     for reason in job.skipped:
         say(_("  skipped: {reason}", reason=reason))
     if job.error:
@@ -64,7 +69,14 @@ def _report(job: ImportJob, database: Database, target: str) -> int:
             f"cli:{getpass.getuser()}",
             "record.import",
             target,
-            {"kind": job.kind, "filed": job.filed, "skipped": len(job.skipped), "error": job.error},
+            {
+                "kind": job.kind,
+                "created": job.created,
+                "matched": job.matched,
+                "filed": job.filed,
+                "skipped": len(job.skipped),
+                "error": job.error,
+            },
         )
     say(
         _(
@@ -77,7 +89,14 @@ def _report(job: ImportJob, database: Database, target: str) -> int:
     return 0 if job.state == "done" else 1
 
 
-def import_dicom(config: ServerConfig, folder: Path, patient: str, name: str | None) -> int:
+def import_dicom(
+    config: ServerConfig,
+    folder: Path,
+    patient: str,
+    name: str | None,
+    *,
+    create_patients: bool = False,
+) -> int:
     if not folder.is_dir():
         say(_("error: {folder} is not a folder", folder=folder), file=sys.stderr)
         return 2
@@ -86,18 +105,23 @@ def import_dicom(config: ServerConfig, folder: Path, patient: str, name: str | N
         files = [p for p in folder.rglob("*") if p.is_file()]
         job = ImportJob("dicom", f"cli:{getpass.getuser()}")
         run_dicom_folder_import(
-            job, files, (patient, name or patient), filing, on_progress=_progress
+            job,
+            files,
+            (patient, name or patient),
+            filing,
+            create_patients=create_patients,
+            on_progress=_progress,
         )
         return _report(job, database, f"patient:{patient}")
     finally:
         database.close()
 
 
-def import_fhir(config: ServerConfig, bundle: Path) -> int:
+def import_fhir(config: ServerConfig, bundle: Path, *, create_patients: bool = False) -> int:
     database, filing = _open(config)
     try:
         job = ImportJob("fhir", f"cli:{getpass.getuser()}")
-        run_fhir_import(job, bundle.read_bytes(), filing)
+        run_fhir_import(job, bundle.read_bytes(), filing, create_patients=create_patients)
         return _report(job, database, "fhir-bundle")
     finally:
         database.close()

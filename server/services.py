@@ -18,6 +18,7 @@ from server.access.consent import ConsentRegister, current_consents, has_consent
 from server.access.desk import AccessDesk
 from server.access.grants import holds_edit_grant
 from server.access.models import CONSENT_EXPORT
+from server.access.registry import PatientRegistry
 from server.archive.service import ArchiveReader, ShowNote
 from server.config import ConsultationConfig
 from server.erasure import erase_patient
@@ -39,6 +40,7 @@ from server.web.archive import ARCHIVE_READER
 from server.web.fleet import RELEASE_DESK, RELEASES
 from server.web.guard import ACCESS_DESK, CONSENTS
 from server.web.locale import PREFERENCES
+from server.web.patients import PATIENT_REGISTRY
 from server.web.present import PRESENTATION
 from server.web.records import RECORDS
 from server.web.records_import import IMPORTS
@@ -127,6 +129,14 @@ def provide_services(app: web.Application, state: ServerState) -> None:
         RetireOnWithdrawal(state.audit, state.relevance, (models.tflite, models.card)),
     )
     app[PREFERENCES] = PreferenceDesk(state.database, state.audit)
+    directory = state.directory
+    app[PATIENT_REGISTRY] = PatientRegistry(
+        state.database,
+        state.audit,
+        directory,
+        lambda: {*directory.clinics, *(a.clinic for a in directory.all_accounts if a.clinic)},
+        state.access,
+    )
     app[ARCHIVE_READER] = ArchiveReader(
         state.config.archive,
         state.database,

@@ -37,6 +37,7 @@ from server.domain_errors import (
     Conflict,
     DomainError,
     Forbidden,
+    NotFound,
     TooLarge,
     Unprocessable,
     Unsupported,
@@ -129,6 +130,20 @@ class NoEditGrant(RecordRefused, Forbidden):
                 patient=repr(patient.external_id),
                 actor=actor,
             )
+        )
+
+
+class UnknownPatient(RecordRefused, NotFound):
+    """An import names a patient Clinicam does not know, and was not told to create them."""
+
+    def __init__(self, external_id: str) -> None:
+        super().__init__(
+            _(
+                "patient {patient} is not registered: nothing was filed for them (register "
+                "the patient first, or import with create_patients to add them)",
+                patient=repr(external_id),
+            ),
+            code="unknown_patient",
         )
 
 
@@ -318,17 +333,23 @@ class RecordFiling:
     # --- patients and EMR entries (in the caller's transaction) ---------------------------
 
     def patient_for_import(
-        self, session: Session, actor: str, external_id: str, name: str
+        self, session: Session, actor: str, external_id: str, name: str, *, create: bool
     ) -> tuple[Patient, bool]:
-        """The patient an import files into: (patient, created); :class:`NoEditGrant` if
-        it exists and ``actor`` may not edit it. A new patient is audited here."""
+        """The patient an import files into, matched by identifier: (patient, created).
+
+        :class:`NoEditGrant` if it exists and ``actor`` may not edit it; an unknown one
+        is created (and audited here) only when the import says so (``create``), else
+        :class:`UnknownPatient`: an import never adds a patient silently."""
         patient = session.scalar(select(Patient).where(Patient.external_id == external_id))
         if patient is not None:
             if not self.may_edit(session, actor, patient.id):
                 raise NoEditGrant(actor, patient)
             return patient, False
+        if not create:
+            raise UnknownPatient(external_id)
         patient = self.store.ensure_patient(session, external_id, name)
-        self.audit.write(session, actor, "patient.create", patient_target(patient), {})
+        detail = {"name": patient.display_name, "via": "import"}
+        self.audit.write(session, actor, "patient.create", patient_target(patient), detail)
         return patient, True
 
     def add_emr(

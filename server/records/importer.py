@@ -1,7 +1,9 @@
 """Imports from a hospital system: a FHIR R4 Bundle, or a folder of DICOM files.
 
 Imports are writes, held to everything an upload is: the importer needs an edit grant
-for every existing patient it touches (a new patient it may create, audited), every
+for every existing patient it touches, matched by identifier; a patient Clinicam does
+not know is refused unless the import says ``create_patients`` (then it is created and
+audited as ``patient.create``): never silently. Every
 file is inspected in the parse sandbox, every EMR entry is size-limited, and every
 record goes through the filing pipeline of an upload (:class:`RecordFiling`:
 inspect, blob, row, audit entry). Each item is
@@ -30,6 +32,7 @@ from server.records.filing import (
     NoEditGrant,
     RecordFiling,
     RecordRefused,
+    UnknownPatient,
     patient_by_id,
 )
 from server.records.ingest import Category
@@ -51,6 +54,8 @@ class ImportJob:
     done: int = 0
     filed: int = 0
     patients: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # new patients (create_patients)
+    matched: list[str] = field(default_factory=list)  # existing ones, by identifier
     skipped: list[str] = field(default_factory=list)
     error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -73,6 +78,8 @@ class ImportJob:
                 "done": self.done,
                 "filed": self.filed,
                 "patients": list(self.patients),
+                "created": list(self.created),
+                "matched": list(self.matched),
                 "skipped": [translate(reason, locale) for reason in self.skipped],
                 "error": translate(self.error, locale) if self.error else None,
             }
@@ -85,30 +92,44 @@ def _reason(exc: Exception) -> str:
     return exc.reason if isinstance(exc, RecordRefused) else message_of(exc)
 
 
-def _import_patients(job: ImportJob, bundle: FhirImport, filing: RecordFiling) -> dict[str, int]:
+_PATIENT_REFUSALS = (NoEditGrant, UnknownPatient)
+
+
+def _took(job: ImportJob, external: str, created: bool) -> None:
+    """The report says which patients were matched by identifier and which created."""
+    job.patients.append(external)
+    (job.created if created else job.matched).append(external)
+
+
+def _import_patients(
+    job: ImportJob, bundle: FhirImport, filing: RecordFiling, create: bool
+) -> dict[str, int]:
     """The bundle's patients that may be filed into, by FHIR id; refused ones reported."""
     ids: dict[str, int] = {}
     for p in bundle.patients:
         external = (p.identifier or p.fhir_id)[:64]
         try:
             with filing.database.session() as session, session.begin():
-                patient, _created = filing.patient_for_import(
-                    session, job.actor, external, p.name or external
+                patient, created = filing.patient_for_import(
+                    session, job.actor, external, p.name or external, create=create
                 )
                 ids[p.fhir_id] = patient.id
                 if p.birth_date is not None:
                     fields = {"source": "FHIR Patient", "birth_date": p.birth_date.isoformat()}
                     filing.add_emr(session, patient, fields, None, actor=job.actor, via="fhir")
-        except NoEditGrant as exc:
+        except _PATIENT_REFUSALS as exc:
             job.skipped.append(exc.reason)
             continue
-        job.patients.append(external)
+        _took(job, external, created)
     return ids
 
 
-def run_fhir_import(job: ImportJob, raw: bytes, filing: RecordFiling) -> FhirImport | None:
-    """Import a Bundle: patients by identifier, Observations/Conditions as EMR entries,
-    attachments as files filed by their content."""
+def run_fhir_import(
+    job: ImportJob, raw: bytes, filing: RecordFiling, *, create_patients: bool = False
+) -> FhirImport | None:
+    """Import a Bundle: patients by identifier (unknown ones created only with
+    ``create_patients``), Observations/Conditions as EMR entries, attachments as files
+    filed by their content."""
     try:
         bundle = parse_bundle(raw, max_attachment_bytes=filing.store.max_bytes)
     except ValueError as exc:
@@ -116,7 +137,7 @@ def run_fhir_import(job: ImportJob, raw: bytes, filing: RecordFiling) -> FhirImp
         return None
     job.total = len(bundle.entries) + len(bundle.attachments)
     job.skipped.extend(bundle.skipped)
-    ids = _import_patients(job, bundle, filing)
+    ids = _import_patients(job, bundle, filing, create_patients)
     for number, entry in enumerate(bundle.entries, start=1):
         if entry.patient_ref not in ids:
             job.step(
@@ -161,18 +182,23 @@ def run_dicom_folder_import(
     patient: tuple[str, str],
     filing: RecordFiling,
     *,
+    create_patients: bool = False,
     on_progress: Callable[[ImportJob], None] = lambda job: None,
 ) -> None:
-    """Every file of a DICOM folder for ``patient`` (identifier, name if new); non-DICOM
-    files, duplicates and files naming another patient are reported, not filed."""
+    """Every file of a DICOM folder for ``patient`` (identifier, name if new: created only
+    with ``create_patients``); non-DICOM files, duplicates and files naming another
+    patient are reported, not filed."""
+    external, name = patient
     try:
         with filing.database.session() as session, session.begin():
-            target, _created = filing.patient_for_import(session, job.actor, *patient)
+            target, created = filing.patient_for_import(
+                session, job.actor, external, name, create=create_patients
+            )
             patient_id = target.id
-    except NoEditGrant as exc:
+    except _PATIENT_REFUSALS as exc:
         job.state, job.error = "failed", exc.reason
         return
-    job.patients.append(patient[0])
+    _took(job, external, created)
     paths = sorted(files)
     job.total = len(paths)
     for path in paths:
@@ -202,20 +228,24 @@ class ImportService:
         self._jobs: dict[str, ImportJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start_fhir(self, actor: str, raw: bytes) -> ImportJob:
-        """Start importing a Bundle; the job is returned at once, to be polled."""
+    def start_fhir(self, actor: str, raw: bytes, *, create_patients: bool = False) -> ImportJob:
+        """Start importing a Bundle (unknown patients created only with
+        ``create_patients``); the job is returned at once, to be polled."""
         job = ImportJob("fhir", actor)
         self._jobs[job.id] = job
         while len(self._jobs) > MAX_JOBS_KEPT:
             self._jobs.pop(next(iter(self._jobs)))
-        task = asyncio.create_task(self._run_fhir(job, raw), name=f"import-{job.id}")
+        run = self._run_fhir(job, raw, create_patients)
+        task = asyncio.create_task(run, name=f"import-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
 
-    async def _run_fhir(self, job: ImportJob, raw: bytes) -> None:
+    async def _run_fhir(self, job: ImportJob, raw: bytes, create_patients: bool) -> None:
         try:
-            await asyncio.to_thread(run_fhir_import, job, raw, self._filing)
+            await asyncio.to_thread(
+                lambda: run_fhir_import(job, raw, self._filing, create_patients=create_patients)
+            )
         except Exception as exc:  # reported to the page, never lost in a task
             _LOGGER.exception("FHIR import %s failed", job.id)
             job.state, job.error = "failed", _("import failed: {problem}", problem=message_of(exc))
@@ -227,6 +257,8 @@ class ImportService:
                 "job": job.id,
                 "state": job.state,
                 "patients": job.patients,
+                "created": job.created,
+                "matched": job.matched,
                 "filed": job.filed,
                 "skipped": len(job.skipped),
                 "error": job.error,

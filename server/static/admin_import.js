@@ -23,7 +23,8 @@ export async function startImport(api, ev) {
   let job;
   try {
     ({ data: job } = await uploadFile(api, {
-      method: "POST", url: "/api/imports/fhir", file, contentType: "application/fhir+json",
+      method: "POST", url: `/api/imports/fhir${$("import-create").checked ? "?create_patients=true" : ""}`,
+      file, contentType: "application/fhir+json",
     }));
   } catch (e) {
     $("import-progress-box").hidden = true;
@@ -77,15 +78,26 @@ export function importResultText(job, name) {
   return job.filed ? `${failed} ${t("admin.import.kept", { count: job.filed })}` : failed;
 }
 
+/**
+ * Which patients an import matched by identifier and which it created, in a sentence.
+ * @param {{state: string, patients: string[], matched?: string[], created?: string[]}} job
+ */
+export function importPatientsText(job) {
+  if (!job.patients.length) return job.state === "failed" ? "" : t("admin.import.no_patients");
+  const sep = t("admin.list_separator");
+  const parts = [];
+  if (job.matched && job.matched.length) parts.push(t("admin.import.matched", { names: job.matched.join(sep) }));
+  if (job.created && job.created.length) parts.push(t("admin.import.created", { names: job.created.join(sep) }));
+  return parts.length ? parts.join(" ") : t("admin.import.patients", { names: job.patients.join(sep) });
+}
+
 /** @param {any} job @param {string} name the file's name */
 function showImportSummary(job, name) {
   $("import-summary").hidden = false;
   const result = $("import-result");
   result.classList.toggle("error", job.state === "failed");
   result.textContent = importResultText(job, name);
-  $("import-patients").textContent = job.patients.length
-    ? t("admin.import.patients", { names: job.patients.join(t("admin.list_separator")) })
-    : (job.state === "failed" ? "" : t("admin.import.no_patients"));
+  $("import-patients").textContent = importPatientsText(job);
   const skipped = $("import-skipped");
   skipped.replaceChildren(...job.skipped.map((/** @type {string} */ reason) => el("li", {}, reason)));
   $("import-skipped-box").hidden = job.skipped.length === 0;

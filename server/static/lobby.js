@@ -34,5 +34,6 @@ function recordsHref(c) {
       el("a", { href: `/station/${encodeURIComponent(st.device)}`, class: "join" }, t("lobby.open_station"))));
   }
   $("records-link").hidden = s.role === "clinic";
+  $("clinic-link").hidden = s.role !== "clinic" && s.role !== "admin";
   $("empty").hidden = s.consultations.length + (s.stations || []).length > 0;
 })();

@@ -248,7 +248,7 @@ def add_access_routes(app: web.Application) -> None:
     r = app.router
     r.add_view("/api/access", AccessRequestView)
     r.add_view("/api/break-glass", BreakGlassView)
-    r.add_view("/api/patients", MyAccessView)
+    # "/api/patients" (MyAccessView with search and registration): server.web.patients
     r.add_view("/api/patients/{pid}/consent", ConsentView)
     r.add_view("/api/admin/grants", AdminGrantsView)
     r.add_view("/api/admin/grants/{item}/{action}", AdminGrantActionView)

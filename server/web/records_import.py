@@ -17,7 +17,8 @@ IMPORTS = web.AppKey("clinicam_imports", ImportService)
 
 
 class FhirImportView(web.View):
-    """POST a Bundle (admins); answered at once with a job to poll."""
+    """POST a Bundle (admins); answered at once with a job to poll. Patients Clinicam does
+    not know are refused unless the query says ``create_patients=true``."""
 
     async def post(self) -> web.StreamResponse:
         admin = require_role(self.request, "admin")
@@ -26,7 +27,8 @@ class FhirImportView(web.View):
             raw = await asyncio.to_thread(staged.read_bytes)
         finally:
             staged.unlink(missing_ok=True)
-        job = self.request.app[IMPORTS].start_fhir(admin.username, raw)
+        create = self.request.query.get("create_patients", "").lower() in ("1", "true", "yes")
+        job = self.request.app[IMPORTS].start_fhir(admin.username, raw, create_patients=create)
         locale = await reader_locale(self.request)
         return web.json_response(job.as_json(locale), status=HTTPStatus.ACCEPTED)
 

@@ -262,7 +262,7 @@ def _bundle() -> bytes:
 
 async def _fhir_import(desk: Desk, _: None) -> Any:
     job = ImportJob("fhir", ACTOR)
-    run_fhir_import(job, _bundle(), desk.filing)
+    run_fhir_import(job, _bundle(), desk.filing, create_patients=True)
     assert job.state == "done", job.as_json()
     return job
 
@@ -278,7 +278,8 @@ def _fhir_filed(desk: Desk, _: None) -> bool:
 
 async def _dicom_import(desk: Desk, _: None) -> Any:
     job = ImportJob("dicom", ACTOR)
-    run_dicom_folder_import(job, [CT_SMALL], (CT_PATIENT, "Dana Dee"), desk.filing)
+    patient = (CT_PATIENT, "Dana Dee")
+    run_dicom_folder_import(job, [CT_SMALL], patient, desk.filing, create_patients=True)
     assert job.state == "done" and job.filed == 1, job.as_json()
     return job
 

@@ -63,8 +63,9 @@ def _bundle(identifier: str, *, note: str = "stable", photo: bool = False) -> by
     return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}).encode()
 
 
-async def _import(user: User, bundle: bytes) -> dict[str, Any]:
-    resp = await user.request("POST", "/api/imports/fhir", data=bundle)
+async def _import(user: User, bundle: bytes, *, create: bool = False) -> dict[str, Any]:
+    query = "?create_patients=true" if create else ""
+    resp = await user.request("POST", f"/api/imports/fhir{query}", data=bundle)
     assert resp.status == 202, await resp.text()
     job: dict[str, Any] = await resp.json()
     for _ in range(400):
@@ -130,7 +131,7 @@ async def test_an_oversized_emr_entry_is_refused_by_the_api_and_by_imports(
         patch = f"/api/patients/{granted['patient_id']}/records/emr_entry/{entry['id']}"
         resp = await alice.request("PATCH", patch, json={"fields": {"more": BIG_TEXT}})
         assert resp.status == 413
-        job = await _import(root, _bundle("H-77", note=BIG_TEXT))
+        job = await _import(root, _bundle("H-77", note=BIG_TEXT), create=True)
         assert job["state"] == "done", job
         assert any("limit" in s for s in job["skipped"]), job["skipped"]
         assert BIG_TEXT not in _emr_values(site.database, "H-77")
@@ -140,7 +141,7 @@ async def test_every_imported_record_commits_with_its_audit_entry(tmp_path: Path
     config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     async with running_site(config) as site:
         root = await site.user("root")
-        job = await _import(root, _bundle("H-88", photo=True))
+        job = await _import(root, _bundle("H-88", photo=True), create=True)
         assert job["state"] == "done" and job["filed"] == 2, job
         rows = _rows(site.database)
         assert len(rows) == 2 and rows <= _audited_creations(site.database)
@@ -171,7 +172,7 @@ def test_a_killed_import_leaves_only_whole_audited_records(tmp_path: Path) -> No
     toml = tmp_path / "server.toml"
     toml.write_text(tomlwrite.dumps(config.model_dump(mode="json", exclude_none=True)))
     command = [sys.executable, "-m", "clinicam_app", "records", "import-dicom", str(folder)]
-    command += ["--patient", "P-9", "-c", str(toml)]
+    command += ["--patient", "P-9", "--create-patients", "-c", str(toml)]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     database: Database | None = None
     try:

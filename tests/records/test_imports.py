@@ -58,6 +58,7 @@ def test_dicom_folder_import_from_the_command_line(tmp_path: Path) -> None:
             "P-9",
             "--name",
             "New Patient",
+            "--create-patients",  # P-9 is not registered: created only when asked
             "-c",
             str(toml),
         ],
@@ -68,6 +69,7 @@ def test_dicom_folder_import_from_the_command_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "3 filed, 2 skipped" in done.stdout
+    assert "P-9: created" in done.stdout
     assert "DICOMDIR.txt" in done.stdout and "already filed" in done.stdout
     database = connect_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:
@@ -160,7 +162,8 @@ async def test_fhir_bundle_import_with_progress(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         assert job["state"] == "failed" and "JSON" in job["error"]
 
-        resp = await root.request("POST", "/api/imports/fhir", data=_bundle())
+        fhir = "/api/imports/fhir?create_patients=true"  # H-1234 is not registered
+        resp = await root.request("POST", fhir, data=_bundle())
         job = await resp.json()
         for _ in range(200):
             job = await (await root.request("GET", f"/api/imports/{job['id']}")).json()
@@ -169,6 +172,7 @@ async def test_fhir_bundle_import_with_progress(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         assert job["state"] == "done", job
         assert job["patients"] == ["H-1234"] and job["total"] == 3 and job["done"] == 3
+        assert job["created"] == ["H-1234"] and job["matched"] == []
         assert job["filed"] == 2 and len(job["skipped"]) == 1
         database = app[STATE].database
         with database.session() as session:
