@@ -104,17 +104,18 @@ def device_id_for(name: str, taken: set[str]) -> str:
     return f"{base}-{number}"
 
 
-def _clean(value: str | None, what: str, *, required: bool) -> str | None:
+def _clean(value: str | None, *, missing: str | None) -> str | None:
+    """One of name, clinic, room with its spaces tidied; ``missing``: refuse it empty."""
     text = " ".join((value or "").split())
     if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise Invalid(_("{what} contains control characters", what=what))
-    if not text:
-        if required:
-            raise Invalid(_("give the appliance's {what}", what=what))
-        return None
+        raise Invalid(_("the name, clinic and room may not contain control characters"))
     if len(text) > MAX_NAME:
-        raise Invalid(_("{what} is longer than {most} characters", what=what, most=MAX_NAME))
-    return text
+        raise Invalid(
+            _("the name, clinic and room may have at most {most} characters", most=MAX_NAME)
+        )
+    if not text and missing is not None:
+        raise Invalid(missing)
+    return text or None
 
 
 class EnrollmentDesk:
@@ -164,9 +165,9 @@ class EnrollmentDesk:
     ) -> Enrolment:
         """A new appliance and its bundle; ``seen_url`` is this server's address as the
         admin reached it (used unless ``[enrollment] server_url`` says otherwise)."""
-        clean_name = _clean(name, _("name"), required=True)
-        clean_clinic = _clean(clinic, _("clinic"), required=True)
-        clean_room = _clean(room, _("room"), required=False)
+        clean_name = _clean(name, missing=_("give the appliance a name"))
+        clean_clinic = _clean(clinic, missing=_("say at which clinic the appliance stands"))
+        clean_room = _clean(room, missing=None)
         assert clean_name is not None and clean_clinic is not None
         token_secret, password = "", secrets.token_urlsafe(BROKER_PASSWORD_BYTES)
 
