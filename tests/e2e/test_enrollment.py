@@ -2,7 +2,8 @@
 then streams.
 
 The demo runs (mosquitto, server, appliance-1, each its own process). An admin enrols a
-new appliance over the API; its ``clinicam.toml`` goes onto a boot folder and
+new appliance on /admin in Chromium and downloads its ``clinicam.toml`` onto a boot
+folder;
 ``clinicam appliance provision`` applies it to a root folder whose appliance.toml is
 what an SD-card image would hold (simulated hardware). The appliance started from the
 result comes online over MQTT with the bundle's broker account and streams to the
@@ -11,7 +12,6 @@ server, which was not restarted; appliance-1 keeps streaming. Revoked, it is cut
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -33,37 +33,7 @@ from tests.helpers import http_json, start_demo, stop_demo, wait_until
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "enrol an appliance"
-
-
-class Admin:
-    """The demo's admin speaking HTTP (cookie and CSRF token sent by hand: the demo's
-    cookies are Secure, which browsers honour on localhost and urllib does not)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.csrf = self.cookie = ""
-        status, body = self.post("/api/login", {"username": "admin", "password": PASSWORD})
-        assert status == 200, body
-        self.csrf = body["csrf"]
-
-    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            self.url + path,
-            data=json.dumps(body).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "X-CSRF-Token": self.csrf,
-                "Cookie": self.cookie,
-            },
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                if "Set-Cookie" in resp.headers:
-                    self.cookie = resp.headers["Set-Cookie"].split(";", 1)[0]
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
+TIMEOUT_MS = 30_000
 
 
 def _appliance(health_url: str, device: str) -> dict[str, Any] | None:
@@ -103,25 +73,51 @@ def _broker_accepts(port: int, username: str, password: str) -> bool:
         client.loop_stop()
 
 
-def test_the_bundle_provisions_a_simulated_appliance_that_streams(tmp_path: Path) -> None:
+def _admin_page(browser: Any, url: str) -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(url + "/login")
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    page.wait_for_url(url + "/")
+    page.goto(url + "/admin")
+    page.wait_for_selector("#enrolment", state="visible")
+    return page
+
+
+def test_the_bundle_provisions_a_simulated_appliance_that_streams(
+    tmp_path: Path, browser: Any
+) -> None:
     state = tmp_path / "state"
     proc, info = start_demo(state, PASSWORD)
     appliance: subprocess.Popen[bytes] | None = None
     health = info["url"] + "/healthz"
+    boot, root = tmp_path / "boot", tmp_path / "root"
+    boot.mkdir()
     try:
-        admin = Admin(info["url"])
-        status, enrolled = admin.post(
-            "/api/admin/appliances", {"name": "Ward 3", "clinic": "Hill Clinic", "room": "R2"}
-        )
-        assert status == 201, enrolled
-        assert enrolled["broker"]["state"] == "updated", enrolled
-        device = enrolled["device_id"]
+        page = _admin_page(browser, info["url"])
+        page.fill("#enrol-name", "Ward 3")
+        page.fill("#enrol-clinic", "Hill Clinic")
+        page.fill("#enrol-room", "R2")
+        page.click("#enrol-start")
+        page.wait_for_selector("#bundle-box", state="visible")
+        assert "bad" not in (page.get_attribute("#bundle-broker", "class") or "")
+        with page.expect_download() as download:
+            page.click("#bundle-download")
+        assert download.value.suggested_filename == "clinicam.toml"
+        download.value.save_as(boot / "clinicam.toml")
+        bundle = tomllib.loads((boot / "clinicam.toml").read_text())
+        device = bundle["device"]["id"]
         assert device == "ward-3"
+        assert bundle["server"]["token"] in page.inner_text("#bundle-text")  # shown, once
+        row = f'#enrolled tr[data-device="{device}"]'
+        page.wait_for_selector(row)
+        page.click("#bundle-done")
+        assert page.inner_text("#bundle-text") == ""  # the secrets left the page
 
         # The SD card: the bundle on the boot partition, an image's appliance.toml in /etc.
-        boot, root = tmp_path / "boot", tmp_path / "root"
-        boot.mkdir()
-        (boot / enrolled["filename"]).write_text(enrolled["bundle"])
         image = {
             "backend": "sim",
             "state_dir": str(tmp_path / "appliance-state"),
@@ -159,10 +155,12 @@ def test_the_bundle_provisions_a_simulated_appliance_that_streams(tmp_path: Path
         first = _appliance(health, "appliance-1")
         assert first is not None and first["online"] and first["streaming"]
 
-        status, revoked = admin.post(f"/api/admin/appliances/{device}/revoke", {})
-        assert status == 200 and revoked["broker"]["state"] == "updated", revoked
+        page.wait_for_selector(f"{row} .good", timeout=30_000)  # shown online there too
+
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.click(f"{row} button.revoke")
+        page.wait_for_selector(row, state="detached")
         assert _appliance(health, device) is None  # off the directory at once
-        bundle = tomllib.loads(enrolled["bundle"])
         assert _token_refused(info["url"], device, bundle["server"]["token"])
         mqtt = bundle["mqtt"]
         wait_until(
