@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clinicam import broker_files, tomlwrite
-from clinicam.i18n import _, message_of
+from clinicam.i18n import _, message_of, translate
 from clinicam.mqtt_config import is_loopback
 from server.audit.trail import AuditTrail
 from server.config import ServerConfig
@@ -357,10 +357,16 @@ def bundle_text(
         "mqtt": mqtt,
     }
     where = enrolment.clinic + (f", {enrolment.room}" if enrolment.room else "")
-    header = (
-        f"# Clinicam provisioning file for {enrolment.name} ({where})\n"
-        "# Copy it to the boot partition of the appliance's SD card as clinicam.toml.\n"
-        "# It holds the appliance's secrets: the server keeps no copy; delete it once used.\n"
-        "# Wi-Fi ([[wifi]] ssid, psk) and a time zone ([device] timezone) may be added.\n"
+    header = translate(
+        _(
+            "Clinicam provisioning file for {name} ({place}).\n"
+            "Copy it to the boot partition of the appliance's SD card as clinicam.toml.\n"
+            "It holds the appliance's secrets: the server keeps no copy; delete it once used.\n"
+            "Wi-Fi ([[wifi]] ssid, psk) and a time zone ([device] timezone) may be added.",
+            name=enrolment.name,
+            place=where,
+        ),
+        config.language,
     )
-    return header + tomlwrite.dumps(data)
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + tomlwrite.dumps(data)

@@ -91,6 +91,9 @@ async def test_enrolment_gives_a_bundle_the_appliance_reads_and_keeps_only_hashe
     assert enrolment.device_id == "x-ray-room-1"
     spec, raw = _bundle(enrolment.bundle)
     assert spec.device.id == "x-ray-room-1" and spec.device.language == "zh-CN"
+    assert enrolment.bundle.startswith(
+        "# Clinicam 设备配置文件：X-ray Room 1（Hill Clinic, Room 4）"
+    )
     assert spec.server.url == SEEN
     assert (spec.mqtt.host, spec.mqtt.port, spec.mqtt.username) == (
         "clinicam.example.org",  # the server's broker is loopback: the address the admin used
