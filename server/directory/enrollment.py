@@ -200,9 +200,9 @@ class EnrollmentDesk:
 
         async with self._lock:
             device_id = await asyncio.to_thread(work)
+            if self._watcher is not None:  # its feed exists before the directory lists it
+                self._watcher.enrolled(device_id)
             broker = await self._after_change(device_id)
-        if self._watcher is not None:
-            self._watcher.enrolled(device_id)
         _LOGGER.info("appliance %s enrolled by %s", device_id, actor)
         enrolment = Enrolment(device_id, clean_name, clean_clinic, clean_room, broker=broker)
         return self._with_bundle(enrolment, token_secret, password, seen_url)
