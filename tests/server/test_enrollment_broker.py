@@ -206,3 +206,41 @@ async def test_a_broker_that_cannot_be_reloaded_is_reported_and_the_enrolment_st
     assert (await desk.sync_broker()).state == "updated"  # what the server does at start
     _h, _p, username, password = _mqtt(enrolment.bundle)
     wait_until(lambda: _accepted(broker.port, username, password), 10, "ward after the repair")
+
+
+async def test_a_reload_command_reloads_and_a_failing_one_is_reported(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    def desk_with(command: list[str], name: str) -> EnrollmentDesk:
+        config = ServerConfig.model_validate(
+            {
+                "state_dir": str(tmp_path / name),
+                "mqtt": {"port": broker.port, "username": "server", "password": "server-pw"},
+                "broker_admin": {
+                    "password_file": str(broker.password_file),
+                    "acl_file": str(broker.acl_file),
+                    "reload_command": command,
+                },
+            }
+        )
+        database = open_database(f"sqlite:///{tmp_path / name / 'db.sqlite'}")
+        assert config.broker_admin is not None
+        return EnrollmentDesk(
+            config,
+            database,
+            AuditTrail(database),
+            Directory(database),
+            broker=BrokerAccounts(config.broker_admin, config.mqtt),
+        )
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    reload = ["sh", "-c", f"kill -HUP $(cat {broker.pid_file})"]
+    made = await desk_with(reload, "a").enrol("tech", "Ward", "Hill", None, seen_url="http://x")
+    assert made.broker.state == "updated"
+    _h, _p, username, password = _mqtt(made.bundle)
+    wait_until(lambda: _accepted(broker.port, username, password), 10, "ward to connect")
+    failing = ["sh", "-c", "echo mosquitto.service not loaded >&2; exit 1"]
+    other = await desk_with(failing, "b").enrol("tech", "Bed", "Hill", None, seen_url="http://x")
+    assert other.broker.state == "failed"
+    assert other.broker.problem is not None and "not loaded" in other.broker.problem
