@@ -114,7 +114,11 @@ def demo_experts(count: int) -> list[tuple[str, str]]:
 
 
 def _server_config(
-    opts: DemoOptions, port: int, mqtt_port: int, sec: DemoSecrets, state: Path
+    opts: DemoOptions,
+    port: int,
+    broker: MosquittoBroker,
+    sec: DemoSecrets,
+    state: Path,
 ) -> dict[str, Any]:
     from server.auth import hash_secret  # only needed here, with the server extra
     from server.device_tokens import ensure_key, token_hash
@@ -127,11 +131,17 @@ def _server_config(
         "http": {"host": opts.host, "port": port},
         "mqtt": {
             "host": "127.0.0.1",
-            "port": mqtt_port,
+            "port": broker.port,
             "username": "server",
             "password": sec.server_mqtt,
         },
         "ice": {"loopback_only": opts.loopback_only},
+        # Appliances enrolled from /admin get their broker accounts in the demo's mosquitto.
+        "broker_admin": {
+            "password_file": str(broker.password_file),
+            "acl_file": str(broker.acl_file),
+            "pid_file": str(broker.pid_file),
+        },
         # A demonstration: the shipped model's synthetic-data branches count (the chart
         # and the room say so); a clinical site leaves this off.
         "models": {"demonstration_branches": True},
@@ -274,7 +284,7 @@ def run_demo(opts: DemoOptions) -> int:
     server_toml = state / "clinicam-server.toml"
     _write_private(
         server_toml,
-        tomlwrite.dumps(_seeded(_server_config(opts, http_port, mqtt_port, sec, state))),
+        tomlwrite.dumps(_seeded(_server_config(opts, http_port, broker, sec, state))),
     )
     cli = [sys.executable, "-m", "clinicam_app"]
     commands = {"server": [*cli, "server", "--config", str(server_toml)]}
@@ -328,7 +338,8 @@ def run_demo(opts: DemoOptions) -> int:
             return
         broker.stop()
         try:
-            broker.start()  # same port: the server and the appliances reconnect to it
+            # Same port, same accounts (those enrolled since too): everyone reconnects.
+            broker.start(fresh_accounts=False)
         except (RuntimeError, TimeoutError, OSError) as exc:
             _LOGGER.error("mosquitto did not come back: %s", exc)
             broker.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,14 @@ from firmware.config import ApplianceConfig  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 
 
+def _optional_model(ann: Any) -> type[BaseModel] | None:
+    """The model of an optional table (``Model | None``), else None."""
+    if not isinstance(ann, types.UnionType):
+        return None
+    models = [a for a in ann.__args__ if isinstance(a, type) and issubclass(a, BaseModel)]
+    return models[0] if len(models) == 1 and type(None) in ann.__args__ else None
+
+
 def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
     rows: list[str] = []
     for name, field in model.model_fields.items():
@@ -22,6 +31,12 @@ def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
         ann: Any = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows += _rows(ann, key + ".")
+            continue
+        optional = _optional_model(ann)
+        if optional is not None:
+            desc = (field.description or "").replace("|", "/")
+            rows.append(f"| `{key}` | optional table | `None` | {desc} |")
+            rows += _rows(optional, key + ".")
             continue
         default = (
             "required"

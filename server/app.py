@@ -45,6 +45,7 @@ from server.web.access import add_access_routes
 from server.web.archive import add_archive_routes
 from server.web.backfill import add_backfill_routes
 from server.web.consultation import add_routes
+from server.web.enrollment import ENROLLMENT, add_enrollment_routes
 from server.web.fleet import add_fleet_routes
 from server.web.locale import add_routes as add_locale_routes
 from server.web.locale import locale_middleware
@@ -250,10 +251,13 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_backfill_routes(app)
     add_relevance_routes(app)
     add_fleet_routes(app)
+    add_enrollment_routes(app)
     add_station_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()
+        if config.broker_admin is not None:  # repairs a broker update that failed before
+            await app[ENROLLMENT].sync_broker()
         app[HOUSEKEEPING] = asyncio.create_task(_housekeeping(state), name="housekeeping")
         app[LEARNING] = asyncio.create_task(state.learning.run(), name="learning")
         app[LOOP_LAG] = asyncio.create_task(state.media.loop_lag.run(), name="loop-lag")

@@ -230,6 +230,57 @@ class WebcamConfig(StrictModel):
     fps: int = Field(30, ge=1, le=60, description="Requested webcam frame rate.")
 
 
+class BrokerAdminConfig(StrictModel):
+    """``[broker_admin]``: the server keeps mosquitto's password and ACL files (issue 19).
+
+    Appliances enrolled from /admin get their broker account here; the server rewrites
+    both files (atomically) after each enrolment, revocation or rotation and has mosquitto
+    reload them, which keeps the other clients connected. Accounts the server did not
+    make (its own, devices from the configuration file) are kept as the file has them.
+    """
+
+    password_file: Path = Field(description="mosquitto's password_file.")
+    acl_file: Path = Field(description="mosquitto's acl_file.")
+    pid_file: Path | None = Field(
+        None, description="mosquitto's pid file: reload by SIGHUP to that process, or…"
+    )
+    reload_command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="…a command that reloads it, e.g. ['systemctl', 'reload', 'mosquitto'].",
+    )
+    server_users: list[str] = Field(
+        default_factory=list,
+        description="Broker users with the whole clinicam/ tree (default: [mqtt] username).",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_reload(self) -> Self:
+        if (self.pid_file is None) == (self.reload_command is None):
+            raise ValueError("give exactly one of 'pid_file' or 'reload_command'")
+        return self
+
+
+class EnrollmentConfig(StrictModel):
+    """``[enrollment]``: what an appliance enrolled from /admin is told to reach."""
+
+    server_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s]+/?$",
+        description="This server as appliances reach it (default: the address the "
+        "enrolling admin's browser used).",
+    )
+    broker_host: str | None = Field(
+        None,
+        min_length=1,
+        description="The broker as appliances reach it (default: [mqtt] host, or the "
+        "server address's host when that is a loopback address).",
+    )
+    broker_port: int | None = Field(
+        None, ge=1, le=65535, description="Its port (default: [mqtt] port)."
+    )
+
+
 class ServerConfig(StrictModel):
     """Everything the server needs to run."""
 
@@ -270,6 +321,10 @@ class ServerConfig(StrictModel):
         "archive playback (R15); costs one encode per viewer instead of one per layout.",
     )
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    broker_admin: BrokerAdminConfig | None = Field(
+        None, description="Keep mosquitto's password and ACL files (enrolment from /admin)."
+    )
+    enrollment: EnrollmentConfig = Field(default_factory=EnrollmentConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     patients: list[PatientConfig] = Field(

@@ -142,10 +142,19 @@ class DeviceTokens:
             raise DeviceRefused("unknown device or wrong token")
         if device.token_hash.startswith(HASH_PREFIX):
             mine = token.partition(".")[0] == device_id
-            if mine and hmac.compare_digest(token_hash(self._key, token), device.token_hash):
+            if mine and hmac.compare_digest(
+                token_hash(self._token_key(), token), device.token_hash
+            ):
                 return device
             raise DeviceRefused("unknown device or wrong token")
         return await self._legacy(device, token, address)
+
+    def _token_key(self) -> bytes:
+        """The server's key, read again if it was made since the start (the first appliance
+        enrolled from /admin makes it)."""
+        if not self._key:
+            self._key = load_key(self.config.state_dir) or b""
+        return self._key
 
     async def _legacy(self, device: DeviceAccount, token: str, address: str) -> DeviceAccount:
         key = (device.device_id, device.token_hash)

@@ -21,6 +21,8 @@ from server.access.models import CONSENT_EXPORT
 from server.access.registry import PatientRegistry
 from server.archive.service import ArchiveReader, ShowNote
 from server.config import ConsultationConfig
+from server.directory.broker_accounts import BrokerAccounts
+from server.directory.enrollment import EnrollmentDesk
 from server.erasure import erase_patient
 from server.fleet.desk import ReleaseDesk
 from server.fleet.releases import ReleaseStore
@@ -37,6 +39,7 @@ from server.relevance.service import StoredRelevance
 from server.relevance.withdrawal import RetireOnWithdrawal
 from server.state import ServerState
 from server.web.archive import ARCHIVE_READER
+from server.web.enrollment import ENROLLMENT
 from server.web.fleet import RELEASE_DESK, RELEASES
 from server.web.guard import ACCESS_DESK, CONSENTS
 from server.web.locale import PREFERENCES
@@ -159,3 +162,12 @@ def provide_services(app: web.Application, state: ServerState) -> None:
     )
     app[RELEASES] = ReleaseStore(state.config.state_dir / "releases")
     app[RELEASE_DESK] = ReleaseDesk(app[RELEASES], state.database, state.audit)
+    broker_admin = state.config.broker_admin
+    app[ENROLLMENT] = EnrollmentDesk(
+        state.config,
+        state.database,
+        state.audit,
+        state.directory,
+        broker=None if broker_admin is None else BrokerAccounts(broker_admin, state.config.mqtt),
+        watcher=state.media,
+    )

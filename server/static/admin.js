@@ -1,11 +1,13 @@
 // Admin page. Records admins: decide access requests, review break-glass accesses, revoke
 // grants, import a FHIR Bundle. Admins and technicians: the appliances, their releases and
 // updates. Server data is put in the page as text only. This module starts the page; the
-// parts live in admin_access.js, admin_import.js, admin_fleet.js and admin_releases.js.
+// parts live in admin_access.js, admin_import.js, admin_fleet.js, admin_releases.js and
+// admin_appliances.js (enrolling appliances).
 import { createApi } from "./api.js";
 import { $, problem, say } from "./dom.js";
 import { mountSwitch, t } from "./i18n.js";
 import { accessDesk, showNotAdmin } from "./admin_access.js";
+import { startEnrolment } from "./admin_appliances.js";
 import { startFleet } from "./admin_fleet.js";
 import { startImport } from "./admin_import.js";
 
@@ -23,7 +25,10 @@ const api = createApi();
     return;
   }
   $("who").textContent = session.display_name;
-  if (session.role === "admin" || session.role === "technician") startFleet(api, session.role);
+  if (session.role === "admin" || session.role === "technician") {
+    startFleet(api, session.role);
+    startEnrolment(api);
+  }
   if (session.role === "technician") return;
   if (session.role !== "admin") { showNotAdmin(); return; }
   const desk = accessDesk(api);

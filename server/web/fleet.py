@@ -241,6 +241,6 @@ def add_fleet_routes(app: web.Application) -> None:
     r = app.router
     r.add_view("/api/admin/releases", ReleasesView)
     r.add_view("/api/admin/releases/{name}", ReleaseView)
-    r.add_view("/api/admin/appliances", AppliancesView)
+    # /api/admin/appliances itself: server.web.enrollment (its view extends AppliancesView)
     r.add_view("/api/admin/appliances/{device}/update", ApplianceUpdateView)
     r.add_view("/api/appliances/{device}/releases/{version}", DeviceReleaseView)
