@@ -24,6 +24,7 @@ from clinicam_app.broker import MosquittoBroker
 from server.auth import hash_secret
 from server.config import ServerConfig
 from server.device_tokens import ensure_key, token_hash
+from server.media.layout import expert_window
 from tests.expert_client import ExpertClient, SyntheticWebcam, live_tile
 from tests.firmware.conftest import Rig, appliance_config
 from tests.records.api_helpers import PASSWORD, Site, running_site
@@ -182,6 +183,10 @@ async def test_each_composite_shows_its_own_appliance(rooms: TwoRooms) -> None:
             seen = _detail(_live_picture(rooms.experts[user]))
             likeness = {d: float((seen * scene).sum()) for d, scene in scenes.items()}
             elsewhere = max(v for d, v in likeness.items() if d != device)
+            windows = {tile[0] for tile in rooms.experts[user].state["tiles"]}
+            assert {expert_window(chair), expert_window(other)} <= windows
+            strangers = {u for _, _, c, o in ROOMS.values() for u in (c, o)} - {chair, other}
+            assert not {expert_window(u) for u in strangers} & windows  # no one else's webcam
             assert likeness[device] > 0.6, (user, cid, likeness)
             assert likeness[device] > elsewhere + 0.25, (user, cid, likeness)
 
@@ -211,23 +216,22 @@ async def test_floors_and_cameras_are_independent(rooms: TwoRooms) -> None:
     assert rooms.target("cam-b") == (0, -4) and rooms.target("cam-a") == (5, 0)
 
 
-@pytest.mark.parametrize(("user", "elsewhere"), [("bob", "c2"), ("carol", "c1")])
-async def test_an_expert_of_one_consultation_is_refused_by_the_other(
-    rooms: TwoRooms, user: str, elsewhere: str
-) -> None:
-    expert = rooms.experts[user]
+async def test_an_expert_of_one_consultation_is_refused_by_the_other(rooms: TwoRooms) -> None:
     before = {d: rooms.target(d) for d in rooms.rigs}
-    resp = await expert.request("GET", f"/api/consultations/{elsewhere}")
-    assert resp.status == 403
-    resp = await expert.offer(elsewhere)
-    assert resp.status == 403
-    resp = await expert.request(
-        "POST", f"/api/consultations/{elsewhere}/camera", json={"op": "ptz.relative", "pan": 9}
-    )
-    assert resp.status == 403
-    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await expert.http.ws_connect(expert.base_url + f"/api/consultations/{elsewhere}/ws")
-    assert refused.value.status == 403
+    for user, elsewhere in (("bob", "c2"), ("carol", "c1")):
+        expert = rooms.experts[user]
+        resp = await expert.request("GET", f"/api/consultations/{elsewhere}")
+        assert resp.status == 403
+        resp = await expert.offer(elsewhere)
+        assert resp.status == 403
+        resp = await expert.request(
+            "POST", f"/api/consultations/{elsewhere}/camera", json={"op": "ptz.relative", "pan": 9}
+        )
+        assert resp.status == 403
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await expert.http.ws_connect(expert.base_url + f"/api/consultations/{elsewhere}/ws")
+        assert refused.value.status == 403
+        state = rooms.site.state
+        room = state.rooms.get(state.directory.consultation(elsewhere))
+        assert user not in room.members, (user, elsewhere)
     assert {d: rooms.target(d) for d in rooms.rigs} == before  # no camera moved
-    room = rooms.site.state.rooms.get(rooms.site.state.directory.consultation(elsewhere))
-    assert user not in room.members or not room.members[user].online
