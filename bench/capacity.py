@@ -17,10 +17,12 @@ and the CPU of the server process, the appliances and the expert clients (% of o
 core) beside the whole machine's. The baseline is step 1 of the same run: the
 server's CPU per consultation at step N against step 1's says how it scales.
 
-    python bench/capacity.py [--quick] [--seconds N] [--max N] [--all]
+    python bench/capacity.py [--quick] [--seconds N] [--max N] [--all] [--quiet-below PCT]
 
 ``--quick`` measures 3 s per step and at most 2 steps (a demo start per step);
-``--all`` runs every step even after a drop (to see how the server scales).
+``--all`` runs every step even after a drop (to see how the server scales);
+``--quiet-below PCT`` waits before each step until others' work leaves the machine
+less busy than PCT % (a shared machine).
 
 Last line: JSON with consultations (the most at which every expert held ≥ 25 fps),
 experts, cpu_per_consultation (server CPU % of one core per consultation at that
@@ -141,10 +143,19 @@ def tell(client: subprocess.Popen[str], line: str) -> None:
 
 
 def run_step(
-    count: int, seconds: float, settle: float, clients: list[subprocess.Popen[str]]
+    count: int,
+    seconds: float,
+    settle: float,
+    clients: list[subprocess.Popen[str]],
+    quiet_below: float = 0.0,
 ) -> dict[str, Any]:
-    """``count`` consultations with two experts each; ``clients`` grows to 2 × count."""
+    """``count`` consultations with two experts each; ``clients`` grows to 2 × count.
+    With ``quiet_below``, first wait (≤ 120 s) until others' work leaves the machine
+    less busy than that (%): on a shared machine, their load is not the server's."""
     before = background_busy(1.0 if seconds < 5 else 3.0)
+    deadline = time.monotonic() + 120
+    while quiet_below and before >= quiet_below and time.monotonic() < deadline:
+        before = background_busy(1.0)
     with tempfile.TemporaryDirectory(prefix="clinicam-capacity-") as tmp:
         state = Path(tmp) / "state"
         demo = launch_demo(
@@ -197,6 +208,7 @@ def run_step(
         "lost": {e["user"]: e["lost"] for e in experts},
         "longest_gap_ms": {e["user"]: e["longest_gap_ms"] for e in experts},
         "server_view": [r["server"] for r in reports[::2]],  # one per consultation
+        "stages_p50_ms": reports[0]["stages"],
         "min_fps": round(min(e["fps"] for e in experts), 1),
         "g2g_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
         "g2g_p95_ms": round(percentile(latencies, 95), 1) if latencies else None,
@@ -219,6 +231,13 @@ async def server_figures(expert: Any, cid: str) -> dict[str, int]:
         "skipped_fps": figures["composite"]["ticks_skipped"],
         "flushes": sum(figures["composite"]["network_flushes"].values()),
     }
+
+
+async def server_stages(expert: Any, cid: str) -> dict[str, float]:
+    """The server's p50 per live-view stage (ms, its last composites), from its stamps."""
+    resp = await expert.request("GET", f"/api/consultations/{cid}/latency")
+    steps = (await resp.json())["latency"]["steps"]
+    return {step: figures["p50_ms"] for step, figures in steps.items()}
 
 
 def longest_gap_ms(arrivals: list[float], start: float, end: float) -> float:
@@ -268,6 +287,7 @@ async def measure(expert: Any, cid: str, seconds: float) -> dict[str, Any]:
     return {
         "cpu": 100 * (cpu1 - cpu0) / (end - start),
         "server": {k: round((after[k] - before[k]) / (end - start), 1) for k in after},
+        "stages": await server_stages(expert, cid),
         "experts": [
             {
                 "user": expert.username,
@@ -287,6 +307,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured per step")
     parser.add_argument("--max", type=int, default=4, choices=range(1, 5), help="most steps")
     parser.add_argument("--all", action="store_true", help="every step, even after a drop")
+    parser.add_argument(
+        "--quiet-below", type=float, default=0.0, help="wait for a machine less busy (%%)"
+    )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -299,7 +322,7 @@ def main() -> None:
     clients: list[subprocess.Popen[str]] = []
     try:
         for count in range(1, most + 1):
-            steps.append(run_step(count, seconds, settle, clients))
+            steps.append(run_step(count, seconds, settle, clients, args.quiet_below))
             report(steps)
             if steps[-1]["min_fps"] < MIN_FPS and not args.all:
                 break
@@ -328,7 +351,8 @@ def report(steps: list[dict[str, Any]]) -> None:
         f"clients {step['clients_cpu']}; machine busy {step['machine_busy']} % "
         f"({step['machine_busy_before']} % before the step); "
         f"server's own counts per s {step['server_view']}; packets lost {step['lost']}; "
-        f"longest gap ms {step['longest_gap_ms']}; phases (s) {step['phases_s']}",
+        f"longest gap ms {step['longest_gap_ms']}; phases (s) {step['phases_s']}\n"
+        f"  server stages p50 ms (first consultation): {step['stages_p50_ms']}",
         flush=True,
     )
 
