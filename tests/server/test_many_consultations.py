@@ -178,17 +178,22 @@ async def test_each_composite_shows_its_own_appliance(rooms: TwoRooms) -> None:
         d: _detail(rig.sim.camera.capture().to_ndarray(format="gray"))
         for d, rig in rooms.rigs.items()
     }
+
+    def likeness(user: str) -> dict[str, float]:
+        seen = _detail(_live_picture(rooms.experts[user]))
+        return {d: float((seen * scene).sum()) for d, scene in scenes.items()}
+
     for cid, (device, _, chair, other) in ROOMS.items():
         for user in (chair, other):
-            seen = _detail(_live_picture(rooms.experts[user]))
-            likeness = {d: float((seen * scene).sum()) for d, scene in scenes.items()}
-            elsewhere = max(v for d, v in likeness.items() if d != device)
+            # until the live tile shows a patient at all (not the "waiting" card) …
+            await _until(lambda u=user: max(likeness(u).values()) > 0.6, f"{user}'s live tile")
+            likeness_now = likeness(user)  # … then it must be this consultation's patient
+            elsewhere = max(v for d, v in likeness_now.items() if d != device)
             windows = {tile[0] for tile in rooms.experts[user].state["tiles"]}
             assert {expert_window(chair), expert_window(other)} <= windows
             strangers = {u for _, _, c, o in ROOMS.values() for u in (c, o)} - {chair, other}
             assert not {expert_window(u) for u in strangers} & windows  # no one else's webcam
-            assert likeness[device] > 0.6, (user, cid, likeness)
-            assert likeness[device] > elsewhere + 0.25, (user, cid, likeness)
+            assert likeness_now[device] > elsewhere + 0.25, (user, cid, likeness_now)
 
 
 async def test_floors_and_cameras_are_independent(rooms: TwoRooms) -> None:
