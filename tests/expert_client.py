@@ -93,7 +93,7 @@ class ExpertClient:
         self.state: dict[str, Any] = {}  # the newest room state the socket sent
         self.arrivals: list[float] = []  # monotonic time of each decoded composite frame
         self.latencies_ms: list[tuple[float, float]] = []  # (arrival, capture → decoded)
-        self.last_frame: av.VideoFrame | None = None
+        self.last_frame: Any = None  # the newest decoded composite (an av.VideoFrame)
         self.stamp_source: tuple[int, int] | None = None  # appliance frame size, if stamped
         self._tasks: list[asyncio.Task[None]] = []
 
