@@ -109,8 +109,9 @@ def world(tmp_path: Path) -> World:
     desk = ConsultationDesk(
         database, audit, directory, clock=clock, changed=lambda c, w: changes.append((c, w))
     )
-    return World(database, directory, desk, ConsultationAgenda(database, directory, clock),
-                 clock, changes)  # fmt: skip
+    return World(
+        database, directory, desk, ConsultationAgenda(database, directory, clock), clock, changes
+    )
 
 
 def _ask(**changes: Any) -> ConsultationRequest:
@@ -120,8 +121,12 @@ def _ask(**changes: Any) -> ConsultationRequest:
 
 def _slot(hours: float = 2.0, length: float = 1.0, **more: Any) -> ScheduleOrder:
     start = T0 + timedelta(hours=hours)
-    return ScheduleOrder(start=start, end=start + timedelta(hours=length),
-                         experts=more.pop("experts", ["alice", "bob"]), **more)  # fmt: skip
+    return ScheduleOrder(
+        start=start,
+        end=start + timedelta(hours=length),
+        experts=more.pop("experts", ["alice", "bob"]),
+        **more,
+    )
 
 
 async def test_request_schedule_live_end(world: World) -> None:
@@ -270,8 +275,16 @@ async def test_no_show_after_the_end_and_grace(world: World) -> None:
 
 async def test_standing_consultations_from_the_config_stay_joinable(world: World) -> None:
     with world.database.session() as session, session.begin():
-        session.add(ConsultationRow(cid="c1", title="Standing", patient_id="P-1",
-                                    appliance="cam-1", state="scheduled", chair="chair"))  # fmt: skip
+        session.add(
+            ConsultationRow(
+                cid="c1",
+                title="Standing",
+                patient_id="P-1",
+                appliance="cam-1",
+                state="scheduled",
+                chair="chair",
+            )
+        )
     world.directory.reload()
     world.clock.now = T0 + timedelta(days=30)
     assert await world.desk.admit("chair", "c1") is False  # joinable, never made live
