@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from clinicam.i18n import _
 from server.db import Database, iso, utcnow
 from server.directory.book import Directory
+from server.directory.invitations import Booking, booking_of
 from server.directory.models import (
     LIVE,
     REQUESTED,
@@ -82,7 +83,9 @@ class ConsultationAgenda:
             "decline_reason": row.decline_reason,
             "standing": row.scheduled_start is None and row.state in (SCHEDULED, LIVE),
             "invited": mine is not None,
-            "new": mine is not None and (mine.seen_at is None or mine.seen_at < changed),
+            "new": mine is not None  # a standing one (from the configuration) is no news
+            and row.scheduled_start is not None
+            and (mine.seen_at is None or mine.seen_at < changed),
         }
         if row.chair == username or self._role(username) == "admin":
             entry["mail"] = {i.username: i.mail_status for i in invitations if i.mail_status}
@@ -129,6 +132,21 @@ class ConsultationAgenda:
                 if not self._sees(username, row, [i.username for i in invited]):
                     raise Forbidden(_("you are not invited to this consultation"))
                 return self._entry(username, row, invited)
+
+        return await asyncio.to_thread(read)
+
+    async def booking(self, username: str, cid: str) -> Booking:
+        """The calendar entry of a consultation the caller may see."""
+
+        def read() -> Booking:
+            with self._database.session() as session:
+                row = session.get(ConsultationRow, cid)
+                if row is None:
+                    raise NotFound(_("no such consultation"))
+                invited = [i.username for i in _invitations(session, cid).get(cid, [])]
+                if not self._sees(username, row, invited):
+                    raise Forbidden(_("you are not invited to this consultation"))
+                return booking_of(row)
 
         return await asyncio.to_thread(read)
 
