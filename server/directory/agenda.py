@@ -81,6 +81,7 @@ class ConsultationAgenda:
             "started_at": iso(row.started_at),
             "ended_at": iso(row.ended_at),
             "decline_reason": row.decline_reason,
+            "created_at": iso(row.created_at),
             "standing": row.scheduled_start is None and row.state in (SCHEDULED, LIVE),
             "invited": mine is not None,
             "new": mine is not None  # a standing one (from the configuration) is no news
@@ -96,7 +97,8 @@ class ConsultationAgenda:
         return account.role if account else None
 
     async def mine(self, username: str) -> dict[str, list[dict[str, Any]]]:
-        """The caller's consultations: requests, upcoming, live and past."""
+        """The caller's consultations: requests, upcoming, live and past; for a chair or an
+        admin also whom they may invite."""
 
         def read() -> dict[str, list[dict[str, Any]]]:
             out: dict[str, list[dict[str, Any]]] = {
@@ -116,6 +118,12 @@ class ConsultationAgenda:
                     out[group.get(row.state, "past")].append(self._entry(username, row, invited))
             out["upcoming"].sort(key=lambda e: e["start"] or "")
             out["past"] = sorted(out["past"], key=_last_change, reverse=True)[:PAST_SHOWN]
+            if self._role(username) in ("chair", "admin"):
+                out["invitable"] = [
+                    {"username": a.username, "name": a.display_name, "role": a.role}
+                    for a in sorted(self._directory.experts, key=lambda a: a.display_name)
+                    if a.role in ("expert", "chair")
+                ]
             return out
 
         return await asyncio.to_thread(read)

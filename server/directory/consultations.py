@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from clinicam.const import USERNAME_PATTERN
 from clinicam.i18n import _
 from server.audit.trail import AuditTrail
 from server.db import Database, utcnow
-from server.directory.book import Account, Directory
+from server.directory.book import Account, Consultation, Directory
 from server.directory.models import (
     CANCELLED,
     DECLINED,
@@ -79,6 +79,18 @@ class StartNowOrder(StrictModel):
     experts: list[str] = Field(default_factory=list, max_length=20)
     chair: str | None = Field(None, pattern=USERNAME_PATTERN)
     minutes: int = Field(60, ge=10, le=240, description="How long it is booked for.")
+
+
+def next_on(
+    consultations: Iterable[Consultation], device_id: str, now: datetime
+) -> Consultation | None:
+    """The appliance's next (or current) consultation with times, for its clinic station."""
+    timed = [
+        c
+        for c in consultations
+        if c.appliance == device_id and c.scheduled_end is not None and c.scheduled_end > now
+    ]
+    return min(timed, key=lambda c: c.scheduled_start or now) if timed else None
 
 
 def standing(row: ConsultationRow) -> bool:
