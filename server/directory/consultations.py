@@ -50,6 +50,15 @@ SYSTEM = "system"  # the actor of what the clock does
 CHAIRING = ("chair", "admin")  # who schedules, declines and ends
 INVITABLE = ("expert", "chair")
 Changed = Callable[[str, str], None]  # (cid, what) after a commit: the invitations' post
+STATE_WORDS: dict[str, str] = {
+    REQUESTED: _("requested"),
+    SCHEDULED: _("scheduled"),
+    LIVE: _("live"),
+    ENDED: _("ended"),
+    DECLINED: _("declined"),
+    CANCELLED: _("cancelled"),
+    NO_SHOW: _("a no-show"),
+}
 
 
 class ConsultationRequest(StrictModel):
@@ -428,7 +437,8 @@ def _row(session: Session, cid: str, *states: str) -> ConsultationRow:
     if row.state not in states:
         if row.state == ENDED:
             raise Conflict(_("this consultation has ended"))
-        raise Conflict(_("not possible while the consultation is {state}", state=row.state))
+        state = STATE_WORDS.get(row.state, row.state)
+        raise Conflict(_("not possible while the consultation is {state}", state=state))
     return row
 
 

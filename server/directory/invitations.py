@@ -134,16 +134,24 @@ class InvitationPost:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _post(self, cid: str) -> None:
-        def read() -> tuple[Booking, list[str]]:
+        def read() -> tuple[Booking | None, list[str]]:
             with self._database.session() as session:
                 row = session.get(ConsultationRow, cid)
-                assert row is not None
+                if row is None or row.scheduled_start is None:
+                    return None, []  # a request called off before it had times: no one to tell
                 invited = session.scalars(
                     select(InvitationRow.username).where(InvitationRow.cid == cid)
                 )
                 return booking_of(row), list(invited)
 
-        booking, invitees = await asyncio.to_thread(read)
+        try:
+            booking, invitees = await asyncio.to_thread(read)
+            if booking is not None:
+                await self._mail(cid, booking, invitees)
+        except Exception:
+            _LOGGER.exception("invitations for %s not sent", cid)
+
+    async def _mail(self, cid: str, booking: Booking, invitees: list[str]) -> None:
         for username in invitees:
             account = self._directory.account(username)
             if account is None or not account.email:

@@ -178,3 +178,36 @@ async def test_a_mail_server_that_is_down_does_not_hold_up_the_change(tmp_path: 
     statuses = _statuses(database, cid)
     assert statuses["alice"] is not None and statuses["alice"].startswith("failed: ")
     assert statuses["bob"] == "no_address"
+
+
+async def test_a_cancelled_consultation_is_cancelled_in_the_calendars(
+    tmp_path: Path, inbox: tuple[Inbox, int]
+) -> None:
+    handler, port = inbox
+    database, audit, directory = _setup(tmp_path)
+    smtp = SmtpConfig(host="127.0.0.1", port=port, starttls=False, from_address="c@h.example")
+
+    async def language_of(username: str) -> str | None:
+        return None
+
+    post = InvitationPost(database, directory, smtp, language_of, "en")
+    desk = ConsultationDesk(database, audit, directory, changed=post.changed)
+    unscheduled = await desk.request(
+        "nurse", ConsultationRequest(patient_id="P-1", appliance="cam-1", reason="cough")
+    )
+    await desk.cancel("nurse", unscheduled)  # no times, no invitees: nothing to mail
+    cid = await _schedule(desk)
+    await post.drain()
+    handler.messages.clear()
+    await desk.cancel("nurse", cid)
+    await post.drain()
+    assert sorted(r[0] for r, _m in handler.messages) == [
+        "alice@hospital.example",
+        "chair@hospital.example",
+    ]
+    message = handler.messages[0][1]
+    assert message["Subject"].startswith("Cancelled: consultation")
+    ics = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    calendar = icalendar.Calendar.from_ical(ics.get_payload(decode=True))
+    assert str(calendar["method"]) == "CANCEL"
+    assert str(next(iter(calendar.walk("VEVENT")))["status"]) == "CANCELLED"
