@@ -168,3 +168,31 @@ async def test_too_early_and_standing(people: dict[str, Person]) -> None:
     await ws.close()
     status, body = await chair.post(f"/api/consultations/{cid}/schedule", slot)
     assert status == 400  # no experts named: the body names the field
+
+
+async def test_decline_start_now_and_the_station_sees_the_next(people: dict[str, Person]) -> None:
+    nurse, chair, alice = people["nurse"], people["chair"], people["alice"]
+    ask = {"patient_id": "P-1", "appliance": "cam-1", "reason": "fever"}
+    first = (await nurse.post("/api/consultations", ask))[1]["id"]
+    status, body = await chair.post(f"/api/consultations/{first}/decline", {"reason": ""})
+    assert status == 400  # a decline says why
+    assert (await chair.post(f"/api/consultations/{first}/decline", {"reason": "no one"}))[0] == 200
+    status, body = await nurse.post(f"/api/consultations/{first}/cancel")
+    assert (status, body["error"]) == (409, "not possible while the consultation is declined")
+    status, station = await nurse.get("/api/appliances/cam-1/station")
+    assert status == 200 and station["next"] is None  # c1 is standing: no times to show
+    urgent = (await nurse.post("/api/consultations", {**ask, "urgency": "urgent"}))[1]["id"]
+    status, body = await nurse.post(
+        f"/api/consultations/{urgent}/start-now", {"experts": ["alice"]}
+    )
+    assert (status, body["join"]) == (200, f"/room/{urgent}")
+    status, station = await nurse.get("/api/appliances/cam-1/station")
+    assert (station["next"]["id"], station["next"]["state"]) == (urgent, "scheduled")
+    ws = await alice.client.ws_connect(f"/api/consultations/{urgent}/ws")  # at once: urgent
+    assert (await ws.receive_json())["type"] == "room"
+    status, station = await nurse.get("/api/appliances/cam-1/station")
+    assert station["next"]["state"] == "live" and station["state"] == "live"
+    assert station["consultation"]["id"] == urgent  # the station joins this one
+    status, mine = await nurse.get("/api/consultations?scope=mine")
+    assert [c["id"] for c in mine["past"]] == [first] and mine["past"][0]["state"] == "declined"
+    await ws.close()
