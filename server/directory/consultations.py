@@ -102,6 +102,14 @@ def next_on(
     return min(timed, key=lambda c: c.scheduled_start or now) if timed else None
 
 
+def opens_at(consultation: Consultation) -> datetime | None:
+    """When its experts may join (None: any time, a standing one)."""
+    if consultation.scheduled_start is None:
+        return None
+    early = timedelta(0) if consultation.urgency == "urgent" else JOIN_EARLY
+    return consultation.scheduled_start - early
+
+
 def standing(row: ConsultationRow) -> bool:
     """From the configuration file: no times, joinable at any time."""
     return row.scheduled_start is None
@@ -313,12 +321,10 @@ class ConsultationDesk:
             raise NotFound(_("no such consultation"))
         if consultation.state == ENDED:
             raise Conflict(_("this consultation has ended"))
-        if consultation.state == LIVE or consultation.scheduled_start is None:
+        opens = opens_at(consultation)
+        if consultation.state == LIVE or opens is None:
             return False
         now = self._clock()
-        opens = consultation.scheduled_start - (
-            timedelta(0) if consultation.urgency == "urgent" else JOIN_EARLY
-        )
         if now < opens:
             raise Conflict(
                 _("this consultation opens at {time} UTC", time=opens.strftime("%Y-%m-%d %H:%M"))

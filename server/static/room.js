@@ -5,7 +5,7 @@
 import { createApi } from "./api.js";
 import { cameraPad } from "./camera_pad.js";
 import { $, inspectable } from "./dom.js";
-import { mountSwitch, t } from "./i18n.js";
+import { formatDateTime, mountSwitch, t } from "./i18n.js";
 import { roomEvents } from "./room_events.js";
 import { renderFloor, windowAt } from "./room_floor.js";
 import { RoomLinks } from "./room_links.js";
@@ -106,6 +106,7 @@ inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.sen
   MainChooser.setup(events.send);
   RoomPresentation.setup({ api, base, current: () => state.room && state.room.presentation, say: cameraSay });
   setupReplay({ api, cid, patient: info.patient });
-  events.connect();
-  media.connect();
+  const wait = info.opens ? Date.parse(info.opens) - Date.now() : 0;
+  if (wait > 0) say(t("room.opens_at", { time: formatDateTime(info.opens) }));
+  setTimeout(() => { events.connect(); media.connect(); }, Math.min(Math.max(0, wait), 2 ** 31 - 1));
 })();

@@ -23,6 +23,7 @@ from server.camera import (
     camera_command,
 )
 from server.db import iso
+from server.directory.consultations import opens_at
 from server.errors import ApiError, read_json, read_json_object
 from server.floor import FloorError
 from server.login import WrongCredentials
@@ -177,6 +178,7 @@ class ConsultationView(web.View):
                 "state": known.state if known else "scheduled",
                 "start": iso(known.scheduled_start) if known else None,
                 "end": iso(known.scheduled_end) if known else None,
+                "opens": iso(opens_at(known)) if known else None,
                 "control_holder": None if ended else state.rooms.get(c).floor.holder,
                 "experts": [{"username": u, "name": names.get(u, u)} for u in c.experts],
                 "you": session_of(self.request).username,

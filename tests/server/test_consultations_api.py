@@ -163,6 +163,9 @@ async def test_too_early_and_standing(people: dict[str, Person]) -> None:
     ] == 200
     resp = await alice.client.get(f"/api/consultations/{cid}/ws")
     assert resp.status == 409 and "opens at" in (await resp.json())["error"]
+    status, info = await alice.get(f"/api/consultations/{cid}")
+    opens = datetime.fromisoformat(info["opens"])
+    assert opens == datetime.fromisoformat(slot["start"]) - timedelta(minutes=15)
     ws = await alice.client.ws_connect("/api/consultations/c1/ws")  # from the config: any time
     assert (await ws.receive_json())["type"] == "room"
     await ws.close()
