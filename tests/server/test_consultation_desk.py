@@ -325,3 +325,36 @@ async def test_no_change_without_its_audit_entry(
     assert world.directory.consultation(cid) is None
     with world.database.session() as session:
         assert session.scalars(select(ConsultationRow)).all()[0].chair is None
+
+
+@pytest.mark.parametrize("change", ["decline", "cancel", "start_now", "admit", "end", "no_show"])
+async def test_every_change_commits_with_its_audit_entry_or_not_at_all(
+    world: World, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    cid = await world.desk.request("nurse", _ask(urgency="urgent"))
+    if change in ("admit", "end", "no_show"):
+        await world.desk.start_now("nurse", cid, StartNowOrder(experts=["alice"], minutes=10))
+    if change == "end":
+        await world.desk.admit("alice", cid)
+    before, entries = world.state(cid), len(world.actions())
+
+    def audit_down(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr(AuditTrail, "write", audit_down)
+    attempts = {
+        "decline": lambda: world.desk.decline("chair", cid, "no"),
+        "cancel": lambda: world.desk.cancel("nurse", cid),
+        "start_now": lambda: world.desk.start_now("nurse", cid, StartNowOrder()),
+        "admit": lambda: world.desk.admit("alice", cid),
+        "end": lambda: world.desk.end("chair", cid),
+        "no_show": world.desk.mark_no_shows,
+    }
+    if change == "no_show":
+        world.clock.now = T0 + timedelta(hours=1)
+    with pytest.raises(RuntimeError):
+        await attempts[change]()
+    assert world.state(cid) == before
+    assert len(world.actions()) == entries
+    open_one = world.directory.consultation(cid)
+    assert (open_one.state if open_one else "requested") == before
