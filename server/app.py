@@ -45,6 +45,7 @@ from server.web.access import add_access_routes
 from server.web.archive import add_archive_routes
 from server.web.backfill import add_backfill_routes
 from server.web.consultation import add_routes
+from server.web.consultations import CONSULTATION_DESK, add_consultation_routes
 from server.web.enrollment import ENROLLMENT, add_enrollment_routes
 from server.web.fleet import add_fleet_routes
 from server.web.locale import add_routes as add_locale_routes
@@ -95,6 +96,7 @@ LEARNING = web.AppKey("clinicam_learning", asyncio.Task[None])
 LOOP_LAG = web.AppKey("clinicam_loop_lag", asyncio.Task[None])
 LOAD = web.AppKey("clinicam_load", asyncio.Task[None])
 LINKS = web.AppKey("clinicam_links", asyncio.Task[None])
+NO_SHOWS = web.AppKey("clinicam_no_shows", asyncio.Task[None])
 HOUSEKEEPING_INTERVAL_S = 3600.0
 _BACKGROUND: set[asyncio.Task[Any]] = set()
 
@@ -253,6 +255,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_fleet_routes(app)
     add_enrollment_routes(app)
     add_station_routes(app)
+    add_consultation_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()
@@ -263,6 +266,8 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         app[LOOP_LAG] = asyncio.create_task(state.media.loop_lag.run(), name="loop-lag")
         app[LOAD] = asyncio.create_task(state.rooms.watch_load(state.media.loop_lag), name="load")
         app[LINKS] = asyncio.create_task(watch_links(state), name="links")
+        no_shows = app[CONSULTATION_DESK].check_forever()
+        app[NO_SHOWS] = asyncio.create_task(no_shows, name="no-shows")
 
     async def on_cleanup(app: web.Application) -> None:
         app[HOUSEKEEPING].cancel()
@@ -270,6 +275,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         app[LOOP_LAG].cancel()
         app[LOAD].cancel()
         app[LINKS].cancel()
+        app[NO_SHOWS].cancel()
         await state.rooms.close()
         await state.media.close()
         database.close()

@@ -281,6 +281,26 @@ class EnrollmentConfig(StrictModel):
     )
 
 
+class SmtpConfig(StrictModel):
+    """The mail server invitations go out through (none: in-app notices and .ics only)."""
+
+    host: str = Field(min_length=1, max_length=253, description="SMTP server.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP port (587: submission).")
+    starttls: bool = Field(True, description="Upgrade the connection with STARTTLS.")
+    username: str | None = Field(None, max_length=254, description="Sign-in, if required.")
+    password: str | None = Field(None, max_length=1024, description="Its password.")
+    from_address: str = Field(
+        min_length=3, max_length=254, description="The invitations' From address."
+    )
+    site_url: str | None = Field(
+        None,
+        max_length=300,
+        description="The site's address as people reach it (e.g. https://hospital.example); "
+        "join links in mail start with it.",
+    )
+    timeout_s: float = Field(20.0, gt=0, le=300, description="Give up on the server after this.")
+
+
 class ServerConfig(StrictModel):
     """Everything the server needs to run."""
 
@@ -319,6 +339,9 @@ class ServerConfig(StrictModel):
         False,
         description="Burn each viewer's name and the time into their composite and into "
         "archive playback (R15); costs one encode per viewer instead of one per layout.",
+    )
+    smtp: SmtpConfig | None = Field(
+        None, description="[smtp]: send invitations by e-mail (default: none, in-app only)."
     )
     records: RecordsConfig = Field(default_factory=RecordsConfig)
     broker_admin: BrokerAdminConfig | None = Field(

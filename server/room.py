@@ -439,6 +439,13 @@ class RoomRegistry:
             self.on_created(room)
         return room
 
+    async def retire(self, cid: str) -> None:
+        """A consultation ended (or was called off): its pages are told, its room closes."""
+        room = self._rooms.pop(cid, None)
+        if room is not None:
+            await room.notify({"type": "ended"})
+            await room.close()
+
     def serving(self, device_id: str) -> ConsultationConfig | None:
         """The consultation an appliance is serving: one with experts in it, else the first
         consultation bound to it (None if it is bound to none)."""

@@ -21,8 +21,11 @@ from server.access.models import CONSENT_EXPORT
 from server.access.registry import PatientRegistry
 from server.archive.service import ArchiveReader, ShowNote
 from server.config import ConsultationConfig
+from server.directory.agenda import ConsultationAgenda
 from server.directory.broker_accounts import BrokerAccounts
+from server.directory.consultations import ConsultationDesk
 from server.directory.enrollment import EnrollmentDesk
+from server.directory.invitations import InvitationPost
 from server.erasure import erase_patient
 from server.fleet.desk import ReleaseDesk
 from server.fleet.releases import ReleaseStore
@@ -39,6 +42,7 @@ from server.relevance.service import StoredRelevance
 from server.relevance.withdrawal import RetireOnWithdrawal
 from server.state import ServerState
 from server.web.archive import ARCHIVE_READER
+from server.web.consultations import AGENDA, CONSULTATION_DESK
 from server.web.enrollment import ENROLLMENT
 from server.web.fleet import RELEASE_DESK, RELEASES
 from server.web.guard import ACCESS_DESK, CONSENTS
@@ -114,6 +118,24 @@ def _note_shower(state: ServerState) -> ShowNote:
     return show
 
 
+def consultation_desk(state: ServerState, preferences: PreferenceDesk) -> ConsultationDesk:
+    """The consultations' desk; after a change its invitees are mailed, and the room of one
+    that ended or was called off closes."""
+    config = state.config
+    post = InvitationPost(
+        state.database, state.directory, config.smtp, preferences.locale, config.language
+    )
+
+    def changed(cid: str, what: str) -> None:
+        post.changed(cid, what)
+        if what in ("end", "cancel", "no_show"):
+            task = asyncio.get_running_loop().create_task(state.rooms.retire(cid))
+            _TASKS.add(task)
+            task.add_done_callback(_TASKS.discard)
+
+    return ConsultationDesk(state.database, state.audit, state.directory, changed=changed)
+
+
 def provide_services(app: web.Application, state: ServerState) -> None:
     """Every service the views call, under its app key."""
     records = records_service(state)
@@ -140,6 +162,8 @@ def provide_services(app: web.Application, state: ServerState) -> None:
         lambda: {*directory.clinics, *(a.clinic for a in directory.all_accounts if a.clinic)},
         state.access,
     )
+    app[CONSULTATION_DESK] = consultation_desk(state, app[PREFERENCES])
+    app[AGENDA] = ConsultationAgenda(state.database, state.directory)
     app[ARCHIVE_READER] = ArchiveReader(
         state.config.archive,
         state.database,

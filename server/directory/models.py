@@ -87,6 +87,9 @@ class ConsultationRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Migration 0008: the last change (invitees see it as new) and who ended it.
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class InvitationRow(Base):
@@ -100,3 +103,6 @@ class InvitationRow(Base):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     invited_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     invited_by: Mapped[str] = mapped_column(String(64))
+    # Migration 0008: when the invitee last looked, and how the e-mail went ("sent", a fault).
+    seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    mail_status: Mapped[str | None] = mapped_column(String(200))

@@ -5,7 +5,7 @@
 import { createApi } from "./api.js";
 import { cameraPad } from "./camera_pad.js";
 import { $, inspectable } from "./dom.js";
-import { mountSwitch, t } from "./i18n.js";
+import { formatDateTime, mountSwitch, t } from "./i18n.js";
 import { roomEvents } from "./room_events.js";
 import { renderFloor, windowAt } from "./room_floor.js";
 import { RoomLinks } from "./room_links.js";
@@ -48,6 +48,7 @@ const events = roomEvents({ base, say, onMessage, reconnected: () => media.conne
 function onMessage(msg) {
   if (msg.type === "room") { state.room = msg; render(); WebcamBudget.apply(media.pc, msg.webcam_budget); }
   else if (msg.type === "error") cameraSay(msg.message);
+  else if (msg.type === "ended") ended();
   else if (msg.type === "links") RoomLinks.render(/** @type {any} */ (msg), nameOf);
   else if (msg.type === "attention") {
     const note = $("attention");
@@ -55,6 +56,13 @@ function onMessage(msg) {
     note.hidden = false;
     setTimeout(() => { note.hidden = true; }, ATTENTION_MS);
   }
+}
+
+/** The chair ended the consultation: hang up, stop reconnecting, say so. */
+function ended() {
+  events.stop();
+  media.stop();
+  say(t("room.ended"));
 }
 
 function render() {
@@ -87,6 +95,7 @@ inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.sen
     state.info = await api.call("GET", base);
   } catch (e) { say(e.message); return; }
   const info = state.info;
+  if (info.state === "ended") { say(t("room.ended")); return; }
   document.title = t("room.document_title", { title: info.title });
   $("title").textContent = t("room.title", { title: info.title, patient: info.patient });
   /** @type {HTMLAnchorElement} */ ($("records-link")).href =
@@ -97,6 +106,7 @@ inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.sen
   MainChooser.setup(events.send);
   RoomPresentation.setup({ api, base, current: () => state.room && state.room.presentation, say: cameraSay });
   setupReplay({ api, cid, patient: info.patient });
-  events.connect();
-  media.connect();
+  const wait = info.opens ? Date.parse(info.opens) - Date.now() : 0;
+  if (wait > 0) say(t("room.opens_at", { time: formatDateTime(info.opens) }));
+  setTimeout(() => { events.connect(); media.connect(); }, Math.min(Math.max(0, wait), 2 ** 31 - 1));
 })();

@@ -27,6 +27,7 @@ export function roomEvents({ base, say, onMessage, reconnected }) {
   let retryMs = 1000;
   /** @type {ReturnType<typeof setTimeout> | null} */
   let timer = null;
+  let stopped = false;
 
   function connect() {
     const proto = location.protocol === "https:" ? "wss" : "ws";
@@ -38,7 +39,7 @@ export function roomEvents({ base, say, onMessage, reconnected }) {
       if (msg) onMessage(msg);
     };
     socket.onclose = () => {
-      if (ws !== socket) return;
+      if (ws !== socket || stopped) return;
       say(t("room.server_lost"));
       if (!timer) timer = setTimeout(() => { timer = null; connect(); reconnected(); }, retryMs);
       retryMs = nextRetryMs(retryMs);
@@ -53,5 +54,12 @@ export function roomEvents({ base, say, onMessage, reconnected }) {
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
   }
 
-  return { connect, send };
+  /** The consultation ended: no more reconnecting. */
+  function stop() {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    if (ws) ws.close();
+  }
+
+  return { connect, send, stop };
 }

@@ -21,10 +21,11 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
   let retryMs = 1000;
   /** @type {ReturnType<typeof setTimeout> | null} */
   let timer = null;
+  let stopped = false;
 
   /** @param {string} reason */
   function retry(reason) {
-    if (timer) return;
+    if (timer || stopped) return;
     say(t("room.media.retry", { reason, seconds: Math.round(retryMs / 1000) }));
     timer = setTimeout(() => { timer = null; connect(); }, retryMs);
     retryMs = nextRetryMs(retryMs);
@@ -32,6 +33,7 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
 
   async function connect() {
     if (pc) { pc.close(); pc = null; }
+    if (stopped) return;
     say(t("room.media.connecting"));
     if (!localStream) {
       try {
@@ -84,8 +86,18 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
   // The phone was turned: ask again, for a composite of the screen's new shape.
   matchMedia(PORTRAIT_QUERY).addEventListener("change", () => { if (pc) connect(); });
 
+  /** The consultation ended: hang up, free the webcam, no more retries. */
+  function stop() {
+    stopped = true;
+    if (timer) { clearTimeout(timer); timer = null; }
+    if (pc) { pc.close(); pc = null; }
+    if (localStream) for (const track of localStream.getTracks()) track.stop();
+    localStream = null;
+  }
+
   return {
     connect,
+    stop,
     /** The connection now (null before the first one). */
     get pc() { return pc; },
   };

@@ -8,7 +8,7 @@ import { createApi, signInUrl } from "./api.js";
 import { $, inspectable } from "./dom.js";
 import { mountSwitch, t } from "./i18n.js";
 import {
-  muteButtonText, pollProblemText, privacyButtonText, recordingShown, shownText, waitingText,
+  muteButtonText, nextText, pollProblemText, privacyButtonText, recordingShown, shownText, waitingText,
 } from "./station_texts.js";
 import { lowLatency, preferH264, waitForIce } from "./webrtc.js";
 
@@ -87,6 +87,9 @@ async function poll() {
     const shown = $("shown");
     shown.hidden = !s.shown;
     shown.textContent = shownText(s.shown);
+    const next = $("next");
+    next.hidden = !s.next;
+    next.textContent = nextText(s.next);
     if (s.state === "live" && !left) {
       if (joined !== s.consultation.id) { hangUp(); await join(s.consultation); }
     } else {

@@ -1,6 +1,6 @@
 // What the clinic station's page says (ES module, pure): the privacy button, the recording
 // mark, the waiting line, and why the station cannot connect.
-import { t } from "./i18n.js";
+import { formatDateTime, t } from "./i18n.js";
 
 /** @param {boolean} privacy */
 export function privacyButtonText(privacy) {
@@ -39,4 +39,16 @@ export function pollProblemText(e, hasToken) {
   if (e.status === 401) return t("station.not_allowed");
   if (e.status === 403) return e.message || "";
   return t("station.unreachable");
+}
+
+/**
+ * The appliance's next consultation (or the one under way), in this screen's time zone.
+ * @param {{title: string, start: string, state: string} | null | undefined} next
+ */
+export function nextText(next) {
+  if (!next) return "";
+  const time = formatDateTime(next.start);
+  return next.state === "live"
+    ? t("station.now", { title: next.title, time })
+    : t("station.next", { title: next.title, time });
 }

@@ -26,9 +26,10 @@ from server.archive.service import ArchiveReader, merged_ranges
 from server.errors import ApiError, read_json
 from server.media.watermark import Watermark
 from server.state import STATE
+from server.web.consultations import open_consultation
 from server.web.guard import check_access
 from server.web.records import staging_dir
-from server.web.security import invited_consultation, session_of
+from server.web.security import session_of
 
 _LOGGER = logging.getLogger(__name__)
 CHUNK = 256 * 1024
@@ -136,7 +137,7 @@ class ArchiveReplayView(web.View):
 
     async def post(self) -> web.StreamResponse:
         body = await read_json(self.request, ReplayBody)
-        consultation = invited_consultation(self.request, body.consultation)
+        consultation = open_consultation(self.request, body.consultation)
         granted = await check_access(self.request, "view", "archive replay")
         if consultation.patient_id != granted.patient.external_id:
             raise ApiError(

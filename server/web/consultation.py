@@ -22,6 +22,8 @@ from server.camera import (
     NotACameraCommand,
     camera_command,
 )
+from server.db import iso
+from server.directory.consultations import opens_at
 from server.errors import ApiError, read_json, read_json_object
 from server.floor import FloorError
 from server.login import WrongCredentials
@@ -29,6 +31,7 @@ from server.media_hub import NoCommonCodec
 from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.slow_checks import ChecksBusy
 from server.state import STATE
+from server.web.consultations import admit, open_consultation
 from server.web.locale import page, reader_locale
 from server.web.security import (
     authenticated_device,
@@ -161,6 +164,8 @@ class ConsultationView(web.View):
         c = invited_consultation(self.request)
         device = state.directory.device(c.appliance)
         names = {e.username: e.display_name for e in state.directory.all_accounts}
+        known = state.directory.consultation(c.id)
+        ended = known is not None and known.state == "ended"
         return web.json_response(
             {
                 "id": c.id,
@@ -170,7 +175,11 @@ class ConsultationView(web.View):
                 "appliance": c.appliance,
                 "appliance_online": state.appliances.available.get(c.appliance, False),
                 "chair": c.chair,
-                "control_holder": state.rooms.get(c).floor.holder,
+                "state": known.state if known else "scheduled",
+                "start": iso(known.scheduled_start) if known else None,
+                "end": iso(known.scheduled_end) if known else None,
+                "opens": iso(opens_at(known)) if known else None,
+                "control_holder": None if ended else state.rooms.get(c).floor.holder,
                 "experts": [{"username": u, "name": names.get(u, u)} for u in c.experts],
                 "you": session_of(self.request).username,
                 "webcam": state.config.webcam.model_dump(),
@@ -181,7 +190,7 @@ class ConsultationView(web.View):
 class ExpertOfferView(web.View):
     async def post(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        c = invited_consultation(self.request)
+        c = await admit(self.request)
         body = await read_json(self.request, ViewerOfferBody)
         username = session_of(self.request).username
         room = state.rooms.get(c)
@@ -199,7 +208,7 @@ class ExpertOfferView(web.View):
 class CameraView(web.View):
     async def post(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        c = invited_consultation(self.request)
+        c = open_consultation(self.request)
         username = session_of(self.request).username
         body = await read_json_object(self.request)
         try:
@@ -221,7 +230,7 @@ class RoomSocketView(web.View):
 
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        c = invited_consultation(self.request)
+        c = await admit(self.request)
         origin = self.request.headers.get("Origin")
         if origin is not None and origin != f"{self.request.scheme}://{self.request.host}":
             raise ApiError(HTTPStatus.FORBIDDEN, _("cross-origin WebSocket refused"))
@@ -274,7 +283,7 @@ class LatencyView(web.View):
 
     async def get(self) -> web.StreamResponse:
         state = self.request.app[STATE]
-        figures = state.rooms.get(invited_consultation(self.request)).media_figures()
+        figures = state.rooms.get(open_consultation(self.request)).media_figures()
         figures["loop_lag"] = state.media.loop_lag.summary()
         figures["receive_queues"] = {k: q.stats() for k, q in state.media.received.items()}
         return web.json_response(figures)

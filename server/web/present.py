@@ -14,8 +14,9 @@ from pydantic import Field, StrictBool
 from clinicam.configfile import StrictModel
 from server.errors import read_json
 from server.presenting import PresentationService, Window
+from server.web.consultations import open_consultation
 from server.web.guard import check_access
-from server.web.security import invited_consultation, session_of
+from server.web.security import session_of
 
 PRESENTATION = web.AppKey("clinicam_presentation", PresentationService)
 
@@ -29,7 +30,7 @@ class PresentBody(StrictModel):
 class PresentView(web.View):
     async def post(self) -> web.StreamResponse:
         body = await read_json(self.request, PresentBody)
-        consultation = invited_consultation(self.request, body.consultation)
+        consultation = open_consultation(self.request, body.consultation)
         granted = await check_access(self.request, "view", "present")
         info = await self.request.app[PRESENTATION].present(
             session_of(self.request).username,
@@ -49,7 +50,7 @@ class ClinicShareBody(StrictModel):
 class PresentationView(web.View):
     async def patch(self) -> web.StreamResponse:
         """Share the presented item with the clinic (the bedside screen), or stop (R16)."""
-        consultation = invited_consultation(self.request)
+        consultation = open_consultation(self.request)
         body = await read_json(self.request, ClinicShareBody)
         info: dict[str, Any] | None = await self.request.app[PRESENTATION].show_to_clinic(
             session_of(self.request).username, consultation, body.clinic
@@ -57,7 +58,7 @@ class PresentationView(web.View):
         return web.json_response(info)
 
     async def delete(self) -> web.StreamResponse:
-        consultation = invited_consultation(self.request)
+        consultation = open_consultation(self.request)
         await self.request.app[PRESENTATION].stop(consultation)
         return web.json_response({"ok": True})
 

@@ -20,10 +20,11 @@ from clinicam.i18n import _
 from server.errors import ApiError, read_json
 from server.relevance.desk import RelevanceDesk
 from server.state import STATE
+from server.web.consultations import open_consultation
 from server.web.guard import ACCESS_HEADER, check_access
 from server.web.locale import reader_locale
 from server.web.model_card import add_model_card_routes
-from server.web.security import authenticated_device, invited_consultation, session_of
+from server.web.security import authenticated_device, session_of
 
 _LOGGER = logging.getLogger(__name__)
 CHUNK = 256 * 1024
@@ -54,7 +55,7 @@ class AskRelevanceView(web.View):
     """An invited expert asks for the patient's relevance in the room."""
 
     async def post(self) -> web.StreamResponse:
-        consultation = invited_consultation(self.request)
+        consultation = open_consultation(self.request)
         body = await read_json(self.request, AskBody)
         who = session_of(self.request).username
         asked = await self.request.app[RELEVANCE_DESK].ask(consultation, who, body.where)

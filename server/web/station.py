@@ -28,6 +28,8 @@ from pydantic import Field, StrictBool
 from clinicam.configfile import StrictModel
 from clinicam.i18n import _, message_of
 from clinicam.protocol import Privacy
+from server.db import iso, utcnow
+from server.directory.consultations import next_on
 from server.errors import ApiError, read_json
 from server.media_hub import NoCommonCodec
 from server.mqtt_link import STATION_OPS, ApplianceUnreachable
@@ -78,7 +80,17 @@ class StationStateView(web.View):
             "privacy": bool(appliance and appliance.privacy),
             "recording": state.archive.recording(device.device_id),
             "consultation": None,
+            "next": None,
         }
+        upcoming = next_on(state.directory.consultations, device.device_id, utcnow())
+        if upcoming is not None:
+            body["next"] = {
+                "id": upcoming.id,
+                "title": upcoming.title,
+                "state": upcoming.state,
+                "start": iso(upcoming.scheduled_start),
+                "end": iso(upcoming.scheduled_end),
+            }
         if room is not None:
             body["consultation"] = {"id": room.consultation.id, "title": room.consultation.title}
             body["experts"] = [{"name": m.name, "online": m.online} for m in room.members.values()]
