@@ -230,6 +230,31 @@ class WebcamConfig(StrictModel):
     fps: int = Field(30, ge=1, le=60, description="Requested webcam frame rate.")
 
 
+class AccountsConfig(StrictModel):
+    """Accounts kept in the database: password policy, set-password links, two-factor."""
+
+    min_password_length: int = Field(
+        10, ge=8, le=128, description="Shortest password a person may choose."
+    )
+    set_password_link_hours: int = Field(
+        72,
+        ge=1,
+        le=30 * 24,
+        description="How long a new account's (or a reset's) one-time set-password link works.",
+    )
+    totp_required_roles: list[Role] = Field(
+        default_factory=list,
+        description='Roles that must sign in with a TOTP code too, e.g. ["admin"]; a person '
+        "of such a role without one sets it up at their next sign-in, before anything else.",
+    )
+    totp_issuer: str = Field(
+        "Clinicam",
+        min_length=1,
+        max_length=40,
+        description="The name authenticator apps show beside the account.",
+    )
+
+
 class ServerConfig(StrictModel):
     """Everything the server needs to run."""
 
@@ -270,6 +295,7 @@ class ServerConfig(StrictModel):
         "archive playback (R15); costs one encode per viewer instead of one per layout.",
     )
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     patients: list[PatientConfig] = Field(

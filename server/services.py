@@ -20,6 +20,7 @@ from server.access.grants import holds_edit_grant
 from server.access.models import CONSENT_EXPORT
 from server.archive.service import ArchiveReader, ShowNote
 from server.config import ConsultationConfig
+from server.directory.accounts import AccountDesk
 from server.erasure import erase_patient
 from server.fleet.desk import ReleaseDesk
 from server.fleet.releases import ReleaseStore
@@ -35,6 +36,7 @@ from server.relevance.desk import Publish, RelevanceDesk
 from server.relevance.service import StoredRelevance
 from server.relevance.withdrawal import RetireOnWithdrawal
 from server.state import ServerState
+from server.web.accounts import ACCOUNT_DESK
 from server.web.archive import ARCHIVE_READER
 from server.web.fleet import RELEASE_DESK, RELEASES
 from server.web.guard import ACCESS_DESK, CONSENTS
@@ -127,6 +129,9 @@ def provide_services(app: web.Application, state: ServerState) -> None:
         RetireOnWithdrawal(state.audit, state.relevance, (models.tflite, models.card)),
     )
     app[PREFERENCES] = PreferenceDesk(state.database, state.audit)
+    app[ACCOUNT_DESK] = AccountDesk(
+        state.database, state.audit, state.directory, state.sessions, state.config.accounts
+    )
     app[ARCHIVE_READER] = ArchiveReader(
         state.config.archive,
         state.database,

@@ -100,3 +100,17 @@ class InvitationRow(Base):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     invited_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     invited_by: Mapped[str] = mapped_column(String(64))
+
+
+class AccountLinkRow(Base):
+    """A one-time set-password link (a new account's, or a reset's): only its digest."""
+
+    __tablename__ = "account_links"
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 hex
+    username: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.username", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
