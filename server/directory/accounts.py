@@ -222,7 +222,7 @@ class AccountDesk:
 
         def work(session: Session) -> None:
             row = self._row(session, username)
-            before = {key: getattr(row, key) for key in given}
+            before = {key: getattr(row, key) for key in [*given, "clinic"]}
             role = given.get("role", row.role)
             clinic = given.get("clinic", row.clinic)
             if role != "clinic" and "role" in given and "clinic" not in given:
