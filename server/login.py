@@ -121,10 +121,13 @@ class LoginService:
             _LOGGER.warning("login failed for %r from %s", username, address)
             await self.audit.record(username, "login.failed", "session", {"address": address})
             raise WrongCredentials(_("wrong user name or password"))
-        attempt.succeeded()
         due = self.second_factor.due(expert.username)
         if due != "none":
+            # The failures so far stand until the code is right too: a known password
+            # must not wipe the count of wrong codes.
+            attempt.abandoned()
             return self._await_code(expert.username, due)
+        attempt.succeeded()
         return await self._open(expert.username, address, {})
 
     async def _open(self, username: str, address: str, detail: dict[str, str]) -> SignedIn:
@@ -168,11 +171,11 @@ class LoginService:
                 ok = True
             else:
                 ok = await self.second_factor.check(pending.username, code)
-        except WrongCode:
-            attempt.abandoned()
-            raise
         except DomainError:  # a wrong first code (Invalid), no set-up going on (Conflict)
             ok = False
+        except BaseException:
+            attempt.abandoned()
+            raise
         if not ok:
             attempt.failed()
             pending.tries += 1

@@ -96,6 +96,22 @@ async def test_wrong_codes_are_throttled_like_passwords(site: Site) -> None:
     assert (await sign_in(root, PASSWORD))[0] == 429
 
 
+async def test_the_password_does_not_wipe_the_count_of_wrong_codes(site: Site) -> None:
+    now = [1000.0]
+    site.state.throttle.clock = lambda: now[0]
+    root = await browser(site, "root")
+    _, first = await sign_in(root, PASSWORD)
+    for _ in range(5):
+        attempt = {"pending": first["pending"], "code": "x"}
+        assert (await second_step(root, "/api/login/code", attempt))[0] == 401
+    now[0] += 2  # the first lock (1 s) is over
+    status, again = await sign_in(root, PASSWORD)
+    assert status == 200 and again["second_factor"] == "enrol"
+    attempt = {"pending": again["pending"], "code": "x"}
+    assert (await second_step(root, "/api/login/code", attempt))[0] == 401
+    assert (await sign_in(root, PASSWORD))[0] == 429  # six wrong codes: a longer lock
+
+
 async def test_anyone_may_set_up_a_second_factor_for_themselves(site: Site) -> None:
     bob = await site.user("bob")  # not required of an expert: signed in with the password
     status, enrolment = await call(bob, "POST", "/api/account/totp")
