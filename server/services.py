@@ -9,9 +9,10 @@ access, relevance, archive, fleet and presentation services.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from sqlalchemy.orm import Session
 
 from server.access.consent import ConsentRegister, current_consents, has_consent
@@ -111,6 +112,21 @@ def _note_shower(state: ServerState) -> ShowNote:
     return show
 
 
+def _live_ender(state: ServerState) -> Callable[[str], Awaitable[None]]:
+    """Close a signed-out person's room connections (events and video) at once."""
+
+    async def end(username: str) -> None:
+        for room in state.rooms.live_rooms():
+            member = room.members.get(username)
+            for ws in list(member.sockets if member is not None else ()):
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
+            pc = state.media.viewer_pc(room.consultation.id, username)
+            if pc is not None:
+                await pc.close()
+
+    return end
+
+
 def provide_services(app: web.Application, state: ServerState) -> None:
     """Every service the views call, under its app key."""
     records = records_service(state)
@@ -130,7 +146,12 @@ def provide_services(app: web.Application, state: ServerState) -> None:
     )
     app[PREFERENCES] = PreferenceDesk(state.database, state.audit)
     app[ACCOUNT_DESK] = AccountDesk(
-        state.database, state.audit, state.directory, state.sessions, state.config.accounts
+        state.database,
+        state.audit,
+        state.directory,
+        state.sessions,
+        state.config.accounts,
+        end_live=_live_ender(state),
     )
     app[ARCHIVE_READER] = ArchiveReader(
         state.config.archive,

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -98,12 +98,16 @@ class AccountDesk:
         directory: Directory,
         sessions: SessionStore,
         policy: AccountsConfig,
+        end_live: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        """``end_live`` closes what a user has open beyond their sessions (a room's
+        WebSocket, its video), when their account is disabled or its password changes."""
         self._database = database
         self._audit = audit
         self._directory = directory
         self._sessions = sessions
         self._policy = policy
+        self._end_live = end_live
 
     @property
     def accounts(self) -> Sequence[Account]:
@@ -112,6 +116,13 @@ class AccountDesk:
     @property
     def clinics(self) -> list[str]:
         return self._directory.clinics
+
+    async def _sign_out(self, username: str) -> int:
+        """End every session of ``username`` and whatever they have open, now."""
+        ended = self._sessions.drop_user(username)
+        if self._end_live is not None:
+            await self._end_live(username)
+        return ended
 
     async def _commit(self, work: Callable[[Session], T]) -> T:
         """``work`` in one transaction (with its audit entry), then the directory again."""
@@ -259,7 +270,7 @@ class AccountDesk:
             return link
 
         link = await self._commit(work)
-        self._sessions.drop_user(username)
+        await self._sign_out(username)
         return link
 
     async def disable(self, actor: str, username: str) -> None:
@@ -276,7 +287,7 @@ class AccountDesk:
             self._audit.write(session, actor, "account.disable", _target(username), {})
 
         await self._commit(work)
-        ended = self._sessions.drop_user(username)
+        ended = await self._sign_out(username)
         _LOGGER.info("account %s disabled by %s (%d sessions ended)", username, actor, ended)
 
     async def enable(self, actor: str, username: str) -> None:
@@ -326,7 +337,7 @@ class AccountDesk:
             return row.username
 
         username = await self._commit(work)
-        self._sessions.drop_user(username)
+        await self._sign_out(username)
         return username
 
     def _read(self, work: Callable[[Session], T]) -> T:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, CookieJar
+from aiohttp import ClientSession, CookieJar, WSCloseCode, WSMsgType, WSServerHandshakeError
 from sqlalchemy import create_engine, text
 
 from tests.records.api_helpers import (
@@ -176,8 +176,16 @@ async def test_bad_accounts_are_refused_and_nothing_is_audited(site: Site) -> No
 async def test_disabling_ends_an_open_session_at_once(site: Site) -> None:
     root, bob = await site.user("root"), await site.user("bob")
     assert (await call(bob, "GET", "/api/session"))[0] == 200
+    room = await bob.http.ws_connect(bob.url("/api/consultations/c1/ws"))
+    assert (await room.receive_json(timeout=10))["type"]  # in the room
     assert (await call(root, "POST", "/api/admin/accounts/bob/disable"))[0] == 200
     assert (await call(bob, "GET", "/api/session"))[0] == 401
+    while (message := await room.receive(timeout=10)).type == WSMsgType.TEXT:
+        pass  # room news sent before the end
+    assert message.type == WSMsgType.CLOSE and message.data == WSCloseCode.POLICY_VIOLATION
+    with pytest.raises(WSServerHandshakeError) as refused:
+        await bob.http.ws_connect(bob.url("/api/consultations/c1/ws"))
+    assert refused.value.status == 401
     again = await browser(site, "bob")
     assert (await sign_in(again, PASSWORD))[0] == 401
     assert (await call(root, "POST", "/api/admin/accounts/bob/disable"))[0] == 409
