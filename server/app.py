@@ -159,10 +159,11 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     media = MediaHub(
         config.ice, [d.device_id for d in directory.devices], low_latency=config.live.low_latency
     )
+    totp = TotpDesk(database, audit, directory, config.accounts)
     sessions = SessionStore(
         idle_s=config.http.session_idle_minutes * 60.0,
         path=config.state_dir / "sessions.json",
-        admits=lambda username: directory.expert(username) is not None,  # not disabled
+        admits=totp.may_hold_session,  # not disabled, no second factor missing
     )
     throttle = LoginThrottle(max_failures=config.http.max_failed_logins)
     appliances = ApplianceLink(config.mqtt, loop)
@@ -173,7 +174,6 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         max_bytes=config.records.max_upload_mb * 1024 * 1024,
     )
     checks = SlowChecks()
-    totp = TotpDesk(database, audit, directory, config.accounts)
     login = LoginService(directory, throttle, checks, sessions, audit, second_factor=totp)
     device_tokens = DeviceTokens(
         config, directory, checks, LoginThrottle(max_failures=config.http.max_failed_logins)

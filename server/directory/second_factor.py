@@ -65,6 +65,11 @@ class TotpDesk:
             return "code"
         return "enrol" if account.role in self._policy.totp_required_roles else "none"
 
+    def may_hold_session(self, username: str) -> bool:
+        """Enabled, and not of a role that must have a second factor without one (a
+        session from before the site required it, or before a promotion, ends)."""
+        return self._directory.expert(username) is not None and self.due(username) != "enrol"
+
     def start_enrolment(self, username: str) -> Enrolment:
         """A new secret for ``username`` (kept until confirmed, or for ten minutes)."""
         if self._directory.account(username) is None:

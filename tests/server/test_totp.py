@@ -143,3 +143,16 @@ async def second_admin(site: Site) -> Any:
     )
     assert status == 200
     return root
+
+
+async def test_a_promotion_to_a_role_that_needs_a_second_factor_ends_the_session(
+    site: Site,
+) -> None:
+    bob = await site.user("bob")
+    root = await second_admin(site)
+    assert (await call(bob, "GET", "/api/session"))[0] == 200
+    status, _ = await call(root, "PATCH", "/api/admin/accounts/bob", {"role": "admin"})
+    assert status == 200
+    assert (await call(bob, "GET", "/api/session"))[0] == 401  # set it up first
+    fresh = await browser(site, "bob")
+    assert (await sign_in(fresh, PASSWORD))[1]["second_factor"] == "enrol"
