@@ -24,6 +24,7 @@ from server.config import ServerConfig
 from server.db import Database, default_database_url, open_database
 from server.device_tokens import DeviceTokens
 from server.directory.book import Directory
+from server.directory.second_factor import TotpDesk
 from server.directory.seed import import_config
 from server.errors import error_middleware
 from server.login import LoginService
@@ -42,6 +43,7 @@ from server.services import provide_services
 from server.slow_checks import SlowChecks
 from server.state import STATE, ServerState
 from server.web.access import add_access_routes
+from server.web.accounts import TOTP_DESK, add_account_routes
 from server.web.archive import add_archive_routes
 from server.web.backfill import add_backfill_routes
 from server.web.consultation import add_routes
@@ -161,9 +163,11 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     media = MediaHub(
         config.ice, [d.device_id for d in directory.devices], low_latency=config.live.low_latency
     )
+    totp = TotpDesk(database, audit, directory, config.accounts)
     sessions = SessionStore(
         idle_s=config.http.session_idle_minutes * 60.0,
         path=config.state_dir / "sessions.json",
+        admits=totp.may_hold_session,  # not disabled, no second factor missing
     )
     throttle = LoginThrottle(max_failures=config.http.max_failed_logins)
     appliances = ApplianceLink(config.mqtt, loop)
@@ -174,7 +178,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         max_bytes=config.records.max_upload_mb * 1024 * 1024,
     )
     checks = SlowChecks()
-    login = LoginService(directory, throttle, checks, sessions, audit)
+    login = LoginService(directory, throttle, checks, sessions, audit, second_factor=totp)
     device_tokens = DeviceTokens(
         config, directory, checks, LoginThrottle(max_failures=config.http.max_failed_logins)
     )
@@ -240,6 +244,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
 
     state.rooms.on_created = room_created
     app[STATE] = state
+    app[TOTP_DESK] = totp
     provide_services(app, state)
     add_routes(app)
     add_locale_routes(app)
@@ -256,6 +261,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_enrollment_routes(app)
     add_station_routes(app)
     add_consultation_routes(app)
+    add_account_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()

@@ -65,6 +65,9 @@ class SessionStore:
     idle_s: float
     path: Path | None = None
     clock: Callable[[], float] = time.time
+    # Whether a user may still hold a session (a disabled account may not): asked on
+    # every look-up, so a session of someone disabled meanwhile ends at its next request.
+    admits: Callable[[str], bool] = field(default=lambda username: True)
     _sessions: dict[str, Session] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -106,7 +109,7 @@ class SessionStore:
         if session is None:
             return None
         now = self.clock()
-        if now - session.last_seen > self.idle_s:
+        if now - session.last_seen > self.idle_s or not self.admits(session.username):
             del self._sessions[digest]
             self._save()
             return None
@@ -116,6 +119,16 @@ class SessionStore:
     def drop(self, token: str | None) -> None:
         if token and self._sessions.pop(_digest(token), None) is not None:
             self._save()
+
+    def drop_user(self, username: str) -> int:
+        """End every session of ``username`` (disabled, or their password reset); returns
+        how many there were."""
+        ended = [d for d, s in self._sessions.items() if s.username == username]
+        for digest in ended:
+            del self._sessions[digest]
+        if ended:
+            self._save()
+        return len(ended)
 
 
 class Throttled(Exception):

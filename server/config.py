@@ -301,6 +301,31 @@ class SmtpConfig(StrictModel):
     timeout_s: float = Field(20.0, gt=0, le=300, description="Give up on the server after this.")
 
 
+class AccountsConfig(StrictModel):
+    """Accounts kept in the database: password policy, set-password links, two-factor."""
+
+    min_password_length: int = Field(
+        10, ge=8, le=128, description="Shortest password a person may choose."
+    )
+    set_password_link_hours: int = Field(
+        72,
+        ge=1,
+        le=30 * 24,
+        description="How long a new account's (or a reset's) one-time set-password link works.",
+    )
+    totp_required_roles: list[Role] = Field(
+        default_factory=list,
+        description='Roles that must sign in with a TOTP code too, e.g. ["admin"]; a person '
+        "of such a role without one sets it up at their next sign-in, before anything else.",
+    )
+    totp_issuer: str = Field(
+        "Clinicam",
+        min_length=1,
+        max_length=40,
+        description="The name authenticator apps show beside the account.",
+    )
+
+
 class ServerConfig(StrictModel):
     """Everything the server needs to run."""
 
@@ -348,6 +373,7 @@ class ServerConfig(StrictModel):
         None, description="Keep mosquitto's password and ACL files (enrolment from /admin)."
     )
     enrollment: EnrollmentConfig = Field(default_factory=EnrollmentConfig)
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     patients: list[PatientConfig] = Field(

@@ -9,9 +9,10 @@ access, relevance, archive, fleet and presentation services.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from sqlalchemy.orm import Session
 
 from server.access.consent import ConsentRegister, current_consents, has_consent
@@ -21,6 +22,7 @@ from server.access.models import CONSENT_EXPORT
 from server.access.registry import PatientRegistry
 from server.archive.service import ArchiveReader, ShowNote
 from server.config import ConsultationConfig
+from server.directory.accounts import AccountDesk
 from server.directory.agenda import ConsultationAgenda
 from server.directory.broker_accounts import BrokerAccounts
 from server.directory.consultations import ConsultationDesk
@@ -41,6 +43,7 @@ from server.relevance.desk import Publish, RelevanceDesk
 from server.relevance.service import StoredRelevance
 from server.relevance.withdrawal import RetireOnWithdrawal
 from server.state import ServerState
+from server.web.accounts import ACCOUNT_DESK
 from server.web.archive import ARCHIVE_READER
 from server.web.consultations import AGENDA, CONSULTATION_DESK
 from server.web.enrollment import ENROLLMENT
@@ -136,6 +139,21 @@ def consultation_desk(state: ServerState, preferences: PreferenceDesk) -> Consul
     return ConsultationDesk(state.database, state.audit, state.directory, changed=changed)
 
 
+def _live_ender(state: ServerState) -> Callable[[str], Awaitable[None]]:
+    """Close a signed-out person's room connections (events and video) at once."""
+
+    async def end(username: str) -> None:
+        for room in state.rooms.live_rooms():
+            member = room.members.get(username)
+            for ws in list(member.sockets if member is not None else ()):
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
+            pc = state.media.viewer_pc(room.consultation.id, username)
+            if pc is not None:
+                await pc.close()
+
+    return end
+
+
 def provide_services(app: web.Application, state: ServerState) -> None:
     """Every service the views call, under its app key."""
     records = records_service(state)
@@ -164,6 +182,14 @@ def provide_services(app: web.Application, state: ServerState) -> None:
     )
     app[CONSULTATION_DESK] = consultation_desk(state, app[PREFERENCES])
     app[AGENDA] = ConsultationAgenda(state.database, state.directory)
+    app[ACCOUNT_DESK] = AccountDesk(
+        state.database,
+        state.audit,
+        state.directory,
+        state.sessions,
+        state.config.accounts,
+        end_live=_live_ender(state),
+    )
     app[ARCHIVE_READER] = ArchiveReader(
         state.config.archive,
         state.database,

@@ -106,3 +106,17 @@ class InvitationRow(Base):
     # Migration 0008: when the invitee last looked, and how the e-mail went ("sent", a fault).
     seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     mail_status: Mapped[str | None] = mapped_column(String(200))
+
+
+class AccountLinkRow(Base):
+    """A one-time set-password link (a new account's, or a reset's): only its digest."""
+
+    __tablename__ = "account_links"
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 hex
+    username: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.username", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)

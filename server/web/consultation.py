@@ -26,7 +26,7 @@ from server.db import iso
 from server.directory.consultations import opens_at
 from server.errors import ApiError, read_json, read_json_object
 from server.floor import FloorError
-from server.login import WrongCredentials
+from server.login import SecondFactorDue, SignedIn, WrongCredentials
 from server.media_hub import NoCommonCodec
 from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.slow_checks import ChecksBusy
@@ -89,17 +89,27 @@ class LoginView(web.View):
             raise busy() from None
         except WrongCredentials as exc:
             raise ApiError(HTTPStatus.UNAUTHORIZED, message_of(exc)) from None
-        token, session = signed_in.token, signed_in.session
-        resp = web.json_response({"user": signed_in.username, "csrf": session.csrf})
-        resp.set_cookie(
-            SESSION_COOKIE,
-            token,
-            httponly=True,
-            samesite="Strict",
-            secure=state.config.http.cookie_secure,
-            path="/",
-        )
-        return resp
+        if isinstance(signed_in, SecondFactorDue):
+            return web.json_response(
+                {"user": signed_in.username, "second_factor": signed_in.kind,
+                 "pending": signed_in.pending}
+            )  # fmt: skip
+        return session_response(self.request, signed_in)
+
+
+def session_response(request: web.Request, signed_in: SignedIn) -> web.Response:
+    """The signed-in answer: the CSRF token, and the session cookie."""
+    state = request.app[STATE]
+    resp = web.json_response({"user": signed_in.username, "csrf": signed_in.session.csrf})
+    resp.set_cookie(
+        SESSION_COOKIE,
+        signed_in.token,
+        httponly=True,
+        samesite="Strict",
+        secure=state.config.http.cookie_secure,
+        path="/",
+    )
+    return resp
 
 
 class LogoutView(web.View):

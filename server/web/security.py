@@ -24,7 +24,19 @@ from server.slow_checks import ChecksBusy
 from server.state import STATE
 
 PUBLIC_PREFIXES = ("/static/", "/api/appliances/", "/station/")  # the latter two: bearer
-PUBLIC_PATHS = frozenset({"/login", "/api/login", "/api/locale", "/healthz", "/favicon.ico"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/login",
+        "/api/login",
+        "/api/login/code",
+        "/api/login/enrol",
+        "/set-password",
+        "/api/account/password",
+        "/api/locale",
+        "/healthz",
+        "/favicon.ico",
+    }
+)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = web.RequestKey("clinicam_session", Session)
 DEVICE_KEY = web.RequestKey("clinicam_device", DeviceAccount)

@@ -31,6 +31,7 @@ TABLES = {
     "appliances",
     "consultations",
     "consultation_invitations",
+    "account_links",
 }
 
 

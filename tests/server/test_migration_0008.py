@@ -18,7 +18,7 @@ def test_upgrade_and_downgrade(tmp_path: Path) -> None:
     engine = connect_database(f"sqlite:///{tmp_path / 'db.sqlite'}").engine
     upgrade(engine, "0007")
     assert "updated_at" not in _columns(engine, "consultations")
-    upgrade(engine, "0008_consultations")
+    upgrade(engine, "0008")
     assert {"updated_at", "ended_by"} <= _columns(engine, "consultations")
     assert {"seen_at", "mail_status"} <= _columns(engine, "consultation_invitations")
     config = alembic_config(engine)

@@ -1,7 +1,7 @@
 """Consultations from request to end (issue 19): when a consultation last changed, and
 per invitation whether its invitee has seen it and how its e-mail went.
 
-Revision ID: 0008_consultations
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_consultations"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
