@@ -120,3 +120,14 @@ class AccountLinkRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConfigImportRow(Base):
+    """A configuration-file entry as it was imported (its fingerprint), see seed.py."""
+
+    __tablename__ = "config_imports"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of its fields
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -5,10 +5,17 @@ once: an entry the database lacks is added (with an audit entry), one it holds t
 is left alone, and one it holds *differently* stops the start with a message naming it,
 and nothing at all is imported: the database is now where these live, and the file must
 not silently undo a change made in ``/admin``.
+
+Each imported entry's fingerprint is kept (``config_imports``): an entry the file still
+holds exactly as it was imported is settled and never compared again, so a bootstrap
+admin who later changes their password in the database does not stop the next start.
+An entry edited in the file after its import is a conflict like any other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +31,7 @@ from server.directory.models import (
     SCHEDULED,
     AccountRow,
     ApplianceRow,
+    ConfigImportRow,
     ConsultationRow,
     InvitationRow,
 )
@@ -119,6 +127,19 @@ class _Import:
         self._replace = replace
         self.changed = 0
 
+    def _settled(self, kind: str, name: str, fields: dict[str, Any]) -> bool:
+        """True if the file holds this entry exactly as it was imported (nothing to do);
+        otherwise its fingerprint is (re)recorded for the import about to happen."""
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        row = self._session.get(ConfigImportRow, (kind, name))
+        if row is not None and row.fingerprint == digest:
+            return True
+        if row is None:
+            self._session.add(ConfigImportRow(kind=kind, name=name, fingerprint=digest))
+        else:
+            row.fingerprint = digest
+        return False
+
     def _audit(self, action: str, target: str, detail: dict[str, Any]) -> None:
         self._write(self._session, ACTOR, action, target, {**detail, "from": "config"})
         self.changed += 1
@@ -143,6 +164,8 @@ class _Import:
 
     def _account(self, account: ExpertAccount) -> None:
         target, fields = f"user:{account.username}", _account_fields(account)
+        if self._settled("account", account.username, fields):
+            return
         row = self._session.get(AccountRow, account.username)
         if row is None:
             self._session.add(
@@ -164,6 +187,8 @@ class _Import:
 
     def _device(self, device: DeviceAccount) -> None:
         target, fields = f"device:{device.device_id}", _device_fields(device)
+        if self._settled("device", device.device_id, fields):
+            return
         row = self._session.get(ApplianceRow, device.device_id)
         if row is None:
             self._session.add(
@@ -182,6 +207,8 @@ class _Import:
 
     def _consultation(self, c: ConsultationConfig) -> None:
         target = f"consultation:{c.id}"
+        if self._settled("consultation", c.id, _consultation_fields(c)):
+            return
         row = self._session.get(ConsultationRow, c.id)
         if row is None:
             row = ConsultationRow(cid=c.id, reason="", urgency="routine", preferred_times=[])

@@ -32,6 +32,7 @@ TABLES = {
     "consultations",
     "consultation_invitations",
     "account_links",
+    "config_imports",
 }
 
 

@@ -88,30 +88,70 @@ def test_first_start_imports_everything_audited(tmp_path: Path, database: Databa
     assert len(_actions(database)) == 5
 
 
+def _rename_bob(database: Database, name: str) -> None:
+    with database.session() as session, session.begin():
+        row = session.get(AccountRow, "bob")
+        assert row is not None
+        row.display_name = name  # as /admin would
+
+
+def test_an_imported_entry_changed_in_the_database_stays_changed(
+    tmp_path: Path, database: Database
+) -> None:
+    audit = AuditTrail(database)
+    import_config(_config(tmp_path), database, audit)
+    _rename_bob(database, "Dr Bob")  # e.g. the bootstrap admin's password, changed since
+    assert import_config(_config(tmp_path), database, audit) == 0  # settled: not compared
+    bob = Directory(database).expert("bob")
+    assert bob is not None and bob.display_name == "Dr Bob"
+
+
 def test_a_conflicting_entry_stops_the_import_and_changes_nothing(
     tmp_path: Path, database: Database
 ) -> None:
     audit = AuditTrail(database)
     import_config(_config(tmp_path), database, audit)
-    with database.session() as session, session.begin():
-        row = session.get(AccountRow, "bob")
-        assert row is not None
-        row.display_name = "Dr Bob"  # renamed in /admin since
-    config = _config(
+    _rename_bob(database, "Dr Bob")
+    edited = _config(  # the file changed bob after his import: the database does not follow
         tmp_path,
+        experts=[
+            {"username": "alice", "display_name": "Alice", "password_hash": ALICE_HASH},
+            {"username": "bob", "display_name": "Robert", "password_hash": BOB_HASH},
+            NURSE,
+        ],
         devices=[
             {"device_id": "cam-1", "clinic": "Hill Clinic", "token_hash": TOKEN_HASH},
             {"device_id": "cam-2", "clinic": "Hill Clinic", "token_hash": TOKEN_HASH},
         ],
     )
     with pytest.raises(ConfigConflict) as refused:
-        import_config(config, database, audit)
+        import_config(edited, database, audit)
     assert "'bob'" in str(refused.value) and "display_name" in str(refused.value)
     with database.session() as session:
         assert session.get(ApplianceRow, "cam-2") is None  # the new device was not imported
         bob = session.get(AccountRow, "bob")
         assert bob is not None and bob.display_name == "Dr Bob"
     assert len(_actions(database)) == 5
+
+
+def test_an_entry_made_in_admin_conflicts_with_a_different_one_in_the_file(
+    tmp_path: Path, database: Database
+) -> None:
+    with database.session() as session, session.begin():
+        session.add(
+            AccountRow(
+                username="bob",
+                display_name="Bob from /admin",
+                password_hash=BOB_HASH,
+                role="chair",
+                disabled=False,
+                session_epoch=0,
+                created_by="admin",
+            )
+        )
+    with pytest.raises(ConfigConflict, match=r"'bob'.*display_name, role"):
+        import_config(_config(tmp_path), database, AuditTrail(database))
+    assert Directory(database).expert("alice") is None  # nothing imported
 
 
 def test_a_changed_consultation_conflicts(tmp_path: Path, database: Database) -> None:
