@@ -20,6 +20,8 @@ from clinicam.i18n import N_, _, translate
 from clinicam.protocol import WireModel
 from server.clinic_station import ClinicStation
 from server.config import ConsultationConfig, ServerConfig
+from server.db import utcnow
+from server.directory.consultations import in_its_time
 from server.floor import FloorControl, FloorError
 from server.media.audio import AudioSource
 from server.media.audio_mix import AudioMixer, MixTrack
@@ -448,13 +450,13 @@ class RoomRegistry:
 
     def serving(self, device_id: str) -> ConsultationConfig | None:
         """The consultation an appliance is serving: one with experts in it, else the first
-        consultation bound to it (None if it is bound to none)."""
+        bound to it whose time it is (:func:`in_its_time`), else None."""
         bound = [c for c in self._roster.consultations if c.appliance == device_id]
         for consultation in bound:
             room = self._rooms.get(consultation.id)
             if room is not None and any(m.online for m in room.members.values()):
                 return consultation
-        return bound[0] if bound else None
+        return next((c for c in bound if in_its_time(c, utcnow())), None)
 
     def live_rooms(self) -> list[ConsultationRoom]:
         """Rooms with at least one expert online."""

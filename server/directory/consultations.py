@@ -26,6 +26,7 @@ from clinicam.configfile import StrictModel
 from clinicam.const import USERNAME_PATTERN
 from clinicam.i18n import _
 from server.audit.trail import AuditTrail
+from server.config import ConsultationConfig
 from server.db import Database, utcnow
 from server.directory.book import Account, Consultation, Directory
 from server.directory.models import (
@@ -108,6 +109,18 @@ def opens_at(consultation: Consultation) -> datetime | None:
         return None
     early = timedelta(0) if consultation.urgency == "urgent" else JOIN_EARLY
     return consultation.scheduled_start - early
+
+
+def in_its_time(consultation: ConsultationConfig, now: datetime) -> bool:
+    """Whether what its appliance sees now belongs to it: a standing one (no times), a live
+    one, or one scheduled with ``now`` between its opening and its end; never a booking
+    still to come or one whose time has passed (its footage would be filed wrongly)."""
+    if not isinstance(consultation, Consultation) or consultation.scheduled_start is None:
+        return True
+    if consultation.state == LIVE:
+        return True
+    opens = opens_at(consultation) or consultation.scheduled_start
+    return opens <= now <= (consultation.scheduled_end or consultation.scheduled_start)
 
 
 def standing(row: ConsultationRow) -> bool:
