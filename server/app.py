@@ -44,6 +44,7 @@ from server.slow_checks import SlowChecks
 from server.state import STATE, ServerState
 from server.web.access import add_access_routes
 from server.web.accounts import TOTP_DESK, add_account_routes
+from server.web.api_docs import add_api_doc_routes
 from server.web.archive import add_archive_routes
 from server.web.backfill import add_backfill_routes
 from server.web.consultation import add_routes
@@ -262,6 +263,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_station_routes(app)
     add_consultation_routes(app)
     add_account_routes(app)
+    add_api_doc_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()

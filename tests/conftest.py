@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 
 from clinicam_app.broker import BrokerUser, MosquittoBroker
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.records.api_helpers import Site, records_config, running_site
 
 
 @pytest.fixture
@@ -99,3 +100,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    """A running server with the records tests' configuration on a SQLite file (test
+    files that need PostgreSQL too define their own ``site`` on ``database_url``)."""
+    async with running_site(
+        records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ) as running:
+        yield running

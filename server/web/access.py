@@ -124,6 +124,7 @@ class AccessRequestView(web.View):
 
 class BreakGlassView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Emergency access to one patient with a stated reason; short-lived, audited, reviewed."""
         actor = actor_of(self.request)
         body = await read_json(self.request, BreakGlassBody)
         issued = await self.request.app[ACCESS_DESK].break_glass(actor, body.patient, body.reason)
@@ -160,10 +161,12 @@ class MyAccessView(web.View):
 
 class ConsentView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The patient's current consent per purpose, with its history."""
         granted = await check_access(self.request, "view", "consent")
         return web.json_response(await self.request.app[CONSENTS].current(granted.patient.id))
 
     async def post(self) -> web.StreamResponse:
+        """Record a consent decision (given or withdrawn) for one purpose; audited."""
         granted = await check_access(self.request, "edit", "consent")
         body = await read_json(self.request, ConsentBody)
         await self.request.app[CONSENTS].record(
@@ -202,6 +205,7 @@ def _overview_json(admin: Actor, overview: GrantOverview) -> dict[str, Any]:
 
 class AdminGrantsView(web.View):
     async def get(self) -> web.StreamResponse:
+        """Grants, pending access requests and break-glass uses, for admins."""
         admin = require_role(self.request, "admin")
         overview = await self.request.app[ACCESS_DESK].overview()
         return web.json_response(_overview_json(admin, overview))
@@ -216,6 +220,7 @@ def _item_id(request: web.Request) -> int:
 
 class AdminGrantActionView(web.View):
     async def post(self) -> web.StreamResponse:
+        """An admin acts on a grant (`revoke`, or another action named in the path); audited."""
         desk = self.request.app[ACCESS_DESK]
         admin = require_role(self.request, "admin")
         action = self.request.match_info["action"]
@@ -231,6 +236,7 @@ class AdminGrantActionView(web.View):
 
 class AdminRequestView(web.View):
     async def post(self) -> web.StreamResponse:
+        """An admin decides a pending access request (grant or refuse); audited."""
         admin = require_role(self.request, "admin")
         body = await read_json(self.request, DecisionBody)
         request_id = _item_id(self.request)
@@ -240,6 +246,7 @@ class AdminRequestView(web.View):
 
 class WhoAmIView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The signed-in person's grants, pending requests and roles."""
         actor = actor_of(self.request)
         return web.json_response({"user": session_of(self.request).username, "role": actor.role})
 

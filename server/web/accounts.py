@@ -86,6 +86,7 @@ def _desk(request: web.Request) -> AccountDesk:
 
 class AccountsView(web.View):
     async def get(self) -> web.StreamResponse:
+        """Every account, for admins."""
         require_role(self.request, "admin")
         desk = _desk(self.request)
         links = await desk.pending_links()
@@ -98,6 +99,7 @@ class AccountsView(web.View):
         )
 
     async def post(self) -> web.StreamResponse:
+        """An admin creates an account; the answer holds its one-time set-password link."""
         admin = require_role(self.request, "admin")
         require_json_body(self.request)
         body = await read_json(self.request, NewAccount)
@@ -107,6 +109,7 @@ class AccountsView(web.View):
 
 class AccountView(web.View):
     async def patch(self) -> web.StreamResponse:
+        """An admin changes an account's name, roles, clinic, e-mail or time zone."""
         admin = require_role(self.request, "admin")
         require_json_body(self.request)
         body = await read_json(self.request, AccountChanges)
@@ -117,6 +120,7 @@ class AccountView(web.View):
 
 class AccountActionView(web.View):
     async def post(self) -> web.StreamResponse:
+        """An admin resets an account's password (a one-time link), disables or enables it."""
         admin = require_role(self.request, "admin")
         username, action = self.request.match_info["username"], self.request.match_info["action"]
         desk = _desk(self.request)
@@ -141,6 +145,7 @@ class SetPasswordPage(web.View):
 
 class SetPasswordView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Set a password with a one-time link's token (no session needed)."""
         require_json_body(self.request)
         body = await read_json(self.request, PasswordBody)
         username = await _desk(self.request).set_password(body.token, body.password)
@@ -159,6 +164,7 @@ class TotpView(web.View):
 
 class TotpConfirmView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Confirm a new authenticator app with its first code; the second factor is then on."""
         require_json_body(self.request)
         body = await read_json(self.request, CodeBody)
         username = session_of(self.request).username

@@ -54,6 +54,7 @@ def _when(request: web.Request, name: str) -> datetime:
 
 class ArchiveIndexView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The patient's archived live video: the time ranges there are footage for."""
         granted = await check_access(self.request, "view", "archive index")
         spans = await self.request.app[ARCHIVE_READER].index(granted)
         return web.json_response(
@@ -97,6 +98,7 @@ def _staging_file(request: web.Request, prefix: str) -> Path:
 
 class ArchiveVideoView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The archived video of a time range (`start`, `end`), watermarked for the viewer."""
         state = self.request.app[STATE]
         granted = await check_access(self.request, "view", "archive video")
         start, end = _when(self.request, "start"), _when(self.request, "end")

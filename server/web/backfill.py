@@ -46,6 +46,7 @@ async def _receive(request: web.Request, into: Path) -> None:
 
 class CoverageView(web.View):
     async def get(self) -> web.StreamResponse:
+        """Which times of a range the server's archive already holds for this appliance."""
         state = self.request.app[STATE]
         device = authenticated_device(self.request)
         start, end = _when(self.request, "start"), _when(self.request, "end")
@@ -55,6 +56,7 @@ class CoverageView(web.View):
 
 class BackfillView(web.View):
     async def post(self) -> web.StreamResponse:
+        """An appliance uploads a segment it kept while its link was down (backfill)."""
         state = self.request.app[STATE]
         device = authenticated_device(self.request)
         start = _when(self.request, "start")

@@ -70,6 +70,7 @@ class LoginPage(web.View):
 
 class LoginView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Sign in with a user name and password (then a code, for roles with a second factor)."""
         state = self.request.app[STATE]
         require_json_body(self.request)
         body = await read_json(self.request, LoginBody)
@@ -114,6 +115,7 @@ def session_response(request: web.Request, signed_in: SignedIn) -> web.Response:
 
 class LogoutView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Sign out: the session ends."""
         state = self.request.app[STATE]
         state.sessions.drop(self.request.cookies.get(SESSION_COOKIE))
         _LOGGER.info("expert %s logged out", session_of(self.request).username)
@@ -124,6 +126,7 @@ class LogoutView(web.View):
 
 class SessionView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The signed-in person and the CSRF token their page sends back."""
         state = self.request.app[STATE]
         session = session_of(self.request)
         expert = state.directory.expert(session.username)
@@ -170,6 +173,7 @@ class RoomPage(web.View):
 
 class ConsultationView(web.View):
     async def get(self) -> web.StreamResponse:
+        """One consultation as its room sees it: patient, experts, appliance, state."""
         state = self.request.app[STATE]
         c = invited_consultation(self.request)
         device = state.directory.device(c.appliance)
@@ -199,6 +203,7 @@ class ConsultationView(web.View):
 
 class ExpertOfferView(web.View):
     async def post(self) -> web.StreamResponse:
+        """An invited expert's WebRTC offer → the answer carrying their composite and audio."""
         state = self.request.app[STATE]
         c = await admit(self.request)
         body = await read_json(self.request, ViewerOfferBody)
@@ -217,6 +222,7 @@ class ExpertOfferView(web.View):
 
 class CameraView(web.View):
     async def post(self) -> web.StreamResponse:
+        """The expert holding the floor moves or adjusts the camera (pan, tilt, zoom, focus…)."""
         state = self.request.app[STATE]
         c = open_consultation(self.request)
         username = session_of(self.request).username
@@ -270,6 +276,7 @@ class RoomSocketView(web.View):
 
 class ApplianceStreamView(web.View):
     async def post(self) -> web.StreamResponse:
+        """An appliance offers its camera stream (WebRTC SDP offer → answer)."""
         state = self.request.app[STATE]
         device = authenticated_device(self.request)
         body = await read_json(self.request, SdpBody)
@@ -279,6 +286,7 @@ class ApplianceStreamView(web.View):
 
 class ApplianceSessionView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The state of an appliance's streaming session (for the appliance)."""
         state = self.request.app[STATE]
         device = authenticated_device(self.request)
         if not state.media.appliance_session_alive(
@@ -301,6 +309,7 @@ class LatencyView(web.View):
 
 class HealthView(web.View):
     async def get(self) -> web.StreamResponse:
+        """Whether the server, its database and its broker link work (for monitors)."""
         state = self.request.app[STATE]
         appliances = {
             d.device_id: {

@@ -65,11 +65,13 @@ async def admit(request: web.Request) -> ConsultationConfig:
 
 class ConsultationsView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The caller's consultations: requested, upcoming, live and past."""
         if self.request.query.get("scope", "mine") != "mine":
             raise ApiError(HTTPStatus.BAD_REQUEST, _("scope: only 'mine' is offered"))
         return web.json_response(await self.request.app[AGENDA].mine(_user(self.request)))
 
     async def post(self) -> web.StreamResponse:
+        """Clinic staff ask for a consultation (patient, reason, specialty, urgency, times)."""
         require_json_body(self.request)
         order = await read_json(self.request, ConsultationRequest)
         cid = await self.request.app[CONSULTATION_DESK].request(_user(self.request), order)
@@ -78,6 +80,7 @@ class ConsultationsView(web.View):
 
 class ScheduleView(web.View):
     async def post(self) -> web.StreamResponse:
+        """A chair schedules a requested consultation and invites experts."""
         require_json_body(self.request)
         order = await read_json(self.request, ScheduleOrder)
         desk = self.request.app[CONSULTATION_DESK]
@@ -87,6 +90,7 @@ class ScheduleView(web.View):
 
 class StartNowView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Urgent: a chair starts a consultation at once."""
         require_json_body(self.request)
         order = await read_json(self.request, StartNowOrder)
         desk = self.request.app[CONSULTATION_DESK]
@@ -96,6 +100,7 @@ class StartNowView(web.View):
 
 class DeclineView(web.View):
     async def post(self) -> web.StreamResponse:
+        """A chair declines a requested consultation with a reason."""
         require_json_body(self.request)
         body = await read_json(self.request, DeclineBody)
         desk = self.request.app[CONSULTATION_DESK]
@@ -105,24 +110,28 @@ class DeclineView(web.View):
 
 class CancelView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Cancel a requested or scheduled consultation (its asker or a chair)."""
         await self.request.app[CONSULTATION_DESK].cancel(_user(self.request), _cid(self.request))
         return web.json_response({"ok": True})
 
 
 class EndView(web.View):
     async def post(self) -> web.StreamResponse:
+        """The chair ends a live consultation."""
         await self.request.app[CONSULTATION_DESK].end(_user(self.request), _cid(self.request))
         return web.json_response({"ok": True})
 
 
 class SeenView(web.View):
     async def post(self) -> web.StreamResponse:
+        """The caller has seen the consultation's invitation."""
         await self.request.app[AGENDA].seen(_user(self.request), _cid(self.request))
         return web.json_response({"ok": True})
 
 
 class CalendarView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The consultation's invitation as an iCalendar (.ics) file."""
         cid = _cid(self.request)
         booking = await self.request.app[AGENDA].booking(_user(self.request), cid)
         link = f"{self.request.scheme}://{self.request.host}{join_path(cid)}"

@@ -117,6 +117,7 @@ class AppliancesView(FleetAppliancesView):
 
 class RevokeView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Revoke an appliance's credentials (token and broker account); audited."""
         actor = require_role(self.request, *FLEET_ROLES)
         device_id = self.request.match_info["device"]
         outcome = await self.request.app[ENROLLMENT].revoke(actor.username, device_id)
@@ -127,6 +128,7 @@ class RevokeView(web.View):
 
 class RotateView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Give an appliance new credentials; `download=1` answers with its provisioning bundle."""
         actor = require_role(self.request, *FLEET_ROLES)
         enrolment = await self.request.app[ENROLLMENT].rotate(
             actor.username, self.request.match_info["device"], seen_url=_seen_url(self.request)

@@ -70,6 +70,7 @@ async def _stored(request: web.Request, version: str) -> tuple[Path, StoredRelea
 
 class ReleasesView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The stored appliance releases and what each appliance runs."""
         require_role(self.request, *FLEET_ROLES)
         releases = await asyncio.to_thread(_store(self.request).list)
         return web.json_response({"releases": [r.to_json() for r in releases]})

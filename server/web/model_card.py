@@ -27,6 +27,7 @@ class ModelCardPage(web.View):
 
 class ModelCardView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The model card of one model version: its data, scores and limits."""
         session_of(self.request)
         version = self.request.match_info["version"]
         relevance = self.request.app[STATE].relevance

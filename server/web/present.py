@@ -29,6 +29,7 @@ class PresentBody(StrictModel):
 
 class PresentView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Present a record item in the consultation's shared view."""
         body = await read_json(self.request, PresentBody)
         consultation = open_consultation(self.request, body.consultation)
         granted = await check_access(self.request, "view", "present")
@@ -58,6 +59,7 @@ class PresentationView(web.View):
         return web.json_response(info)
 
     async def delete(self) -> web.StreamResponse:
+        """Stop presenting."""
         consultation = open_consultation(self.request)
         await self.request.app[PRESENTATION].stop(consultation)
         return web.json_response({"ok": True})

@@ -151,6 +151,7 @@ class RecordsView(web.View):
 
 class RecordView(web.View):
     async def get(self) -> web.StreamResponse:
+        """One record's fields."""
         granted = await check_access(self.request, "view", "metadata")
         body = await self.request.app[RECORDS].metadata(
             granted.actor.username, granted.patient, *_record_path(self.request)
@@ -172,6 +173,7 @@ class RecordView(web.View):
 
 class ContentView(web.View):
     async def get(self) -> web.StreamResponse:
+        """A record's file, watermarked for the reader where it is an image."""
         granted = await check_access(self.request, "view", "content")
         content = await self.request.app[RECORDS].content(
             granted.actor.username, granted.patient, *_record_path(self.request)
@@ -187,6 +189,7 @@ class ContentView(web.View):
 
 class ThumbnailView(web.View):
     async def get(self) -> web.StreamResponse:
+        """A small preview image of a record."""
         granted = await check_access(self.request, "view", "thumbnail")
         data = await self.request.app[RECORDS].thumbnail(
             granted.actor.username, granted.patient, *_record_path(self.request)
@@ -226,6 +229,7 @@ class RenderView(web.View):
 
 class EmrView(web.View):
     async def post(self) -> web.StreamResponse:
+        """Add an EMR entry to the patient's record."""
         granted = await check_access(self.request, "edit", "emr")
         body = await read_json(self.request, EmrBody)
         created = await self.request.app[RECORDS].add_emr(

@@ -35,6 +35,7 @@ class FhirImportView(web.View):
 
 class ImportJobView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The progress and outcome of an import job."""
         admin = require_role(self.request, "admin")
         job = self.request.app[IMPORTS].job(admin.username, self.request.match_info["job"])
         return web.json_response(job.as_json(await reader_locale(self.request)))

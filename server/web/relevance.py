@@ -96,6 +96,7 @@ class DeviceCourseView(web.View):
 
 class DeviceCourseItemView(web.View):
     async def get(self) -> web.StreamResponse:
+        """One record item of the patient's course, for the appliance holding a device grant."""
         patient_id = _patient_param(self.request)
         device = authenticated_device(self.request)
         token = self.request.headers.get(ACCESS_HEADER)
@@ -154,6 +155,7 @@ class DeviceResultView(web.View):
 
 class PatientRelevanceView(web.View):
     async def get(self) -> web.StreamResponse:
+        """The patient's latest relevance results, with the model that made them."""
         granted = await check_access(self.request, "view", "relevance")
         found = await self.request.app[RELEVANCE_DESK].for_patient(granted.patient.id)
         locale = await reader_locale(self.request)

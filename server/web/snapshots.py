@@ -48,6 +48,7 @@ def _info(request: web.Request) -> SnapshotInfo:
 
 class ApplianceSnapshotView(web.View):
     async def post(self) -> web.StreamResponse:
+        """An appliance uploads a still taken in the consultation (filed in the records)."""
         device = authenticated_device(self.request)
         info = _info(self.request)
         still = Still(info.taken_at, info.requested_by, info.consultation)

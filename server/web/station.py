@@ -69,6 +69,7 @@ class StationPage(web.View):
 
 class StationStateView(web.View):
     async def get(self) -> web.StreamResponse:
+        """What the clinic station shows: waiting, or the consultation that is live."""
         state = self.request.app[STATE]
         device, _actor = station_caller(self.request)
         room = live_room(state, device.device_id)
@@ -102,6 +103,7 @@ class StationStateView(web.View):
 
 class StationOfferView(web.View):
     async def post(self) -> web.StreamResponse:
+        """The clinic station's WebRTC offer → the answer with its composite and the audio."""
         state = self.request.app[STATE]
         device, _actor = station_caller(self.request)
         offer = await read_json(self.request, StationOffer)
@@ -119,6 +121,7 @@ class StationOfferView(web.View):
 
 class StationControlsView(web.View):
     async def post(self) -> web.StreamResponse:
+        """The clinic station's own controls (volume, privacy); for its appliance's token."""
         state = self.request.app[STATE]
         device, actor = station_caller(self.request)
         controls = await read_json(self.request, StationControls)

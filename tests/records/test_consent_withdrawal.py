@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,7 @@ from server.audit.log import AuditEntry
 from server.audit.trail import AuditTrail
 from server.relevance.models import ModelVersion
 from server.relevance.retrain import Retrainer
-from tests.records.api_helpers import Site, records_config, running_site
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    async with running_site(
-        records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    ) as running:
-        yield running
+from tests.records.api_helpers import Site
 
 
 def _model_file(tmp_path: Path, version: str) -> Path:

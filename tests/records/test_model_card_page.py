@@ -4,22 +4,12 @@ copy, with the registry status)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from aiohttp import ClientSession
 
-from tests.records.api_helpers import Site, records_config, running_site
+from tests.records.api_helpers import Site
 from tests.records.test_consent_withdrawal import _consent, _register
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    async with running_site(
-        records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    ) as running:
-        yield running
 
 
 async def test_the_card_of_the_model_in_use(site: Site) -> None:

@@ -4,12 +4,9 @@ stored with their inputs and shown in the room, diagnoses, the server-side runne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from sklearn.datasets import load_breast_cancer
 
 from server.records.models import Patient
@@ -19,8 +16,6 @@ from tests.records.api_helpers import (
     Site,
     audit_actions,
     png_bytes,
-    records_config,
-    running_site,
 )
 
 
@@ -32,14 +27,6 @@ def device_grant(site: Site, external_id: str) -> tuple[int, str]:
             session, "device:cam-1", patient, 10, basis="test", reason="test"
         )
         return patient.id, issued.token
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    async with running_site(
-        records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    ) as running:
-        yield running
 
 
 def _malignant_fields() -> dict[str, float]:

@@ -4,23 +4,13 @@ model that produced the result (not the one in use now)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sklearn.datasets import load_breast_cancer
 
 from server.relevance.models import ModelVersion
 from tests.records.api_helpers import Site, records_config, running_site
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    async with running_site(
-        records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    ) as running:
-        yield running
 
 
 def _malignant_fields() -> dict[str, float]:

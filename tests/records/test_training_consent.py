@@ -5,11 +5,9 @@ the offline tools require, and the lineage of every model version recorded."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from models.consent import check_cases, record_count
@@ -18,15 +16,7 @@ from server.audit.log import AuditEntry
 from server.relevance.learning import labelled_cases
 from server.relevance.models import ModelTrainingPatient, ModelVersion
 from server.relevance.retrain import Retrainer, export_cases
-from tests.records.api_helpers import Site, png_bytes, records_config, running_site
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    async with running_site(
-        records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    ) as running:
-        yield running
+from tests.records.api_helpers import Site, png_bytes
 
 
 async def _labelled_patient(site: Site, patient: str) -> str:
