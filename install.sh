@@ -88,8 +88,9 @@ case "$ROLE" in
   appliance) APT+=(i2c-tools fonts-noto-cjk)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
   # debootstrap, parted: tests/image builds a root and a disk image; systemd: systemd-analyze;
-  # nodejs, node-typescript: the pages' unit tests (node --test) and type check (tsc)
-  dev) APT+=(mosquitto chromium fonts-dejavu-core fonts-noto-cjk postgresql debootstrap parted systemd nodejs node-typescript iproute2 iptables ethtool) ;;
+  # nodejs, node-typescript: the pages' unit tests (node --test) and type check (tsc);
+  # prometheus: a real scraper of /metrics in the tests (its own service is switched off)
+  dev) APT+=(mosquitto chromium fonts-dejavu-core fonts-noto-cjk postgresql debootstrap parted systemd nodejs node-typescript iproute2 iptables ethtool prometheus) ;;
 esac
 
 missing=()
@@ -100,6 +101,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing system packages: ${missing[*]}"
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true  # tests start their own
+  fi
 else
   say "system packages already installed"
 fi

@@ -338,6 +338,21 @@ class UplinkFigures(WireModel):
     rungs: int = Field(ge=1, le=20)
 
 
+class TelemetryFigures(StrictModel):
+    """The numbers of an appliance's periodic telemetry that the server's metrics keep
+    (O7); other keys are the fleet's and are ignored here."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+
+    cpu_temp_c: float | None = Field(None, ge=-60.0, le=200.0)
+    load_1m: float | None = Field(None, ge=0.0, le=10_000.0)
+    fps: float | None = Field(None, ge=0.0, le=1000.0)
+    bitrate_kbps: float | None = Field(None, ge=0.0, le=10_000_000.0)
+    dropped_frames: int | None = Field(None, ge=0)
+    uptime_s: int | None = Field(None, ge=0)
+    buffer_bytes: int | None = Field(None, ge=0)  # the local archive buffer (its "recording")
+
+
 class UpdateStatus(WireModel):
     """Where the last update the server asked for stands."""
 

@@ -53,6 +53,7 @@ from server.web.enrollment import ENROLLMENT, add_enrollment_routes
 from server.web.fleet import add_fleet_routes
 from server.web.locale import add_routes as add_locale_routes
 from server.web.locale import locale_middleware
+from server.web.metrics import add_metrics_routes, metrics_middleware
 from server.web.patients import add_patient_routes
 from server.web.present import add_present_routes
 from server.web.records import add_record_routes
@@ -153,7 +154,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     if config.ice.loopback_only:
         restrict_ice_to_loopback()
     app = web.Application(
-        middlewares=[locale_middleware, error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, locale_middleware, error_middleware, auth_middleware],
         client_max_size=1024 * 1024,
     )
     app.on_response_prepare.append(security_headers)
@@ -264,6 +265,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_consultation_routes(app)
     add_account_routes(app)
     add_api_doc_routes(app)
+    add_metrics_routes(app, state)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()

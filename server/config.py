@@ -301,6 +301,19 @@ class SmtpConfig(StrictModel):
     timeout_s: float = Field(20.0, gt=0, le=300, description="Give up on the server after this.")
 
 
+class MetricsConfig(StrictModel):
+    """Prometheus metrics at ``/metrics`` (O7): an admin's session may read them, and so
+    may a scraper sending ``Authorization: Bearer <token>`` for the token set here."""
+
+    enabled: bool = Field(True, description="Serve /metrics.")
+    token_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the scraper's bearer token, as sha256sum prints it "
+        "for a file holding just the token; none: admins' sessions only.",
+    )
+
+
 class AccountsConfig(StrictModel):
     """Accounts kept in the database: password policy, set-password links, two-factor."""
 
@@ -374,6 +387,7 @@ class ServerConfig(StrictModel):
     )
     enrollment: EnrollmentConfig = Field(default_factory=EnrollmentConfig)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     patients: list[PatientConfig] = Field(

@@ -39,7 +39,13 @@ from clinicam.const import (
 )
 from clinicam.i18n import _
 from clinicam.mqtt_config import MqttConfig, make_client, publish_properties
-from clinicam.protocol import ApplianceState, CommandAck, UplinkFigures, WireModel
+from clinicam.protocol import (
+    ApplianceState,
+    CommandAck,
+    TelemetryFigures,
+    UplinkFigures,
+    WireModel,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -95,6 +101,7 @@ class ApplianceLink:
         self.states: dict[str, ApplianceState] = {}
         self.on_state: Callable[[str, ApplianceState], None] = lambda device, state: None
         self.uplinks: dict[str, tuple[float, UplinkFigures]] = {}  # (monotonic, figures)
+        self.telemetry: dict[str, tuple[float, TelemetryFigures]] = {}  # (monotonic, numbers)
         self.connected = False
         client = make_client(config, f"clinicam-server-{secrets.token_hex(4)}")
         client.on_connect = self._on_connect
@@ -216,20 +223,35 @@ class ApplianceLink:
                 self._loop.call_soon_threadsafe(self._resolve, device, bytes(correlation), ack)
 
     def _telemetry(self, device: str, payload: bytes) -> None:
-        """Keep the appliance's uplink figures for the room (the rest is for the fleet)."""
+        """Keep the appliance's uplink figures for the room and its numbers for the
+        metrics (the rest is for the fleet); what is malformed is ignored, and changes
+        nothing kept."""
         try:
             body = json.loads(payload)
             if not isinstance(body, dict):
                 raise ValueError("telemetry is a JSON object")
-            link = body.get("link")
-            if link is None:
-                self.uplinks.pop(device, None)
-                return
-            figures = UplinkFigures.model_validate(link)
-        except (ValueError, ValidationError):
+        except ValueError:
             _LOGGER.warning("ignored malformed telemetry from %s", device)
             return
-        self.uplinks[device] = (time.monotonic(), figures)
+        now = time.monotonic()
+        recording = body.get("recording")
+        buffer = recording.get("bytes") if isinstance(recording, dict) else None
+        try:
+            sample = TelemetryFigures.model_validate({**body, "buffer_bytes": buffer})
+        except ValidationError:
+            _LOGGER.warning("ignored malformed telemetry figures from %s", device)
+        else:
+            self.telemetry[device] = (now, sample)
+        link = body.get("link")
+        if link is None:
+            self.uplinks.pop(device, None)
+            return
+        try:
+            figures = UplinkFigures.model_validate(link)
+        except ValidationError:
+            _LOGGER.warning("ignored malformed link figures from %s", device)
+            return
+        self.uplinks[device] = (now, figures)
 
     def _resolve(self, device: str, correlation: bytes, ack: CommandAck) -> None:
         pending = self._pending.get(correlation)

@@ -15,7 +15,7 @@ from the running application's router and the views' own code.
   meet, 401 where a session or device token is required.
 * **Summaries**: the first line of the method's docstring, else of its class's.
 * **Security**: a session cookie (and the CSRF header on state-changing requests) for
-  people; a bearer token for appliances (``/api/appliances/…``).
+  people; a bearer token for appliances (``/api/appliances/…``) and metrics scrapers.
 
 :func:`describe` builds the document; :func:`add_openapi_routes` serves it at
 ``/api/openapi.json`` and a readable page at ``/api/docs``.
@@ -41,9 +41,9 @@ from server.web.security import PUBLIC_PATHS
 METHODS = ("get", "post", "put", "patch", "delete")
 UNSAFE = frozenset({"post", "put", "patch", "delete"})
 DESCRIBED_PREFIXES = ("/api/",)
-DESCRIBED_PATHS = frozenset({"/healthz"})
+DESCRIBED_PATHS = frozenset({"/healthz", "/metrics"})
 DEVICE_PREFIX = "/api/appliances/"
-DOC_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
+METRICS_PATH = "/metrics"
 _PART = re.compile(r"\{(\w+)\}")
 _STATUS = re.compile(r"status=HTTPStatus\.([A-Z_]+)")
 _DEFAULT_PART = "[^{}/]+"
@@ -132,7 +132,8 @@ def describe(app: web.Application, *, title: str, version: str) -> dict[str, Any
             "description": (
                 "The REST API of a Clinicam server. People sign in (POST /api/login) and "
                 "send the session cookie, and the CSRF header on state-changing requests; "
-                "appliances send their bearer token. Errors are JSON: {error, code?}."
+                "appliances (and a metrics scraper) send their bearer token. "
+                "Errors are JSON: {error, code?}."
             ),
         },
         "paths": dict(sorted(paths.items())),
@@ -141,7 +142,7 @@ def describe(app: web.Application, *, title: str, version: str) -> dict[str, Any
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
                 "csrf": {"type": "apiKey", "in": "header", "name": CSRF_HEADER},
-                "device": {"type": "http", "scheme": "bearer"},
+                "bearer": {"type": "http", "scheme": "bearer"},
             },
         },
     }
@@ -313,7 +314,9 @@ def _responses(
 
 def _security(path: str, method: str) -> list[dict[str, list[str]]] | None:
     if path.startswith(DEVICE_PREFIX):
-        return [{"device": []}]
+        return [{"bearer": []}]
+    if path == METRICS_PATH:  # the scraper's token, or an admin's session
+        return [{"bearer": []}, {"session": []}]
     if path in PUBLIC_PATHS:
         return None
     return [{"session": [], "csrf": []}] if method in UNSAFE else [{"session": []}]

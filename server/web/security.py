@@ -34,6 +34,7 @@ PUBLIC_PATHS = frozenset(
         "/api/account/password",
         "/api/locale",
         "/healthz",
+        "/metrics",  # an admin's session or the scraper's token, checked by its view
         "/favicon.ico",
     }
 )

@@ -13,13 +13,16 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, VideoStreamTrack
+from prometheus_client.exposition import generate_latest
 
 from server.config import ServerConfig
 from server.room_links import links_event
 from server.state import STATE
+from server.web.metrics import METRICS
 from tests.archive.test_tap import h264_only
 from tests.records.api_helpers import loopback_media_server, open_user
 from tests.server.test_clinic_station import EXPERT_HZ, Tone, _offer
+from tests.server.test_metrics import samples, value
 
 
 @pytest.fixture
@@ -72,6 +75,18 @@ async def test_the_room_sees_each_partys_link(site: tuple[TestServer, ServerConf
         clinic = event["parties"]["clinic"]
         assert clinic["connected"] is False and clinic["streaming"] is False
         assert event["parties"]["station"] == {"connected": False}
+        # the metrics read what the room last showed (O7)
+        found = samples(generate_latest(server.app[METRICS].registry).decode())
+        assert value(found, "clinicam_experts_online", consultation=cid) == 1
+        up = value(
+            found, "clinicam_link_bitrate_kbps", consultation=cid, party="alice", direction="up"
+        )
+        assert up == alice_link["up_kbps"] > 0
+        rtt = value(found, "clinicam_link_round_trip_seconds", consultation=cid, party="alice")
+        assert rtt == alice_link["rtt_ms"] / 1000
+        assert value(found, "clinicam_link_connected", consultation=cid, party="clinic") == 0
+        assert value(found, "clinicam_composite_frames_total", consultation=cid) > 0
+        assert value(found, "clinicam_rooms_active") == 1
         for task in drains:
             task.cancel()
         await ws.close()

@@ -25,12 +25,12 @@ async def _document(site: Site) -> dict[str, Any]:
 
 
 def _rest_operations(app: web.Application) -> set[tuple[str, str]]:
-    """Every (path, method) the router serves under /api/ and /healthz, read from the
+    """Every (path, method) the router serves under /api/, /healthz and /metrics, read from the
     router here (not by the code under test)."""
     out = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
-        if not (path.startswith("/api/") or path == "/healthz"):
+        if not (path.startswith("/api/") or path in ("/healthz", "/metrics")):
             continue
         plain = "/".join(
             "{" + part[1:-1].split(":")[0] + "}" if part.startswith("{") else part
@@ -76,7 +76,7 @@ async def test_bodies_parameters_and_security_are_those_the_views_use(site: Site
     assert listing["security"] == [{"session": []}]
     video = doc["paths"]["/api/patients/{pid}/archive/video"]["get"]
     assert {p["name"] for p in video["parameters"]} >= {"pid", "start", "end"}
-    assert doc["paths"]["/api/appliances/{device}/stream"]["post"]["security"] == [{"device": []}]
+    assert doc["paths"]["/api/appliances/{device}/stream"]["post"]["security"] == [{"bearer": []}]
     assert "security" not in doc["paths"]["/api/login"]["post"]
     action = doc["paths"]["/api/admin/accounts/{username}/{action}"]["post"]
     pattern = next(p for p in action["parameters"] if p["name"] == "action")["schema"]["pattern"]
