@@ -28,11 +28,13 @@ MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin
 
 @dataclass(frozen=True)
 class BrokerUser:
-    """A broker account; ``is_server`` gives it the whole topic tree."""
+    """A broker account; ``is_server`` gives it the whole topic tree, ``hub_devices``
+    makes it a hub's bridge account serving those appliances."""
 
     username: str
     password: str
     is_server: bool = False
+    hub_devices: tuple[str, ...] = ()
 
 
 def find_mosquitto() -> str:
@@ -50,7 +52,8 @@ def find_mosquitto() -> str:
 
 def acl_text(users: list[BrokerUser]) -> str:
     """The ACL: server users get ``clinicam/#``; everyone else only its own topics."""
-    return broker_files.acl_text(u.username for u in users if u.is_server)
+    hubs = {u.username: u.hub_devices for u in users if u.hub_devices}
+    return broker_files.acl_text((u.username for u in users if u.is_server), hubs)
 
 
 def write_password_file(path: Path, users: list[BrokerUser]) -> None:
@@ -62,11 +65,20 @@ def write_password_file(path: Path, users: list[BrokerUser]) -> None:
 class MosquittoBroker:
     """Owns one mosquitto process listening on ``host:port``."""
 
-    def __init__(self, workdir: Path, users: list[BrokerUser], *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        users: list[BrokerUser],
+        *,
+        host: str,
+        port: int,
+        bridge: broker_files.Bridge | None = None,
+    ) -> None:
         self.workdir = workdir
         self.users = users
         self.host = host
         self.port = port
+        self.bridge = bridge  # this broker is a clinic hub's, bridged to a regional one
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -113,6 +125,7 @@ class MosquittoBroker:
                     "",
                 ]
             )
+            + ("" if self.bridge is None else broker_files.bridge_text(self.bridge))
         )
         return conf
 

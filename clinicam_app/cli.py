@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clinicam.broker_files import Bridge, bridge_text
 from clinicam.configfile import ConfigError, load_config
 from clinicam.const import ENV_APPLIANCE_PREFIX, ENV_SERVER_PREFIX
+from clinicam.files import write_atomically
 from clinicam.i18n import _, localized, message_of, say
 from clinicam.logsetup import setup_logging
 from clinicam_app.cli_parser import build_parser
@@ -282,6 +284,23 @@ def _records(
     return cli.import_dicom(config, source, patient, name, create_patients=create_patients)
 
 
+def _broker_bridge(args: argparse.Namespace) -> int:
+    """Write (or print) a hub broker's bridge section; a bad value changes nothing."""
+    host, _sep, port = str(args.remote).rpartition(":")
+    try:
+        password = args.password_file.read_text().strip()
+        text = bridge_text(Bridge(args.name, host, int(port), args.username, password, args.cafile))
+    except (OSError, ValueError) as exc:
+        say(_("clinicam broker-bridge: {problem}", problem=str(exc)), file=sys.stderr)
+        return 2
+    if args.output is None:
+        print(text, end="")  # i18n: not for people (mosquitto's configuration)
+        return 0
+    write_atomically(args.output, text.encode(), mode=0o640)
+    say(_("wrote {path}; restart mosquitto to connect the bridge", path=str(args.output)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -317,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             return _hash_password()
         if args.command == "device-token":
             return _device_token(args.device, args.config)
+        if args.command == "broker-bridge":
+            return _broker_bridge(args)
         if args.command == "audit":
             return _audit(args)
         if args.command == "model":

@@ -160,6 +160,37 @@ def _secrets(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     device_token.add_argument("-c", "--config", type=Path, help=L(_("server TOML file")))
 
 
+def _bridge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bridge = sub.add_parser(
+        "broker-bridge",
+        help=L(_("write the mosquitto settings that bridge a clinic hub to a regional broker")),
+        description=L(
+            _(
+                "Writes mosquitto's 'connection' section for this hub (install it as "
+                "/etc/mosquitto/conf.d/clinicam-bridge.conf and restart mosquitto): the "
+                "appliances' commands come down, their status goes up, with MQTT 5 "
+                "properties kept. On the regional broker the hub's account may reach only "
+                "the appliances it serves."
+            )
+        ),
+    )
+    bridge.add_argument("--name", required=True, help=L(_("the hub's name, e.g. hill-clinic")))
+    bridge.add_argument("--remote", required=True, help=L(_("the regional broker as HOST:PORT")))
+    bridge.add_argument(
+        "--username", required=True, help=L(_("the hub's account on the regional broker"))
+    )
+    bridge.add_argument(
+        "--password-file",
+        type=Path,
+        required=True,
+        help=L(_("a file holding that account's password (kept out of the shell history)")),
+    )
+    bridge.add_argument("--cafile", help=L(_("CA certificate to verify the regional broker's TLS")))
+    bridge.add_argument(
+        "--output", type=Path, help=L(_("write the section here (default: print it)"))
+    )
+
+
 def _audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser(
         "audit",
@@ -265,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     _demo(sub)
     _runners(sub)
     _secrets(sub)
+    _bridge(sub)
     _audit(sub)
     _tools(sub)
     return parser
