@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                     experts=args.experts,
                     clinics=args.clinics,
                     log_level=args.log_level,
+                    database_url=args.database_url,
                 )
             )
         if args.command == "server":

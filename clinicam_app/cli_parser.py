@@ -55,6 +55,15 @@ def _demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     demo.add_argument("--password", help=L(_("the demo experts' password (default: random)")))
     demo.add_argument(
+        "--database-url",
+        help=L(
+            _(
+                "the server's database, e.g. postgresql+psycopg://user@host/clinicam "
+                "(default: SQLite in the state folder)"
+            )
+        ),
+    )
+    demo.add_argument(
         "--experts",
         type=int,
         default=1,

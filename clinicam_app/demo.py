@@ -51,6 +51,7 @@ class DemoOptions:
     log_level: str = "INFO"
     experts: int = 1
     clinics: int = 1
+    database_url: str | None = None  # default: SQLite in the state folder
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def _server_config(
     return {
         "log_level": opts.log_level,
         "state_dir": str(state / "server"),
+        **({} if opts.database_url is None else {"database_url": opts.database_url}),
         "http": {"host": opts.host, "port": port},
         "mqtt": {
             "host": "127.0.0.1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -89,7 +90,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'clinicam.db'}"
         return
-    server: str = request.getfixturevalue("postgres_server")
+    with fresh_postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(server: str) -> Iterator[str]:
+    """A new, empty database on the session's PostgreSQL ``server``, dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     try:

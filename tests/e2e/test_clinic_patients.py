@@ -18,9 +18,11 @@ TIMEOUT = 15_000
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, demo_database: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("clinic-demo") / "state"
-    proc, info = start_demo(state, PASSWORD)
+    proc, info = start_demo(state, PASSWORD, *demo_database)
     yield info
     if proc.poll() is None:
         stop_demo(proc, whole_group=True)

@@ -25,8 +25,8 @@ SOON_JS = """() => {  // two minutes from now, as a datetime-local value in this
 
 
 @pytest.fixture()
-def demo(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    proc, info = start_demo(tmp_path / "state", PASSWORD, "--experts", "3")
+def demo(tmp_path: Path, demo_database: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    proc, info = start_demo(tmp_path / "state", PASSWORD, "--experts", "3", *demo_database)
     try:
         yield info
     finally:

@@ -42,9 +42,11 @@ IMAGE_LOADED_JS = """(sel) => { const i = document.querySelector(sel);
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, demo_database: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("records-demo") / "state"
-    proc, info = start_demo(state, PASSWORD, "--experts", "2")
+    proc, info = start_demo(state, PASSWORD, "--experts", "2", *demo_database)
     yield info
     if proc.poll() is None:
         stop_demo(proc, whole_group=True)
