@@ -186,5 +186,7 @@ def record_summary(database: Database, external_id: str) -> dict[str, Any]:
             rows = session.scalars(select(table).where(table.patient_id == patient.id))
             out[table.__name__] = sorted(r.blob_sha256 for r in rows)
         emr = session.scalars(select(EmrEntry).where(EmrEntry.patient_id == patient.id))
-        out["emr"] = sorted(json.dumps(e.fields, sort_keys=True) for e in emr)
+        out["emr"] = sorted(
+            json.dumps([e.fields, e.recorded_at.isoformat()], sort_keys=True) for e in emr
+        )
         return out

@@ -149,6 +149,49 @@ def test_an_identifier_that_survives_stops_the_export(sqlite_db: Database, tmp_p
             builder.build(session, patient, pseudonymizer=Pseudonymizer())
 
 
+def test_files_past_the_bundle_limit_keep_their_resource_without_data(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    filing = filing_for(sqlite_db, tmp_path)
+    filed = file_everything(filing)
+    builder = FhirBundleBuilder(filing.store, max_inline_bytes=20_000)
+    with sqlite_db.session() as session:
+        patient = session.get(Patient, filed.patient_id)
+        assert patient is not None
+        result = builder.build(session, patient)
+    resources = _resources(result.data)
+    files = [r["content"] for r in resources if r["resourceType"] == "Media"]
+    docs = [r for r in resources if r["resourceType"] == "DocumentReference"]  # the PDF
+    files += [r["content"][0]["attachment"] for r in docs]
+    inline = [f for f in files if "data" in f]
+    assert len(files) == 8 and 0 < len(inline) < 8
+    assert sum(int(f["size"]) for f in inline) <= 20_000
+    assert len(result.left_out) == 8 - len(inline)
+    assert all("bundle limit" in reason for reason in result.left_out)
+
+
+def test_deidentified_study_uids_match_the_deidentified_files(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import io
+
+    import pydicom
+
+    data, _ = _export(sqlite_db, tmp_path, deid=True)
+    resources = _resources(data)
+    study = next(r for r in resources if r["resourceType"] == "ImagingStudy")
+    listed = {i["uid"] for s in study["series"] for i in s["instance"]}
+    files = [
+        pydicom.dcmread(io.BytesIO(base64.b64decode(r["content"]["data"])))
+        for r in resources
+        if r["resourceType"] == "Media" and r["content"]["contentType"] == "application/dicom"
+    ]
+    assert {str(f.SOPInstanceUID) for f in files} == listed and len(listed) == 3
+    assert {str(f.StudyInstanceUID) for f in files} == {
+        study["identifier"][0]["value"].removeprefix("urn:oid:")
+    }
+
+
 @pytest.fixture
 def empty_site_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """A second, empty database next to ``database_url`` (same engine)."""

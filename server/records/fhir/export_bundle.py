@@ -31,6 +31,7 @@ hit raises :class:`~server.records.export.ExportLeak`: nothing leaves.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ from server.records.fhir.export_context import (
     coding,
 )
 from server.records.fhir.export_records import RECORD_CONTRIBUTORS
+from server.records.fhir.results import MAX_BUNDLE_BYTES
 from server.records.fhir.systems import PATIENT_SYSTEM, PSEUDONYM_SYSTEM
 from server.records.models import Patient
 from server.records.store import RecordStore
@@ -61,6 +63,9 @@ from server.records.store import RecordStore
 _LOGGER = logging.getLogger(__name__)
 
 FHIR_JSON: Final = "application/fhir+json"
+# Files inline in one bundle: base64 grows them by 4/3, and the importer reads bundles
+# of up to MAX_BUNDLE_BYTES; what does not fit keeps its resource without data.
+MAX_INLINE_BYTES: Final = MAX_BUNDLE_BYTES * 3 // 4 - 8 * 1024 * 1024
 _GENDERS: Final = ("female", "male", "other", "unknown")  # the registry's and FHIR's
 _PROVENANCE_ACTIVITY: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 _PROVENANCE_ROLE: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
@@ -147,9 +152,16 @@ def _provenance(
 class FhirBundleBuilder:
     """Builds the Bundle from an ordered registry of per-section contributors."""
 
-    def __init__(self, store: RecordStore, *, max_attachment_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        store: RecordStore,
+        *,
+        max_attachment_bytes: int | None = None,
+        max_inline_bytes: int = MAX_INLINE_BYTES,
+    ) -> None:
         self._store = store
         self._max_attachment_bytes = max_attachment_bytes or store.max_bytes
+        self._max_inline_bytes = max_inline_bytes
         self._contributors: dict[str, Contributor] = dict(RECORD_CONTRIBUTORS)
         self._titles: dict[str, str] = dict(SECTION_TITLES)
 
@@ -187,6 +199,7 @@ class FhirBundleBuilder:
             patient,
             self._store.blobs,
             self._max_attachment_bytes,
+            self._max_inline_bytes,
             pseudonymizer,
             _needles(patient),
         )
@@ -209,7 +222,7 @@ class FhirBundleBuilder:
         ]
         bundle = Bundle.model_validate(
             {
-                "identifier": {"system": "urn:ietf:rfc:3986", "value": ctx.ref("Bundle", "now")},
+                "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
                 "type": "document",
                 "timestamp": datetime.now(UTC).isoformat(),
                 "entry": [{"fullUrl": ref, "resource": res} for ref, res in entries],

@@ -54,10 +54,12 @@ class ExportContext:
     patient: Patient
     blobs: BlobStore
     max_attachment_bytes: int
+    max_inline_bytes: int
     pseudo: Pseudonymizer | None = None
     identifiers: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
     attachments: list[bytes] = field(default_factory=list)  # decoded, for the leak check
+    inline_bytes: int = 0  # the files' bytes in the bundle so far
     _refs: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -121,6 +123,12 @@ class ExportContext:
         cleaned = deidentify_emr({"text": value}, self.pseudo, identifiers=self.identifiers)
         return str(cleaned.get("text") or "") or None
 
+    def room_for(self, size: int) -> bool:
+        """Is there room for a file of ``size`` bytes inline (within both limits)?"""
+        return (
+            size <= self.max_attachment_bytes and self.inline_bytes + size <= self.max_inline_bytes
+        )
+
     def key(self, kind: str, value: str) -> str:
         """An identifier value of ours (a record id, a consultation id) as it may leave."""
         return self.pseudo.pseudonym(kind, value) if self.pseudo else value
@@ -130,6 +138,7 @@ class ExportContext:
     ) -> dict[str, Any]:
         """An inline Attachment with its size and SHA-1 (the importer checks both)."""
         self.attachments.append(data)
+        self.inline_bytes += len(data)
         out: dict[str, Any] = {
             "contentType": content_type,
             "data": base64.b64encode(data).decode("ascii"),

@@ -10,8 +10,9 @@ ImagingStudy.
   it. Every file carries the ``record-category`` extension, so the importer files a
   scanned page as a scan, not as a photo.
 - Files are inline base64, checked by size and SHA-1: the bundle is self-contained and
-  imports offline. A file over the export's per-file limit keeps its resource, without
-  data, and is listed as left out.
+  imports offline. A file over the per-file limit (the store's upload limit), or past
+  the bundle's total (what the importer reads, less base64's growth), keeps its
+  resource without data and is listed as left out.
 
 De-identified: EMR fields through :func:`deidentify_emr`, images re-encoded from
 pixels, DICOM through the PS3.15 basic profile with the export's UIDs, and voice
@@ -66,8 +67,11 @@ def _rows(ctx: ExportContext, table: type[Any]) -> list[Any]:
 
 
 def _blob(ctx: ExportContext, row: BlobRecord, category: str) -> bytes | None:
-    if row.blob_size > ctx.max_attachment_bytes:
-        ctx.left_out.append(f"{category} {row.id}: larger than {ctx.max_attachment_bytes} bytes")
+    if not ctx.room_for(row.blob_size):
+        ctx.left_out.append(
+            f"{category} {row.id}: file of {row.blob_size} bytes not inline (over the "
+            f"{ctx.max_attachment_bytes}-byte file or {ctx.max_inline_bytes}-byte bundle limit)"
+        )
         return None
     with ctx.blobs.open(row.blob_sha256) as stream:
         return stream.read()
