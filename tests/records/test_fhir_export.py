@@ -18,8 +18,10 @@ from server.db import Database, open_database
 from server.fhir_export import bundle_builder
 from server.records.deid import Pseudonymizer, scan_for_identifiers
 from server.records.export import ExportLeak
+from server.records.fhir import FhirError, parse_bundle
 from server.records.fhir.export_bundle import FhirBundleBuilder
 from server.records.fhir.export_context import Contribution, ExportContext
+from server.records.fhir.systems import EMR_FIELDS_EXTENSION
 from server.records.importer import ImportJob, run_fhir_import
 from server.records.models import Patient
 from tests.records.fhir_export_helpers import (
@@ -190,6 +192,23 @@ def test_deidentified_study_uids_match_the_deidentified_files(
     assert {str(f.StudyInstanceUID) for f in files} == {
         study["identifier"][0]["value"].removeprefix("urn:oid:")
     }
+
+
+@pytest.mark.parametrize("fields", ["[1, 2]", "{}", "not json", '{"x": NaN}'])
+def test_the_importer_refuses_emr_fields_that_are_not_a_json_object(fields: str) -> None:
+    observation = {
+        "resourceType": "Observation",
+        "extension": [{"url": EMR_FIELDS_EXTENSION, "valueString": fields}],
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": "Patient/p"},
+    }
+    patient = {"resourceType": "Patient", "id": "p", "identifier": [{"value": "H-1"}]}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": patient}, {"resource": observation}
+    ]}  # fmt: skip
+    with pytest.raises(FhirError, match=r"entry\[1\] Observation: the emr-fields extension"):
+        parse_bundle(json.dumps(bundle).encode())
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from clinicam.i18n import _
-from server.records.fhir.reading import _not_a_patient, _Patients, _ref_text
+from server.records.fhir.reading import _not_a_patient, _Patients, _ref_text, _reject_constant
 from server.records.fhir.resources import (
     _Annotation,
     _BundleEntry,
@@ -119,7 +119,7 @@ def _observation(
 
 def _verbatim(text: str, where: str) -> dict[str, Any]:
     try:
-        fields = json.loads(text)
+        fields = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         fields = None
     if not isinstance(fields, dict) or not fields:
