@@ -26,7 +26,7 @@ from server.records.blobs import LocalBlobStore
 from server.records.filing import Arrival, RecordFiling, patient_by_id
 from server.records.ingest import Category, IngestLimits
 from server.records.models import BLOB_TABLES, EmrEntry, Patient
-from server.records.store import RecordStore
+from server.records.store import RecordStore, SnapshotOrigin
 from server.relevance.models import Diagnosis
 
 NAME = "Jane Hill"
@@ -131,11 +131,17 @@ def file_everything(filing: RecordFiling, *, actor: str = "alice") -> Filed:
         (_ct(study, series[1], 0.0), None, "IM3"),
         (_wav(), Category.VOICE, "dictation"),
     ]
-    for data, declared, title in files:
-        filing.file_bytes(
-            data, patient_by_id(pid), Arrival(actor, "upload", title=title, declared=declared)
-        )
     now = datetime.now(UTC)
+    snapshot = SnapshotOrigin(now - timedelta(hours=1, minutes=30), "bob", "c-77")
+    for number, (data, declared, title) in enumerate(files):
+        arrival = Arrival(
+            actor,
+            "snapshot" if number == 0 else "upload",
+            title=title,
+            declared=declared,
+            snapshot=snapshot if number == 0 else None,  # the first photo: taken in c-77
+        )
+        filing.file_bytes(data, patient_by_id(pid), arrival)
     with filing.database.session() as session, session.begin():
         subject = session.get(Patient, pid)
         assert subject is not None

@@ -104,6 +104,9 @@ def test_the_bundle_validates_and_holds_every_part(sqlite_db: Database, tmp_path
         if e["resource"]["resourceType"] == "Encounter"
     )
     assert report["encounter"]["reference"] == encounter_ref
+    snapshots = [r for r in _resources(data) if r.get("encounter")]  # the still taken in c-77
+    assert [r["resourceType"] for r in snapshots] == ["Media", "DiagnosticReport"]
+    assert snapshots[0]["encounter"]["reference"] == encounter_ref
     provenances = [r for r in _resources(data) if r["resourceType"] == "Provenance"]
     audited = [p for p in provenances if p.get("policy")]  # a record's record.create entry
     assert len(audited) == 2 + 2 + 3 + 1 + 2
