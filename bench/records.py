@@ -17,11 +17,15 @@
    holding 1,000 grants, median µs over many calls in one session, beside a bare
    ``SELECT 1`` in the same session; also the per-request form (new session and
    transaction around the check, as ``check_access`` runs it, without the thread hop).
+4. FHIR out (bench/fhir_export.py): whole patient records (two photos, three CT
+   slices, three EMR entries each; 20 patients, ``--quick``: 5) exported as validated
+   FHIR Bundles, full and de-identified, per second; baseline in the same run: the same
+   rows and files dumped as plain JSON with base64 (no FHIR models).
 
     python bench/records.py [--quick]
 
 Last line: JSON with photos_per_s, dicom_per_s, range_60s_ms, reencode_60s_ms,
-authz_check_us, ratio (reencode / range) and backend.
+authz_check_us, ratio (reencode / range), fhir_export_patients_per_s and backend.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.archive_range import RANGE_SECONDS, encode_clip, measure_ranges  # noqa: E402
+from bench.fhir_export import fhir_export_figures  # noqa: E402
 from server.access.grants import AccessControl, AccessDenied, Actor, IssuedGrant  # noqa: E402
 from server.app import build_app  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
@@ -314,6 +319,7 @@ def main() -> None:
     uploads, archive_seconds, runs, checks = (
         (40, 600, 5, 3000) if args.quick else (200, 3600, 15, 20000)
     )
+    fhir_patients = 5 if args.quick else 20
     began = time.perf_counter()
 
     load = os.getloadavg()[0]
@@ -331,6 +337,10 @@ def main() -> None:
         photo_blob_s = blob_puts(folder / "baseline-photos", photo_data[1:])
         dicom_blob_s = blob_puts(folder / "baseline-dicom", dicom_data[1:])
         authz = authz_figures(folder / "authz", checks)
+        (folder / "fhir").mkdir()
+        fhir = fhir_export_figures(
+            folder / "fhir", photo_data[1:], dicom_data[1:], min(fhir_patients, uploads // 3)
+        )
 
     photos_per_s = uploads / photo_run.seconds
     dicom_per_s = uploads / dicom_run.seconds
@@ -367,6 +377,12 @@ def main() -> None:
     )
     print(f"  per request (new session + transaction around the check): {authz['request']:.1f} us")
     print(
+        f"FHIR export, {fhir.patients} patients (2 photos, 3 CT slices, 3 EMR entries each, "
+        f"bundle {fhir.bundle_kb:.0f} KB): {fhir.full_per_s:.1f} patients/s; de-identified "
+        f"{fhir.deid_per_s:.1f}/s; baseline plain JSON dump of the same rows and files "
+        f"{fhir.plain_per_s:.1f}/s -> FHIR costs {fhir.plain_per_s / fhir.full_per_s:.1f}x"
+    )
+    print(
         f"figures from this machine: {os.cpu_count()} CPUs, load average "
         f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())} now (was {load:.2f} at the start), "
         f"SQLite WAL synchronous=FULL in {tempfile.gettempdir()}, "
@@ -379,6 +395,7 @@ def main() -> None:
         "reencode_60s_ms": round(reencode_ms, 1),
         "authz_check_us": round(authz["check"], 1),
         "ratio": round(reencode_ms / range_ms, 1),
+        "fhir_export_patients_per_s": round(fhir.full_per_s, 1),
         "backend": "sqlite",
     }
     print(json.dumps(result))

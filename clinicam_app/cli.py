@@ -264,18 +264,19 @@ def _model(action: str, argv: list[str]) -> int:
     return build_main(argv)
 
 
-def _records(
-    action: str,
-    source: Path,
-    patient: str | None,
-    name: str | None,
-    config_path: Path | None,
-    create_patients: bool,
-) -> int:
+def _records(args: argparse.Namespace) -> int:
     from server import import_cli as cli
     from server.config import ServerConfig
 
-    config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
+    action, patient, name = args.action, args.patient, args.name
+    create_patients = args.create_patients
+    config = load_config(ServerConfig, args.config, env_prefix=ENV_SERVER_PREFIX)
+    if action == "export-fhir":
+        if args.out is None:
+            say(_("error: export-fhir needs --out <file>"), file=sys.stderr)
+            return 2
+        return cli.export_fhir(config, args.source, args.out, deidentified=args.deidentified)
+    source = Path(args.source)
     if action == "import-fhir":
         return cli.import_fhir(config, source, create_patients=create_patients)
     if not patient:
@@ -344,14 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "model":
             return _model(args.action, list(args.args))
         if args.command == "records":
-            return _records(
-                args.action,
-                args.source,
-                args.patient,
-                args.name,
-                args.config,
-                args.create_patients,
-            )
+            return _records(args)
     except ConfigError as exc:
         say(
             _("clinicam {command}: {problem}", command=args.command, problem=message_of(exc)),

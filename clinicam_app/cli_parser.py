@@ -277,8 +277,31 @@ def _tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             )
         ),
     )
-    records.add_argument("action", choices=["import-dicom", "import-fhir"])
-    records.add_argument("source", type=Path, help=L(_("the DICOM folder or the Bundle JSON file")))
+    records.add_argument("action", choices=["import-dicom", "import-fhir", "export-fhir"])
+    records.add_argument(
+        "source",
+        help=L(_("the DICOM folder or the Bundle JSON file")),
+    )
+    records.add_argument(
+        "--out",
+        type=Path,
+        help=L(
+            _(
+                "export-fhir PATIENT --out FILE: write the patient's record (SOURCE is "
+                "their identifier) to FILE as one FHIR R4 Bundle"
+            )
+        ),
+    )
+    records.add_argument(
+        "--deidentified",
+        action="store_true",
+        help=L(
+            _(
+                "export-fhir: de-identified (pseudonyms, shifted dates, no voice notes or "
+                "PDF); needs the patient's export consent"
+            )
+        ),
+    )
     records.add_argument("--patient", help=L(_("import-dicom: the patient's identifier")))
     records.add_argument("--name", help=L(_("import-dicom: the patient's name if new")))
     records.add_argument(

@@ -1,4 +1,4 @@
-"""``clinicam records import-dicom`` / ``import-fhir``: imports run by a site's IT staff.
+"""``clinicam records import-dicom`` / ``import-fhir`` / ``export-fhir``: run by a site's IT staff.
 
 They open the server's own database and blob store (the server may keep running: the
 database serialises writers) and print progress as they go. Every record is audited
@@ -6,6 +6,11 @@ with its row (see :mod:`server.records.filing`), under ``cli:<operating-system u
 which holds no grants: a CLI import may create a new patient (only when run with
 ``--create-patients``) but not add records to an existing one. One more entry
 summarises each import.
+
+``export-fhir`` writes one patient's record as a FHIR Bundle (see
+:mod:`server.fhir_export`); whoever runs it already holds the database, so there is
+no grant to check, but the export is audited (``record.export`` under the CLI actor)
+and a de-identified one still needs the patient's export consent.
 """
 
 from __future__ import annotations
@@ -14,16 +19,25 @@ import getpass
 import sys
 from pathlib import Path
 
+from sqlalchemy import select
+
 from clinicam.i18n import _, localized, say
+from server.access.consent import has_consent
 from server.access.grants import holds_edit_grant
+from server.access.models import CONSENT_EXPORT
 from server.audit.log import AuditLog
 from server.audit.trail import AuditTrail
 from server.config import ServerConfig
 from server.db import Database, default_database_url, open_database
+from server.fhir_export import bundle_builder
 from server.records.blobs import LocalBlobStore
+from server.records.deid import Pseudonymizer
+from server.records.export import ExportLeak
 from server.records.filing import RecordFiling
 from server.records.importer import ImportJob, run_dicom_folder_import, run_fhir_import
 from server.records.ingest import IngestLimits
+from server.records.models import Patient
+from server.records.service import fhir_detail
 from server.records.store import RecordStore
 
 
@@ -123,5 +137,40 @@ def import_fhir(config: ServerConfig, bundle: Path, *, create_patients: bool = F
         job = ImportJob("fhir", f"cli:{getpass.getuser()}")
         run_fhir_import(job, bundle.read_bytes(), filing, create_patients=create_patients)
         return _report(job, database, "fhir-bundle")
+    finally:
+        database.close()
+
+
+def export_fhir(config: ServerConfig, patient: str, out: Path, *, deidentified: bool) -> int:
+    """Write ``patient``'s record as a FHIR Bundle to ``out``; audited either way."""
+    database, filing = _open(config)
+    actor = f"cli:{getpass.getuser()}"
+    target = f"patient:{patient}"
+    try:
+        with database.session() as session, session.begin():
+            row = session.scalar(select(Patient).where(Patient.external_id == patient))
+            if row is None:
+                say(_("error: no patient {patient}", patient=repr(patient)), file=sys.stderr)
+                return 1
+            if deidentified and not has_consent(session, row.id, CONSENT_EXPORT):
+                detail = {"format": "fhir", "reason": "no consent"}
+                AuditLog().append(session, actor, "record.export_refused", target, detail)
+                say(_("error: no export consent is recorded for this patient"), file=sys.stderr)
+                return 1
+            pseudo = Pseudonymizer() if deidentified else None
+            try:
+                result = bundle_builder(filing.store).build(session, row, pseudonymizer=pseudo)
+            except ExportLeak as exc:
+                say(_("error: {problem}", problem=str(exc)), file=sys.stderr)
+                return 1
+            AuditLog().append(session, actor, "record.export", target, fhir_detail(result))
+        partial = out.with_name(out.name + ".partial")  # written after its entry commits
+        partial.write_bytes(result.data)
+        partial.replace(out)
+        resources = sum(result.counts.values())
+        say(_("wrote {path}: {count} resources", path=out, count=resources))
+        for reason in result.left_out:
+            say(_("  left out: {reason}", reason=reason))
+        return 0
     finally:
         database.close()

@@ -29,6 +29,7 @@ from server.directory.consultations import ConsultationDesk
 from server.directory.enrollment import EnrollmentDesk
 from server.directory.invitations import InvitationPost
 from server.erasure import erase_patient
+from server.fhir_export import bundle_builder
 from server.fleet.desk import ReleaseDesk
 from server.fleet.releases import ReleaseStore
 from server.preferences import PreferenceDesk
@@ -92,6 +93,7 @@ def records_service(state: ServerState) -> RecordsService:
         export_folder=staging,
         archive_root=state.archive.root,
         erase=erase_patient,
+        fhir=bundle_builder(state.records),
     )
 
 

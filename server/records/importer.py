@@ -93,6 +93,16 @@ def _reason(exc: Exception) -> str:
 
 
 _PATIENT_REFUSALS = (NoEditGrant, UnknownPatient)
+FHIR_SEXES = ("female", "male", "other", "unknown")
+
+
+def _category(name: str | None) -> Category | None:
+    """The category a Clinicam export says a file was filed as (the content still decides
+    whether it can be: a declared category the content contradicts is refused)."""
+    try:
+        return Category(name) if name else None
+    except ValueError:
+        return None
 
 
 def _took(job: ImportJob, external: str, created: bool) -> None:
@@ -114,7 +124,10 @@ def _import_patients(
                     session, job.actor, external, p.name or external, create=create
                 )
                 ids[p.fhir_id] = patient.id
-                if p.birth_date is not None:
+                if created:  # a new patient gets the bundle's registration fields
+                    patient.birth_date = p.birth_date
+                    patient.sex = p.sex if p.sex in FHIR_SEXES else None
+                elif p.birth_date is not None:
                     fields = {"source": "FHIR Patient", "birth_date": p.birth_date.isoformat()}
                     filing.add_emr(session, patient, fields, None, actor=job.actor, via="fhir")
         except _PATIENT_REFUSALS as exc:
@@ -148,7 +161,11 @@ def run_fhir_import(
         try:
             with filing.database.session() as session, session.begin():
                 subject = patient_by_id(ids[entry.patient_ref])(session)
-                fields = {"source": f"FHIR {entry.kind}", **entry.fields}
+                fields = (
+                    dict(entry.fields)
+                    if entry.verbatim
+                    else {"source": f"FHIR {entry.kind}", **entry.fields}
+                )
                 filing.add_emr(
                     session, subject, fields, entry.recorded_at, actor=job.actor, via="fhir"
                 )
@@ -167,7 +184,12 @@ def run_fhir_import(
             filing.file_bytes(
                 attachment.data,
                 patient_by_id(ids[attachment.patient_ref]),
-                Arrival(job.actor, "fhir", title=attachment.title),
+                Arrival(
+                    job.actor,
+                    "fhir",
+                    title=attachment.title,
+                    declared=_category(attachment.category),
+                ),
             )
             job.step(filed=True)
         except _ITEM_REFUSALS as exc:

@@ -27,7 +27,9 @@ from sqlalchemy.orm import Session
 from clinicam.i18n import _, message_of
 from server.db import Database
 from server.domain_errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
+from server.records.deid import Pseudonymizer
 from server.records.export import ExportResult, build_export
+from server.records.fhir.export_bundle import FhirBundleBuilder, FhirExport
 from server.records.filing import (
     Arrival,
     Audit,
@@ -101,6 +103,7 @@ class RecordsService:
         export_folder: Path,
         archive_root: Path,
         erase: ErasePatient,
+        fhir: FhirBundleBuilder | None = None,
     ) -> None:
         self._database = database
         self._store = store
@@ -110,6 +113,7 @@ class RecordsService:
         self._erase = erase
         self._export_folder = export_folder
         self._archive_root = archive_root
+        self._fhir = fhir or FhirBundleBuilder(store)
 
     async def _in_session(self, work: Callable[[Session], T]) -> T:
         """``work`` in one committed transaction, off the event loop."""
@@ -350,6 +354,35 @@ class RecordsService:
             result.path.unlink(missing_ok=True)
         return result, data
 
+    async def export_fhir(self, actor: str, patient: Patient, *, deidentified: bool) -> FhirExport:
+        """The patient's record as one FHIR Bundle, audited as ``record.export``.
+
+        A de-identified one needs the patient's export consent, as the ZIP export does
+        (a refusal is audited); a full one is a read of the whole record by a holder of
+        a view grant, for their care of the patient."""
+
+        def work(session: Session) -> FhirExport:
+            if deidentified and not self._consents.allows_export(session, patient.id):
+                raise NoExportConsent(_("no export consent is recorded for this patient"))
+            subject = patient_by_id(patient.id)(session)
+            pseudo = Pseudonymizer() if deidentified else None
+            return self._fhir.build(session, subject, pseudonymizer=pseudo)
+
+        try:
+            result = await self._in_session(work)
+        except NoExportConsent:
+            await self._audit.record(
+                actor,
+                "record.export_refused",
+                patient_target(patient),
+                {"format": "fhir", "reason": "no consent"},
+            )
+            raise
+        await self._audit.record(
+            actor, "record.export", patient_target(patient), fhir_detail(result)
+        )
+        return result
+
     async def delete_patient(self, actor: str, role: str, patient: Patient) -> Removal:
         """Delete everything stored about a patient (admins only); the rows go with the
         ``patient.deleted`` entry, the files after the commit."""
@@ -372,6 +405,18 @@ class RecordsService:
         removed = await asyncio.to_thread(self._store.drop_unreferenced, candidates)
         dropped = await asyncio.to_thread(self._store.drop_segments, self._archive_root, segments)
         return Removal(len(removed), dropped)
+
+
+def fhir_detail(result: FhirExport) -> dict[str, Any]:
+    """What a FHIR export's audit entry says (the web's and the CLI's alike)."""
+    return {
+        "format": "fhir",
+        "deidentified": result.deidentified,
+        "patient": result.patient,
+        "resources": result.counts,
+        "bytes": len(result.data),
+        "left_out": result.left_out,
+    }
 
 
 class EmrOnly(Invalid):

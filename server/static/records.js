@@ -10,6 +10,7 @@ import { videoArchive } from "./records_archive.js";
 import { consentAndExport } from "./records_consent.js";
 import { ctViewer } from "./records_ct.js";
 import { emrEntries } from "./records_emr.js";
+import { fhirDownloads } from "./records_fhir.js";
 import { RecordsPage } from "./records_page.js";
 import { patientChooser } from "./records_patients.js";
 import { photoGallery } from "./records_photos.js";
@@ -28,6 +29,7 @@ Object.assign(page, {
   voice: voiceNotes(page),
   emr: emrEntries(page),
   consent: consentAndExport(page),
+  fhir: fhirDownloads(page),
   archive: videoArchive(page),
   uploads: uploadQueue(page),
 });
@@ -36,7 +38,7 @@ function setup() {
   $("logout").addEventListener("click", () => page.api.logout());
   mountSwitch(/** @type {HTMLElement} */ (document.querySelector("header")), page.api);
   for (const part of [page.chooser, page.access, page.view, page.photos, page.emr, page.consent,
-    page.ct, page.archive, page.uploads]) {
+    page.fhir, page.ct, page.archive, page.uploads]) {
     part.setup();
   }
   page.emr.resetForm();

@@ -42,6 +42,8 @@ export class RecordsPage {
     this.emr = /** @type {any} */ (undefined);
     /** @type {ReturnType<typeof import("./records_consent.js").consentAndExport>} */
     this.consent = /** @type {any} */ (undefined);
+    /** @type {ReturnType<typeof import("./records_fhir.js").fhirDownloads>} */
+    this.fhir = /** @type {any} */ (undefined);
     /** @type {ReturnType<typeof import("./records_archive.js").videoArchive>} */
     this.archive = /** @type {any} */ (undefined);
     /** @type {ReturnType<typeof import("./records_uploads.js").uploadQueue>} */

@@ -53,6 +53,7 @@ export function recordsView(page) {
     page.voice.render(r.voice_note || []);
     page.emr.render(r.emr_entry || []);
     page.consent.render();
+    page.fhir.render();
     page.uploads.renderState();
     if (!refreshing) {
       page.access.watch();

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from http import HTTPStatus
 from pathlib import Path
@@ -23,6 +24,7 @@ from clinicam.i18n import _, message_of
 from server.db import iso
 from server.errors import ApiError, read_json
 from server.records.export import ExportLeak
+from server.records.fhir.export_bundle import FHIR_JSON
 from server.records.ingest import Category
 from server.records.ingest.sandbox import start_sandbox
 from server.records.service import RecordsService
@@ -259,6 +261,30 @@ class ExportView(web.View):
         )
 
 
+class FhirExportView(web.View):
+    """The patient's record as one FHIR R4 Bundle; ``?deidentified=true`` for the
+    de-identified one (which needs export consent, as the ZIP does)."""
+
+    async def get(self) -> web.StreamResponse:
+        granted = await check_access(self.request, "view", "fhir export")
+        deidentified = _flag(self.request, "deidentified")
+        try:
+            result = await self.request.app[RECORDS].export_fhir(
+                granted.actor.username, granted.patient, deidentified=deidentified
+            )
+        except ExportLeak as exc:  # a fault of the server, not a refusal: a 500 that says so
+            raise ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, message_of(exc)) from None
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", result.patient)[:80] or "patient"
+        return web.Response(
+            body=result.data,
+            content_type=FHIR_JSON,
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}.fhir.json"',
+                **NO_SNIFF,
+            },
+        )
+
+
 class PatientDataView(web.View):
     """Delete everything stored about a patient (admin with an edit grant; audited)."""
 
@@ -282,6 +308,7 @@ def add_record_routes(app: web.Application) -> None:
     r.add_view(base, RecordsView)
     r.add_view("/api/patients/{pid}/data", PatientDataView)
     r.add_view("/api/patients/{pid}/export", ExportView)
+    r.add_view("/api/patients/{pid}/fhir", FhirExportView)
     r.add_view("/api/patients/{pid}/emr", EmrView)
     r.add_view(base + "/{category}/{rid}", RecordView)
     r.add_view(base + "/{category}/{rid}/content", ContentView)

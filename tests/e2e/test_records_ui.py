@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from PIL import Image
 
 from tests.helpers import start_demo, stop_demo
@@ -186,6 +187,19 @@ def test_chair_gets_access_uploads_and_views_records(
         row = page.inner_text("#emr-rows tr")
         assert "blood pressure:" in row and "120/80" in row and XSS in row
         assert page.locator("#pwned").count() == 0
+
+        # the whole record as one FHIR bundle; the de-identified one waits for consent
+        assert page.is_disabled("#fhir-export-deid")
+        with page.expect_download() as download:
+            page.click("#fhir-export")
+        assert download.value.suggested_filename == "P-0001.fhir.json"
+        bundle = Bundle.model_validate_json(Path(download.value.path()).read_bytes())
+        kinds = [e.resource.get_resource_type() for e in bundle.entry or [] if e.resource]
+        assert kinds[:2] == ["Composition", "Patient"] and kinds.count("Observation") == 1
+        assert kinds.count("Media") == 3 and kinds.count("ImagingStudy") == 1
+        page.wait_for_function(
+            "() => document.getElementById('fhir-status').textContent.includes('downloaded')"
+        )
     finally:
         page.context.close()
 

@@ -242,7 +242,11 @@ def test_a_referral_bundle_becomes_patients_entries_and_attachments() -> None:
     result = parse_bundle(_raw(_bundle()))
 
     patient = FhirPatient(
-        fhir_id="pat-1", identifier="MRN-778812", name="Jane Q Doe", birth_date=date(1961, 4, 12)
+        fhir_id="pat-1",
+        identifier="MRN-778812",
+        name="Jane Q Doe",
+        birth_date=date(1961, 4, 12),
+        sex="female",
     )
     heart_rate = FhirEntry(
         patient_ref="pat-1",

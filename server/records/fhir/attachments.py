@@ -15,12 +15,14 @@ from server.records.fhir.resources import (
     _BundleEntry,
     _decode_base64,
     _DocumentReference,
+    _extension_value,
     _max_base64_chars,
     _Media,
     _parse_datetime,
     _validate,
 )
 from server.records.fhir.results import FhirAttachment, FhirError, FhirPatient
+from server.records.fhir.systems import CATEGORY_EXTENSION
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class _AttachmentSpec:
     patient: FhirPatient
     fallback_created: datetime | None
     fallback_title: str | None
+    category: str | None = None
 
 
 def _declared_size(size: int | str | None, where: str) -> int | None:
@@ -85,6 +88,7 @@ def _read_attachment(
         title=att.title or spec.fallback_title,
         data=data,
         created=_parse_datetime(att.creation, f"{where}.creation") or spec.fallback_created,
+        category=spec.category,
     )
 
 
@@ -98,7 +102,12 @@ def _media(
         skipped.append(_not_a_patient(where, _ref_text(media.subject)))
         return []
     created = _parse_datetime(media.createdDateTime, f"{where}.createdDateTime")
-    return [_AttachmentSpec(f"{where}.content", "Media", media.content, patient, created, None)]
+    category = _extension_value(media.extension, CATEGORY_EXTENSION)
+    return [
+        _AttachmentSpec(
+            f"{where}.content", "Media", media.content, patient, created, None, category
+        )
+    ]
 
 
 def _document_reference(
@@ -119,6 +128,7 @@ def _document_reference(
             patient,
             created,
             doc.description,
+            _extension_value(doc.extension, CATEGORY_EXTENSION),
         )
         for i, item in enumerate(doc.content)
     ]

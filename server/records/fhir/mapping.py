@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from clinicam.i18n import _
-from server.records.fhir.reading import _not_a_patient, _Patients, _ref_text
+from server.records.fhir.reading import _not_a_patient, _Patients, _ref_text, _reject_constant
 from server.records.fhir.resources import (
     _Annotation,
     _BundleEntry,
     _CodeableConcept,
     _Coding,
     _Condition,
+    _extension_value,
     _Observation,
     _ObservationComponent,
     _parse_datetime,
     _validate,
     _Valued,
 )
-from server.records.fhir.results import FhirEntry
+from server.records.fhir.results import FhirEntry, FhirError
+from server.records.fhir.systems import EMR_FIELDS_EXTENSION
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -88,6 +91,13 @@ def _observation(
     if patient is None:
         skipped.append(_not_a_patient(where, _ref_text(obs.subject)))
         return None
+    field, effective = _effective(obs)
+    recorded = _parse_datetime(effective, f"{where}.{field}")
+    verbatim = _extension_value(obs.extension, EMR_FIELDS_EXTENSION)
+    if verbatim is not None:  # Clinicam's own entry: its fields exactly as they were
+        return FhirEntry(
+            patient.fhir_id, "Observation", recorded, _verbatim(verbatim, where), verbatim=True
+        )
     raw = entry.resource or {}
     for unread in _unread_value_types(raw):
         skipped.append(_("{where}: value type not imported", where=f"{where}.{unread}"))
@@ -100,13 +110,21 @@ def _observation(
     if components:
         fields["components"] = components
     _put_optional(fields, note=_notes(obs.note), fhir_id=obs.id)
-    field, effective = _effective(obs)
-    recorded = _parse_datetime(effective, f"{where}.{field}")
     if effective is not None:
         fields["effective"] = effective
     if recorded is None and obs.issued is not None:
         recorded = _parse_datetime(obs.issued, f"{where}.issued")
     return FhirEntry(patient.fhir_id, "Observation", recorded, fields)
+
+
+def _verbatim(text: str, where: str) -> dict[str, Any]:
+    try:
+        fields = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        fields = None
+    if not isinstance(fields, dict) or not fields:
+        raise FhirError(_("{where}: the emr-fields extension is not a JSON object", where=where))
+    return fields
 
 
 def _effective(obs: _Observation) -> tuple[str, str | None]:

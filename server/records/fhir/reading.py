@@ -145,6 +145,7 @@ class _Patients:
             identifier=_identifier_value(resource.identifier),
             name=_display_name(resource.name),
             birth_date=_parse_date(birth, f"{where}.birthDate") if birth else None,
+            sex=resource.gender,
         )
         self.patients.append(patient)
         for ref in refs:

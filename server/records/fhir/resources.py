@@ -38,6 +38,20 @@ class _CodeableConcept(_Fhir):
     text: str | None = None
 
 
+class _Extension(_Fhir):
+    url: str
+    valueCode: str | None = None
+    valueString: str | None = None
+
+
+def _extension_value(extensions: Sequence[_Extension], url: str) -> str | None:
+    """The first code or string value of the extension ``url``, if present."""
+    for ext in extensions:
+        if ext.url == url:
+            return ext.valueCode if ext.valueCode is not None else ext.valueString
+    return None
+
+
 class _Reference(_Fhir):
     reference: str | None = None
 
@@ -61,6 +75,7 @@ class _Patient(_Fhir):
     identifier: list[_Identifier] = Field(default_factory=list)
     name: list[_HumanName] = Field(default_factory=list)
     birthDate: str | None = None
+    gender: str | None = None
 
 
 class _Quantity(_Fhir):
@@ -96,6 +111,7 @@ class _ObservationComponent(_Valued):
 
 class _Observation(_Valued):
     id: str | None = None
+    extension: list[_Extension] = Field(default_factory=list)
     status: str
     category: list[_CodeableConcept] = Field(default_factory=list)
     code: _CodeableConcept
@@ -132,6 +148,7 @@ class _Attachment(_Fhir):
 
 
 class _Media(_Fhir):
+    extension: list[_Extension] = Field(default_factory=list)
     subject: _Reference | None = None
     createdDateTime: str | None = None
     content: _Attachment
@@ -142,6 +159,7 @@ class _DocumentContent(_Fhir):
 
 
 class _DocumentReference(_Fhir):
+    extension: list[_Extension] = Field(default_factory=list)
     subject: _Reference | None = None
     date: str | None = None
     description: str | None = None

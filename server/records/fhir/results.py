@@ -32,6 +32,7 @@ class FhirPatient:
     identifier: str | None
     name: str
     birth_date: date | None
+    sex: str | None = None  # FHIR gender: female, male, other, unknown
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class FhirEntry:
     kind: Literal["Observation", "Condition"]
     recorded_at: datetime | None
     fields: dict[str, Any]
+    verbatim: bool = False  # Clinicam's own entry (``emr-fields``): file the fields as they are
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class FhirAttachment:
     title: str | None
     data: bytes
     created: datetime | None
+    category: str | None = None  # Clinicam's ``record-category`` extension, if given
 
 
 @dataclass(frozen=True)
