@@ -4,6 +4,7 @@ kept with its audit entry; bad input and ended consultations change nothing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,8 @@ def _person(username: str, role: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    database = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    database = open_database(database_url)  # SQLite and PostgreSQL
     audit = AuditTrail(database)
     config = ServerConfig.model_validate(
         {
@@ -91,7 +92,8 @@ def world(tmp_path: Path) -> World:
         published.append((consultation.id, notes))
 
     notes = SharedNotes(database, audit, directory, published=publish)
-    return World(database, notes, ConsultationDesk(database, audit, directory), published)
+    yield World(database, notes, ConsultationDesk(database, audit, directory), published)
+    database.close()
 
 
 def _edit(base: int, text: str, **more: Any) -> NotesEdit:
