@@ -34,6 +34,7 @@ class World:
     notes: SharedNotes
     desk: ConsultationDesk
     published: list[tuple[str, NotesVersion]]
+    trail: AuditTrail
 
     def audit(self) -> list[AuditEntry]:
         with self.database.session() as session:
@@ -92,7 +93,8 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
         published.append((consultation.id, notes))
 
     notes = SharedNotes(database, audit, directory, published=publish)
-    yield World(database, notes, ConsultationDesk(database, audit, directory), published)
+    desk = ConsultationDesk(database, audit, directory)
+    yield World(database, notes, desk, published, audit)
     database.close()
 
 
@@ -234,3 +236,22 @@ def test_a_patch_with_no_place_to_go_appends_what_it_inserted() -> None:
     current = "Completely rewritten by someone else meanwhile, nothing alike at all."
     merged = merge(base, sent, current)
     assert merged.startswith(current) and "(inserted)" in merged
+
+
+class AuditDown(Exception):
+    """The audit log cannot be written."""
+
+
+async def test_no_version_without_its_audit_entry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.notes.edit("alice", "c1", _edit(0, "kept"))
+
+    def audit_down(*args: Any, **kwargs: Any) -> None:
+        raise AuditDown("audit log unavailable")
+
+    monkeypatch.setattr(world.trail, "write", audit_down)
+    with pytest.raises(AuditDown):
+        await world.notes.edit("bob", "c1", _edit(1, "kept, and lost"))
+    assert world.stored() == "kept" and len(world.revisions()) == 1
+    assert len(world.audit()) == 1 and len(world.published) == 1
