@@ -51,12 +51,13 @@ export function mapCaret(before, after, caret) {
 /**
  * The notes' synchronisation, without the page: `read` and `write` the editor, `save` an edit
  * (resolves to the server's answer, rejects with an error that may carry `status`), `show`
- * the state. `again` is called when an edit is waiting to be sent (typed during a save).
- * @param {{read: () => Editor, write: (text: string, caret: number) => void,
+ * the state. `again` is called when an edit is waiting to be sent (typed during a save);
+ * while `busy` (an input method is composing a word) nothing is sent or replaced.
+ * @param {{read: () => Editor, write: (text: string, caret: number) => void, busy?: () => boolean,
  *   save: (body: {base_version: number, text: string, sent: boolean}, leaving: boolean) => Promise<Notes>,
  *   show: (status: Status, latest: Notes, detail?: string) => void, again: (ms: number) => void}} io
  */
-export function notesSync({ read, write, save, show, again }) {
+export function notesSync({ read, write, save, show, again, busy = () => false }) {
   /** The text the editor started from: a version's (merged) text, or what we sent for it. */
   let base = { version: 0, text: "", sent: false };
   /** @type {Notes} the newest version the server told of */
@@ -64,7 +65,7 @@ export function notesSync({ read, write, save, show, again }) {
   let saving = false;
   let readOnly = false;
 
-  const dirty = () => read().text !== base.text;
+  const dirty = () => busy() || read().text !== base.text;
 
   /** @param {Notes} notes */
   function adopt(notes) {
@@ -95,7 +96,9 @@ export function notesSync({ read, write, save, show, again }) {
 
   /** Send what was typed (if anything), then take the merged text. */
   async function flush(leaving = false) {
-    if (readOnly || saving || !dirty()) return;
+    if (readOnly || saving) return;
+    if (busy()) { again(IDLE_MS); return; }
+    if (!dirty()) { settle(); return; }
     const sentText = read().text;
     saving = true;
     show("saving", latest);
@@ -160,6 +163,7 @@ export function setupNotes({ api, base }) {
   let idle = null;
   /** @type {ReturnType<typeof setTimeout> | null} */
   let longest = null;
+  let composing = false;  // a Chinese (or other) input method is building a word
 
   function clearTimers() {
     if (idle) clearTimeout(idle);
@@ -176,6 +180,7 @@ export function setupNotes({ api, base }) {
 
   const sync = notesSync({
     read: () => ({ text: area.value, caret: area.selectionStart }),
+    busy: () => composing,
     write(text, caret) {
       const focused = document.activeElement === area;
       area.value = text;
@@ -201,6 +206,8 @@ export function setupNotes({ api, base }) {
 
   area.addEventListener("input", () => { if (!sync.readOnly) later(IDLE_MS); });
   area.addEventListener("blur", flushNow);
+  area.addEventListener("compositionstart", () => { composing = true; });
+  area.addEventListener("compositionend", () => { composing = false; later(IDLE_MS); });
   window.addEventListener("pagehide", () => { clearTimers(); sync.flush(true); });
   window.addEventListener("online", flushNow);
 

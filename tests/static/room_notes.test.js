@@ -4,7 +4,7 @@
 import "./i18n_setup.js";
 import test from "node:test";
 import assert from "node:assert/strict";
-import { commonEnds, mapCaret, notesSync, RETRY_MS, statusText } from "../../server/static/room_notes.js";
+import { commonEnds, IDLE_MS, mapCaret, notesSync, RETRY_MS, statusText } from "../../server/static/room_notes.js";
 
 test("common ends never overlap", () => {
   assert.deepEqual(commonEnds("abc", "abc"), { prefix: 3, suffix: 0 });
@@ -26,13 +26,14 @@ test("the caret keeps its place in the text around others' changes", () => {
 
 /** A fake editor and a server whose answers the test gives one by one. */
 function harness(initial = "") {
-  const editor = { text: initial, caret: initial.length };
+  const editor = { text: initial, caret: initial.length, composing: false };
   const calls = [];
   const shown = [];
   const waits = [];
   let answer = null;
   const sync = notesSync({
-    read: () => ({ ...editor }),
+    read: () => ({ text: editor.text, caret: editor.caret }),
+    busy: () => editor.composing,
     write: (text, caret) => { editor.text = text; editor.caret = caret; },
     save: (body) => new Promise((resolve, reject) => { calls.push(body); answer = { resolve, reject }; }),
     show: (status, latest) => shown.push([status, latest.version]),
@@ -50,7 +51,7 @@ test("a new version is taken while nothing is unsent, with the caret kept", () =
   assert.equal(h.editor.text, "Findings:\n");
   h.editor.caret = 3;
   h.sync.receive(notes(2, "Findings:\nPlan: rest\n"));
-  assert.deepEqual(h.editor, { text: "Findings:\nPlan: rest\n", caret: 3 });
+  assert.deepEqual([h.editor.text, h.editor.caret], ["Findings:\nPlan: rest\n", 3]);
   h.sync.receive(notes(1, "stale"));  // an older version arriving late changes nothing
   assert.equal(h.editor.text, "Findings:\nPlan: rest\n");
   assert.deepEqual(h.shown.at(-1), ["saved", 2]);
@@ -150,4 +151,23 @@ test("a refused edit says why and is not retried by itself", async () => {
 test("the status line names who edited last", () => {
   const text = statusText("saved", notes(3, "x", { at: "2026-12-07T09:30:00+00:00" }));
   assert.match(text, /^Saved · last edit by Bob, /);
+});
+
+test("while an input method composes a word, nothing is sent or replaced", async () => {
+  const h = harness();
+  h.sync.receive(notes(1, "a"));
+  h.editor.composing = true;
+  h.sync.receive(notes(2, "a b"));
+  assert.equal(h.editor.text, "a");  // not replaced under the composition
+  h.type("a ni'hao");
+  await h.sync.flush();
+  assert.equal(h.calls.length, 0);
+  assert.deepEqual(h.waits, [IDLE_MS]);  // tried again after a pause
+  h.editor.composing = false;
+  h.type("a 你好");
+  const saving = h.sync.flush();
+  assert.deepEqual(h.calls, [{ base_version: 1, text: "a 你好", sent: false }]);
+  h.answer().resolve(notes(3, "a 你好 b", { saved: true }));
+  await saving;
+  assert.equal(h.editor.text, "a 你好 b");
 });
