@@ -3,8 +3,12 @@ both texts survive on both pages, and after a reload (issue 20, shared notes).""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from itertools import zip_longest
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -29,7 +33,7 @@ CARET_AFTER = """(marker) => { const a = document.getElementById('notes-text'); 
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("notes") / "state"
     proc, info = start_demo(state, PASSWORD, "--experts", "2")
-    yield info
+    yield {**info, "database": state / "server" / "clinicam.db"}
     if proc.poll() is None:
         stop_demo(proc, whole_group=True)
 
@@ -48,6 +52,15 @@ def _open(browser: Any, url: str, user: str) -> Any:
 
 def _value(page: Any) -> str:
     return str(page.evaluate(VALUE))
+
+
+def _note_edits(database: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The audit trail's entries for the notes: (actor, detail)."""
+    with closing(sqlite3.connect(database)) as db:
+        rows = db.execute(
+            "SELECT actor, detail FROM audit_entries WHERE action = 'consultation.notes_edit'"
+        ).fetchall()
+    return [(actor, json.loads(detail)) for actor, detail in rows]
 
 
 def test_two_experts_typing_at_once_keep_both_texts(demo: dict[str, Any], browser: Any) -> None:
@@ -88,6 +101,11 @@ def test_two_experts_typing_at_once_keep_both_texts(demo: dict[str, Any], browse
     )
     final = _value(alice)
     assert ALICE_WORDS in final and BOB_WORDS in final
+    # neither page took the other's text while it had its own unsent: the server merged
+    edits = _note_edits(demo["database"])
+    assert {actor for actor, _ in edits} == {"demo", "expert2"}
+    assert any(detail["merged"] for _, detail in edits)
+    assert all("rash" not in json.dumps(detail) for _, detail in edits)  # never the text
 
     for page in (alice, bob):
         page.reload()
