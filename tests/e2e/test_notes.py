@@ -86,7 +86,7 @@ def test_two_experts_typing_at_once_keep_both_texts(demo: dict[str, Any], browse
 
     wait_until(both_have_it, 30, "both texts on both pages")
     for page in (alice, bob):
-        wait_until(lambda p=page: p.evaluate(STATUS) == "saved", 20, "saved")
+        page.wait_for_function(f"() => ({STATUS})() === 'saved'", timeout=20_000)
         assert "Saved" in page.inner_text("#notes-status")
 
     # same place, same moment: both insertions stay
