@@ -54,6 +54,7 @@ from server.web.fleet import add_fleet_routes
 from server.web.locale import add_routes as add_locale_routes
 from server.web.locale import locale_middleware
 from server.web.metrics import add_metrics_routes, metrics_middleware
+from server.web.notes import add_notes_routes
 from server.web.patients import add_patient_routes
 from server.web.present import add_present_routes
 from server.web.records import add_record_routes
@@ -263,6 +264,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_enrollment_routes(app)
     add_station_routes(app)
     add_consultation_routes(app)
+    add_notes_routes(app)
     add_account_routes(app)
     add_api_doc_routes(app)
     add_metrics_routes(app, state)

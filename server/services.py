@@ -22,6 +22,7 @@ from server.access.models import CONSENT_EXPORT
 from server.access.registry import PatientRegistry
 from server.archive.service import ArchiveReader, ShowNote
 from server.config import ConsultationConfig
+from server.consultation_notes.service import NotesVersion, SharedNotes
 from server.directory.accounts import AccountDesk
 from server.directory.agenda import ConsultationAgenda
 from server.directory.broker_accounts import BrokerAccounts
@@ -51,6 +52,7 @@ from server.web.enrollment import ENROLLMENT
 from server.web.fleet import RELEASE_DESK, RELEASES
 from server.web.guard import ACCESS_DESK, CONSENTS
 from server.web.locale import PREFERENCES
+from server.web.notes import NOTES
 from server.web.patients import PATIENT_REGISTRY
 from server.web.present import PRESENTATION
 from server.web.records import RECORDS
@@ -123,6 +125,21 @@ def _note_shower(state: ServerState) -> ShowNote:
     return show
 
 
+def _notes_poster(
+    state: ServerState,
+) -> Callable[[ConsultationConfig, NotesVersion], Awaitable[None]]:
+    """Send a new version of the notes to every expert's page in that room (the clinic
+    station is not a member: it never sees them)."""
+
+    async def post(consultation: ConsultationConfig, notes: NotesVersion) -> None:
+        event = {"type": "notes", **notes.to_json(), "saved": False}
+        for room in state.rooms.live_rooms():
+            if room.consultation.id == consultation.id:
+                await room.notify(event)
+
+    return post
+
+
 def consultation_desk(state: ServerState, preferences: PreferenceDesk) -> ConsultationDesk:
     """The consultations' desk; after a change its invitees are mailed, and the room of one
     that ended or was called off closes."""
@@ -184,6 +201,9 @@ def provide_services(app: web.Application, state: ServerState) -> None:
     )
     app[CONSULTATION_DESK] = consultation_desk(state, app[PREFERENCES])
     app[AGENDA] = ConsultationAgenda(state.database, state.directory)
+    app[NOTES] = SharedNotes(
+        state.database, state.audit, state.directory, published=_notes_poster(state)
+    )
     app[ACCOUNT_DESK] = AccountDesk(
         state.database,
         state.audit,

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 import server.access.models
 import server.archive.index
 import server.audit.log
+import server.consultation_notes.models
 import server.directory.models
 import server.preferences
 import server.records.models

@@ -11,6 +11,7 @@ import { renderFloor, windowAt } from "./room_floor.js";
 import { RoomLinks } from "./room_links.js";
 import { MainChooser } from "./room_main.js";
 import { roomMedia } from "./room_media.js";
+import { setupNotes } from "./room_notes.js";
 import { RoomPresentation } from "./room_presentation.js";
 import { RoomRelevance } from "./room_relevance.js";
 import { setupReplay } from "./room_replay.js";
@@ -27,6 +28,7 @@ const cameraStatus = $("camera-status");
 /** The consultation (GET base) and the latest room state the server sent. */
 /** @type {{info: any, room: any}} */
 const state = { info: null, room: null };
+const notes = setupNotes({ api, base });
 
 /** @param {string} text */
 function say(text) { $("connection").textContent = text; }
@@ -42,13 +44,16 @@ const media = roomMedia({
   webcam: () => state.info.webcam,
   budget: () => state.room && state.room.webcam_budget,
 });
-const events = roomEvents({ base, say, onMessage, reconnected: () => media.connect() });
+const events = roomEvents({
+  base, say, onMessage, reconnected: () => { media.connect(); notes.refresh(); },
+});
 
 /** @param {import("./room_events.js").RoomMessage} msg */
 function onMessage(msg) {
   if (msg.type === "room") { state.room = msg; render(); WebcamBudget.apply(media.pc, msg.webcam_budget); }
   else if (msg.type === "error") cameraSay(msg.message);
   else if (msg.type === "ended") ended();
+  else if (msg.type === "notes") notes.receive(msg);
   else if (msg.type === "links") RoomLinks.render(/** @type {any} */ (msg), nameOf);
   else if (msg.type === "attention") {
     const note = $("attention");
@@ -62,6 +67,7 @@ function onMessage(msg) {
 function ended() {
   events.stop();
   media.stop();
+  notes.ended();
   say(t("room.ended"));
 }
 

@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-import server.directory.models  # noqa: F401  (its tables on Base.metadata)
+import server.consultation_notes.models
+import server.directory.models  # noqa: F401  (their tables on Base.metadata)
 from server.db import Base, current_revision, head_revision, open_database
 
 TABLES = {
@@ -33,6 +34,8 @@ TABLES = {
     "consultation_invitations",
     "account_links",
     "config_imports",
+    "consultation_notes",
+    "consultation_note_revisions",
 }
 
 

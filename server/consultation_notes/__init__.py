@@ -1,0 +1,1 @@
+"""Shared notes of a consultation: several experts type at once, nothing typed is lost."""
