@@ -24,7 +24,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table
 
-from clinicam.i18n import Translator
+from clinicam.i18n import _, translate
 from server.reports.envelope import Verified
 
 _LOGGER = logging.getLogger(__name__)
@@ -89,20 +89,23 @@ def render_pdf(verified: Verified, locale: str, image_of: ImageOf | None = None)
     """The PDF of a verified envelope in ``locale`` (en or zh-CN)."""
     envelope = verified.envelope or {}
     c: Mapping[str, Any] = envelope.get("content", {})
-    t = Translator(locale)
+
+    def tr(text: str) -> str:
+        return translate(text, locale)
+
     s = _styles()
     out: list[Flowable] = []
     consult = c.get("consultation", {})
     patient = c.get("patient", {})
     parts = c.get("participants", {})
     times = c.get("times", {})
-    out.append(_para(t("Consultation report"), s["title"]))
+    out.append(_para(tr(_("Consultation report")), s["title"]))
     out.append(_para(f"{consult.get('title', '')} · {consult.get('id', '')}", s["body"]))
     out.append(
         _para(
-            t("Version {version}", version=envelope.get("version", "?"))
+            tr(_("Version {version}", version=envelope.get("version", "?")))
             + (
-                t(" — replaces {digest}", digest=str(envelope.get("supersedes"))[:16])
+                " — " + tr(_("replaces {digest}", digest=str(envelope.get("supersedes"))[:16]))
                 if envelope.get("supersedes")
                 else ""
             ),
@@ -110,50 +113,52 @@ def render_pdf(verified: Verified, locale: str, image_of: ImageOf | None = None)
         )
     )
     rows = [
-        [t("Patient"), f"{patient.get('identifier', '')} — {patient.get('name', '')}"],
-        [t("Chair"), _person(parts.get("chair"))],
-        [t("Clinic"), str(parts.get("clinic") or "—")],
+        [tr(_("Patient")), f"{patient.get('identifier', '')} — {patient.get('name', '')}"],
+        [tr(_("Chair")), _person(parts.get("chair"))],
+        [tr(_("Clinic")), str(parts.get("clinic") or "—")],
         [
-            t("Scheduled"),
+            tr(_("Scheduled")),
             f"{times.get('scheduled_start') or '—'} – {times.get('scheduled_end') or '—'}",
         ],
-        [t("Started"), str(times.get("started_at") or "—")],
-        [t("Ended"), str(times.get("ended_at") or "—")],
+        [tr(_("Started")), str(times.get("started_at") or "—")],
+        [tr(_("Ended")), str(times.get("ended_at") or "—")],
     ]
     for expert in parts.get("experts", []):
-        joined = t("joined") if expert.get("joined") else t("invited, did not join")
-        rows.append([t("Expert"), f"{_person(expert)} · {joined}"])
+        joined = tr(_("joined")) if expert.get("joined") else tr(_("invited, did not join"))
+        rows.append([tr(_("Expert")), f"{_person(expert)} · {joined}"])
     table = Table(
         [[_para(a, s["small"]), _para(b, s["body"])] for a, b in rows],
         colWidths=[35 * mm, 135 * mm],
     )
     out += [Spacer(1, 4 * mm), table]
     for heading, key in (
-        (t("Reason"), "reason"),
-        (t("Findings"), "findings"),
-        (t("Recommendation"), "recommendation"),
-        (t("Shared notes"), "notes"),
+        (tr(_("Reason")), "reason"),
+        (tr(_("Findings")), "findings"),
+        (tr(_("Recommendation")), "recommendation"),
+        (tr(_("Shared notes")), "notes"),
     ):
         out += [_para(heading, s["h"]), _para(str(c.get(key) or ""), s["body"])]
-    out.append(_para(t("Confirmed diagnosis"), s["h"]))
+    out.append(_para(tr(_("Confirmed diagnosis")), s["h"]))
     diagnoses = c.get("diagnoses", [])
     if not diagnoses:
-        out.append(_para(t("none confirmed"), s["body"]))
+        out.append(_para(tr(_("none confirmed")), s["body"]))
     for d in diagnoses:
         out.append(
             _para(
-                t(
-                    "{label}, confirmed by {who} at {at}",
-                    label=d.get("label"),
-                    who=d.get("confirmed_by"),
-                    at=d.get("confirmed_at"),
+                tr(
+                    _(
+                        "{label}, confirmed by {who} at {at}",
+                        label=d.get("label"),
+                        who=d.get("confirmed_by"),
+                        at=d.get("confirmed_at"),
+                    )
                 )
                 + (f" — {d['note']}" if d.get("note") else ""),
                 s["body"],
             )
         )
     relevance = c.get("relevance", {})
-    out.append(_para(t("Relevance (decision support)"), s["h"]))
+    out.append(_para(tr(_("Relevance (decision support)")), s["h"]))
     out.append(_para(_in(locale, relevance.get("notice")), s["notice"]))
     result = relevance.get("result")
     if result:
@@ -164,34 +169,36 @@ def render_pdf(verified: Verified, locale: str, image_of: ImageOf | None = None)
         out.append(_para(_in(locale, result.get("caption")), s["small"]))
         trained = _in(locale, result.get("training_data"))
         if trained:
-            out.append(_para(t("Model trained on: {data}", data=trained), s["small"]))
+            out.append(_para(tr(_("Model trained on: {data}", data=trained)), s["small"]))
     else:
-        out.append(_para(t("no relevance result was computed"), s["body"]))
+        out.append(_para(tr(_("no relevance result was computed")), s["body"]))
     snapshots = c.get("snapshots", [])
     if snapshots:
-        out.append(_para(t("Snapshots"), s["h"]))
+        out.append(_para(tr(_("Snapshots")), s["h"]))
         for item in snapshots:
             picture = _snapshot(item, image_of)
             if picture is not None:
                 out.append(picture)
             out.append(_para(f"#{item.get('id')} · {item.get('taken_at') or ''}", s["small"]))
-    out.append(_para(t("Who opened what during the call"), s["h"]))
+    out.append(_para(tr(_("Who opened what during the call")), s["h"]))
     lines = c.get("audit", [])
     if not lines:
-        out.append(_para(t("no entries"), s["small"]))
+        out.append(_para(tr(_("no entries")), s["small"]))
     for line in lines:
         what = " ".join(f"{k}={v}" for k, v in line.get("what", {}).items())
         text = f"{line.get('at')} · {line.get('actor')} · {line.get('action')} {what}"
         out.append(_para(text, s["small"]))
     signer = envelope.get("signer", {})
-    footer = t(
-        "Signed by {signer} at {at} · key {key}",
-        signer=_person(signer),
-        at=envelope.get("signed_at", ""),
-        key=envelope.get("key_id", ""),
+    footer = tr(
+        _(
+            "Signed by {signer} at {at} · key {key}",
+            signer=_person(signer),
+            at=envelope.get("signed_at", ""),
+            key=envelope.get("key_id", ""),
+        )
     )
-    valid = t("signature valid") if verified.valid else t("SIGNATURE INVALID")
-    sealed = t("envelope SHA-256 {digest}", digest=verified.digest)
+    valid = tr(_("signature valid")) if verified.valid else tr(_("SIGNATURE INVALID"))
+    sealed = tr(_("envelope SHA-256 {digest}", digest=verified.digest))
 
     def page(canvas: Canvas, _doc: Any) -> None:
         canvas.saveState()
@@ -208,7 +215,7 @@ def render_pdf(verified: Verified, locale: str, image_of: ImageOf | None = None)
         rightMargin=20 * mm,
         topMargin=18 * mm,
         bottomMargin=20 * mm,
-        title=t("Consultation report"),
+        title=tr(_("Consultation report")),
         author=_person(signer),
     )
     doc.build(out, onFirstPage=page, onLaterPages=page)
