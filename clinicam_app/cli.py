@@ -319,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
             return _device_token(args.device, args.config)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "report":
+            from clinicam_app.report_verify import verify_report
+
+            return verify_report(args.file, args.key)
         if args.command == "model":
             return _model(args.action, list(args.args))
         if args.command == "records":
