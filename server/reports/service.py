@@ -37,6 +37,8 @@ from server.records.serving import record_json
 from server.records.store import REPORT, RecordStore
 from server.reports.content import NotesSource, RelevanceReader, gather
 from server.reports.envelope import MEDIA_TYPE, Verified, report_key, sign, verify_envelope
+from server.reports.fhir import report_bundle
+from server.reports.pdf import render_pdf
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -325,3 +327,30 @@ class ReportService:
             ]
 
         return await self._in_session(work)
+
+    def _image(self, sha256: str) -> bytes | None:
+        try:
+            with self._store.blobs.open(sha256) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
+
+    async def pdf(self, actor: str, patient: Patient, raw_id: str, locale: str) -> bytes:
+        """The version as PDF in ``locale`` (its snapshots drawn from the blob store)."""
+        report = await self.read(actor, patient, raw_id, "pdf")
+        return await asyncio.to_thread(render_pdf, report.verified, locale, self._image)
+
+    async def fhir(self, actor: str, patient: Patient, raw_id: str) -> dict[str, Any]:
+        """The version as a FHIR R4 collection Bundle (Encounter, Media, DiagnosticReport,
+        Composition); only a valid envelope is exported."""
+        report = await self.read(actor, patient, raw_id, "fhir")
+        if not report.verified.valid or report.verified.envelope is None:
+            raise Conflict(_("the stored report's signature does not verify"))
+        base = f"/api/patients/{patient.id}/records/clinical_photo/{{id}}/content"
+        return await asyncio.to_thread(
+            report_bundle,
+            report.verified.envelope,
+            report.verified.digest,
+            patient_reference=f"Patient/{patient.id}",
+            photo_url=base,
+        )
