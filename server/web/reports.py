@@ -26,7 +26,7 @@ from server.errors import read_json
 from server.records.serving import NO_SNIFF
 from server.reports.service import DraftInput, ReportService
 from server.web.guard import check_access
-from server.web.locale import reader_locale
+from server.web.locale import page, reader_locale
 from server.web.security import session_of
 
 REPORTS = web.AppKey("clinicam_reports", ReportService)
@@ -45,6 +45,13 @@ class SignBody(StrictModel):
 
 def _chair_call(request: web.Request) -> tuple[ReportService, str, str]:
     return request.app[REPORTS], session_of(request).username, request.match_info["cid"]
+
+
+class ReportPage(web.View):
+    """The chair's "End and report" page (its data comes from the API below)."""
+
+    async def get(self) -> web.StreamResponse:
+        return await page(self.request, "report.html")
 
 
 class DraftView(web.View):
@@ -138,6 +145,7 @@ class FhirView(web.View):
 
 def add_report_routes(app: web.Application) -> None:
     r = app.router
+    r.add_view("/report/{cid}", ReportPage)
     r.add_view("/api/consultations/{cid}/report", DraftView)
     r.add_view("/api/consultations/{cid}/report/sign", SignView)
     base = "/api/patients/{pid}/reports/{rid}"
