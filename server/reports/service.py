@@ -30,7 +30,8 @@ from clinicam.i18n import _
 from server.audit.trail import AuditTrail
 from server.auth import verify_secret
 from server.db import Database, iso, utcnow
-from server.directory.models import ENDED, LIVE, AccountRow, ConsultationRow
+from server.directory.consultations import standing
+from server.directory.models import ENDED, LIVE, SCHEDULED, AccountRow, ConsultationRow
 from server.domain_errors import Conflict, Forbidden, Invalid, NotFound
 from server.records.models import ClinicalPhoto, ConsultationReport, Patient, ReportDraft
 from server.records.serving import record_json
@@ -135,7 +136,7 @@ class ReportService:
             raise NotFound(_("no such consultation"))
         if account is None or account.role != CHAIR_ROLE or row.chair != actor:
             raise Forbidden(_("only the consultation's chair writes and signs its report"))
-        if row.state not in (LIVE, ENDED):
+        if row.state not in (LIVE, ENDED) and not (row.state == SCHEDULED and standing(row)):
             raise Conflict(_("a report is written during or after the consultation"))
         patient = session.scalar(select(Patient).where(Patient.external_id == row.patient_id))
         if patient is None:

@@ -39,7 +39,7 @@ function photoLabel(photo) {
 function show(data) {
   draft = data;
   $("report-form").hidden = false;
-  $("end-section").hidden = data.state !== "live";
+  $("end-section").hidden = data.state === "ended";
   $("findings").value = data.findings;
   $("recommendation").value = data.recommendation;
   $("notes").textContent = data.notes || t("report.notes_empty");
@@ -75,6 +75,7 @@ async function save() {
 async function end() {
   if (!window.confirm(t("lobby.confirm_end"))) return;
   try {
+    await save();  // what is typed so far stays (the form is reloaded below)
     await api.call("POST", `${base}/end`, {});
     say(t("lobby.ended"));
   } catch (e) { say(problem(e), "error"); }
