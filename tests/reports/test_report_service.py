@@ -170,3 +170,19 @@ async def test_another_patients_report_is_not_found(world: World) -> None:
     with pytest.raises(NotFound):
         await world.reports.read("alice", world.patient, "x1", "view")
     assert "access.denied" in world.actions()
+
+
+async def test_erasing_the_patient_removes_reports_and_drafts(world: World) -> None:
+    from server.erasure import erase_patient
+    from server.records.models import Patient, ReportDraft
+
+    await world.reports.save_draft("chair", world.cid, _draft(world))
+    signed = await world.reports.sign("chair", world.cid, PASSWORD)
+    with world.database.session() as session, session.begin():
+        patient = session.get(Patient, world.patient.id)
+        assert patient is not None
+        shas, _segments = erase_patient(session, patient)
+    assert signed["digest"] in shas  # the envelope's blob is collected with the rest
+    with world.database.session() as session:
+        assert session.scalars(select(ConsultationReport)).all() == []
+        assert session.scalars(select(ReportDraft)).all() == []
