@@ -19,6 +19,12 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.resource import Resource
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.records.blobs import BlobStore
+from server.records.models import ConsultationReport
+from server.reports.envelope import verify_envelope
 
 LOINC = "http://loinc.org"
 CONSULT_NOTE = {"system": LOINC, "code": "11488-4", "display": "Consult note"}
@@ -197,4 +203,26 @@ def report_bundle(envelope: Mapping[str, Any], digest: str, **kwargs: Any) -> di
         }
     )
     out: dict[str, Any] = bundle.model_dump(mode="json", exclude_none=True)
+    return out
+
+
+def patient_report_resources(
+    session: Session, blobs: BlobStore, patient_id: int, patient_reference: str | None = None
+) -> list[Resource]:
+    """Every consultation's latest signed report of a patient, as resources (for the
+    patient's complete FHIR export); a stored envelope that does not verify is left out."""
+    rows = session.scalars(
+        select(ConsultationReport)
+        .where(ConsultationReport.patient_id == patient_id)
+        .order_by(ConsultationReport.consultation_id, ConsultationReport.version)
+    )
+    latest = {row.consultation_id: row for row in rows}
+    out: list[Resource] = []
+    for row in latest.values():
+        with blobs.open(row.blob_sha256) as stream:
+            verified = verify_envelope(stream.read())
+        if verified.valid and verified.envelope is not None:
+            out += report_resources(
+                verified.envelope, verified.digest, patient_reference=patient_reference
+            )
     return out

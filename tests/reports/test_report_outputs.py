@@ -79,3 +79,18 @@ async def test_fhir_resources_validate_and_link(world: World) -> None:
 
     again = Bundle.model_validate(bundle)  # the downloaded JSON validates as it is
     assert len(again.entry or []) == 4
+
+
+async def test_a_patients_reports_as_resources_latest_version_only(world: World) -> None:
+    from server.reports.fhir import patient_report_resources
+
+    await _signed(world, "Eczema")
+    await world.reports.save_draft("chair", world.cid, DraftInput("Psoriasis", "", []))
+    await world.reports.sign("chair", world.cid, PASSWORD)
+    with world.database.session() as session:
+        resources = patient_report_resources(
+            session, world.store.blobs, world.patient.id, "Patient/1"
+        )
+    reports = [r for r in resources if r.get_resource_type() == "DiagnosticReport"]
+    assert [r.conclusion for r in reports] == ["Psoriasis"]  # type: ignore[attr-defined]
+    assert reports[0].status == "amended"  # type: ignore[attr-defined]
