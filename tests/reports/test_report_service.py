@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -186,3 +187,24 @@ async def test_erasing_the_patient_removes_reports_and_drafts(world: World) -> N
     with world.database.session() as session:
         assert session.scalars(select(ConsultationReport)).all() == []
         assert session.scalars(select(ReportDraft)).all() == []
+
+
+async def test_a_failing_audit_write_files_no_report(world: World) -> None:
+    from server.audit.trail import AuditTrail
+
+    class FailingTrail(AuditTrail):
+        def write(
+            self, session: Any, actor: str, action: str, target: str, detail: Any = None
+        ) -> None:
+            if action.startswith("report.sign"):
+                raise RuntimeError("audit log unavailable")
+            super().write(session, actor, action, target, detail)
+
+    await world.reports.save_draft("chair", world.cid, _draft(world))
+    world.reports._audit = FailingTrail(world.database)
+    with pytest.raises(RuntimeError):
+        await world.reports.sign("chair", world.cid, PASSWORD)
+    with world.database.session() as session:
+        assert session.scalars(select(ConsultationReport)).all() == []
+    world.reports._audit = world.audit
+    assert (await world.reports.sign("chair", world.cid, PASSWORD))["version"] == 1
