@@ -208,3 +208,37 @@ async def test_a_failing_audit_write_files_no_report(world: World) -> None:
         assert session.scalars(select(ConsultationReport)).all() == []
     world.reports._audit = world.audit
     assert (await world.reports.sign("chair", world.cid, PASSWORD))["version"] == 1
+
+
+async def test_the_relevance_view_carries_its_model_card_summary(world: World) -> None:
+    from server.relevance.models import ModelVersion, RelevanceResult
+
+    card = {
+        "intended_use": "decision support for skin lesions",
+        "training_data": {"emr_entry": {"source": "Wisconsin diagnostic breast cancer (UCI)"}},
+    }
+    with world.database.session() as session, session.begin():
+        session.add(ModelVersion(version="v-card", path="/nowhere", card=card, status="retired"))
+        session.add(
+            RelevanceResult(
+                patient_id=world.patient.id,
+                consultation_id=world.cid,
+                model_version="v-card",
+                produced_by="server",
+                labels=["benign", "malignant"],
+                values=[0.8, 0.2],
+                inputs=[],
+                requested_by="chair",
+            )
+        )
+    await world.reports.save_draft("chair", world.cid, _draft(world))
+    signed = await world.reports.sign("chair", world.cid, PASSWORD)
+    report = await world.reports.read("chair", world.patient, str(signed["id"]), "view")
+    assert report.verified.envelope is not None
+    relevance = report.verified.envelope["content"]["relevance"]
+    result = relevance["result"]
+    assert result["values"] == {"benign": 0.8, "malignant": 0.2}
+    assert result["model_version"] == "v-card" and result["card_known"]
+    assert "Wisconsin diagnostic breast cancer" in result["training_data"]["en"]
+    assert "decision support — not a diagnosis" in result["caption"]["en"]
+    assert "辅助决策，非诊断" in result["caption"]["zh-CN"]
