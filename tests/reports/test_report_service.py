@@ -20,8 +20,8 @@ from tests.reports.world import PASSWORD, World, build
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    return build(tmp_path)
+def world(tmp_path: Path, database_url: str) -> World:
+    return build(tmp_path, database_url)  # SQLite and PostgreSQL
 
 
 def _draft(world: World, findings: str = "eczema of the left forearm") -> DraftInput:
