@@ -13,6 +13,9 @@
 2. Range requests: bench/archive_range.py's archive (1280×720 H.264 through
    ``SegmentWriter``) of one hour (``--quick``: ten minutes); ``remux_range`` of 60 s in
    the middle (median, segments in the page cache) and ``reencode_range`` of the same.
+4. Consultation report: the chair signs one (draft changed, password checked, content
+   gathered, Ed25519 envelope, blob, row and audit entry committed) and it is rendered
+   as PDF (reportlab, CJK font) in Chinese: median ms over several new versions.
 3. Authorization: ``AccessControl.check`` of a valid edit token in a SQLite database
    holding 1,000 grants, median µs over many calls in one session, beside a bare
    ``SELECT 1`` in the same session; also the per-request form (new session and
@@ -25,7 +28,7 @@
     python bench/records.py [--quick]
 
 Last line: JSON with photos_per_s, dicom_per_s, range_60s_ms, reencode_60s_ms,
-authz_check_us, ratio (reencode / range), fhir_export_patients_per_s and backend.
+authz_check_us, ratio (reencode / range), fhir_export_patients_per_s, report_pdf_ms and backend.
 """
 
 from __future__ import annotations
@@ -63,7 +66,11 @@ from server.config import ServerConfig  # noqa: E402
 from server.db import open_database  # noqa: E402
 from server.records.blobs import LocalBlobStore  # noqa: E402
 from server.records.store import RecordStore  # noqa: E402
+from server.reports.pdf import render_pdf  # noqa: E402
+from server.reports.service import DraftInput  # noqa: E402
 from tests.records.api_helpers import User, open_user, records_config  # noqa: E402
+from tests.reports.world import PASSWORD as CHAIR_PASSWORD  # noqa: E402
+from tests.reports.world import build as report_world  # noqa: E402
 
 IN_FLIGHT = 2
 PHOTO_W, PHOTO_H = 1440, 1080
@@ -300,6 +307,33 @@ def authz_figures(folder: Path, checks: int) -> dict[str, float]:
     }
 
 
+# --- the consultation report -----------------------------------------------------------------
+
+
+def report_pdf_ms(folder: Path, runs: int) -> float:
+    """Median ms to sign one report (a new version each time) and render it as PDF."""
+    world = report_world(folder)
+    findings = "左前臂湿疹，边界清楚，无渗出。Eczema of the left forearm, no infection. " * 6
+
+    async def one(index: int) -> float:
+        given = DraftInput(f"{index}: {findings}", "润肤剂每日两次；四周后复诊。", [world.photo_id])
+        await world.reports.save_draft("chair", world.cid, given)
+        start = time.perf_counter()
+        filed = await world.reports.sign("chair", world.cid, CHAIR_PASSWORD)
+        report = await world.reports.read("chair", world.patient, str(filed["id"]), "pdf")
+        pdf = render_pdf(report.verified, "zh-CN")
+        elapsed = time.perf_counter() - start
+        assert pdf.startswith(b"%PDF") and report.verified.valid
+        return elapsed * 1000
+
+    async def all_runs() -> list[float]:
+        return [await one(i) for i in range(runs + 1)]
+
+    samples = asyncio.run(all_runs())[1:]  # the first loads the font and makes the key
+    world.database.close()
+    return statistics.median(samples)
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -341,6 +375,7 @@ def main() -> None:
         fhir = fhir_export_figures(
             folder / "fhir", photo_data[1:], dicom_data[1:], min(fhir_patients, uploads // 3)
         )
+        report_ms = report_pdf_ms(folder / "report", runs)
 
     photos_per_s = uploads / photo_run.seconds
     dicom_per_s = uploads / dicom_run.seconds
@@ -383,6 +418,10 @@ def main() -> None:
         f"{fhir.plain_per_s:.1f}/s -> FHIR costs {fhir.plain_per_s / fhir.full_per_s:.1f}x"
     )
     print(
+        f"consultation report signed (argon2 password check included) and rendered as PDF: "
+        f"median {report_ms:.0f} ms ({runs} versions)"
+    )
+    print(
         f"figures from this machine: {os.cpu_count()} CPUs, load average "
         f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())} now (was {load:.2f} at the start), "
         f"SQLite WAL synchronous=FULL in {tempfile.gettempdir()}, "
@@ -396,6 +435,7 @@ def main() -> None:
         "authz_check_us": round(authz["check"], 1),
         "ratio": round(reencode_ms / range_ms, 1),
         "fhir_export_patients_per_s": round(fhir.full_per_s, 1),
+        "report_pdf_ms": round(report_ms, 1),
         "backend": "sqlite",
     }
     print(json.dumps(result))

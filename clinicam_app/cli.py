@@ -342,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             return _broker_bridge(args)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "report":
+            from clinicam_app.report_verify import verify_report
+
+            return verify_report(args.file, args.key)
         if args.command == "model":
             return _model(args.action, list(args.args))
         if args.command == "records":

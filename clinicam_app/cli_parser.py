@@ -251,6 +251,27 @@ def _audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
 
 
+def _report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser(
+        "report",
+        help=L(_("check a signed consultation report")),
+        description=L(
+            _(
+                "'verify FILE' checks a downloaded consultation report (its signed "
+                "envelope): prints whether the signature is valid, the signer and the key "
+                "id (exit 0), or why it is not (exit 1). Any changed byte fails."
+            )
+        ),
+    )
+    report.add_argument("action", choices=["verify"], help=L(_("what to do with the report")))
+    report.add_argument("file", type=Path, help=L(_("the report envelope (.json)")))
+    report.add_argument(
+        "--key",
+        type=Path,
+        help=L(_("the site's report-signing public key (PEM): the report must be signed by it")),
+    )
+
+
 def _tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     model = sub.add_parser(
         "model",
@@ -330,5 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
     _secrets(sub)
     _bridge(sub)
     _audit(sub)
+    _report(sub)
     _tools(sub)
     return parser

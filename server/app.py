@@ -60,6 +60,7 @@ from server.web.present import add_present_routes
 from server.web.records import add_record_routes
 from server.web.records_import import add_import_routes
 from server.web.relevance import add_relevance_routes
+from server.web.reports import add_report_routes
 from server.web.security import auth_middleware
 from server.web.snapshots import add_snapshot_routes
 from server.web.station import add_station_routes
@@ -260,6 +261,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_archive_routes(app)
     add_backfill_routes(app)
     add_relevance_routes(app)
+    add_report_routes(app)
     add_fleet_routes(app)
     add_enrollment_routes(app)
     add_station_routes(app)

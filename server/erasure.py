@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from server.access.models import AccessGrant, AccessGrantToken, AccessRequest, Consent
 from server.archive.index import ArchiveSegment
-from server.records.models import BLOB_TABLES, EmrEntry, Patient
+from server.records.models import BLOB_TABLES, EmrEntry, Patient, ReportDraft
 from server.relevance.models import Diagnosis, RelevanceResult
 
 
@@ -33,6 +33,7 @@ def erase_patient(session: Session, patient: Patient) -> tuple[list[str], list[s
     owned: tuple[type[Any], ...] = (
         *BLOB_TABLES,
         EmrEntry,
+        ReportDraft,
         ArchiveSegment,
         Consent,
         RelevanceResult,

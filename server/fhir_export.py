@@ -29,8 +29,10 @@ from server.access.models import CONSENT_EXPORT, CONSENT_TRAINING, Consent
 from server.directory import models as directory
 from server.records.fhir.export_bundle import FhirBundleBuilder
 from server.records.fhir.export_context import Contribution, ExportContext, coding
-from server.records.store import RecordStore
+from server.records.models import ConsultationReport
+from server.records.store import REPORT, RecordStore
 from server.relevance.models import Diagnosis
+from server.reports.envelope import verify_envelope
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -157,5 +159,60 @@ def bundle_builder(store: RecordStore) -> FhirBundleBuilder:
     builder.register(CONSULTATION, encounters, title="Consultations", first=True)
     builder.register(CONSENT, consents, title="Consents")
     builder.register(DIAGNOSIS, diagnostic_reports, title="Confirmed diagnoses")
-    # The signed consultation report plugs in here: builder.register("report", ...).
+    builder.register(REPORT, consultation_reports, title="Consultation reports")
     return builder
+
+
+def consultation_reports(ctx: ExportContext) -> list[Contribution]:
+    """Each consultation's latest signed report as a DiagnosticReport whose presented form
+    is the signed envelope itself (so the signature travels and ``clinicam report verify``
+    still checks it); a de-identified export leaves reports out (a signed text cannot be
+    scrubbed without breaking its signature)."""
+    rows = list(
+        ctx.session.scalars(
+            select(ConsultationReport)
+            .where(ConsultationReport.patient_id == ctx.patient.id)
+            .order_by(ConsultationReport.consultation_id, ConsultationReport.version)
+        )
+    )
+    if ctx.deidentified:
+        ctx.left_out += [f"report/{row.id} (signed: not de-identifiable)" for row in rows]
+        return []
+    latest = {row.consultation_id: row for row in rows}
+    out: list[Contribution] = []
+    for row in latest.values():
+        with ctx.blobs.open(row.blob_sha256) as stream:
+            data = stream.read()
+        checked = verify_envelope(data)
+        if not checked.valid or checked.envelope is None:
+            ctx.left_out.append(f"report/{row.id} (its signature does not verify)")
+            continue
+        content = checked.envelope["content"]
+        conclusion = "\n\n".join(
+            str(content.get(k) or "") for k in ("findings", "recommendation") if content.get(k)
+        )
+        resource: dict[str, Any] = {
+            "status": "final",
+            "category": [{"text": "consultation report"}],
+            "code": {
+                "coding": [{"system": "http://loinc.org", "code": "11488-4"}],
+                "text": "Consult note",
+            },
+            "subject": ctx.subject(),
+            "issued": ctx.when(row.signed_at),
+            "performer": [ctx.person(row.signed_by)],
+            "presentedForm": [
+                ctx.attachment(data, "application/json", f"report v{row.version}", row.signed_at)
+            ],
+        }
+        encounter = ctx.known_ref("Encounter", row.consultation_id)
+        if encounter is not None:
+            resource["encounter"] = {"reference": encounter}
+        if conclusion:
+            resource["conclusion"] = conclusion
+        ref = ctx.ref("DiagnosticReport", f"report/{row.id}")
+        made = DiagnosticReport.model_validate(resource)
+        out.append(
+            Contribution(REPORT, ref, made, row.signed_by, row.signed_at, record=(REPORT, row.id))
+        )
+    return out

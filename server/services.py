@@ -44,6 +44,8 @@ from server.records.staging import STAGING_FOLDER
 from server.relevance.desk import Publish, RelevanceDesk
 from server.relevance.service import StoredRelevance
 from server.relevance.withdrawal import RetireOnWithdrawal
+from server.reports.envelope import KEY_FILE as REPORT_KEY_FILE
+from server.reports.service import ReportService
 from server.state import ServerState
 from server.web.accounts import ACCOUNT_DESK
 from server.web.archive import ARCHIVE_READER
@@ -58,6 +60,7 @@ from server.web.present import PRESENTATION
 from server.web.records import RECORDS
 from server.web.records_import import IMPORTS
 from server.web.relevance import RELEVANCE_DESK
+from server.web.reports import REPORTS
 from server.web.snapshots import SNAPSHOTS
 
 _TASKS: set[asyncio.Task[None]] = set()
@@ -231,6 +234,14 @@ def provide_services(app: web.Application, state: ServerState) -> None:
         learning=state.learning,
         appliances=state.appliances,
         publish=_publisher(state),
+    )
+    app[REPORTS] = ReportService(
+        state.database,
+        state.records,
+        state.audit,
+        state.relevance,
+        app[NOTES],  # the consultation's shared notes go into its report
+        key_file=state.config.state_dir / REPORT_KEY_FILE,
     )
     app[RELEASES] = ReleaseStore(state.config.state_dir / "releases")
     app[RELEASE_DESK] = ReleaseDesk(app[RELEASES], state.database, state.audit)

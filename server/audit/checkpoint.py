@@ -59,6 +59,39 @@ def public_pem(key: Ed25519PublicKey) -> bytes:
     )
 
 
+def create_key_file(path: Path, public_name: str) -> Ed25519PrivateKey | None:
+    """A new Ed25519 key in ``path`` (PEM, 0600, never over an existing file) with its
+    public half beside it as ``public_name``; None if another process made one first."""
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return None
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    path.with_name(public_name).write_bytes(public_pem(key.public_key()))
+    return key
+
+
+def load_key_file(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key in ``path``; ValueError (a sentence) if it is not one."""
+    try:
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError, OSError) as exc:
+        raise ValueError(
+            _("{path} is not a usable private key: {problem}", path=path, problem=str(exc))
+        ) from None
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ValueError(_("{path} is not an Ed25519 private key", path=path))
+    return loaded
+
+
 def signing_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
     """The private key in ``path`` (PEM); with ``create``, a new one (0600) if it is missing.
 
@@ -67,28 +100,14 @@ def signing_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
     if not path.is_file():
         if not create:
             raise CheckpointError(_("no audit signing key at {path}", path=path))
-        key = Ed25519PrivateKey.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-        path.with_name(PUBLIC_KEY_FILE).write_bytes(public_pem(key.public_key()))
-        _LOGGER.warning("created the audit signing key %s (keep a copy of its .pub)", path)
-        return key
+        key = create_key_file(path, PUBLIC_KEY_FILE)
+        if key is not None:
+            _LOGGER.warning("created the audit signing key %s (keep a copy of its .pub)", path)
+            return key
     try:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError, OSError) as exc:
-        raise CheckpointError(
-            _("{path} is not a usable private key: {problem}", path=path, problem=str(exc))
-        ) from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise CheckpointError(_("{path} is not an Ed25519 private key", path=path))
-    return loaded
+        return load_key_file(path)
+    except ValueError as exc:
+        raise CheckpointError(exc.args[0]) from None
 
 
 def verifying_key(path: Path) -> Ed25519PublicKey:

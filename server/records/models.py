@@ -11,7 +11,18 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, Float, ForeignKey, Integer, String, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.db import Base, UtcDateTime, utcnow
@@ -111,7 +122,46 @@ class EmrEntry(_RecordColumns, Base):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-BLOB_TABLES: tuple[type[_BlobColumns], ...] = (ClinicalPhoto, RecordScan, CtImage, VoiceNote)
+class ConsultationReport(_BlobColumns, Base):
+    """One signed version of a consultation's report (issue 20); the blob is the signed
+    envelope (canonical JSON), ``blob_sha256`` its digest. A change after signing is a
+    new row whose ``supersedes`` is the previous version's digest; the old one stays."""
+
+    __tablename__ = "consultation_reports"
+
+    consultation_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    signed_by: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    key_id: Mapped[str] = mapped_column(String(32))
+    supersedes: Mapped[str | None] = mapped_column(String(64))
+
+
+class ReportDraft(Base):
+    """What the chair has typed for a consultation's report, before (and between) signing.
+
+    ``signed`` is true while the draft is unchanged since its last signature: signing
+    again is refused until it changes (and then makes a new version)."""
+
+    __tablename__ = "report_drafts"
+
+    consultation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    findings: Mapped[str] = mapped_column(Text, default="")
+    recommendation: Mapped[str] = mapped_column(Text, default="")
+    snapshots: Mapped[list[int]] = mapped_column(JSON, default=list)
+    signed: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+BLOB_TABLES: tuple[type[_BlobColumns], ...] = (
+    ClinicalPhoto,
+    RecordScan,
+    CtImage,
+    VoiceNote,
+    ConsultationReport,
+)
 
 
 def referenced_blobs(session: Session) -> set[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.db import iso
-from server.records.models import ClinicalPhoto, CtImage, RecordScan
+from server.records.models import ClinicalPhoto, ConsultationReport, CtImage, RecordScan
 from server.records.store import EMR
 
 NO_SNIFF = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
@@ -49,6 +49,15 @@ def record_json(category: str, row: Any) -> dict[str, Any]:
         )
     elif isinstance(row, RecordScan):
         out.update(width=row.width, height=row.height, page_count=row.page_count)
+    elif isinstance(row, ConsultationReport):
+        out.update(
+            consultation=row.consultation_id,
+            version=row.version,
+            signed_by=row.signed_by,
+            signed_at=iso(row.signed_at),
+            key_id=row.key_id,
+            supersedes=row.supersedes,
+        )
     elif isinstance(row, CtImage):
         out.update(
             study_uid=row.study_uid,

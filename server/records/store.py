@@ -26,6 +26,7 @@ from server.records.models import (
     SOURCE_SNAPSHOT,
     SOURCE_UPLOAD,
     ClinicalPhoto,
+    ConsultationReport,
     CtImage,
     EmrEntry,
     Patient,
@@ -36,12 +37,16 @@ from server.records.models import (
 
 _LOGGER = logging.getLogger(__name__)
 
-BlobRecord = ClinicalPhoto | RecordScan | CtImage | VoiceNote
+BlobRecord = ClinicalPhoto | RecordScan | CtImage | VoiceNote | ConsultationReport
+REPORT = (
+    "report"  # a signed consultation report (issue 20): filed by server.reports, never uploaded
+)
 TABLE_OF: dict[str, type[BlobRecord]] = {
     Category.PHOTO.value: ClinicalPhoto,
     Category.SCAN.value: RecordScan,
     Category.CT.value: CtImage,
     Category.VOICE.value: VoiceNote,
+    REPORT: ConsultationReport,
 }
 EMR = "emr_entry"
 CATEGORIES = (*TABLE_OF, EMR)

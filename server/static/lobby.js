@@ -32,7 +32,7 @@ function render(s, mine) {
     ? requestItem(c, api, mine.invitable || [], s.user, () => refresh())
     : consultationItem(c, reader)));
   $("requests-section").hidden = mine.requests.length === 0;
-  $("past").replaceChildren(...mine.past.map(pastItem));
+  $("past").replaceChildren(...mine.past.map((/** @type {any} */ c) => pastItem(c, reader)));
   const fresh = [...mine.live, ...mine.upcoming].filter((c) => c.new);
   const notices = $("notices");
   notices.hidden = fresh.length === 0;

@@ -84,6 +84,9 @@ export function consultationItem(c, reader) {
   if (chairing && (c.state === "live" || (c.standing && open))) {
     links.append(el("button", { class: end, onclick: () => reader.act(c.id, end) }, t("lobby.end")));
   }
+  if (c.chair === reader.user && reader.role === "chair" && (c.state === "live" || (c.standing && open))) {
+    links.append(el("a", { href: reportHref(c), class: "report" }, t("lobby.end_and_report")));
+  }
   if (c.state === "scheduled" && !c.standing && (chairing || c.requested_by === reader.user)) {
     links.append(el("button", { class: cancel, onclick: () => reader.act(c.id, cancel) }, t("lobby.cancel")));
   }
@@ -101,15 +104,28 @@ export function consultationItem(c, reader) {
 }
 
 /**
- * One past consultation: ended, declined (with the reason), cancelled or no-show.
- * @param {Entry} c
+ * One past consultation: ended, declined (with the reason), cancelled or no-show; its
+ * chair gets a link to the report.
+ * @param {Entry} c @param {Reader} [reader]
  */
-export function pastItem(c) {
+export function pastItem(c, reader) {
+  const report = reader && c.state === "ended" && c.chair === reader.user && reader.role === "chair"
+    ? el("span", { class: "links" }, el("a", { href: reportHref(c), class: "report" }, t("lobby.report")))
+    : null;
   const when = c.ended_at ? formatDateTime(c.ended_at) : (c.start ? formatDateTime(c.start) : "");
   return el("li", { dataset: { cid: c.id, state: c.state } },
     el("span", {},
       el("span", {}, t("lobby.consultation", { title: c.title, patient: c.patient })),
       el("br"),
       el("span", { class: "muted when" }, when ? `${stateText(c.state)} · ${when}` : stateText(c.state)),
-      c.decline_reason ? el("span", { class: "muted" }, ` · ${t("lobby.declined_because", { reason: c.decline_reason })}`) : null));
+      c.decline_reason ? el("span", { class: "muted" }, ` · ${t("lobby.declined_because", { reason: c.decline_reason })}`) : null),
+    report);
+}
+
+/**
+ * The chair's "End and report" page of a consultation.
+ * @param {Entry} c
+ */
+export function reportHref(c) {
+  return `/report/${encodeURIComponent(c.id)}`;
 }

@@ -15,6 +15,7 @@ import { RecordsPage } from "./records_page.js";
 import { patientChooser } from "./records_patients.js";
 import { photoGallery } from "./records_photos.js";
 import { uploadQueue } from "./records_uploads.js";
+import { consultationReports } from "./records_reports.js";
 import { recordsView } from "./records_view.js";
 import { voiceNotes } from "./records_voice.js";
 
@@ -28,6 +29,7 @@ Object.assign(page, {
   ct: ctViewer(page),
   voice: voiceNotes(page),
   emr: emrEntries(page),
+  reports: consultationReports(page),
   consent: consentAndExport(page),
   fhir: fhirDownloads(page),
   archive: videoArchive(page),

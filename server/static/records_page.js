@@ -40,6 +40,8 @@ export class RecordsPage {
     this.voice = /** @type {any} */ (undefined);
     /** @type {ReturnType<typeof import("./records_emr.js").emrEntries>} */
     this.emr = /** @type {any} */ (undefined);
+    /** @type {ReturnType<typeof import("./records_reports.js").consultationReports>} */
+    this.reports = /** @type {any} */ (undefined);
     /** @type {ReturnType<typeof import("./records_consent.js").consentAndExport>} */
     this.consent = /** @type {any} */ (undefined);
     /** @type {ReturnType<typeof import("./records_fhir.js").fhirDownloads>} */

@@ -14,6 +14,7 @@ export function categoryName(category) {
     case "ct_image": return t("records.category.ct_image");
     case "voice_note": return t("records.upload.voice_note");
     case "emr_entry": return t("records.category.emr_entry");
+    case "report": return t("records.category.report");
     default: return category;
   }
 }
@@ -21,7 +22,7 @@ export function categoryName(category) {
 /** @param {import("./records_page.js").RecordsPage} page */
 export function recordsView(page) {
   function clear() {
-    for (const id of ["photos", "scans", "ct-slices", "voice", "emr-rows", "archive-ranges"]) {
+    for (const id of ["photos", "scans", "ct-slices", "voice", "emr-rows", "reports", "archive-ranges"]) {
       $(id).replaceChildren();
     }
     $("ct-image").removeAttribute("src");
@@ -52,6 +53,7 @@ export function recordsView(page) {
     page.ct.render(r.ct_image || []);
     page.voice.render(r.voice_note || []);
     page.emr.render(r.emr_entry || []);
+    page.reports.render(r.report || []);
     page.consent.render();
     page.fhir.render();
     page.uploads.renderState();

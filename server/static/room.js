@@ -101,6 +101,10 @@ inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.sen
     state.info = await api.call("GET", base);
   } catch (e) { say(e.message); return; }
   const info = state.info;
+  if (info.chair === s.user && s.role === "chair") {  // the chair ends the call and writes the report
+    /** @type {HTMLAnchorElement} */ ($("report-link")).href = `/report/${encodeURIComponent(cid)}`;
+    $("report-link").hidden = false;
+  }
   if (info.state === "ended") { say(t("room.ended")); return; }
   document.title = t("room.document_title", { title: info.title });
   $("title").textContent = t("room.title", { title: info.title, patient: info.patient });

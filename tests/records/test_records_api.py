@@ -320,6 +320,7 @@ async def test_uploads_are_filed_by_content_and_readable(site: Site) -> None:
         "record_scan": 0,
         "ct_image": 1,
         "voice_note": 0,
+        "report": 0,
         "emr_entry": 1,
     }
     assert (

@@ -38,3 +38,8 @@ test("the station says what comes next, or what is under way", () => {
   assert.match(nextText({ title: "Skin", start: "2026-12-08T09:30:00Z", state: "scheduled" }), /^Next consultation: Skin, /);
   assert.match(nextText({ title: "Skin", start: "2026-12-08T09:30:00Z", state: "live" }), /^Consultation under way: Skin/);
 });
+
+test("the chair's report page of a consultation", async () => {
+  const { reportHref } = await import("../../server/static/lobby_agenda.js");
+  assert.equal(reportHref({ id: "c 1/x" }), "/report/c%201%2Fx");
+});
