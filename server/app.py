@@ -17,6 +17,7 @@ from clinicam.ice import restrict_ice_to_loopback
 from clinicam.protocol import ApplianceState
 from clinicam.realtime import favour_the_event_loop
 from server.access.grants import AccessControl
+from server.archive.call_store import CallStore, referenced_recording_blobs
 from server.archive.recorder import ArchiveRecorder
 from server.audit.trail import AuditTrail, Checkpointer
 from server.auth import LoginThrottle, SessionStore
@@ -30,6 +31,7 @@ from server.errors import error_middleware
 from server.login import LoginService
 from server.media_hub import MediaHub
 from server.mqtt_link import ApplianceLink
+from server.recording.recorder import CallRecorder
 from server.records import staging
 from server.records.blobs import LocalBlobStore
 from server.records.models import Patient
@@ -54,6 +56,7 @@ from server.web.locale import add_routes as add_locale_routes
 from server.web.locale import locale_middleware
 from server.web.patients import add_patient_routes
 from server.web.present import add_present_routes
+from server.web.recordings import add_recording_routes
 from server.web.records import add_record_routes
 from server.web.records_import import add_import_routes
 from server.web.relevance import add_relevance_routes
@@ -116,6 +119,8 @@ async def _hourly(state: ServerState) -> None:
     while True:
         try:
             await asyncio.to_thread(state.archive.apply_retention)
+            if state.recorder is not None:
+                await asyncio.to_thread(state.recorder.apply_retention)
             await asyncio.to_thread(
                 state.records.collect_orphans, state.config.records.orphan_grace_s
             )
@@ -138,6 +143,43 @@ async def _show_latest_relevance(state: ServerState, room: ConsultationRoom) -> 
     result = await asyncio.to_thread(latest)
     if result is not None and room.show_relevance(result):
         await room.broadcast()
+
+
+def _call_recorder(
+    config: ServerConfig, database: Database, records: RecordStore, audit: AuditTrail
+) -> CallRecorder:
+    """The whole call recorded (O4); its segments' blobs are kept from the orphan collector."""
+    records.also_referenced.append(referenced_recording_blobs)
+    store = CallStore(database, records, config.recording.retention_days)
+    return CallRecorder(config.recording, database, store, audit, config.state_dir / "recordings")
+
+
+def _record_calls(state: ServerState, room: ConsultationRoom) -> None:
+    """A room opened: record it if its patient consents; the room and station say which."""
+    consultation, device_id = room.consultation, room.consultation.appliance
+    recorder = state.recorder
+    if recorder is None:
+        room.recording = lambda: state.archive.recording(device_id)
+        return
+    cid = consultation.id
+    room.recording = lambda: state.archive.recording(device_id) or recorder.recording(cid)
+    room.call_recording = lambda: recorder.status(cid)
+
+    def in_call() -> bool:
+        return room.station.connected or any(m.track is not None for m in room.members.values())
+
+    async def begin() -> None:
+        await recorder.begin(
+            consultation,
+            room.sources,
+            room.audio,
+            in_call=in_call,
+            alive=lambda: room in state.rooms.rooms_of(device_id),
+            locale=state.config.language,
+        )
+        await room.broadcast()
+
+    _in_background(begin())
 
 
 def _in_background(work: Coroutine[Any, Any, Any]) -> None:
@@ -217,6 +259,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         learning=LearningLoop(database, config.models.retrain_after, retrainer),
         login=login,
         device_tokens=device_tokens,
+        recorder=_call_recorder(config, database, records, audit),
     )
 
     def live_again(device_id: str) -> None:
@@ -235,8 +278,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     state.appliances.on_state = appliance_state
 
     def room_created(room: ConsultationRoom) -> None:
-        device_id = room.consultation.appliance
-        room.recording = lambda: state.archive.recording(device_id)
+        _record_calls(state, room)
         appliance = state.appliances.states.get(room.consultation.appliance)
         if appliance is not None:
             room.station.set_privacy(appliance.privacy)
@@ -255,6 +297,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_present_routes(app)
     add_import_routes(app)
     add_archive_routes(app)
+    add_recording_routes(app)
     add_backfill_routes(app)
     add_relevance_routes(app)
     add_fleet_routes(app)
@@ -282,6 +325,8 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         app[LOAD].cancel()
         app[LINKS].cancel()
         app[NO_SHOWS].cancel()
+        if state.recorder is not None:
+            await state.recorder.close()
         await state.rooms.close()
         await state.media.close()
         database.close()

@@ -31,6 +31,7 @@ class ConsentChoices(StrictModel):
 
     training: bool = Field(description="Their de-identified records may train models.")
     export: bool = Field(description="Their records may leave the clinic de-identified.")
+    recording: bool = Field(False, description="Their consultations may be recorded whole.")
 
 
 class RegistrationBody(StrictModel):

@@ -33,6 +33,7 @@ TABLES = {
     "consultation_invitations",
     "account_links",
     "config_imports",
+    "call_recording_segments",
 }
 
 
