@@ -73,7 +73,7 @@ class _Segment:
         self.output: OutputContainer = av.open(str(self.partial), "w", format="mp4")
         video = self.output.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.time_base = VIDEO_TIME_BASE
+        video.time_base = video.codec_context.time_base = VIDEO_TIME_BASE
         video.codec_context.bit_rate = kbps * 1000
         video.codec_context.options = {
             "preset": "veryfast",
