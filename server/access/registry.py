@@ -192,7 +192,9 @@ class PatientRegistry:
                 {"clinic": clinic, "group": checked.group, "consent": checked.consent},
             )
             for purpose in (*CONSENT_PURPOSES, *OPTIONAL_PURPOSES):
-                granted = bool(checked.consent.get(purpose, False))
+                if purpose not in checked.consent:
+                    continue  # an optional purpose not asked: no decision, which means no
+                granted = bool(checked.consent[purpose])
                 session.add(
                     Consent(
                         patient_id=patient.id,

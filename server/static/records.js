@@ -11,6 +11,7 @@ import { consentAndExport } from "./records_consent.js";
 import { ctViewer } from "./records_ct.js";
 import { emrEntries } from "./records_emr.js";
 import { RecordsPage } from "./records_page.js";
+import { callRecordings } from "./records_recordings.js";
 import { patientChooser } from "./records_patients.js";
 import { photoGallery } from "./records_photos.js";
 import { uploadQueue } from "./records_uploads.js";
@@ -29,6 +30,7 @@ Object.assign(page, {
   emr: emrEntries(page),
   consent: consentAndExport(page),
   archive: videoArchive(page),
+  recordings: callRecordings(page),
   uploads: uploadQueue(page),
 });
 
