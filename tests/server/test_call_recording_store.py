@@ -142,3 +142,21 @@ def test_retention_deletes_old_recordings_and_orphans_are_kept(tmp_path: Path) -
     assert sorted(kept) == sorted(new)
     assert not any(store.blobs.exists(sha) for sha in old_blobs)
     database.close()
+
+
+def test_erasing_a_patient_erases_their_recordings(tmp_path: Path) -> None:
+    from server.erasure import erase_patient
+    from server.records.models import Patient
+
+    database, records, store = _store(tmp_path)
+    records.also_referenced.append(referenced_recording_blobs)
+    _record(store, tmp_path / "a", "P-1", "c1")
+    kept = _record(store, tmp_path / "b", "P-2", "c2")
+    with database.session() as session, session.begin():
+        patient = session.scalars(select(Patient).where(Patient.external_id == "P-1")).one()
+        shas, _segments = erase_patient(session, patient)
+    assert len(shas) == 2
+    assert records.drop_unreferenced(shas) == shas
+    with database.session() as session:
+        assert sorted(session.scalars(select(CallSegment.id))) == sorted(kept)
+    database.close()
