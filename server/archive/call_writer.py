@@ -76,7 +76,7 @@ class _Segment:
         video.time_base = video.codec_context.time_base = VIDEO_TIME_BASE
         video.codec_context.bit_rate = kbps * 1000
         video.codec_context.options = {
-            "preset": "veryfast",
+            "preset": "ultrafast",
             "tune": "zerolatency",  # no look-ahead: a frame is out as soon as it is in
             "x264-params": f"keyint={fps * 2}:threads=1",
         }
