@@ -25,7 +25,8 @@ from server.relevance.models import Diagnosis, RelevanceResult
 def erase_patient(session: Session, patient: Patient) -> tuple[list[str], list[str]]:
     """Remove every row of ``patient``; returns (blob candidates, archive segment paths)."""
     shas: set[str] = set()
-    for table in (*BLOB_TABLES, CallSegment):  # records and recorded calls
+    holders: tuple[type[Any], ...] = (*BLOB_TABLES, CallSegment)  # records, recorded calls
+    for table in holders:
         query = select(table.blob_sha256).where(table.patient_id == patient.id)
         shas.update(session.scalars(query))
     segments = list(

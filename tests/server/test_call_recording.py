@@ -109,6 +109,11 @@ async def test_consented_call_is_recorded_and_replays_with_every_voice(site: Sit
     try:
         await _until(lambda: experts[0].state.get("call_recording") == "recording", "indicator")
         await _until(lambda: count_rows(site.database, CallSegment) >= 3, "three segments")
+        # The clinic station's composite and page say so too (no appliance streams here:
+        # it is the call's recording, not the archive's).
+        (room,) = site.state.rooms.rooms_for_patient("P-1")
+        assert room.recording() and not site.state.archive.recording("cam-1")
+        assert [b.text for b in room.badges_for("station:expert:alice")] == ["● Recording"]
     finally:
         for expert in experts:
             await expert.close()
@@ -158,6 +163,8 @@ async def test_without_consent_nothing_is_recorded(site: Site) -> None:
         for expert in experts:
             await expert.close()
     assert count_rows(site.database, CallSegment) == 0
+    (room,) = site.state.rooms.rooms_for_patient("P-1")
+    assert not room.recording() and room.badges_for("station:expert:alice") == []
     folder = site.state_dir / "recordings" / "c1"
     assert not folder.exists() or not any(folder.iterdir())
     assert "recording.not_consented" in audit_actions(site.database, "server")

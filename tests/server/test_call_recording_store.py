@@ -106,6 +106,12 @@ def test_a_killed_writer_leaves_every_closed_segment_playable(tmp_path: Path) ->
     database.close()
 
 
+def _grey(level: int) -> av.VideoFrame:
+    """A uniform picture (a call's own level, so two calls' segments differ)."""
+    planes = np.full((360, 640, 3), level, dtype=np.uint8)
+    return av.VideoFrame.from_ndarray(planes, format="rgb24")
+
+
 def _record(store: CallStore, folder: Path, patient: str, consultation: str) -> list[int]:
     ids: list[int] = []
     writer = SegmentedRecording(
@@ -115,7 +121,7 @@ def _record(store: CallStore, folder: Path, patient: str, consultation: str) -> 
     )
     for i in range(30):
         writer.add_audio(np.zeros(960, dtype=np.int16), i / 10)
-        writer.add_video(av.VideoFrame(640, 360, "yuv420p"), i / 10)
+        writer.add_video(_grey(sum(map(ord, consultation)) * 7 % 200), i / 10)
     writer.close(3.0)
     return ids
 
@@ -159,4 +165,26 @@ def test_erasing_a_patient_erases_their_recordings(tmp_path: Path) -> None:
     assert records.drop_unreferenced(shas) == shas
     with database.session() as session:
         assert sorted(session.scalars(select(CallSegment.id))) == sorted(kept)
+    database.close()
+
+
+def test_a_replay_carries_the_viewers_watermark(tmp_path: Path) -> None:
+    from server.media.watermark import Watermark
+
+    database, _records, store = _store(tmp_path)
+    ids = _record(store, tmp_path / "a", "P-1", "c1")
+    with database.session() as session:
+        rows = list(session.scalars(select(CallSegment).where(CallSegment.id.in_(ids))))
+        for row in rows:
+            session.expunge(row)
+    plain, marked = tmp_path / "plain.mp4", tmp_path / "marked.mp4"
+    mark = Watermark("Dr. Viewer", 640, 360)
+    assert store.join(rows, plain) == store.join(rows, marked, mark.apply) == 30
+
+    def brightest(path: Path) -> int:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+        return int(frame.to_ndarray(format="gray").max())
+
+    assert brightest(marked) > brightest(plain) + 50  # a dark call, its name burnt in
     database.close()
