@@ -155,7 +155,8 @@ def _call_recorder(
 
 
 def _record_calls(state: ServerState, room: ConsultationRoom) -> None:
-    """A room opened: record it if its patient consents; the room and station say which."""
+    """A room opened: once its call starts (someone's media attached), record it if its
+    patient consents then; the room and the station say which."""
     consultation, device_id = room.consultation, room.consultation.appliance
     recorder = state.recorder
     if recorder is None:
@@ -168,13 +169,20 @@ def _record_calls(state: ServerState, room: ConsultationRoom) -> None:
     def in_call() -> bool:
         return room.station.connected or any(m.track is not None for m in room.members.values())
 
+    def alive() -> bool:
+        return room in state.rooms.rooms_of(device_id)
+
     async def begin() -> None:
+        while not in_call():  # the call starts with its first media: consent is read then
+            if not alive():
+                return
+            await asyncio.sleep(0.2)
         await recorder.begin(
             consultation,
             room.sources,
             room.audio,
             in_call=in_call,
-            alive=lambda: room in state.rooms.rooms_of(device_id),
+            alive=alive,
             locale=state.config.language,
         )
         await room.broadcast()
