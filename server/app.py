@@ -17,6 +17,7 @@ from clinicam.ice import restrict_ice_to_loopback
 from clinicam.protocol import ApplianceState
 from clinicam.realtime import favour_the_event_loop
 from server.access.grants import AccessControl
+from server.archive.call_store import CallStore, referenced_recording_blobs
 from server.archive.recorder import ArchiveRecorder
 from server.audit.trail import AuditTrail, Checkpointer
 from server.auth import LoginThrottle, SessionStore
@@ -30,6 +31,7 @@ from server.errors import error_middleware
 from server.login import LoginService
 from server.media_hub import MediaHub
 from server.mqtt_link import ApplianceLink
+from server.recording.recorder import CallRecorder
 from server.records import staging
 from server.records.blobs import LocalBlobStore
 from server.records.models import Patient
@@ -57,6 +59,7 @@ from server.web.metrics import add_metrics_routes, metrics_middleware
 from server.web.notes import add_notes_routes
 from server.web.patients import add_patient_routes
 from server.web.present import add_present_routes
+from server.web.recordings import add_recording_routes
 from server.web.records import add_record_routes
 from server.web.records_import import add_import_routes
 from server.web.relevance import add_relevance_routes
@@ -120,6 +123,8 @@ async def _hourly(state: ServerState) -> None:
     while True:
         try:
             await asyncio.to_thread(state.archive.apply_retention)
+            if state.recorder is not None:
+                await asyncio.to_thread(state.recorder.apply_retention)
             await asyncio.to_thread(
                 state.records.collect_orphans, state.config.records.orphan_grace_s
             )
@@ -142,6 +147,51 @@ async def _show_latest_relevance(state: ServerState, room: ConsultationRoom) -> 
     result = await asyncio.to_thread(latest)
     if result is not None and room.show_relevance(result):
         await room.broadcast()
+
+
+def _call_recorder(
+    config: ServerConfig, database: Database, records: RecordStore, audit: AuditTrail
+) -> CallRecorder:
+    """The whole call recorded (O4); its segments' blobs are kept from the orphan collector."""
+    records.also_referenced.append(referenced_recording_blobs)
+    store = CallStore(database, records, config.recording.retention_days)
+    return CallRecorder(config.recording, database, store, audit, config.state_dir / "recordings")
+
+
+def _record_calls(state: ServerState, room: ConsultationRoom) -> None:
+    """A room opened: once its call starts (someone's media attached), record it if its
+    patient consents then; the room and the station say which."""
+    consultation, device_id = room.consultation, room.consultation.appliance
+    recorder = state.recorder
+    if recorder is None:
+        room.recording = lambda: state.archive.recording(device_id)
+        return
+    cid = consultation.id
+    room.recording = lambda: state.archive.recording(device_id) or recorder.recording(cid)
+    room.call_recording = lambda: recorder.status(cid)
+
+    def in_call() -> bool:
+        return room.station.connected or any(m.track is not None for m in room.members.values())
+
+    def alive() -> bool:
+        return room in state.rooms.rooms_of(device_id)
+
+    async def begin() -> None:
+        while not in_call():  # the call starts with its first media: consent is read then
+            if not alive():
+                return
+            await asyncio.sleep(0.2)
+        await recorder.begin(
+            consultation,
+            room.sources,
+            room.audio,
+            in_call=in_call,
+            alive=alive,
+            locale=state.config.language,
+        )
+        await room.broadcast()
+
+    _in_background(begin())
 
 
 def _in_background(work: Coroutine[Any, Any, Any]) -> None:
@@ -221,6 +271,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         learning=LearningLoop(database, config.models.retrain_after, retrainer),
         login=login,
         device_tokens=device_tokens,
+        recorder=_call_recorder(config, database, records, audit),
     )
 
     def live_again(device_id: str) -> None:
@@ -239,8 +290,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     state.appliances.on_state = appliance_state
 
     def room_created(room: ConsultationRoom) -> None:
-        device_id = room.consultation.appliance
-        room.recording = lambda: state.archive.recording(device_id)
+        _record_calls(state, room)
         appliance = state.appliances.states.get(room.consultation.appliance)
         if appliance is not None:
             room.station.set_privacy(appliance.privacy)
@@ -259,6 +309,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_present_routes(app)
     add_import_routes(app)
     add_archive_routes(app)
+    add_recording_routes(app)
     add_backfill_routes(app)
     add_relevance_routes(app)
     add_report_routes(app)
@@ -290,6 +341,8 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         app[LOAD].cancel()
         app[LINKS].cancel()
         app[NO_SHOWS].cancel()
+        if state.recorder is not None:
+            await state.recorder.close()
         await state.rooms.close()
         await state.media.close()
         database.close()

@@ -170,6 +170,23 @@ class ArchiveConfig(StrictModel):
     )
 
 
+class RecordingConfig(StrictModel):
+    """The whole call recorded (O4), for patients who consented: one neutral layout
+    (the patient's live view large, the experts' webcams, names) and every voice."""
+
+    enabled: bool = Field(True, description="Record consultations whose patient consented.")
+    width: int = Field(640, ge=160, le=1920, multiple_of=2, description="Recorded width.")
+    height: int = Field(360, ge=90, le=1080, multiple_of=2, description="Recorded height.")
+    fps: int = Field(10, ge=1, le=30, description="Recorded frames per second.")
+    bitrate_kbps: int = Field(400, ge=50, le=8000, description="Recorded video bitrate.")
+    segment_seconds: float = Field(
+        10.0, ge=2.0, le=300.0, description="Segment length: a crash loses at most one."
+    )
+    retention_days: int = Field(
+        1095, ge=0, le=36500, description="Delete recordings older than this (0: keep forever)."
+    )
+
+
 class ModelsConfig(StrictModel):
     """The disease-relevance model (R7–R9)."""
 
@@ -389,6 +406,7 @@ class ServerConfig(StrictModel):
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     patients: list[PatientConfig] = Field(
         default_factory=list, description="[[patients]] tables: id, name, group."

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from server.access.models import AccessGrant, AccessGrantToken, AccessRequest, Consent
+from server.archive.calls import CallSegment
 from server.archive.index import ArchiveSegment
 from server.records.models import BLOB_TABLES, EmrEntry, Patient, ReportDraft
 from server.relevance.models import Diagnosis, RelevanceResult
@@ -24,7 +25,8 @@ from server.relevance.models import Diagnosis, RelevanceResult
 def erase_patient(session: Session, patient: Patient) -> tuple[list[str], list[str]]:
     """Remove every row of ``patient``; returns (blob candidates, archive segment paths)."""
     shas: set[str] = set()
-    for table in BLOB_TABLES:
+    holders: tuple[type[Any], ...] = (*BLOB_TABLES, CallSegment)  # records, recorded calls
+    for table in holders:
         query = select(table.blob_sha256).where(table.patient_id == patient.id)
         shas.update(session.scalars(query))
     segments = list(
@@ -35,6 +37,7 @@ def erase_patient(session: Session, patient: Patient) -> tuple[list[str], list[s
         EmrEntry,
         ReportDraft,
         ArchiveSegment,
+        CallSegment,
         Consent,
         RelevanceResult,
         Diagnosis,

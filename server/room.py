@@ -129,7 +129,8 @@ class ConsultationRoom:
         )
         names = {u: m.name for u, m in self.members.items()}
         self.relevance: dict[str, Any] | None = None  # the latest stored result shown
-        self.recording: Callable[[], bool] = lambda: False  # the archive records the live view
+        self.recording: Callable[[], bool] = lambda: False  # the live view or the call recorded
+        self.call_recording: Callable[[], str] = lambda: "off"  # O4: recording, no_consent…
         self.mixer = CompositeMixer(
             live,
             self.layout_for,
@@ -274,6 +275,7 @@ class ConsultationRoom:
             "webcam_budget": self.webcam_budget.to_json(),
             "station": self.station.status(),
             "video": self._video_mode(member),
+            "call_recording": self.call_recording(),
         }
 
     def _video_mode(self, member: Member) -> dict[str, Any]:
@@ -373,13 +375,12 @@ class ConsultationRoom:
             floor.release(username)
         elif message.action == "revoke":
             floor.revoke(username)
+        elif not message.user:
+            raise FloorError("user: required to grant or deny")
+        elif message.action == "grant":
+            floor.grant(username, message.user)
         else:
-            if not message.user:
-                raise FloorError("user: required to grant or deny")
-            if message.action == "grant":
-                floor.grant(username, message.user)
-            else:
-                floor.deny(username, message.user)
+            floor.deny(username, message.user)
 
     async def joined(self, username: str, ws: web.WebSocketResponse) -> None:
         member = self.members[username]

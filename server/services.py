@@ -20,6 +20,7 @@ from server.access.desk import AccessDesk
 from server.access.grants import holds_edit_grant
 from server.access.models import CONSENT_EXPORT
 from server.access.registry import PatientRegistry
+from server.archive.call_reader import CallRecordings
 from server.archive.service import ArchiveReader, ShowNote
 from server.config import ConsultationConfig
 from server.consultation_notes.service import NotesVersion, SharedNotes
@@ -57,6 +58,7 @@ from server.web.locale import PREFERENCES
 from server.web.notes import NOTES
 from server.web.patients import PATIENT_REGISTRY
 from server.web.present import PRESENTATION
+from server.web.recordings import CALL_RECORDINGS
 from server.web.records import RECORDS
 from server.web.records_import import IMPORTS
 from server.web.relevance import RELEVANCE_DESK
@@ -223,6 +225,8 @@ def provide_services(app: web.Application, state: ServerState) -> None:
         state.media,
         _note_shower(state),
     )
+    if state.recorder is not None:
+        app[CALL_RECORDINGS] = CallRecordings(state.database, state.audit, state.recorder.store)
     app[RELEVANCE_DESK] = RelevanceDesk(
         state.config,
         state.database,

@@ -21,6 +21,7 @@ from server.directory.book import Directory
 from server.login import LoginService
 from server.media_hub import MediaHub
 from server.mqtt_link import ApplianceLink
+from server.recording.recorder import CallRecorder
 from server.records.store import RecordStore
 from server.relevance.learning import LearningLoop
 from server.relevance.service import RelevanceService
@@ -47,6 +48,7 @@ class ServerState:
     learning: LearningLoop
     login: LoginService
     device_tokens: DeviceTokens
+    recorder: CallRecorder | None = None  # the whole call recorded with consent (O4)
 
 
 STATE = web.AppKey("clinicam_state", ServerState)

@@ -24,7 +24,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSession
 from clinicam.ice import keep_loopback_candidates
 from firmware.hardware.timestamp import BITS, read_bits
 
-__all__ = ["ExpertClient", "SyntheticWebcam", "live_tile"]
+__all__ = ["ExpertClient", "SyntheticWebcam", "ToneMicrophone", "live_tile"]
 
 _CLOCK = 90_000
 
@@ -62,6 +62,33 @@ class SyntheticWebcam(MediaStreamTrack):
         frame.pts = self._count * _CLOCK // self._fps
         frame.time_base = fractions.Fraction(1, _CLOCK)
         self._count += 1
+        return frame
+
+
+class ToneMicrophone(MediaStreamTrack):
+    """A microphone that hums one steady sine tone (48 kHz mono, 20 ms frames)."""
+
+    kind = "audio"
+
+    def __init__(self, freq_hz: float, level: float = 0.3) -> None:
+        super().__init__()
+        self._freq = freq_hz
+        self._level = level
+        self._sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        n, rate = 960, 48_000
+        await asyncio.sleep(max(0.0, self._start + self._sent / rate - time.monotonic()))
+        t = (self._sent + np.arange(n)) / rate
+        pcm = (np.sin(2 * np.pi * self._freq * t) * self._level * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = self._sent
+        frame.time_base = fractions.Fraction(1, rate)
+        self._sent += n
         return frame
 
 
@@ -128,15 +155,22 @@ class ExpertClient:
         await self.ws.send_json(event)
 
     async def offer(
-        self, cid: str, webcam: MediaStreamTrack | None = None
+        self,
+        cid: str,
+        webcam: MediaStreamTrack | None = None,
+        microphone: MediaStreamTrack | None = None,
     ) -> aiohttp.ClientResponse:
-        """Offer webcam up / composite down; returns the server's response (read it)."""
+        """Offer webcam (and ``microphone``, if given) up / composite down; returns the
+        server's response (read it)."""
         pc = RTCPeerConnection()
         received: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
         pc.on("track", received.put_nowait)
         video = pc.addTransceiver(webcam or SyntheticWebcam(), direction="sendrecv")
         video.setCodecPreferences(h264_only())
-        pc.addTransceiver("audio", direction="recvonly")  # the room's voices
+        if microphone is not None:
+            pc.addTransceiver(microphone, direction="sendrecv")
+        else:
+            pc.addTransceiver("audio", direction="recvonly")  # the room's voices
         await pc.setLocalDescription(await pc.createOffer())
         resp = await self.request(
             "POST",
@@ -153,10 +187,15 @@ class ExpertClient:
         self._tasks.append(asyncio.create_task(self._take_tracks(received)))
         return resp
 
-    async def join(self, cid: str, webcam: MediaStreamTrack | None = None) -> None:
+    async def join(
+        self,
+        cid: str,
+        webcam: MediaStreamTrack | None = None,
+        microphone: MediaStreamTrack | None = None,
+    ) -> None:
         """Socket and call, as the room page opens them; fails unless both are accepted."""
         await self.open_socket(cid)
-        resp = await self.offer(cid, webcam)
+        resp = await self.offer(cid, webcam, microphone)
         if resp.status != 200:
             raise AssertionError(f"{self.username}'s offer: {resp.status} {await resp.text()}")
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.access.models import CONSENT_EXPORT, CONSENT_TRAINING, Consent
+from server.access.models import CONSENT_EXPORT, CONSENT_RECORDING, CONSENT_TRAINING, Consent
 from server.audit.trail import AuditTrail
 from server.db import Database
 from server.records.models import Patient
@@ -25,7 +25,7 @@ from server.records.models import Patient
 
 def current_consents(session: Session, patient_id: int) -> dict[str, Any]:
     """The newest decision per purpose; no decision means no consent."""
-    out: dict[str, Any] = {CONSENT_TRAINING: False, CONSENT_EXPORT: False}
+    out: dict[str, Any] = {CONSENT_TRAINING: False, CONSENT_EXPORT: False, CONSENT_RECORDING: False}
     rows = session.scalars(
         select(Consent).where(Consent.patient_id == patient_id).order_by(Consent.id)
     )

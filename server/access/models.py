@@ -21,6 +21,7 @@ REQUEST_DENIED = "denied"
 
 CONSENT_TRAINING = "training"
 CONSENT_EXPORT = "export"
+CONSENT_RECORDING = "recording"  # the whole call recorded (O4)
 
 
 class AccessGrant(Base):

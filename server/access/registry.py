@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from clinicam.i18n import _
 from server.access.desk import in_transaction, patient_target
 from server.access.grants import AccessControl, Actor
-from server.access.models import CONSENT_EXPORT, CONSENT_TRAINING, Consent
+from server.access.models import CONSENT_EXPORT, CONSENT_RECORDING, CONSENT_TRAINING, Consent
 from server.audit.trail import AuditTrail
 from server.db import Database, utcnow
 from server.domain_errors import Conflict, Forbidden, Invalid
@@ -35,7 +35,8 @@ from server.roster import Roster
 
 _LOGGER = logging.getLogger(__name__)
 
-CONSENT_PURPOSES: Final = (CONSENT_TRAINING, CONSENT_EXPORT)
+CONSENT_PURPOSES: Final = (CONSENT_TRAINING, CONSENT_EXPORT)  # asked at registration
+OPTIONAL_PURPOSES: Final = (CONSENT_RECORDING,)  # unanswered: no
 SEXES: Final = ("female", "male", "other", "unknown")
 EARLIEST_BIRTH: Final = date(1900, 1, 1)
 # The calendar date somewhere on Earth is at most 14 hours ahead of UTC (UTC+14).
@@ -142,7 +143,7 @@ class PatientRegistry:
         if entry.birth_date < EARLIEST_BIRTH:
             raise Invalid(_("the birth date {day} is before 1900", day=entry.birth_date))
         missing = [p for p in CONSENT_PURPOSES if p not in entry.consent]
-        unknown = sorted(set(entry.consent) - set(CONSENT_PURPOSES))
+        unknown = sorted(set(entry.consent) - {*CONSENT_PURPOSES, *OPTIONAL_PURPOSES})
         if missing or unknown:
             raise Invalid(
                 _(
@@ -190,8 +191,10 @@ class PatientRegistry:
                 target,
                 {"clinic": clinic, "group": checked.group, "consent": checked.consent},
             )
-            for purpose in CONSENT_PURPOSES:
-                granted = checked.consent[purpose]
+            for purpose in (*CONSENT_PURPOSES, *OPTIONAL_PURPOSES):
+                if purpose not in checked.consent:
+                    continue  # an optional purpose not asked: no decision, which means no
+                granted = bool(checked.consent[purpose])
                 session.add(
                     Consent(
                         patient_id=patient.id,

@@ -44,6 +44,7 @@ LATE_TICKS = 3  # a tick due this many periods ago or more is skipped, not sent 
 BACKLOG_MAX = 3  # packets (60 ms) a sender behind may still send late; older ones go
 QUEUE_MAX = 10
 TIME_BASE = Fraction(1, RATE)
+EVERYONE = ""  # the mix of every source heard (the call's recording), never a listener
 
 
 class MixTrack(MediaStreamTrack):
@@ -97,6 +98,9 @@ class AudioMixer:
         self.stand_ins: dict[str, str] = {}  # source → the source it replaces while attached
         self.silenced: set[str] = set()  # sources nobody hears (the station in privacy mode)
         self.skipped = 0  # ticks the thread could not run on time
+        # Hears every tick's full mix in the mixing thread, after the listeners' packets
+        # left (the call's recording, O4); None: no full mix is made.
+        self.record_tap: Callable[[np.ndarray], None] | None = None
         self._clocked = clocked
         self._lock = threading.Lock()  # the dicts above change on the loop, read in the thread
         self._thread: threading.Thread | None = None
@@ -158,6 +162,12 @@ class AudioMixer:
                 if name != track.listener and name not in track.deaf_to:
                     total += chunk
             mixes[track.listener] = np.clip(total, -32768, 32767).astype(np.int16)
+        if self.record_tap is not None:
+            total = np.zeros(CHUNK, dtype=np.int32)
+            for name, chunk in chunks.items():
+                if chunk is not None and name not in left_out:
+                    total += chunk
+            mixes[EVERYONE] = np.clip(total, -32768, 32767).astype(np.int16)
         return mixes
 
     def figures(self) -> dict[str, Any]:
@@ -173,11 +183,15 @@ class AudioMixer:
 
     def _send(self, pts: int, hand_over: Callable[..., Any]) -> None:
         mixes = self.mix_once()
+        everyone = mixes.pop(EVERYONE, None)
         with self._lock:
             tracks = [t for t in self.listeners.values() if t.listener in mixes]
         for track in tracks:
             for packet in track.encode(mixes[track.listener], pts):
                 hand_over(track.deliver, packet)
+        tap = self.record_tap
+        if everyone is not None and tap is not None:
+            tap(everyone)
 
     def _skip(self, ticks: int) -> None:
         """Drop what ``ticks`` missed ticks would have carried: the voices stay current."""

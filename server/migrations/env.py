@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 # Imported so that their tables are registered on Base.metadata.
 import server.access.models
+import server.archive.calls
 import server.archive.index
 import server.audit.log
 import server.consultation_notes.models

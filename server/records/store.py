@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -161,6 +162,8 @@ class RecordStore:
         self.database = database
         self.blobs = blobs
         self.max_bytes = max_bytes
+        # Blobs held by rows outside the records (a recorded call's segments): kept too.
+        self.also_referenced: list[Callable[[Session], set[str]]] = []
 
     @staticmethod
     def ensure_patient(
@@ -264,12 +267,16 @@ class RecordStore:
         """Blobs no row references (e.g. after a crash between blob and row), past the grace."""
         with self.database.session() as session:
             referenced = referenced_blobs(session)
+            for more in self.also_referenced:
+                referenced |= more(session)
         return self.blobs.collect_orphans(referenced, grace_s)
 
     def drop_unreferenced(self, candidates: list[str]) -> list[str]:
         """Delete the blobs among ``candidates`` that no row references any more."""
         with self.database.session() as session:
             still = referenced_blobs(session)
+            for more in self.also_referenced:
+                still |= more(session)
         removed = []
         for sha in candidates:
             if sha not in still:

@@ -9,7 +9,7 @@ export const PER_PAGE = 20;
 /**
  * The registration request from what was entered (texts trimmed; empty optional ones left out).
  * @param {{identifier: string, name: string, sex: string, birthDate: string, clinic?: string,
- *   group?: string, training: boolean, export: boolean}} form
+ *   group?: string, training: boolean, export: boolean, recording?: boolean}} form
  */
 export function registrationBody(form) {
   /** @type {Record<string, any>} */
@@ -18,7 +18,8 @@ export function registrationBody(form) {
     name: form.name.trim(),
     sex: form.sex,
     birth_date: form.birthDate,
-    consent: { training: Boolean(form.training), export: Boolean(form.export) },
+    consent: { training: Boolean(form.training), export: Boolean(form.export),
+      recording: Boolean(form.recording) },
   };
   const group = (form.group || "").trim();
   const clinic = (form.clinic || "").trim();
@@ -94,6 +95,7 @@ function setup() {
       group: $("reg-group").value,
       training: $("reg-consent-training").checked,
       export: $("reg-consent-export").checked,
+      recording: $("reg-consent-recording").checked,
     });
     try {
       const patient = await api.call("POST", "/api/patients", body);

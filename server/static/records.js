@@ -12,6 +12,7 @@ import { ctViewer } from "./records_ct.js";
 import { emrEntries } from "./records_emr.js";
 import { fhirDownloads } from "./records_fhir.js";
 import { RecordsPage } from "./records_page.js";
+import { callRecordings } from "./records_recordings.js";
 import { patientChooser } from "./records_patients.js";
 import { photoGallery } from "./records_photos.js";
 import { uploadQueue } from "./records_uploads.js";
@@ -33,6 +34,7 @@ Object.assign(page, {
   consent: consentAndExport(page),
   fhir: fhirDownloads(page),
   archive: videoArchive(page),
+  recordings: callRecordings(page),
   uploads: uploadQueue(page),
 });
 

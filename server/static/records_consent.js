@@ -1,14 +1,31 @@
-// The patient's consent (training use, de-identified export) and the export download.
+// The patient's consent (training use, de-identified export, the whole call recorded) and
+// the export download.
 import { $, el, problem, say } from "./dom.js";
 import { fmtSize } from "./format.js";
 import { t } from "./i18n.js";
+
+export const PURPOSES = ["training", "export", "recording"];
+
+/**
+ * What the page says once a decision is recorded.
+ * @param {string} purpose training, export or recording @param {boolean} granted
+ */
+export function consentSaid(purpose, granted) {
+  if (purpose === "training") {
+    return granted ? t("records.consent.agrees_training") : t("records.consent.refuses_training");
+  }
+  if (purpose === "recording") {
+    return granted ? t("records.consent.agrees_recording") : t("records.consent.refuses_recording");
+  }
+  return granted ? t("records.consent.agrees_export") : t("records.consent.refuses_export");
+}
 
 /** @param {import("./records_page.js").RecordsPage} page */
 export function consentAndExport(page) {
   function render() {
     const current = page.open;
     const consent = current.data.consent;
-    for (const purpose of ["training", "export"]) {
+    for (const purpose of PURPOSES) {
       const box = $(`consent-${purpose}`);
       box.checked = Boolean(consent[purpose]);
       box.disabled = !current.canEdit;
@@ -24,17 +41,14 @@ export function consentAndExport(page) {
     else if ($("export-status").textContent === needsConsent) $("export-status").textContent = "";
   }
 
-  /** @param {string} purpose training or export @param {HTMLInputElement} box */
+  /** @param {string} purpose training, export or recording @param {HTMLInputElement} box */
   async function changeConsent(purpose, box) {
     const granted = box.checked;
     box.disabled = true;
     try {
       await page.patientCall("POST", "/consent", { purpose, granted, note: "" });
       page.open.data.consent[purpose] = granted;
-      const training = purpose === "training";
-      say(granted
-        ? (training ? t("records.consent.agrees_training") : t("records.consent.agrees_export"))
-        : (training ? t("records.consent.refuses_training") : t("records.consent.refuses_export")));
+      say(consentSaid(purpose, granted));
     } catch (e) {
       box.checked = !granted;
       say(t("records.consent.not_recorded", { problem: problem(e) }), "error");
@@ -73,7 +87,7 @@ export function consentAndExport(page) {
   }
 
   function setup() {
-    for (const purpose of ["training", "export"]) {
+    for (const purpose of PURPOSES) {
       const box = $(`consent-${purpose}`);
       box.addEventListener("change", () => changeConsent(purpose, box));
     }

@@ -48,6 +48,8 @@ export class RecordsPage {
     this.fhir = /** @type {any} */ (undefined);
     /** @type {ReturnType<typeof import("./records_archive.js").videoArchive>} */
     this.archive = /** @type {any} */ (undefined);
+    /** @type {ReturnType<typeof import("./records_recordings.js").callRecordings>} */
+    this.recordings = /** @type {any} */ (undefined);
     /** @type {ReturnType<typeof import("./records_uploads.js").uploadQueue>} */
     this.uploads = /** @type {any} */ (undefined);
   }

@@ -60,6 +60,7 @@ export function recordsView(page) {
     if (!refreshing) {
       page.access.watch();
       page.archive.load();
+      page.recordings.load();
       let note = "";
       if (page.consultation && !page.sharingHere()) {
         note = " " + t("records.share_only_for", { patient: page.consultation.patient });

@@ -15,7 +15,7 @@ import { setupNotes } from "./room_notes.js";
 import { RoomPresentation } from "./room_presentation.js";
 import { RoomRelevance } from "./room_relevance.js";
 import { setupReplay } from "./room_replay.js";
-import { StationStatus } from "./station_status.js";
+import { StationStatus, callRecordingText } from "./station_status.js";
 import { WebcamBudget } from "./webcam_budget.js";
 
 const ATTENTION_MS = 15000;
@@ -80,6 +80,9 @@ function render() {
   RoomLinks.renderMode(room.video);
   RoomRelevance.render(room.relevance);
   $("station-status").textContent = StationStatus.text(room.station);
+  const recording = $("call-recording");
+  recording.textContent = callRecordingText(room.call_recording);
+  recording.classList.toggle("recording-on", room.call_recording === "recording");
 }
 
 // A click on a window of the composite makes it this expert's main window.

@@ -16,3 +16,15 @@ export const StationStatus = {
     return parts.join(t("room.station.separator"));
   },
 };
+
+/**
+ * The room's line about the call's own recording (O4, room state's `call_recording`):
+ * "recording", "no_consent" (nothing recorded), "off" (not on this site), "checking".
+ * @param {string | undefined} status
+ */
+export function callRecordingText(status) {
+  if (status === "recording") return t("room.recording.on");
+  if (status === "no_consent") return t("room.recording.no_consent");
+  if (status === "checking") return t("room.recording.checking");
+  return "";
+}

@@ -54,7 +54,7 @@ class DecisionBody(StrictModel):
 
 
 class ConsentBody(StrictModel):
-    purpose: Literal["training", "export"]
+    purpose: Literal["training", "export", "recording"]
     granted: bool
     note: str = Field("", max_length=2000)
 

@@ -31,6 +31,9 @@ class ConsentChoices(StrictModel):
 
     training: bool = Field(description="Their de-identified records may train models.")
     export: bool = Field(description="Their records may leave the clinic de-identified.")
+    recording: bool | None = Field(
+        None, description="Their consultations may be recorded whole (unasked: no)."
+    )
 
 
 class RegistrationBody(StrictModel):
@@ -77,7 +80,7 @@ class PatientsView(MyAccessView):
             name=body.name,
             sex=body.sex,
             birth_date=body.birth_date,
-            consent=body.consent.model_dump(),
+            consent=body.consent.model_dump(exclude_none=True),
             clinic=body.clinic,
             group=body.group,
         )

@@ -79,7 +79,8 @@ class StationStateView(web.View):
             "clinic": device.clinic,
             "state": "live" if room is not None else "waiting",
             "privacy": bool(appliance and appliance.privacy),
-            "recording": state.archive.recording(device.device_id),
+            "recording": state.archive.recording(device.device_id)
+            or (room is not None and room.recording()),  # the live view, or the whole call
             "consultation": None,
             "next": None,
         }

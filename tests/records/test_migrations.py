@@ -36,6 +36,9 @@ TABLES = {
     "config_imports",
     "consultation_notes",
     "consultation_note_revisions",
+    "consultation_reports",
+    "report_drafts",
+    "call_recording_segments",
 }
 
 

@@ -118,7 +118,11 @@ async def test_a_registered_patient_has_their_consent_and_is_found(desk: Desk) -
         "female",
     )
     with desk.database.session() as session:
-        assert current_consents(session, patient.id) == {"training": True, "export": False}
+        assert current_consents(session, patient.id) == {
+            "training": True,
+            "export": False,
+            "recording": False,  # not asked: no decision, which means no
+        }
     assert desk.actions()[-3:] == ["patient.register", "consent.recorded", "consent.recorded"]
     for query in ("H-100", "h-1", "li na", "李娜", "娜", ""):
         found = await desk.registry.search(NURSE, query, 1, 20)

@@ -128,3 +128,26 @@ def test_a_backlog_is_cut_back_near_real_time_but_jitter_is_kept() -> None:
     assert late._buffered <= KEEP, "the 200 ms backlog is gone after a second"
     assert late.trimmed >= MAX_BUFFER - KEEP - CHUNK
     assert steady.trimmed == 0, "a source that needs its buffer keeps it"
+
+
+async def test_the_recording_hears_everyone_and_nothing_is_mixed_for_it_when_off() -> None:
+    from server.media.audio_mix import EVERYONE
+
+    mixer = AudioMixer(clocked=False)
+    tones = {"ann": 440.0, "bob": 1000.0, "appliance:cam-1": 2500.0, "station:cam-1": 1700.0}
+    for name, freq in tones.items():
+        mixer.source(name).push(_tone(freq))
+    mixer.listen("ann")
+    assert EVERYONE not in mixer.mix_once()  # no recording: no full mix is made
+    for name, freq in tones.items():
+        mixer.source(name).push(_tone(freq))
+    heard: list[np.ndarray] = []
+    mixer.record_tap = heard.append
+    mixer.silence("station:cam-1", True)  # privacy at the station: nobody hears it
+    full = mixer.mix_once()[EVERYONE].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(full))
+    freqs = np.fft.rfftfreq(len(full), 1 / RATE)
+    level = {n: float(spectrum[np.argmin(np.abs(freqs - f))]) for n, f in tones.items()}
+    floor = level.pop("station:cam-1")
+    assert min(level.values()) > 20 * max(floor, 1.0), level  # each expert and the clinic
+    await mixer.close()

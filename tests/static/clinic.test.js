@@ -12,10 +12,12 @@ test("clinic page: the registration asks every consent, and leaves empty optiona
   });
   assert.deepEqual(body, {
     identifier: "H-1", name: "王芳", sex: "female", birth_date: "1958-07-01",
-    consent: { training: false, export: true },
+    consent: { training: false, export: true, recording: false },
   });
   assert.equal(registrationBody({ identifier: "a", name: "b", sex: "male", birthDate: "2000-01-01",
     clinic: "Vale Clinic", group: "vale", training: true, export: false }).clinic, "Vale Clinic");
+  assert.equal(registrationBody({ identifier: "a", name: "b", sex: "male", birthDate: "2000-01-01",
+    training: false, export: false, recording: true }).consent.recording, true);
 });
 
 test("clinic page: search URLs and the page summary", () => {

@@ -9,7 +9,7 @@ import { floorActions, holderText, windowAt } from "../../server/static/room_flo
 import { RoomLinks } from "../../server/static/room_links.js";
 import { RoomPresentation } from "../../server/static/room_presentation.js";
 import { replaySpan } from "../../server/static/room_replay.js";
-import { StationStatus } from "../../server/static/station_status.js";
+import { StationStatus, callRecordingText } from "../../server/static/station_status.js";
 import { WebcamBudget } from "../../server/static/webcam_budget.js";
 
 test("frame rate always, resolution only when the camera delivers more lines", () => {
@@ -165,4 +165,11 @@ test("the main-window chooser lists the layout's windows by their labels", async
     { value: "expert:ada", label: "Ada" },
     { value: "relevance", label: "relevance" },
   ]);
+});
+
+test("the room says whether the whole call is recorded, and why not", () => {
+  assert.match(callRecordingText("recording"), /recorded/i);
+  assert.match(callRecordingText("no_consent"), /no consent/);
+  assert.equal(callRecordingText("off"), "");
+  assert.equal(callRecordingText(undefined), "");
 });

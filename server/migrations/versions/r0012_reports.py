@@ -1,7 +1,7 @@
 """The consultation's report (issue 20): signed versions filed as a record category of
 their own, and the chair's draft.
 
-Revision ID: 0011_reports
+Revision ID: 0012_reports
 Revises: 0011_notes
 Create Date: 2026-12-07
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_reports"
+revision: str = "0012_reports"
 down_revision: str | None = "0011_notes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
