@@ -1,0 +1,59 @@
+"""The blob store a site's ``[blobs]`` section names: the local folder or S3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from clinicam.configfile import ConfigError
+from clinicam.i18n import _
+from server.blob_config import BlobsConfig
+from server.records.blobs import BlobStore, LocalBlobStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+Backend = Literal["local", "s3"]
+
+
+def s3_client(config: BlobsConfig) -> S3Client:
+    """A boto3 client for the configured store (credentials from the file or environment)."""
+    import boto3
+    from botocore.config import Config
+
+    secret = config.secret_key.get_secret_value() if config.secret_key else None
+    return boto3.client(
+        "s3",
+        endpoint_url=config.endpoint_url,
+        region_name=config.region,
+        aws_access_key_id=config.access_key,
+        aws_secret_access_key=secret,
+        config=Config(
+            s3={"addressing_style": "path" if config.path_style else "auto"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            request_checksum_calculation="when_supported" if config.checksums else "when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+def open_blob_store(
+    config: BlobsConfig, state_dir: Path, *, backend: Backend | None = None
+) -> BlobStore:
+    """The store of ``backend`` (default: the configured one); nothing is contacted yet."""
+    chosen = backend or config.backend
+    if chosen == "local":
+        return LocalBlobStore(state_dir / "blobs")
+    if config.bucket is None:
+        raise ConfigError(_("[blobs] bucket is needed for the object store"))
+    from server.records.s3_blobs import S3BlobStore
+
+    return S3BlobStore(
+        s3_client(config),
+        config.bucket,
+        prefix=config.prefix,
+        part_bytes=config.part_mb * 1024 * 1024,
+        checksums=config.checksums,
+    )
