@@ -319,6 +319,7 @@ class _VerifyingReader(io.RawIOBase):
         self._store = store
         self._sha256 = sha256
         self._key = store.key_of(sha256)
+        self.name = f"blob-{sha256}"  # a label, as a file's name (readers such as pydicom ask)
         self._start()
 
     def _start(self) -> None:
