@@ -321,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
             return _audit(args)
         if args.command == "model":
             return _model(args.action, list(args.args))
+        if args.command == "blobs":
+            from server.blobs_cli import migrate
+            from server.config import ServerConfig
+
+            config = load_config(ServerConfig, args.config, env_prefix=ENV_SERVER_PREFIX)
+            return migrate(config, args.to)
         if args.command == "records":
             return _records(
                 args.action,
