@@ -61,6 +61,14 @@ class BlobsConfig(StrictModel):
         8, ge=5, le=512, description="Uploads larger than this go up in parts of this size."
     )
 
+    cache_mb: int = Field(
+        1024,
+        ge=0,
+        le=10_000_000,
+        description="s3: keep up to this much recently written or read content on local "
+        "disk (state_dir/blob-cache), so reads of it go on while the store is away; 0: none.",
+    )
+
     @model_validator(mode="after")
     def _complete(self) -> Self:
         if self.backend == "s3" and self.bucket is None:

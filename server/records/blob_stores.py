@@ -48,7 +48,10 @@ def open_blob_store(
         return LocalBlobStore(state_dir / "blobs")
     if config.bucket is None:
         raise ConfigError(_("[blobs] bucket is needed for the object store"))
+    from server.records.blob_cache import BlobCache
     from server.records.s3_blobs import S3BlobStore
+
+    cache_bytes = config.cache_mb * 1024 * 1024
 
     return S3BlobStore(
         s3_client(config),
@@ -56,4 +59,5 @@ def open_blob_store(
         prefix=config.prefix,
         part_bytes=config.part_mb * 1024 * 1024,
         checksums=config.checksums,
+        cache=BlobCache(state_dir / "blob-cache", cache_bytes) if cache_bytes else None,
     )

@@ -22,7 +22,10 @@ Reading: :meth:`S3BlobStore.open` streams the object and hashes what it hands ou
 last chunk is handed out only if the whole hashes to the key, otherwise
 :class:`~server.records.blobs.BlobCorrupt` is raised in its place, so a damaged or
 replaced object is never served whole as the blob. Seeking forward reads (and hashes) the
-bytes skipped; seeking back starts a new read.
+bytes skipped; seeking back starts a new read. With a
+:class:`~server.records.blob_cache.BlobCache`, content written in one part and content
+read whole and verified are kept on local disk and read from there first: reads of
+cached content go on while the store is away.
 
 A store that cannot be reached raises :class:`BlobStoreUnavailable` (an HTTP 503).
 """
@@ -45,7 +48,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clinicam.i18n import _
 from server.domain_errors import Unavailable
-from server.records.blobs import BlobCorrupt, BlobRef, BlobTooLarge, Readable
+from server.records.blob_cache import BlobCache
+from server.records.blobs import BlobCorrupt, BlobRef, BlobTooLarge, BlobWriter, Readable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -100,6 +104,7 @@ class S3BlobStore:
         prefix: str = "",
         part_bytes: int = 8 * 1024 * 1024,
         checksums: bool = True,
+        cache: BlobCache | None = None,
     ) -> None:
         if part_bytes < MIN_PART_BYTES:
             raise ValueError(f"parts must be at least {MIN_PART_BYTES} bytes")
@@ -108,6 +113,7 @@ class S3BlobStore:
         self.prefix = prefix
         self._part_bytes = part_bytes
         self._checksums = checksums
+        self.cache = cache
 
     def key_of(self, sha256: str) -> str:
         """The object key of a blob."""
@@ -151,6 +157,8 @@ class S3BlobStore:
                         **self._checksum(whole.digest()),
                     )
                 _LOGGER.debug("stored blob %s (%d bytes)", ref.sha256, ref.size)
+            if self.cache is not None:
+                self.cache.store(ref.sha256, first)
             return ref
         incoming = f"{self.prefix}incoming/{uuid.uuid4().hex}"
         composite = self._upload_parts(incoming, first, next_part)
@@ -249,6 +257,8 @@ class S3BlobStore:
 
     def open(self, sha256: str) -> BinaryIO:
         """The blob as a verified stream; ``FileNotFoundError`` if it is not stored."""
+        if self.cache is not None and (cached := self.cache.open(sha256)) is not None:
+            return cached
         return io.BufferedReader(_VerifyingReader(self, sha256), buffer_size=READ_BYTES)
 
     def stat(self, sha256: str) -> BlobRef:
@@ -270,6 +280,8 @@ class S3BlobStore:
             return False
         with _reaching():
             self.client.delete_object(Bucket=self.bucket, Key=self.key_of(sha256))
+        if self.cache is not None:
+            self.cache.discard(sha256)
         return True
 
     # --- the orphan collector ---------------------------------------------------------
@@ -308,6 +320,9 @@ class S3BlobStore:
                     )
         if removed:
             _LOGGER.info("collected %d orphan blobs", len(removed))
+        for name in removed:
+            if self.cache is not None:
+                self.cache.discard(name)
         return sorted(removed)
 
 
@@ -329,6 +344,9 @@ class _VerifyingReader(io.RawIOBase):
         self._size = int(got["ContentLength"])
         self._hash = hashlib.sha256()
         self._pos = 0
+        self._verified = False
+        cache = self._store.cache
+        self._copy: BlobWriter | None = cache.writer(self._size) if cache else None
 
     def readable(self) -> bool:
         return True
@@ -347,21 +365,39 @@ class _VerifyingReader(io.RawIOBase):
             raise BlobCorrupt(self._sha256)
         self._hash.update(data)
         self._pos += len(data)
+        if self._copy is not None:
+            self._copy.write(data)
         if self._pos >= self._size:
             self._verify()  # before the last bytes leave
         buffer[: len(data)] = data
         return len(data)
 
     def _verify(self) -> None:
+        if self._verified:
+            return
         if self._hash.hexdigest() != self._sha256:
             _LOGGER.error("blob %s: the stored object does not match its SHA-256", self._sha256)
+            self._drop_copy()
             raise BlobCorrupt(self._sha256)
+        self._verified = True
+        if self._copy is not None and self._store.cache is not None:
+            copy, self._copy = self._copy, None
+            try:
+                self._store.cache.keep(copy, self._sha256)
+            except OSError:
+                _LOGGER.warning("blob cache: could not keep %s", self._sha256, exc_info=True)
+
+    def _drop_copy(self) -> None:
+        if self._copy is not None:
+            self._copy.abort()
+            self._copy = None
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         target = min(max(base + offset, 0), self._size)
         if target < self._pos:
             self._body.close()
+            self._drop_copy()
             self._start()
         skip = bytearray(READ_BYTES)
         while self._pos < target:
@@ -374,4 +410,5 @@ class _VerifyingReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._body.close()
+            self._drop_copy()
         super().close()

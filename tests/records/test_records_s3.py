@@ -12,7 +12,9 @@ from pydicom.data import get_testdata_file
 
 from server.blob_config import BlobsConfig
 from server.config import ServerConfig
+from server.records.blob_stores import open_blob_store
 from server.records.models import ClinicalPhoto
+from server.records.s3_blobs import S3BlobStore
 from tests.records.api_helpers import count_rows, png_bytes, records_config, running_site
 from tests.seaweed import SeaweedS3
 
@@ -89,18 +91,32 @@ async def test_oversize_upload_leaves_nothing_in_the_store(
     assert seaweed.keys(prefix) == [] and seaweed.uploads(prefix) == []
 
 
-async def test_store_down_upload_is_503_and_nothing_is_filed(
+async def test_store_down_uploads_are_503_and_cached_reads_go_on(
     tmp_path: Path, seaweed: SeaweedS3
 ) -> None:
-    down = seaweed.config("").model_copy(update={"endpoint_url": "http://127.0.0.1:9"})
-    async with running_site(_on_s3(tmp_path, down)) as site:
+    prefix = seaweed.new_prefix()
+    async with running_site(_on_s3(tmp_path, seaweed.config(prefix))) as site:
         alice = await site.user("alice")
         pid = site.patient_ids()["P-1"]
         await alice.access("P-1", ("view", "edit"))
-        resp = await alice.request("POST", f"/api/patients/{pid}/records", data=png_bytes())
+        photo = png_bytes(64, 48)
+        resp = await alice.request("POST", f"/api/patients/{pid}/records", data=photo)
+        assert resp.status == 201
+        filed = (await resp.json())["id"]
+        store = site.state.records.blobs
+        assert isinstance(store, S3BlobStore)
+        away = seaweed.config(prefix).model_copy(update={"endpoint_url": "http://127.0.0.1:9"})
+        store.client = open_blob_store(away, tmp_path / "away").client  # type: ignore[attr-defined]
+        content = await alice.request(
+            "GET", f"/api/patients/{pid}/records/clinical_photo/{filed}/content"
+        )
+        assert content.status == 200 and await content.read() == photo
+        resp = await alice.request(
+            "POST", f"/api/patients/{pid}/records", data=png_bytes(64, 48, (1, 2, 3))
+        )
         assert resp.status == 503
-        body = await resp.json()
-        assert "object store" in body["error"]
-        assert count_rows(site.database, ClinicalPhoto) == 0
+        assert "object store" in (await resp.json())["error"]
+        assert count_rows(site.database, ClinicalPhoto) == 1
         staging = site.state_dir / "staging"
         assert not staging.exists() or list(staging.iterdir()) == []
+    assert len(seaweed.keys(prefix)) == 1

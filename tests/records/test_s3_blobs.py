@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,8 @@ from tests.seaweed import SeaweedS3
 
 @pytest.fixture
 def store(seaweed: SeaweedS3) -> S3BlobStore:
-    made = open_blob_store(seaweed.config(seaweed.new_prefix(), part_mb=5), seaweed.folder)
+    config = seaweed.config(seaweed.new_prefix(), part_mb=5, cache_mb=0)
+    made = open_blob_store(config, seaweed.folder)
     assert isinstance(made, S3BlobStore)
     return made
 
@@ -177,3 +179,43 @@ def test_wrong_credentials_are_refused(seaweed: SeaweedS3) -> None:
 def test_bad_config_is_refused(section: dict[str, str], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         BlobsConfig.model_validate(section)
+
+
+def test_cached_content_is_read_while_the_store_is_away(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    config = seaweed.config(seaweed.new_prefix(), part_mb=5, cache_mb=8)
+    store = open_blob_store(config, tmp_path)
+    assert isinstance(store, S3BlobStore)
+    written = store.put(io.BytesIO(b"written through"), max_bytes=100)
+    elsewhere = open_blob_store(config.model_copy(update={"cache_mb": 0}), tmp_path)
+    read = elsewhere.put(io.BytesIO(b"read once, whole"), max_bytes=100)
+    long = os.urandom(600 * 1024)  # longer than one buffered read
+    partly = elsewhere.put(io.BytesIO(long), max_bytes=len(long))
+    too_big = os.urandom(3 * 1024 * 1024)  # more than a quarter of the cache
+    big = elsewhere.put(io.BytesIO(too_big), max_bytes=len(too_big))
+    for sha, size in ((read.sha256, -1), (partly.sha256, 4), (big.sha256, -1)):
+        with store.open(sha) as stream:
+            stream.read(size)
+    store.client = open_blob_store(  # the store goes away
+        config.model_copy(update={"endpoint_url": "http://127.0.0.1:9"}), tmp_path
+    ).client  # type: ignore[attr-defined]
+    for ref, content in ((written, b"written through"), (read, b"read once, whole")):
+        with store.open(ref.sha256) as stream:
+            assert stream.read() == content
+    for sha in (partly.sha256, big.sha256):
+        with pytest.raises(BlobStoreUnavailable):
+            store.open(sha)
+    with pytest.raises(BlobStoreUnavailable):
+        store.put(io.BytesIO(b"new photo"), max_bytes=100)
+
+
+def test_a_corrupted_object_never_enters_the_cache(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    config = seaweed.config(seaweed.new_prefix(), cache_mb=8)
+    writer = open_blob_store(config.model_copy(update={"cache_mb": 0}), tmp_path)
+    ref = writer.put(io.BytesIO(b"x-ray, left hand"), max_bytes=100)
+    store = open_blob_store(config, tmp_path)
+    assert isinstance(store, S3BlobStore)
+    store.client.put_object(Bucket=store.bucket, Key=store.key_of(ref.sha256), Body=b"tampered")
+    for _ in range(2):
+        with pytest.raises(BlobCorrupt), store.open(ref.sha256) as stream:
+            stream.read()
+    assert not any(p.is_file() for p in (tmp_path / "blob-cache").glob("??/??/*"))
