@@ -35,6 +35,9 @@ def _run_server(config_path: Path | None, check: bool) -> int:
     except DeviceKeyMissing as exc:
         say(_("clinicam server: {problem}", problem=message_of(exc)), file=sys.stderr)
         return 2
+    from server.records.blob_stores import check_blob_store
+
+    check_blob_store(config.blobs)  # a bucket refused: ConfigError, nothing started
     if check:
         say(_("server configuration OK"))
         return 0

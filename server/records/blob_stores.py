@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 Backend = Literal["local", "s3"]
+_LOGGER = logging.getLogger(__name__)
 
 
 def s3_client(config: BlobsConfig) -> S3Client:
@@ -61,3 +63,29 @@ def open_blob_store(
         checksums=config.checksums,
         cache=BlobCache(state_dir / "blob-cache", cache_bytes) if cache_bytes else None,
     )
+
+
+def check_blob_store(config: BlobsConfig) -> None:
+    """At start: a bucket the store says is missing or refuses us is a configuration
+    error (:class:`ConfigError`); a store that does not answer only a warning, since
+    the server runs on without it (uploads are refused, cached reads go on)."""
+    if config.backend != "s3":
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        s3_client(config).head_bucket(Bucket=str(config.bucket))
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status is not None and 400 <= status < 500:
+            raise ConfigError(
+                _(
+                    "[blobs] the object store refuses bucket {bucket} (HTTP {status}): "
+                    "check the bucket, the keys and the endpoint",
+                    bucket=config.bucket,
+                    status=status,
+                )
+            ) from None
+        _LOGGER.warning("the object store answered %s; starting anyway", status)
+    except BotoCoreError as exc:
+        _LOGGER.warning("the object store cannot be reached (%s); starting anyway", exc)

@@ -148,3 +148,24 @@ def test_migrate_speaks_chinese(
     assert main(["blobs", "migrate", "--config", str(config), "--to", "s3"]) == 0
     out = capsys.readouterr().out
     assert "已复制 1" in out and 'backend = "s3"' in out
+
+
+def test_server_check_refuses_a_bucket_the_store_refuses(
+    tmp_path: Path,
+    seaweed: SeaweedS3,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLINICAM_LANG", "en")
+    state = tmp_path / "state"
+    state.mkdir()
+    config = _toml(tmp_path / "server.toml", state, seaweed, "", "s3")
+    assert main(["server", "--check", "--config", str(config)]) == 0
+    assert "server configuration OK" in capsys.readouterr().out
+    wrong = config.read_text().replace(f'"{SECRET_KEY}"', '"not-the-secret"')
+    config.write_text(wrong)
+    assert main(["server", "--check", "--config", str(config)]) == 2
+    assert "refuses bucket" in capsys.readouterr().err
+    away = wrong.replace(seaweed.endpoint_url, "http://127.0.0.1:9")
+    config.write_text(away)  # not answering: the server starts, uploads are 503s
+    assert main(["server", "--check", "--config", str(config)]) == 0
