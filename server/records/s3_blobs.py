@@ -158,7 +158,10 @@ class S3BlobStore:
                     )
                 _LOGGER.debug("stored blob %s (%d bytes)", ref.sha256, ref.size)
             if self.cache is not None:
-                self.cache.store(ref.sha256, first)
+                try:
+                    self.cache.store(ref.sha256, first)
+                except OSError:  # the blob is stored; only the local copy is missing
+                    _LOGGER.warning("blob cache: could not keep %s", ref.sha256, exc_info=True)
             return ref
         incoming = f"{self.prefix}incoming/{uuid.uuid4().hex}"
         composite = self._upload_parts(incoming, first, next_part)
@@ -275,13 +278,16 @@ class S3BlobStore:
         return True
 
     def delete(self, sha256: str) -> bool:
-        """Remove the blob (a missing one is not an error); False if it was not there."""
+        """Remove the blob (a missing one is not an error); False if it was not there.
+
+        The local copy goes first, even when the store cannot be reached (an erased
+        patient's content must not linger in the cache until the store is back)."""
+        if self.cache is not None:
+            self.cache.discard(sha256)
         if not self.exists(sha256):
             return False
         with _reaching():
             self.client.delete_object(Bucket=self.bucket, Key=self.key_of(sha256))
-        if self.cache is not None:
-            self.cache.discard(sha256)
         return True
 
     # --- the orphan collector ---------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from pathlib import Path
 
 import pydicom
@@ -120,3 +121,31 @@ async def test_store_down_uploads_are_503_and_cached_reads_go_on(
         staging = site.state_dir / "staging"
         assert not staging.exists() or list(staging.iterdir()) == []
     assert len(seaweed.keys(prefix)) == 1
+
+
+async def test_erasure_with_the_store_away_leaves_the_blob_to_the_collector(
+    tmp_path: Path, seaweed: SeaweedS3
+) -> None:
+    prefix = seaweed.new_prefix()
+    async with running_site(_on_s3(tmp_path, seaweed.config(prefix))) as site:
+        root = await site.user("root")
+        pid = site.patient_ids()["P-1"]
+        resp = await root.request(
+            "POST", "/api/break-glass", json={"patient": "P-1", "reason": "erasure, ticket 7"}
+        )
+        assert resp.status == 201
+        resp = await root.request("POST", f"/api/patients/{pid}/records", data=png_bytes())
+        assert resp.status == 201
+        store = site.state.records.blobs
+        assert isinstance(store, S3BlobStore)
+        reachable = store.client
+        away = seaweed.config(prefix).model_copy(update={"endpoint_url": "http://127.0.0.1:9"})
+        store.client = open_blob_store(away, tmp_path / "away").client  # type: ignore[attr-defined]
+        resp = await root.request("DELETE", f"/api/patients/{pid}/data")
+        assert resp.status == 200 and (await resp.json())["blobs_removed"] == 0
+        assert count_rows(site.database, ClinicalPhoto) == 0
+        assert len(seaweed.keys(prefix)) == 1
+        assert not list((tmp_path / "blob-cache").glob("??/??/*"))  # not even cached
+        store.client = reachable
+        assert store.collect_orphans(set(), 600, now=time.time() + 700) != []
+    assert seaweed.keys(prefix) == []
