@@ -37,6 +37,9 @@ def _run_server(config_path: Path | None, check: bool) -> int:
     except DeviceKeyMissing as exc:
         say(_("clinicam server: {problem}", problem=message_of(exc)), file=sys.stderr)
         return 2
+    from server.records.blob_stores import check_blob_store
+
+    check_blob_store(config.blobs)  # a bucket refused: ConfigError, nothing started
     if check:
         say(_("server configuration OK"))
         return 0
@@ -348,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
             return verify_report(args.file, args.key)
         if args.command == "model":
             return _model(args.action, list(args.args))
+        if args.command == "blobs":
+            from server.blobs_cli import migrate
+            from server.config import ServerConfig
+
+            config = load_config(ServerConfig, args.config, env_prefix=ENV_SERVER_PREFIX)
+            return migrate(config, args.to)
         if args.command == "records":
             return _records(args)
     except ConfigError as exc:

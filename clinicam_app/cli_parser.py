@@ -336,6 +336,23 @@ def _tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     records.add_argument("-c", "--config", type=Path, help=L(_("server TOML file")))
+    blobs = sub.add_parser(
+        "blobs",
+        help=L(_("move the site's record content between the local folder and S3")),
+        description=L(
+            _(
+                "migrate copies every blob the database references from the store "
+                "[blobs] backend names to the other one, verifying each copy's SHA-256; "
+                "run it again to continue an interrupted run. Switch [blobs] backend "
+                "afterwards."
+            )
+        ),
+    )
+    blobs.add_argument("action", choices=["migrate"])
+    blobs.add_argument(
+        "--to", required=True, choices=["s3", "local"], help=L(_("the store to copy to"))
+    )
+    blobs.add_argument("-c", "--config", type=Path, help=L(_("server TOML file")))
 
 
 def build_parser() -> argparse.ArgumentParser:

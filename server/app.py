@@ -33,7 +33,7 @@ from server.media_hub import MediaHub
 from server.mqtt_link import ApplianceLink
 from server.recording.recorder import CallRecorder
 from server.records import staging
-from server.records.blobs import LocalBlobStore
+from server.records.blob_stores import open_blob_store
 from server.records.models import Patient
 from server.records.store import RecordStore
 from server.relevance.learning import LearningLoop
@@ -228,7 +228,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     rooms = RoomRegistry(config, directory, media.feeds, media.patient_audio)
     records = RecordStore(
         database,
-        LocalBlobStore(config.state_dir / "blobs"),
+        open_blob_store(config.blobs, config.state_dir),
         max_bytes=config.records.max_upload_mb * 1024 * 1024,
     )
     checks = SlowChecks()

@@ -11,6 +11,7 @@ from clinicam.configfile import StrictModel
 from clinicam.const import DEVICE_ID_PATTERN, USERNAME_PATTERN
 from clinicam.ice import IceConfig
 from clinicam.mqtt_config import MqttConfig
+from server.blob_config import BlobsConfig
 
 
 def _argon2id(value: str) -> str:
@@ -399,6 +400,7 @@ class ServerConfig(StrictModel):
         None, description="[smtp]: send invitations by e-mail (default: none, in-app only)."
     )
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    blobs: BlobsConfig = Field(default_factory=BlobsConfig)
     broker_admin: BrokerAdminConfig | None = Field(
         None, description="Keep mosquitto's password and ACL files (enrolment from /admin)."
     )

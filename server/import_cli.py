@@ -30,7 +30,7 @@ from server.audit.trail import AuditTrail
 from server.config import ServerConfig
 from server.db import Database, default_database_url, open_database
 from server.fhir_export import bundle_builder
-from server.records.blobs import LocalBlobStore
+from server.records.blob_stores import open_blob_store
 from server.records.deid import Pseudonymizer
 from server.records.export import ExportLeak
 from server.records.filing import RecordFiling
@@ -45,7 +45,7 @@ def _open(config: ServerConfig) -> tuple[Database, RecordFiling]:
     database = open_database(config.database_url or default_database_url(config.state_dir))
     store = RecordStore(
         database,
-        LocalBlobStore(config.state_dir / "blobs"),
+        open_blob_store(config.blobs, config.state_dir),
         max_bytes=config.records.max_upload_mb * 1024 * 1024,
     )
     staging = config.state_dir / "staging"

