@@ -11,6 +11,7 @@ from clinicam.configfile import StrictModel
 from clinicam.const import DEVICE_ID_PATTERN, USERNAME_PATTERN
 from clinicam.ice import IceConfig
 from clinicam.mqtt_config import MqttConfig
+from server.cluster_config import ClusterConfig
 
 
 def _argon2id(value: str) -> str:
@@ -388,6 +389,9 @@ class ServerConfig(StrictModel):
     enrollment: EnrollmentConfig = Field(default_factory=EnrollmentConfig)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    cluster: ClusterConfig | None = Field(
+        None, description="[cluster]: media workers pinned by leases in Redis (none: one process)."
+    )
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     patients: list[PatientConfig] = Field(
