@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
+from http import HTTPStatus
+from pathlib import Path
 
 import pytest
 
 from clinicam.i18n import translate
 from server.cluster import CoordinationUnavailable, WorkerHeartbeat, WorkerInfo
 from server.cluster_config import ClusterConfig
+from server.errors import status_of
 from tests.cluster.conftest import Front, RedisServer
 
 A = WorkerInfo("worker-a", "http://10.0.0.1:8081", capacity=10)
@@ -69,6 +76,40 @@ async def test_a_dead_workers_consultation_re_pins(fronts: list[Front]) -> None:
         assert worker_b.held == {"c1", "c2"}  # B's heartbeat keeps the taken-over lease
     finally:
         await worker_b.stop()
+
+
+async def test_a_sigkilled_worker_process_re_pins(
+    redis_server: RedisServer, fronts: list[Front]
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    processes = {
+        wid: subprocess.Popen(
+            [sys.executable, "-m", "tests.cluster.beating_worker", redis_server.url, wid],
+            cwd=root,
+            env=env,
+        )
+        for wid in ("worker-a", "worker-b")
+    }
+    front = fronts[0]
+    try:
+        async with asyncio.timeout(60):
+            while len(await front.registry.alive()) < 2:
+                assert all(p.poll() is None for p in processes.values()), "a worker failed"
+                await asyncio.sleep(0.05)
+        assert (await front.leases.pin("c1")).worker_id == "worker-a"
+        assert (await front.leases.pin("c2")).worker_id == "worker-b"
+        loop = asyncio.get_running_loop()
+        processes["worker-a"].send_signal(signal.SIGKILL)
+        killed_at = loop.time()
+        moved_at = await pin_until(front, "c1", "worker-b", timeout_s=30)
+        print(f"\nSIGKILLed worker: its consultation re-pinned after {moved_at - killed_at:.2f} s")
+        assert (await front.leases.pin("c2")).worker_id == "worker-b"
+        assert [w.worker_id for w in await front.registry.alive()] == ["worker-b"]
+    finally:
+        for process in processes.values():
+            process.kill()
+            process.wait(10)
 
 
 async def test_a_worker_back_from_the_dead_learns_what_it_lost(fronts: list[Front]) -> None:
@@ -127,6 +168,7 @@ async def test_redis_down_refuses_new_pins_and_running_ones_go_on(
             await front.leases.pin("c2")
         error = refused.value
         assert error.code == "coordination_unavailable"
+        assert status_of(error) == HTTPStatus.SERVICE_UNAVAILABLE
         assert str(error.message) == (
             "No new consultation can start: the coordination store is unreachable."
         )
