@@ -10,10 +10,19 @@ other gets the winner.
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
+
 from redis.asyncio import Redis
 
 from clinicam.i18n import _
-from server.cluster.store import NO_WORKER, Keys, NoWorkerAvailable, guarded
+from server.cluster.store import (
+    NO_WORKER,
+    CoordinationUnavailable,
+    Keys,
+    NoWorkerAvailable,
+    guarded,
+)
 from server.cluster.workers import WorkerInfo, WorkerRegistry
 
 # KEYS: lease, owned. ARGV: worker, ttl, consultation.
@@ -59,6 +68,8 @@ return 0
 """
 
 _PIN_ATTEMPTS = 4
+_KNOWN_MAX = 10_000  # consultations a front remembers the worker of (oldest forgotten)
+_LOGGER = logging.getLogger(__name__)
 
 
 def least_loaded(workers: list[WorkerInfo]) -> WorkerInfo:
@@ -83,6 +94,8 @@ class LeaseBook:
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self._clear_dead = self.redis.register_script(_CLEAR_DEAD)
+        # The last worker seen for each consultation, for when Redis is away.
+        self._known: OrderedDict[str, WorkerInfo] = OrderedDict()
 
     async def acquire(
         self, consultation_id: str, worker_id: str, ttl_ms: int | None = None
@@ -103,6 +116,7 @@ class LeaseBook:
 
     async def release(self, consultation_id: str, worker_id: str) -> bool:
         """Give the lease up (the consultation ended); only its holder can."""
+        self._known.pop(consultation_id, None)
         keys = [self.keys.lease(consultation_id), self.keys.owned(worker_id)]
         async with guarded():
             done = await self._release(keys=keys, args=[worker_id, consultation_id])
@@ -123,9 +137,30 @@ class LeaseBook:
     async def pin(self, consultation_id: str) -> WorkerInfo:
         """The worker that runs this consultation, pinning it to one if need be.
 
-        Raises :class:`~server.cluster.store.CoordinationUnavailable` when Redis is away
-        and :class:`~server.cluster.store.NoWorkerAvailable` when no live worker has room.
+        Raises :class:`~server.cluster.store.NoWorkerAvailable` when no live worker has
+        room. When Redis is away, a consultation this book pinned or found before keeps
+        its worker (running ones go on: a client reconnecting is sent where it was) and
+        any other raises :class:`~server.cluster.store.CoordinationUnavailable`.
         """
+        try:
+            pinned = await self._pin(consultation_id)
+        except CoordinationUnavailable:
+            known = self._known.get(consultation_id)
+            if known is None:
+                raise
+            _LOGGER.warning(
+                "coordination store unreachable: consultation %s stays on %s as last seen",
+                consultation_id,
+                known.worker_id,
+            )
+            return known
+        self._known[consultation_id] = pinned
+        self._known.move_to_end(consultation_id)
+        while len(self._known) > _KNOWN_MAX:
+            self._known.popitem(last=False)
+        return pinned
+
+    async def _pin(self, consultation_id: str) -> WorkerInfo:
         for _attempt in range(_PIN_ATTEMPTS):
             holder = await self.holder(consultation_id)
             if holder is not None:

@@ -1,4 +1,4 @@
-"""Media workers announcing themselves: who is alive, where, with how much room.
+"""Media workers announcing themselves: who is alive, where, how full.
 
 A worker's presence is a key with a TTL (``lease_ms``) that its heartbeat rewrites; the
 same heartbeat renews the leases of every consultation pinned to it, atomically (one Lua
@@ -81,10 +81,6 @@ class WorkerInfo:
     url: str
     capacity: int
     load: int = 0
-
-    @property
-    def room(self) -> int:
-        return self.capacity - self.load
 
     def announcement(self) -> str:
         return json.dumps({"url": self.url, "capacity": self.capacity}, sort_keys=True)
