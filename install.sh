@@ -84,13 +84,15 @@ fi
 APT=(python3 python3-venv python3-pip ca-certificates)
 case "$ROLE" in
   # fonts-noto-cjk: Chinese names drawn into the video (and the kiosk's pages) render as written
+  # (a site with several media workers, [cluster], also runs Debian's redis-server somewhere)
   server|demo) APT+=(mosquitto fonts-dejavu-core fonts-noto-cjk) ;;
   appliance) APT+=(i2c-tools fonts-noto-cjk)
              [ "$OS" = rpios ] && APT+=(python3-picamera2 python3-libcamera python3-lgpio) ;;
   # debootstrap, parted: tests/image builds a root and a disk image; systemd: systemd-analyze;
   # nodejs, node-typescript: the pages' unit tests (node --test) and type check (tsc);
-  # prometheus: a real scraper of /metrics in the tests (its own service is switched off)
-  dev) APT+=(mosquitto chromium fonts-dejavu-core fonts-noto-cjk postgresql debootstrap parted systemd nodejs node-typescript iproute2 iptables ethtool prometheus) ;;
+  # prometheus, redis-server: a real scraper of /metrics and the media workers' leases in the
+  # tests (their own services are switched off)
+  dev) APT+=(mosquitto chromium fonts-dejavu-core fonts-noto-cjk postgresql debootstrap parted systemd nodejs node-typescript iproute2 iptables ethtool prometheus redis-server) ;;
 esac
 
 missing=()
@@ -103,6 +105,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true  # tests start their own
+  fi
+  if [ "$ROLE" = dev ] && [[ " ${missing[*]} " == *" redis-server "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true  # tests start their own
   fi
 else
   say "system packages already installed"

@@ -12,6 +12,7 @@ from clinicam.const import DEVICE_ID_PATTERN, USERNAME_PATTERN
 from clinicam.ice import IceConfig
 from clinicam.mqtt_config import MqttConfig
 from server.blob_config import BlobsConfig
+from server.cluster_config import ClusterConfig
 
 
 def _argon2id(value: str) -> str:
@@ -407,6 +408,9 @@ class ServerConfig(StrictModel):
     enrollment: EnrollmentConfig = Field(default_factory=EnrollmentConfig)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    cluster: ClusterConfig | None = Field(
+        None, description="[cluster]: media workers pinned by leases in Redis (none: one process)."
+    )
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
