@@ -256,9 +256,10 @@ class RoomSocketView(web.View):
         ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=16 * 1024)
         await ws.prepare(self.request)
         member = room.members.get(username)
-        if member is not None and not member.sockets:  # who joined: the report's participants
+        first = member is not None and not member.sockets
+        await room.joined(username, ws)  # online at once: the station and the others see it
+        if first:  # who joined: the report's participants
             await state.audit.record(username, "consultation.joined", f"consultation:{c.id}", {})
-        await room.joined(username, ws)
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:

@@ -27,7 +27,7 @@ from server.records.serving import NO_SNIFF
 from server.reports.service import DraftInput, ReportService
 from server.web.guard import check_access
 from server.web.locale import page, reader_locale
-from server.web.security import session_of
+from server.web.security import require_json_body, session_of
 
 REPORTS = web.AppKey("clinicam_reports", ReportService)
 _MAX_TEXT = 20_000
@@ -63,6 +63,7 @@ class DraftView(web.View):
     async def put(self) -> web.StreamResponse:
         """Save the chair's draft: findings, recommendation, chosen snapshots."""
         service, user, cid = _chair_call(self.request)
+        require_json_body(self.request)
         body = await read_json(self.request, DraftBody)
         given = DraftInput(body.findings, body.recommendation, list(body.snapshots))
         return web.json_response(await service.save_draft(user, cid, given))
@@ -72,6 +73,7 @@ class SignView(web.View):
     async def post(self) -> web.StreamResponse:
         """The chair signs the report (password again); a change after that is a new version."""
         service, user, cid = _chair_call(self.request)
+        require_json_body(self.request)
         body = await read_json(self.request, SignBody)
         signed = await service.sign(user, cid, body.password)
         return web.json_response(signed, status=HTTPStatus.CREATED)
