@@ -24,6 +24,7 @@ from server.records.fhir.export_context import Contribution, ExportContext
 from server.records.fhir.systems import EMR_FIELDS_EXTENSION
 from server.records.importer import ImportJob, run_fhir_import
 from server.records.models import Patient
+from server.records.store import RecordStore
 from tests.records.fhir_export_helpers import (
     IDENTIFIER,
     NAME,
@@ -150,6 +151,37 @@ def test_an_identifier_that_survives_stops_the_export(sqlite_db: Database, tmp_p
         patient = session.get(Patient, filed.patient_id)
         assert patient is not None
         assert NAME in builder.build(session, patient).data.decode()  # a full export: fine
+        with pytest.raises(ExportLeak):
+            builder.build(session, patient, pseudonymizer=Pseudonymizer())
+
+
+def test_a_short_identifier_is_not_found_in_the_bundles_own_random_ids(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A patient "F-0" (hex and a dash): the bundle's urn:uuid ids would "contain" it by
+    chance in most exports; the scan leaves those ids out, and still finds a real leak."""
+    filing = filing_for(sqlite_db, tmp_path)
+    with sqlite_db.session() as session, session.begin():
+        patient_id = RecordStore.ensure_patient(session, "F-0", "Fhir Patient").id
+    with sqlite_db.session() as session, session.begin():
+        subject = session.get(Patient, patient_id)
+        assert subject is not None
+        for k in range(3):
+            filing.add_emr(session, subject, {"note": f"visit {k}"}, None, actor="a", via="api")
+    builder = bundle_builder(filing.store)
+    with sqlite_db.session() as session:
+        patient = session.get(Patient, patient_id)
+        assert patient is not None
+        for _ in range(20):  # a chance "f-0" in the ids was near-certain within 20 exports
+            builder.build(session, patient, pseudonymizer=Pseudonymizer())
+
+        def careless(ctx: ExportContext) -> list[Contribution]:
+            from fhir.resources.R4B.observation import Observation
+
+            leak = {"status": "final", "code": {"text": "chart F-0"}}
+            return [Contribution("careless", ctx.ref("Observation", "y"), Observation(**leak))]
+
+        builder.register("careless", careless)
         with pytest.raises(ExportLeak):
             builder.build(session, patient, pseudonymizer=Pseudonymizer())
 

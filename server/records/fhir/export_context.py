@@ -83,6 +83,10 @@ class ExportContext:
             self._refs[name] = f"urn:uuid:{uuid.uuid5(_REF_NAMESPACE, seed)}"
         return self._refs[name]
 
+    def generated_refs(self) -> list[str]:
+        """Every fullUrl made in this export (random ``urn:uuid:`` values, no content)."""
+        return list(self._refs.values())
+
     def known_ref(self, kind: str, key: str) -> str | None:
         """The fullUrl given to ``kind/key`` so far, if any (to link resources)."""
         return self._refs.get(f"{kind}/{key}")
