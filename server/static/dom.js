@@ -80,3 +80,26 @@ export function inspectable(handles) {
     Object.defineProperty(window, name, { get, configurable: true });
   }
 }
+
+/** The file name the server gave (Content-Disposition), else ``fallback``.
+ * @param {string | null} disposition @param {string} fallback */
+export function downloadName(disposition, fallback) {
+  const match = /filename="([^"]+)"/.exec(disposition || "");
+  return match ? match[1] : fallback;
+}
+
+/**
+ * Save a download's answer as a file under the name the server gave (else ``fallback``);
+ * resolves to its size in bytes.
+ * @param {Response} resp @param {string} fallback @returns {Promise<number>}
+ */
+export async function saveDownload(resp, fallback) {
+  const blob = await resp.blob();
+  const name = downloadName(resp.headers.get("Content-Disposition"), fallback);
+  const link = el("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  return blob.size;
+}

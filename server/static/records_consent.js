@@ -1,6 +1,6 @@
 // The patient's consent (training use, de-identified export, the whole call recorded) and
 // the export download.
-import { $, el, problem, say } from "./dom.js";
+import { $, problem, saveDownload, say } from "./dom.js";
 import { fmtSize } from "./format.js";
 import { t } from "./i18n.js";
 
@@ -70,15 +70,8 @@ export function consentAndExport(page) {
         if (e.status === 404) page.access.checkStillValid();
         throw e;
       }
-      const blob = await resp.blob();
-      const disposition = resp.headers.get("Content-Disposition") || "";
-      const match = /filename="([^"]+)"/.exec(disposition);
-      const link = el("a", { href: URL.createObjectURL(blob), download: match ? match[1] : "export.zip" });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-      status.textContent = t("records.consent.downloaded", { size: fmtSize(blob.size) });
+      const size = await saveDownload(resp, "export.zip");
+      status.textContent = t("records.consent.downloaded", { size: fmtSize(size) });
     } catch (e) {
       status.textContent = t("records.consent.export_failed", { problem: problem(e) });
     } finally {

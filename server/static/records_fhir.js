@@ -1,15 +1,8 @@
 // The patient's whole record as one FHIR R4 Bundle (full, or de-identified with the
 // patient's export consent): downloads of GET /api/patients/{id}/fhir.
-import { $, el, problem } from "./dom.js";
+import { $, problem, saveDownload } from "./dom.js";
 import { fmtSize } from "./format.js";
 import { t } from "./i18n.js";
-
-/** The file name the server gave (Content-Disposition), else ``fallback``.
- * @param {string | null} disposition @param {string} fallback */
-export function downloadName(disposition, fallback) {
-  const match = /filename="([^"]+)"/.exec(disposition || "");
-  return match ? match[1] : fallback;
-}
 
 /** @param {import("./records_page.js").RecordsPage} page */
 export function fhirDownloads(page) {
@@ -36,14 +29,8 @@ export function fhirDownloads(page) {
         if (e.status === 404) page.access.checkStillValid();
         throw e;
       }
-      const blob = await resp.blob();
-      const name = downloadName(resp.headers.get("Content-Disposition"), "record.fhir.json");
-      const link = el("a", { href: URL.createObjectURL(blob), download: name });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-      status.textContent = t("records.fhir.downloaded", { size: fmtSize(blob.size) });
+      const size = await saveDownload(resp, "record.fhir.json");
+      status.textContent = t("records.fhir.downloaded", { size: fmtSize(size) });
     } catch (e) {
       status.textContent = t("records.fhir.failed", { problem: problem(e) });
     } finally {

@@ -1,7 +1,7 @@
 // The patient's recorded consultations (O4): listed in the archive section, played in its
 // <video> (the server burns the viewer's watermark in where the site asks), and downloaded
 // de-identified. Every request is checked and audited by the server.
-import { $, el, problem } from "./dom.js";
+import { $, el, problem, saveDownload } from "./dom.js";
 import { fmtSeconds, fmtSecondsClock, fmtSize } from "./format.js";
 import { lang, t } from "./i18n.js";
 
@@ -70,14 +70,8 @@ export function callRecordings(page) {
         if (e.status === 404) page.access.checkStillValid();
         throw e;
       }
-      const blob = await resp.blob();
-      const match = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
-      const link = el("a", { href: URL.createObjectURL(blob), download: match ? match[1] : "recording.mp4" });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-      status.textContent = t("records.consent.downloaded", { size: fmtSize(blob.size) });
+      const size = await saveDownload(resp, "recording.mp4");
+      status.textContent = t("records.consent.downloaded", { size: fmtSize(size) });
     } catch (e) {
       status.textContent = t("records.consent.export_failed", { problem: problem(e) });
     }

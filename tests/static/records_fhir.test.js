@@ -4,7 +4,8 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { setCatalogue } from "../../server/static/i18n.js";
-import { downloadName, fhirDownloads } from "../../server/static/records_fhir.js";
+import { downloadName } from "../../server/static/dom.js";
+import { fhirDownloads } from "../../server/static/records_fhir.js";
 
 const read = (path) => JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8"));
 
