@@ -181,22 +181,46 @@ def _rows(session: Session) -> Any:
     )
 
 
+_HEAD_READS = 5
+
+
+def _head(session: Session) -> tuple[str, str] | None:
+    row = session.execute(
+        select(type_coerce(AuditHead.seq, String), AuditHead.hash).where(AuditHead.id == HEAD_ID)
+    ).one_or_none()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def _walk(session: Session, keep_hashes: bool) -> tuple[_Walk, tuple[str, str] | None]:
+    """Walk the rows between two reads of the head that agree.
+
+    A live server keeps appending while this runs, and outside one snapshot the
+    rows and the head are read at different moments. Every append moves the
+    head in the same commit as its row, so equal heads before and after mean
+    the rows read in between are the log as of that head.
+    """
+    for _attempt in range(_HEAD_READS):
+        before = _head(session)
+        walk = _Walk([], hashes={} if keep_hashes else None)
+        for row in _rows(session):
+            _check_row(walk, row)
+        after = _head(session)
+        if before == after:
+            break
+    return walk, after
+
+
 def verify_chain(
     session: Session, checkpoints: Sequence[tuple[int, str]] | None = None
 ) -> VerifyResult:
     """Every problem in the log; ``checkpoints`` are trusted (seq, hash) pairs to match."""
-    walk = _Walk([], hashes={} if checkpoints else None)
-    for row in _rows(session):
-        _check_row(walk, row)
+    walk, head = _walk(session, bool(checkpoints))
     count = walk.expected - 1
     if not walk.problems:
         walk.intact = count
-    head = session.execute(
-        select(type_coerce(AuditHead.seq, String), AuditHead.hash).where(AuditHead.id == HEAD_ID)
-    ).one_or_none()
     if head is None:
         walk.bad(None, _("the audit_head row is missing"))
-    elif str(head[0]) != str(count) or head[1] != (walk.prev_hash or ""):
+    elif head[0] != str(count) or head[1] != (walk.prev_hash or ""):
         walk.bad(
             count + 1,
             _(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 
 from server.audit import AuditEntry, AuditLog, VerifyResult
 from server.db import Database
@@ -104,6 +105,28 @@ def test_entries_cut_off_the_end_are_reported(database: Database) -> None:
     result = _verify(database)
     assert (result.ok, result.bad_seq) == (False, N - 1)
     assert "end" in (result.reason or "")
+
+
+def test_an_append_while_verifying_a_live_log_is_not_reported_as_a_cut(
+    database: Database,
+) -> None:
+    """A running server appends between the walk and the head read: not tampering."""
+    _fill(database)
+    appended: list[int] = []
+
+    def append_once(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if appended or "FROM audit_entries" not in statement or "ORDER BY" not in statement:
+            return
+        appended.append(1)
+        _fill(database, 1)
+
+    event.listen(database.engine, "after_cursor_execute", append_once)
+    try:
+        result = _verify(database)
+    finally:
+        event.remove(database.engine, "after_cursor_execute", append_once)
+    assert appended == [1]
+    assert result == VerifyResult(True, N + 1), result.describe()
 
 
 def test_swapped_entries_are_reported(database: Database) -> None:
