@@ -19,6 +19,7 @@ from clinicam.realtime import favour_the_event_loop
 from server.access.grants import AccessControl
 from server.archive.call_store import CallStore, referenced_recording_blobs
 from server.archive.recorder import ArchiveRecorder
+from server.archive.segment_store import SegmentBlobs, referenced_archive_blobs
 from server.audit.trail import AuditTrail, Checkpointer
 from server.auth import LoginThrottle, SessionStore
 from server.config import ServerConfig
@@ -123,6 +124,7 @@ async def _hourly(state: ServerState) -> None:
     while True:
         try:
             await asyncio.to_thread(state.archive.apply_retention)
+            await asyncio.to_thread(state.archive.tidy_store)
             if state.recorder is not None:
                 await asyncio.to_thread(state.recorder.apply_retention)
             await asyncio.to_thread(
@@ -147,6 +149,17 @@ async def _show_latest_relevance(state: ServerState, room: ConsultationRoom) -> 
     result = await asyncio.to_thread(latest)
     if result is not None and room.show_relevance(result):
         await room.broadcast()
+
+
+def _segment_blobs(config: ServerConfig, records: RecordStore) -> SegmentBlobs:
+    """Archive segments follow the records' content into the object store (O8)."""
+    records.also_referenced.append(referenced_archive_blobs)
+    return SegmentBlobs(
+        config.state_dir / "archive",
+        records.blobs,
+        records.drop_unreferenced,
+        offload=config.blobs.backend == "s3",
+    )
 
 
 def _call_recorder(
@@ -238,7 +251,12 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     )
     _seed_patients(config, database)
     archive = ArchiveRecorder(
-        config.archive, database, config.state_dir / "archive", rooms.serving, audit=audit
+        config.archive,
+        database,
+        config.state_dir / "archive",
+        rooms.serving,
+        audit=audit,
+        blobs=_segment_blobs(config, records),
     )
     media.archive = archive  # the hub exists first: the rooms are built on its feeds
     promoted = champion(database)  # a model the learning loop promoted earlier wins

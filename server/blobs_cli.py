@@ -14,6 +14,7 @@ import sys
 
 from clinicam.i18n import _, localized, say
 from server.archive.call_store import referenced_recording_blobs
+from server.archive.segment_store import referenced_archive_blobs
 from server.audit.log import AuditLog
 from server.config import ServerConfig
 from server.db import default_database_url, open_database
@@ -52,7 +53,7 @@ def migrate(config: ServerConfig, to: Backend) -> int:
             source,
             target,
             on_progress=_progress,
-            also_referenced=[referenced_recording_blobs],
+            also_referenced=[referenced_recording_blobs, referenced_archive_blobs],
         )
         print()
         for sha256, problem in outcome.failed:

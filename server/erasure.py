@@ -25,10 +25,11 @@ from server.relevance.models import Diagnosis, RelevanceResult
 def erase_patient(session: Session, patient: Patient) -> tuple[list[str], list[str]]:
     """Remove every row of ``patient``; returns (blob candidates, archive segment paths)."""
     shas: set[str] = set()
-    holders: tuple[type[Any], ...] = (*BLOB_TABLES, CallSegment)  # records, recorded calls
+    # Records, recorded calls, and archive segments kept in the object store.
+    holders: tuple[type[Any], ...] = (*BLOB_TABLES, CallSegment, ArchiveSegment)
     for table in holders:
         query = select(table.blob_sha256).where(table.patient_id == patient.id)
-        shas.update(session.scalars(query))
+        shas.update(sha for sha in session.scalars(query) if sha)
     segments = list(
         session.scalars(select(ArchiveSegment.path).where(ArchiveSegment.patient_id == patient.id))
     )

@@ -2,7 +2,8 @@
 
 Segment files live under the server's state folder (``archive/<device>/``); the row is
 committed only after the segment file has been fsynced and renamed into place, so a
-row never points at a partial file.
+row never points at a partial file. A site whose blobs are in an object store keeps the
+segments there too (``blob_sha256``, see :mod:`server.archive.segment_store`).
 """
 
 from __future__ import annotations
@@ -32,3 +33,5 @@ class ArchiveSegment(Base):
     path: Mapped[str] = mapped_column(String(300), unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     frames: Mapped[int] = mapped_column(Integer)
+    # The object store's copy (O8); None: the file under the archive folder is the only one.
+    blob_sha256: Mapped[str | None] = mapped_column(String(64), index=True, default=None)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from clinicam.segments import SegmentInfo, SegmentWriter, remove_partial_segments
 from server.archive.index import ArchiveSegment
+from server.archive.segment_store import SegmentBlobs
 from server.archive.tap import tap_encoded_video
 from server.audit.trail import AuditTrail
 from server.config import ArchiveConfig, ConsultationConfig
@@ -44,8 +45,10 @@ class ArchiveRecorder:
         choose: ConsultationChooser,
         *,
         audit: AuditTrail | None = None,
+        blobs: SegmentBlobs | None = None,
     ) -> None:
         self._config = config
+        self.blobs = blobs  # None: the segment files are the only copy
         self._database = database
         self.root = root
         self._choose = choose
@@ -89,19 +92,24 @@ class ArchiveRecorder:
             writer.close()
 
     def _segment_closed(self, device_id: str, info: SegmentInfo) -> None:
-        task = asyncio.get_running_loop().create_task(self._index(device_id, info))
+        task = asyncio.get_running_loop().create_task(self.index_segment(device_id, info))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _index(self, device_id: str, info: SegmentInfo) -> None:
+    async def index_segment(self, device_id: str, info: SegmentInfo) -> None:
+        """File a closed segment under the consultation the appliance serves (into the
+        object store first, if the site keeps its blobs there)."""
         consultation = self._choose(device_id)
         if consultation is None:
             info.path.unlink(missing_ok=True)
             return
 
         def work() -> None:
+            sha = self.blobs.offload(info.path) if self.blobs else None
             with self._database.session() as session, session.begin():
-                self._add_row(session, device_id, consultation, info)
+                self._add_row(session, device_id, consultation, info, sha)
+            if sha is not None:
+                info.path.unlink(missing_ok=True)
 
         try:
             await asyncio.to_thread(work)
@@ -115,19 +123,43 @@ class ArchiveRecorder:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     def apply_retention(self) -> int:
-        """Delete segments (rows, then files) older than the retention period."""
+        """Delete segments (rows, then files and blobs) older than the retention period."""
         if self._config.retention_days == 0:
             return 0
         cutoff = utcnow() - timedelta(days=self._config.retention_days)
         with self._database.session() as session, session.begin():
             old = list(
-                session.scalars(select(ArchiveSegment.path).where(ArchiveSegment.end_utc < cutoff))
+                session.execute(
+                    select(ArchiveSegment.path, ArchiveSegment.blob_sha256).where(
+                        ArchiveSegment.end_utc < cutoff
+                    )
+                )
             )
             session.execute(delete(ArchiveSegment).where(ArchiveSegment.end_utc < cutoff))
-        removed = RecordStore.drop_segments(self.root, old)
+        RecordStore.drop_segments(self.root, [path for path, _sha in old])
+        stored = sorted({sha for _path, sha in old if sha})
+        if stored and self.blobs is not None:
+            self.blobs.drop(stored)  # a blob the store keeps for now: the collector's later
+        removed = len(old)
         if removed:
             _LOGGER.info("retention: deleted %d archive segments older than %s", removed, cutoff)
         return removed
+
+    def tidy_store(self) -> None:
+        """Hourly: segments kept on disk while the store was away go into it, and copies
+        fetched back for reading and unused for an hour are deleted."""
+        if self.blobs is None:
+            return
+        self.blobs.offload_pending(self._database)
+        with self._database.session() as session:
+            rows = list(
+                session.execute(
+                    select(ArchiveSegment.path, ArchiveSegment.blob_sha256).where(
+                        ArchiveSegment.blob_sha256.is_not(None)
+                    )
+                )
+            )
+        self.blobs.drop_fetched((path, sha) for path, sha in rows)
 
     def device_spans(
         self, device_id: str, start: datetime, end: datetime
@@ -155,6 +187,7 @@ class ArchiveRecorder:
         device_id: str,
         consultation: ConsultationConfig,
         info: SegmentInfo,
+        blob_sha256: str | None,
     ) -> None:
         """The index row of one segment, filed under the consultation's patient."""
         patient = RecordStore.ensure_patient(
@@ -170,6 +203,7 @@ class ArchiveRecorder:
                 path=str(info.path.relative_to(self.root)),
                 size=info.size,
                 frames=info.frames,
+                blob_sha256=blob_sha256,
             )
         )
 
@@ -178,11 +212,12 @@ class ArchiveRecorder:
     ) -> bool:
         """Index a back-filled segment with its audit entry, unless the archive meanwhile
         covers it (a repeated upload): then nothing is written and False is returned."""
+        sha = self.blobs.offload(info.path) if self.blobs else None  # unused: collected
         with self._database.session() as session, session.begin():
             covered = self._spans(session, device_id, info.start_utc, info.end_utc)
             if any(a <= info.start_utc and b >= info.end_utc for a, b in covered):
                 return False
-            self._add_row(session, device_id, consultation, info)
+            self._add_row(session, device_id, consultation, info, sha)
             if self.audit is not None:
                 self.audit.write(
                     session,
@@ -196,6 +231,8 @@ class ArchiveRecorder:
                         "frames": info.frames,
                     },
                 )
+        if sha is not None:
+            info.path.unlink(missing_ok=True)
         return True
 
     def segments_for(self, patient_id: int, start: datetime, end: datetime) -> list[SegmentInfo]:
@@ -210,14 +247,23 @@ class ArchiveRecorder:
                 )
                 .order_by(ArchiveSegment.start_utc)
             )
-            return [
-                SegmentInfo(
-                    path=self.root / row.path,
-                    start_utc=row.start_utc,
-                    end_utc=row.end_utc,
-                    frames=row.frames,
-                    keyframes=0,
-                    size=row.size,
-                )
-                for row in rows
+            found = [
+                (r.path, r.blob_sha256, r.start_utc, r.end_utc, r.frames, r.size) for r in rows
             ]
+        return [
+            SegmentInfo(
+                path=self._local(path, sha),
+                start_utc=start_utc,
+                end_utc=end_utc,
+                frames=frames,
+                keyframes=0,
+                size=size,
+            )
+            for path, sha, start_utc, end_utc, frames, size in found
+        ]
+
+    def _local(self, rel: str, sha256: str | None) -> Path:
+        """A segment's file, fetched back from the object store if it is only there."""
+        if sha256 is None or self.blobs is None:
+            return self.root / rel
+        return self.blobs.fetch(rel, sha256)
