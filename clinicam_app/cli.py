@@ -23,15 +23,20 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from firmware.config import ApplianceConfig
+    from server.config import ServerConfig
 
 _LOGGER = logging.getLogger("clinicam")
 
 
 def _run_server(config_path: Path | None, check: bool) -> int:
     from server.config import ServerConfig
+
+    return _serve(load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX), check)
+
+
+def _serve(config: ServerConfig, check: bool) -> int:
     from server.device_tokens import DeviceKeyMissing, check_key
 
-    config = load_config(ServerConfig, config_path, env_prefix=ENV_SERVER_PREFIX)
     try:
         check_key(config.state_dir, config.devices)
     except DeviceKeyMissing as exc:
@@ -327,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "server":
             return _run_server(args.config, args.check)
+        if args.command == "media-worker":
+            from clinicam_app.media_worker import worker_config
+
+            return _serve(worker_config(args), args.check)
         if args.command == "appliance":
             if args.action in ("doctor", "provision", "update", "kiosk-page"):
                 return _appliance_tool(args.action, args.config, list(args.rest))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from clinicam import __version__
 from clinicam.i18n import _, localized
+from clinicam_app.media_worker import add_parser as add_media_worker
 
 L = localized  # help is rendered once, when the parser is built
 
@@ -365,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _demo(sub)
     _runners(sub)
+    add_media_worker(sub, L)
     _secrets(sub)
     _bridge(sub)
     _audit(sub)

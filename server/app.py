@@ -22,6 +22,7 @@ from server.archive.recorder import ArchiveRecorder
 from server.archive.segment_store import SegmentBlobs, referenced_archive_blobs
 from server.audit.trail import AuditTrail, Checkpointer
 from server.auth import LoginThrottle, SessionStore
+from server.cluster_node import attach_cluster
 from server.config import ServerConfig
 from server.db import Database, default_database_url, open_database
 from server.device_tokens import DeviceTokens
@@ -233,7 +234,10 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     totp = TotpDesk(database, audit, directory, config.accounts)
     sessions = SessionStore(
         idle_s=config.http.session_idle_minutes * 60.0,
-        path=config.state_dir / "sessions.json",
+        # A media worker holds only sessions a web front vouches for, again on each request.
+        path=None
+        if config.cluster and config.cluster.worker_id
+        else config.state_dir / "sessions.json",
         admits=totp.may_hold_session,  # not disabled, no second factor missing
     )
     throttle = LoginThrottle(max_failures=config.http.max_failed_logins)
@@ -339,6 +343,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     add_account_routes(app)
     add_api_doc_routes(app)
     add_metrics_routes(app, state)
+    attach_cluster(app, state)
 
     async def on_startup(app: web.Application) -> None:
         state.appliances.start()

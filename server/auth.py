@@ -53,6 +53,11 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def cookie_digest(token: str) -> str:
+    """What a session is stored under (a web front names it to a media worker)."""
+    return _digest(token)
+
+
 @dataclass
 class SessionStore:
     """Server-side sessions keyed by an unguessable cookie value, with idle expiry.
@@ -115,6 +120,15 @@ class SessionStore:
             return None
         session.last_seen = now
         return session
+
+    def adopt(self, token: str, username: str, csrf: str) -> None:
+        """Take on a session another process checked (a web front vouching for it to this
+        media worker); it lasts while the front keeps vouching (the idle expiry)."""
+        if not self.admits(username):
+            return
+        session = self._sessions.get(_digest(token))
+        if session is None or session.username != username or session.csrf != csrf:
+            self._sessions[_digest(token)] = Session(username, csrf, self.clock())
 
     def drop(self, token: str | None) -> None:
         if token and self._sessions.pop(_digest(token), None) is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from clinicam.configfile import StrictModel
 from clinicam.const import DEVICE_ID_PATTERN
@@ -37,6 +37,13 @@ class ClusterConfig(StrictModel):
         pattern=r"^https?://[^/\s]+/?$",
         description="A media worker's internal address, as the web fronts reach it.",
     )
+    secret: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="Shared by the web fronts and the media workers: a front signs with it "
+        "who it forwards a request for. Required; at least 32 characters "
+        "(CLINICAM_SERVER__CLUSTER__SECRET keeps it out of the file).",
+    )
     capacity: int = Field(
         20, ge=1, le=10_000, description="Live consultations a media worker takes at most."
     )
@@ -60,6 +67,11 @@ class ClusterConfig(StrictModel):
     def _beats_within_a_lease(self) -> Self:
         if self.heartbeat_ms * 2 > self.lease_ms:
             raise ValueError("heartbeat_ms must be at most half of lease_ms (two beats a lease)")
+        if self.secret is None:
+            raise ValueError(
+                "give 'secret' (the same on every web front and media worker, 32 characters "
+                "or more), e.g. from CLINICAM_SERVER__CLUSTER__SECRET"
+            )
         if (self.worker_id is None) != (self.worker_url is None):
             raise ValueError("a media worker gives both 'worker_id' and 'worker_url'")
         return self

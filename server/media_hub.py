@@ -98,16 +98,16 @@ class MediaHub:
         self.feeds.setdefault(device_id, FrameFeed(f"appliance {device_id}"))
         self.patient_audio.setdefault(device_id, AudioSource(f"patient {device_id}"))
 
-    async def cut_off(self, device_id: str) -> None:
+    async def cut_off(self, device_id: str, why: str = "its credentials were withdrawn") -> None:
         """An appliance's credentials ended (revoked or rotated): end its stream session;
-        its next offer must come with a token that works."""
+        its next offer must come with a token that works. (Or ``why`` it ends.)"""
         session = self._appliances.pop(device_id, None)
         if session is None:
             return
         if self.archive is not None:
             self.archive.detach(device_id)
         await session.pc.close()
-        _LOGGER.info("appliance %s stream ended: its credentials were withdrawn", device_id)
+        _LOGGER.info("appliance %s stream ended: %s", device_id, why)
 
     def replay(self, device_id: str, path: Path) -> None:
         """Play an archived MP4 into the appliance's live window until it streams again."""

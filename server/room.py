@@ -50,7 +50,6 @@ from server.relevance.basis import localized
 from server.roster import Roster
 
 _LOGGER = logging.getLogger(__name__)
-DEFAULT_MAIN = LIVE
 CHART_CAPTION = N_("No relevance computed for this patient yet: ask for it in the room.")
 
 
@@ -80,7 +79,7 @@ class Member:
     username: str
     name: str
     feed: FrameFeed
-    main: str = DEFAULT_MAIN
+    main: str = LIVE  # the default main window
     track: CompositeTrack | None = None
     mix: MixTrack | None = None
     audio_only: bool = False  # chosen on the page: stills instead of video (R17)
@@ -442,11 +441,12 @@ class RoomRegistry:
             self.on_created(room)
         return room
 
-    async def retire(self, cid: str) -> None:
-        """A consultation ended (or was called off): its pages are told, its room closes."""
+    async def retire(self, cid: str, *, ended: bool = True) -> None:
+        """It ended (its pages are told), or another media worker took it (``ended=False``)."""
         room = self._rooms.pop(cid, None)
-        if room is not None:
+        if room is not None and ended:
             await room.notify({"type": "ended"})
+        if room is not None:
             await room.close()
 
     def serving(self, device_id: str) -> ConsultationConfig | None:

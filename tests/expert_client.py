@@ -118,6 +118,7 @@ class ExpertClient:
         self.pc: RTCPeerConnection | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.state: dict[str, Any] = {}  # the newest room state the socket sent
+        self.events: list[str] = []  # the type of every event the socket sent, in order
         self.arrivals: list[float] = []  # monotonic time of each decoded composite frame
         self.latencies_ms: list[tuple[float, float]] = []  # (arrival, capture → decoded)
         self.last_frame: Any = None  # the newest decoded composite (an av.VideoFrame)
@@ -147,6 +148,7 @@ class ExpertClient:
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.TEXT:
                 event = msg.json()
+                self.events.append(str(event.get("type")))
                 if event.get("type") == "room":
                     self.state = event
 

@@ -9,7 +9,7 @@ database's directory; several processes would reload on a notice (see issue 21).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -115,10 +115,14 @@ class Directory:
         self._accounts: dict[str, Account] = {}
         self._appliances: dict[str, Appliance] = {}
         self._consultations: dict[str, Consultation] = {}
-        self.reload()
+        # Told after a reload this process asked for (it changed the tables): with
+        # several processes (server.cluster_node) the others are asked to reload too.
+        self.on_change: Callable[[], None] | None = None
+        self.reload(notify=False)
 
-    def reload(self) -> None:
-        """Read the tables again (blocking: call it in a thread from the event loop)."""
+    def reload(self, *, notify: bool = True) -> None:
+        """Read the tables again (blocking: call it in a thread from the event loop);
+        ``notify=False``: another process changed them, nobody else needs telling."""
         with self._database.session() as session:
             accounts = {r.username: account_of(r) for r in session.scalars(select(AccountRow))}
             appliances = {
@@ -142,6 +146,8 @@ class Directory:
         with self._lock:
             self._accounts, self._appliances = accounts, appliances
             self._consultations = consultations
+        if notify and self.on_change is not None:
+            self.on_change()
 
     # The Roster (server.roster): what sign-in, rooms and grants read.
     @property

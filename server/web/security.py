@@ -9,6 +9,7 @@ tokens instead, checked here before the view runs (see server/device_tokens.py).
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from urllib.parse import quote, urlsplit
@@ -16,7 +17,8 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from clinicam.i18n import _
-from server.auth import CSRF_HEADER, SESSION_COOKIE, Session, Throttled
+from server.auth import CSRF_HEADER, SESSION_COOKIE, Session, Throttled, cookie_digest
+from server.cluster import forwarding
 from server.config import ConsultationConfig, DeviceAccount
 from server.device_tokens import DeviceRefused
 from server.errors import ApiError
@@ -53,6 +55,24 @@ def session_of(request: web.Request) -> Session:
 
 def _is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+@web.middleware
+async def vouched_session_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """On a media worker, before :func:`auth_middleware`: the session a web front vouches
+    for (:mod:`server.cluster.forwarding`) becomes this process's session for its cookie."""
+    state = request.app[STATE]
+    cluster = state.config.cluster
+    value = request.headers.get(forwarding.HEADER)
+    token = request.cookies.get(SESSION_COOKIE)
+    if value and token and cluster is not None and cluster.secret is not None:
+        secret = cluster.secret.get_secret_value().encode()
+        vouched = forwarding.check(secret, value, time.time())
+        if vouched is not None and vouched.cookie_digest == cookie_digest(token):
+            state.sessions.adopt(token, vouched.username, vouched.csrf)
+    return await handler(request)
 
 
 @web.middleware

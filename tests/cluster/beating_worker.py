@@ -20,6 +20,7 @@ async def main(url: str, worker_id: str, prefix: str) -> None:
         worker_id=worker_id,
         worker_url=f"http://{worker_id}.internal:8081",
         key_prefix=prefix,
+        secret="s" * 32,  # type: ignore[arg-type]
     )
     coordination = Coordination.open(config)
     await coordination.heartbeat().start()

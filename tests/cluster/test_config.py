@@ -11,6 +11,8 @@ from server.cluster import Coordination
 from server.config import ServerConfig
 from tests.cluster.conftest import RedisServer
 
+SECRET = "s" * 32
+
 
 def write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "clinicam-server.toml"
@@ -26,7 +28,7 @@ def test_a_worker_section(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         '[cluster]\nredis_url = "redis://10.0.0.5:6379/0"\nworker_id = "media-1"\n'
-        'worker_url = "http://10.0.0.7:8081"\n',
+        f'worker_url = "http://10.0.0.7:8081"\nsecret = "{SECRET}"\n',
     )
     cluster = load_config(ServerConfig, path, env_prefix="X_UNUSED", environ={}).cluster
     assert cluster is not None
@@ -37,11 +39,16 @@ def test_a_worker_section(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "complaint"),
     [
-        ('redis_url = "http://x"', "redis_url"),
-        ('redis_url = "redis://x"\nlease_ms = 1000\nheartbeat_ms = 600', "half of lease_ms"),
-        ('redis_url = "redis://x"\nworker_id = "media-1"', "worker_url"),
-        ('redis_url = "redis://x"\nlease_ms = 10', "lease_ms"),
-        ('redis_url = "redis://x"\nredis_port = 1', "redis_port"),
+        (f'redis_url = "http://x"\nsecret = "{SECRET}"', "redis_url"),
+        ('redis_url = "redis://x"', "secret"),
+        ('redis_url = "redis://x"\nsecret = "short"', "secret"),
+        (
+            f'redis_url = "redis://x"\nsecret = "{SECRET}"\nlease_ms = 1000\nheartbeat_ms = 600',
+            "half of lease_ms",
+        ),
+        (f'redis_url = "redis://x"\nsecret = "{SECRET}"\nworker_id = "media-1"', "worker_url"),
+        (f'redis_url = "redis://x"\nsecret = "{SECRET}"\nlease_ms = 10', "lease_ms"),
+        (f'redis_url = "redis://x"\nsecret = "{SECRET}"\nredis_port = 1', "redis_port"),
     ],
 )
 def test_bad_sections_are_refused(tmp_path: Path, body: str, complaint: str) -> None:
@@ -55,7 +62,8 @@ async def test_coordination_from_the_section(redis_server: RedisServer, tmp_path
     worker_path = write(
         tmp_path,
         f'[cluster]\nredis_url = "{redis_server.url}"\nworker_id = "media-1"\n'
-        'worker_url = "http://10.0.0.7:8081"\nlease_ms = 2000\nheartbeat_ms = 500\n',
+        'worker_url = "http://10.0.0.7:8081"\nlease_ms = 2000\nheartbeat_ms = 500\n'
+        f'secret = "{SECRET}"\n',
     )
     worker_config = load_config(ServerConfig, worker_path, env_prefix="X_UNUSED", environ={})
     front_config = worker_config.model_copy(

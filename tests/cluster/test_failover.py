@@ -26,7 +26,7 @@ from tests.cluster.conftest import Front, RedisServer
 
 A = WorkerInfo("worker-a", "http://10.0.0.1:8081", capacity=10)
 B = WorkerInfo("worker-b", "http://10.0.0.2:8081", capacity=10)
-DEFAULTS = ClusterConfig(redis_url="redis://127.0.0.1:1/0")
+DEFAULTS = ClusterConfig(redis_url="redis://127.0.0.1:1/0", secret="s" * 32)  # type: ignore[arg-type]
 
 
 def heartbeat(front: Front, info: WorkerInfo, **kw: object) -> WorkerHeartbeat:
