@@ -42,14 +42,14 @@ _BY_CONSULTATION = re.compile(
 _BY_APPLIANCE = re.compile(
     r"^/api/appliances/(?P<device>[^/]+)/(?:stream(?:/[^/]+)?|station(?:/webrtc|/controls)?)$"
 )
-# Request headers not passed on (hop by hop, or the front's own business).
+# Request headers not passed on (hop by hop, or the front's own business). The Host
+# header goes on: the worker checks a browser's Origin against it, as the front did.
 _DROPPED = frozenset(
     {
         "connection",
         "keep-alive",
         "transfer-encoding",
         "upgrade",
-        "host",
         "content-length",
         "sec-websocket-key",
         "sec-websocket-version",
@@ -123,7 +123,6 @@ async def front_middleware(
 
 def _forwarded_headers(request: web.Request, secret: bytes) -> dict[str, str]:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
-    headers["X-Forwarded-Host"] = request.host
     if SESSION_KEY in request:
         session = request[SESSION_KEY]
         token = request.cookies.get(SESSION_COOKIE, "")
