@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from clinicam.tomlwrite import dumps
 from clinicam_app.procs import stop as stop_process
 from server.auth import hash_secret
 from server.config import ServerConfig
+from server.device_tokens import ensure_key, token_hash
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,9 +26,17 @@ SECRET = "a-cluster-secret-of-32-characters-or-more"
 START_TIMEOUT_S = 60.0
 
 
-def write_site_config(path: Path, state_dir: Path, redis_url: str, front_port: int) -> None:
-    """Two appliances, each with a consultation: alice chairs c1 (cam-1), bob c2 (cam-2)."""
+NAMES = ("alice", "bob", "carol", "dave", "erin", "frank")
+
+
+def write_site_config(
+    path: Path, state_dir: Path, redis_url: str, front_port: int, appliances: int = 2
+) -> dict[str, str]:
+    """``appliances`` appliances cam-1…, each with a consultation c1… chaired by its own
+    expert (alice chairs c1 on cam-1, bob c2 on cam-2, …); returns the devices' tokens."""
     digest = hash_secret(PASSWORD)
+    key = ensure_key(state_dir)
+    tokens = {f"cam-{n}": f"cam-{n}.{secrets.token_urlsafe(24)}" for n in range(1, appliances + 1)}
     data: dict[str, Any] = {
         "log_level": "INFO",
         "state_dir": str(state_dir),
@@ -36,30 +46,28 @@ def write_site_config(path: Path, state_dir: Path, redis_url: str, front_port: i
         "ice": {"loopback_only": True},
         "experts": [
             {"username": u, "display_name": u.title(), "password_hash": digest, "role": "chair"}
-            for u in ("alice", "bob")
+            for u in NAMES[:appliances]
         ],
         "devices": [
-            {"device_id": d, "clinic": f"Clinic {d}", "token_hash": digest}
-            for d in ("cam-1", "cam-2")
+            {"device_id": d, "clinic": f"Clinic {d}", "token_hash": token_hash(key, t)}
+            for d, t in tokens.items()
         ],
-        "patients": [{"id": "P-1", "name": "Jane Hill"}, {"id": "P-2", "name": "John Vale"}],
+        "patients": [{"id": f"P-{n}", "name": f"Patient {n}"} for n in range(1, appliances + 1)],
         "consultations": [
             {
-                "id": cid,
-                "patient_id": patient,
-                "appliance": device,
-                "chair": chair,
-                "experts": [chair],
+                "id": f"c{n}",
+                "patient_id": f"P-{n}",
+                "appliance": f"cam-{n}",
+                "chair": NAMES[n - 1],
+                "experts": [NAMES[n - 1]],
             }
-            for cid, patient, device, chair in (
-                ("c1", "P-1", "cam-1", "alice"),
-                ("c2", "P-2", "cam-2", "bob"),
-            )
+            for n in range(1, appliances + 1)
         ],
         "cluster": {"redis_url": redis_url, "secret": SECRET, "key_prefix": "site:"},
     }
     ServerConfig.model_validate(data)  # a mistake here fails now, not in the child
     path.write_text(dumps(data))
+    return tokens
 
 
 class Process:
@@ -124,12 +132,14 @@ class Process:
 class Site:
     """The front and ``workers`` media workers of one configuration file."""
 
-    def __init__(self, folder: Path, redis_url: str, workers: int = 2) -> None:
+    def __init__(self, folder: Path, redis_url: str, workers: int = 2, appliances: int = 2) -> None:
         self.config = folder / "server.toml"
-        state_dir = folder / "state"
-        state_dir.mkdir()
+        self.state_dir = folder / "state"
+        self.state_dir.mkdir()
         front_port = free_port()
-        write_site_config(self.config, state_dir, redis_url, front_port)
+        self.tokens = write_site_config(
+            self.config, self.state_dir, redis_url, front_port, appliances
+        )
         common = ["--config", str(self.config)]
         self.front = Process("front", ["server", *common], front_port, folder / "front.log")
         self.workers: list[Process] = []
