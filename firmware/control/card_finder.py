@@ -56,7 +56,9 @@ def _label(mask: np.ndarray) -> np.ndarray:
     starts[1:] &= ~flat[:-1]
     starts[::w] = flat[::w]  # a run never continues across rows
     run = np.cumsum(starts) - 1
-    runs = int(run[-1]) + 1 if flat.any() else 0
+    if not flat.any():
+        return np.full((h, w), -1)
+    runs = int(run[-1]) + 1
     run = np.where(flat, run, -1).reshape(h, w)
     both = mask[:-1] & mask[1:]
     pairs = np.unique(run[:-1][both].astype(np.int64) * max(runs, 1) + run[1:][both])
