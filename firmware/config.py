@@ -123,7 +123,7 @@ class SimConfig(StrictModel):
     )
     lighting: str = Field(
         "daylight",
-        pattern=r"^[a-z]{1,20}$",
+        pattern=r"^[a-z0-9-]{1,20}$",
         description="The simulated room's light: a name in lighting_casts (daylight, cloudy, "
         "indoor, fluorescent, tungsten, incandescent by default); daylight is neutral.",
     )
