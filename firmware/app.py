@@ -212,6 +212,7 @@ def build_appliance(
             settle_s=0.0 if config.backend == "sim" else 0.5,
         ),
     )
+    control.restore_colour()
     api = CommandApi(
         config.mqtt, config.device_id, control, snapshots, encoder=asdict(output.encoder), loop=loop
     )

@@ -22,6 +22,9 @@ from clinicam.colourcard import COLUMNS, REFERENCE_SRGB, ROWS, srgb_to_linear
 
 WORK_WIDTH = 800
 EDGE_LEVEL = 10.0  # of 255, between neighbouring pixels of the reduced picture
+# Tries in turn: (smooth 3×3 first, edge level). A noisy picture (a dim room, high gain)
+# breaks patches into specks at the first; smoothing quiets it at some cost in sharpness.
+ATTEMPTS = ((False, EDGE_LEVEL), (True, 6.0), (True, 9.0), (True, 12.0))
 MIN_SIDE = 5  # pixels of the reduced picture
 MIN_PATCHES = 16
 MAX_CANDIDATES = 600
@@ -77,10 +80,17 @@ def _label(mask: np.ndarray) -> np.ndarray:
     return np.where(run >= 0, labels[np.maximum(run, 0)], -1)
 
 
-def _candidates(small: np.ndarray) -> np.ndarray:
+def _smooth(small: np.ndarray) -> np.ndarray:
+    padded = np.pad(small, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = small.shape[:2]
+    total = sum(padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+    return np.asarray(total, dtype=np.float32) / 9.0
+
+
+def _candidates(small: np.ndarray, level: float) -> np.ndarray:
     """(x, y, side) of the square flat regions, in reduced-picture pixels."""
-    edge_x = np.abs(np.diff(small, axis=1)).max(axis=2) > EDGE_LEVEL
-    edge_y = np.abs(np.diff(small, axis=0)).max(axis=2) > EDGE_LEVEL
+    edge_x = np.abs(np.diff(small, axis=1)).max(axis=2) > level
+    edge_y = np.abs(np.diff(small, axis=0)).max(axis=2) > level
     edge = np.zeros(small.shape[:2], dtype=bool)
     edge[:, 1:] |= edge_x
     edge[:, :-1] |= edge_x
@@ -193,7 +203,19 @@ def find_card(rgb: np.ndarray) -> CardReading | None:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 32:
         raise ValueError("need an RGB picture of at least 32×32 pixels")
     small, step = _reduce(rgb)
-    lattice = _best_lattice(_candidates(small))
+    for smooth, level in ATTEMPTS:
+        found = _read(
+            rgb, _best_lattice(_candidates(_smooth(small) if smooth else small, level)), step
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def _read(
+    rgb: np.ndarray, lattice: tuple[np.ndarray, np.ndarray, int] | None, step: int
+) -> CardReading | None:
+    """The card's patches on ``lattice`` (reduced by ``step``), if they match the card."""
     if lattice is None:
         return None
     cells, points, width = lattice

@@ -94,6 +94,13 @@ class DeviceControl:
             "stream": self._stream_settings,
         }
 
+    def restore_colour(self) -> None:
+        """At start: the calibration of the lighting preset the camera starts in, if kept."""
+        if self.calibrator is not None:
+            controls = self.calibrator.controls_for(self.calibrator.lighting)
+            if controls is not None:
+                self._camera.set_controls(controls)
+
     def state(self) -> ApplianceState:
         pan, tilt = self.motion.target
         return ApplianceState(
