@@ -149,6 +149,19 @@ class Colour(CommandBase):
         return self
 
 
+class ColourCalibrate(CommandBase):
+    """Calibrate colour on the 24-patch card held in view (issue 22): find it, fit colour
+    gains and a colour-correction matrix, apply them, measure the result (ΔE2000) and
+    keep it for the lighting preset, re-applied whenever that preset is chosen."""
+
+    op: Literal["colour.calibrate"] = "colour.calibrate"
+    lighting: Literal[AWB_MODES] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="The lighting preset (white balance preset) the room is under; "
+        "default: the one selected now.",
+    )
+
+
 class Zoom(CommandBase):
     """Digital zoom centred on the view (a sensor-resolution crop)."""
 
@@ -226,6 +239,7 @@ AnyCommand = (
     | PresetDelete
     | Focus
     | Colour
+    | ColourCalibrate
     | Zoom
     | Snapshot
     | StreamSettings
@@ -311,12 +325,23 @@ class FocusState(WireModel):
     af_state: Literal["idle", "scanning", "focused", "failed"]
 
 
+class ColourCalibration(WireModel):
+    """The colour calibration in use: for which lighting preset, how good (mean ΔE2000
+    over the card's 24 patches after, and before, calibrating) and when (UTC)."""
+
+    lighting: str
+    delta_e: float = Field(ge=0.0, le=200.0)
+    delta_e_before: float = Field(ge=0.0, le=200.0)
+    at: str = ""
+
+
 class ColourState(WireModel):
     awb: str | None = None
     gains: tuple[float, float] | None = None
     brightness: float
     contrast: float
     saturation: float
+    calibration: ColourCalibration | None = None
 
 
 class StreamState(WireModel):

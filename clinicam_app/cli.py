@@ -328,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                     clinics=args.clinics,
                     log_level=args.log_level,
                     database_url=args.database_url,
+                    colour_card=args.colour_card,
                 )
             )
         if args.command == "server":

@@ -95,6 +95,16 @@ def _demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help=L(_("keep WebRTC on 127.0.0.1 (the browser must allow loopback candidates)")),
     )
+    demo.add_argument(
+        "--colour-card",
+        action="store_true",
+        help=L(
+            _(
+                "light the simulated clinic with a tungsten lamp and hold a 24-patch colour "
+                "card up in the camera's view, to try colour calibration"
+            )
+        ),
+    )
     demo.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 

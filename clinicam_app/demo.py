@@ -38,6 +38,9 @@ MAX_RESTARTS = 5  # per process, within RESTART_WINDOW_S
 RESTART_WINDOW_S = 60.0
 BROKER = "mosquitto"
 
+# --colour-card: the card held up to the right of the patient, a tungsten lamp's cast.
+COLOUR_CARD_SIM: dict[str, Any] = {"lighting": "tungsten", "colour_card": [0.75, 0.35, 0.26]}
+
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -52,6 +55,7 @@ class DemoOptions:
     experts: int = 1
     clinics: int = 1
     database_url: str | None = None  # default: SQLite in the state folder
+    colour_card: bool = False  # a tungsten-lit clinic with the colour card in view
 
 
 @dataclass(frozen=True)
@@ -234,7 +238,10 @@ def _appliance_config(
             "password": device.mqtt_password,
         },
         "ice": {"loopback_only": opts.loopback_only},
-        "sim": {"register_file": str(state / f"pca9685{device.suffix}.bin")},
+        "sim": {
+            "register_file": str(state / f"pca9685{device.suffix}.bin"),
+            **(COLOUR_CARD_SIM if opts.colour_card else {}),
+        },
     }
 
 

@@ -18,6 +18,7 @@ from clinicam.ice import restrict_ice_to_loopback
 from clinicam.realtime import favour_the_event_loop
 from firmware.config import ApplianceConfig
 from firmware.control.api import CommandApi
+from firmware.control.colour_calibration import CalibrationStore, ColourCalibrator
 from firmware.control.device import DeviceControl
 from firmware.control.motion import MotionController
 from firmware.control.presets import PresetStore
@@ -204,7 +205,14 @@ def build_appliance(
         relevance=relevance.start,
         updates=updates.start,
         update_status=updates.status,
+        calibrator=ColourCalibrator(
+            camera,
+            CalibrationStore(config.state_dir / "colour.json"),
+            config.device_id,
+            settle_s=0.0 if config.backend == "sim" else 0.5,
+        ),
     )
+    control.restore_colour()
     api = CommandApi(
         config.mqtt, config.device_id, control, snapshots, encoder=asdict(output.encoder), loop=loop
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal, Self
 
@@ -12,6 +13,7 @@ from clinicam.const import DEVICE_ID_PATTERN
 from clinicam.i18n import _
 from clinicam.ice import IceConfig
 from clinicam.mqtt_config import MqttConfig
+from firmware.hardware.colour_sim import LIGHTING_CASTS
 from firmware.hardware.gpio import GpioConfig
 
 
@@ -119,6 +121,35 @@ class SimConfig(StrictModel):
         le=1000.0,
         description="Distance to the simulated patient in metres; in focus at 1/d dioptres.",
     )
+    lighting: str = Field(
+        "daylight",
+        pattern=r"^[a-z0-9-]{1,20}$",
+        description="The simulated room's light: a name in lighting_casts (daylight, cloudy, "
+        "indoor, fluorescent, tungsten, incandescent by default); daylight is neutral.",
+    )
+    lighting_casts: dict[str, tuple[float, ...]] = Field(
+        default_factory=dict,
+        description="Extra or changed lights: name → 9 numbers, the row-major 3×3 matrix the "
+        "light applies to the daylit scene in linear RGB.",
+    )
+    colour_card: tuple[float, float, float] | None = Field(
+        None,
+        description="Hold the 24-patch colour card up at start: (x, y, width) as fractions of "
+        "the home view (its centre and its width).",
+    )
+
+    @model_validator(mode="after")
+    def _known_lighting(self) -> Self:
+        for name, cast in self.lighting_casts.items():
+            if len(cast) != 9 or not all(math.isfinite(v) and abs(v) <= 16 for v in cast):
+                raise ValueError(f"lighting_casts.{name}: need 9 finite numbers, each -16..16")
+        if self.lighting not in self.casts():
+            raise ValueError(f"lighting: {self.lighting!r} is not in lighting_casts")
+        return self
+
+    def casts(self) -> dict[str, tuple[float, ...]]:
+        """The built-in lights with the configured ones over them."""
+        return LIGHTING_CASTS | self.lighting_casts
 
 
 class ServerLinkConfig(StrictModel):

@@ -208,6 +208,12 @@ def _record_calls(state: ServerState, room: ConsultationRoom) -> None:
     _in_background(begin())
 
 
+def _colour_calibration(appliance: ApplianceState) -> dict[str, Any] | None:
+    """The colour calibration the appliance uses now (issue 22), as the room shows it."""
+    calibration = appliance.colour.calibration if appliance.colour is not None else None
+    return calibration.model_dump(mode="json") if calibration is not None else None
+
+
 def _in_background(work: Coroutine[Any, Any, Any]) -> None:
     """Run ``work`` on the loop, keeping a reference until it is done."""
     task = asyncio.get_running_loop().create_task(work)
@@ -304,9 +310,14 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     media.on_live_again = live_again
 
     def appliance_state(device_id: str, appliance: ApplianceState) -> None:
+        colour = _colour_calibration(appliance)
         for room in state.rooms.rooms_of(device_id):
+            changed = room.colour != colour
+            room.colour = colour
             if room.station.private != appliance.privacy:
                 room.station.set_privacy(appliance.privacy)
+                changed = True
+            if changed:
                 _in_background(room.broadcast())
 
     state.appliances.on_state = appliance_state
@@ -316,6 +327,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         appliance = state.appliances.states.get(room.consultation.appliance)
         if appliance is not None:
             room.station.set_privacy(appliance.privacy)
+            room.colour = _colour_calibration(appliance)
         _in_background(_show_latest_relevance(state, room))
 
     state.rooms.on_created = room_created

@@ -21,6 +21,7 @@ from server.mqtt_link import CAMERA_OPS, ApplianceLink, CommandNotSent, CommandU
 from server.room import RoomRegistry
 
 _LOGGER = logging.getLogger(__name__)
+CALIBRATE_TIMEOUT_S = 15.0  # two frames, finding the card twice and the fit (a Pi: seconds)
 
 
 class CameraPath(Protocol):
@@ -82,7 +83,12 @@ async def camera_command(
         )
         raise ControlHeldElsewhere(_("camera control is held by {holder}", holder=floor.holder))
     try:
-        ack = await state.appliances.send(consultation.appliance, command, allowed=CAMERA_OPS)
+        ack = await state.appliances.send(
+            consultation.appliance,
+            command,
+            allowed=CAMERA_OPS,
+            **({"timeout_s": CALIBRATE_TIMEOUT_S} if command.op == "colour.calibrate" else {}),
+        )
     except (CommandNotSent, CommandUnconfirmed) as exc:
         outcome = "unconfirmed" if isinstance(exc, CommandUnconfirmed) else "not sent"
         _LOGGER.warning(

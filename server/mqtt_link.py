@@ -63,6 +63,7 @@ CAMERA_OPS: Final = frozenset(
         "preset.delete",
         "focus",
         "colour",
+        "colour.calibrate",
         "zoom",
         "snapshot",
         "stream",

@@ -123,6 +123,7 @@ class ConsultationRoom:
         self._presentation = self._idle_presentation
         self.presentation_info: dict[str, Any] | None = None
         self.live_note: str | None = None  # e.g. "archive 10:02–10:05 UTC" during a replay
+        self.colour: dict[str, Any] | None = None  # the appliance's colour calibration in use
         self._chart = PerLocale(
             lambda loc: render_relevance_chart(None, *half, caption=CHART_CAPTION, locale=loc)
         )
@@ -275,6 +276,7 @@ class ConsultationRoom:
             "station": self.station.status(),
             "video": self._video_mode(member),
             "call_recording": self.call_recording(),
+            "colour": self.colour,
         }
 
     def _video_mode(self, member: Member) -> dict[str, Any]:

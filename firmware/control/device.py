@@ -15,6 +15,7 @@ from clinicam.protocol import (
     ZOOM_MAX,
     ApplianceState,
     Colour,
+    ColourCalibrate,
     Focus,
     PresetDelete,
     PresetGoto,
@@ -32,6 +33,7 @@ from clinicam.protocol import (
     Zoom,
 )
 from firmware.config import MotionConfig
+from firmware.control.colour_calibration import ColourCalibrator
 from firmware.control.imaging import ImagingCommands
 from firmware.control.motion import MotionController
 from firmware.control.presets import Preset, PresetStore
@@ -61,6 +63,7 @@ class DeviceControl:
         relevance: DomainHandler | None = None,
         updates: DomainHandler | None = None,
         update_status: Callable[[], UpdateStatus | None] = lambda: None,
+        calibrator: ColourCalibrator | None = None,
     ) -> None:
         self.motion = motion
         self.imaging = ImagingCommands(camera)
@@ -74,6 +77,7 @@ class DeviceControl:
         self._relevance = relevance
         self._updates = updates
         self._update_status = update_status
+        self.calibrator = calibrator
 
     def handlers(self) -> Mapping[str, DomainHandler]:
         extra = {"model": self._relevance} if self._relevance is not None else {}
@@ -90,13 +94,22 @@ class DeviceControl:
             "stream": self._stream_settings,
         }
 
+    def restore_colour(self) -> None:
+        """At start: the calibration of the lighting preset the camera starts in, if kept."""
+        if self.calibrator is not None:
+            controls = self.calibrator.controls_for(self.calibrator.lighting)
+            if controls is not None:
+                self._camera.set_controls(controls)
+
     def state(self) -> ApplianceState:
         pan, tilt = self.motion.target
         return ApplianceState(
             ptz=PtzState(pan=round(pan, 3), tilt=round(tilt, 3), moving=self.motion.moving),
             zoom=self.imaging.zoom_level(),
             focus=self.imaging.focus_state(),
-            colour=self.imaging.colour_state(),
+            colour=self.imaging.colour_state().model_copy(
+                update={"calibration": self.calibrator.state() if self.calibrator else None}
+            ),
             stream=self._stream.state() if self._stream is not None else None,
             privacy=self.privacy.is_private,
             model_version=self._model_version(),
@@ -172,8 +185,21 @@ class DeviceControl:
         self.imaging.focus(command)
         return None
 
-    async def _colour(self, command: Colour) -> Result:
+    async def _colour(self, command: Colour | ColourCalibrate) -> Result:
+        if isinstance(command, ColourCalibrate):
+            if self.calibrator is None:
+                raise CommandFailed("this appliance cannot calibrate its colour")
+            if self.privacy.is_private:
+                raise CommandFailed("privacy mode is on: no pictures are taken")
+            return await self.calibrator.calibrate(command.lighting)
         self.imaging.colour(command)
+        if self.calibrator is not None:
+            if command.awb is not None:  # a lighting preset: its calibration, if it has one
+                controls = self.calibrator.controls_for(command.awb)
+                if controls is not None:
+                    self._camera.set_controls(controls)
+            else:
+                self.calibrator.forget_current()
         return None
 
     async def _zoom(self, command: Zoom) -> Result:

@@ -39,7 +39,12 @@ LEDGER_LIMIT = 4096  # ids of live commands; ≈800 commands/s for a 5 s command
 
 
 class CommandFailed(Exception):
-    """A valid command that cannot be carried out now; the message says why."""
+    """A valid command that cannot be carried out now; the message says why, and
+    ``code`` (if any) says it to a program: it is the failed ack's ``result.code``."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,8 @@ class CommandRouter:
             result = await handler(command)
         except CommandFailed as exc:
             _LOGGER.info("command %s (%s) failed: %s", command.id, command.op, exc)
-            return CommandAck(ok=False, id=command.id, op=command.op, error=str(exc))
+            result = {"code": exc.code} if exc.code is not None else None
+            return CommandAck(ok=False, id=command.id, op=command.op, error=str(exc), result=result)
         self.executed += 1
         _LOGGER.info(
             "command %s %s done", command.op, command.model_dump_json(exclude={"op", "id"})

@@ -25,6 +25,12 @@ It takes the libcamera controls of a Camera Module 3 under picamera2 (see
   gains of :data:`AWB_MODE_GAINS` (auto and daylight are neutral; the others are
   meant for warmer or cooler light, so they tint the picture). ``Brightness`` adds
   ``b × 255``, ``Contrast`` scales around 128, ``Saturation`` mixes with the luma.
+  ``ColourCorrectionMatrix`` (9 numbers, row-major, linear RGB after the gains) is taken
+  only with AWB off, and turning AWB on returns to the camera's own matrix, as on a Pi.
+  The room's lighting (a sim-only setting, :meth:`VirtualCamera.set_lighting`) and the
+  CCM are rendered in linear light (:mod:`~firmware.hardware.colour_sim`), the gains then
+  too; with neither, the gains stay in the 8-bit tone curves of the hot path.
+* A 24-patch colour card can be held in view (sim only, :meth:`VirtualCamera.hold_card`).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import numpy as np
 
 from firmware.config import CameraConfig
 from firmware.hardware import camera_effects as fx
-from firmware.hardware import timestamp
+from firmware.hardware import colour_sim, timestamp
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -71,6 +77,7 @@ CONTROLS = (
     "AwbEnable",
     "AwbMode",
     "ColourGains",
+    "ColourCorrectionMatrix",
     "Brightness",
     "Contrast",
     "Saturation",
@@ -191,8 +198,13 @@ class VirtualCamera:
         subject_distance_m: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         stamp_time: bool = False,
+        lighting: tuple[float, ...] = colour_sim.IDENTITY,
     ) -> None:
         self._stamp_time = stamp_time
+        self._lighting = lighting
+        self._ccm = colour_sim.IDENTITY
+        self._matrix: np.ndarray | None = None
+        self._card: colour_sim.HeldCard | None = None
         self._scene = scene
         self._ppd = px_per_deg
         self._pointing = pointing
@@ -211,6 +223,7 @@ class VirtualCamera:
         self._crop = (0, 0, config.sensor_width, config.sensor_height)
         self._tone: fx.ToneMap | None = None
         self._chroma: np.ndarray | None = None
+        self._update_colour()
         self._frame_ns: int | None = None
         self._size = (config.width, config.height)
         self._last_render: tuple[tuple[object, ...], av.VideoFrame, object, object] | None = None
@@ -268,6 +281,7 @@ class VirtualCamera:
         with self._lock:
             self._af.update(self._clock())
             crop, tone, chroma = self._crop, self._tone, self._chroma
+            matrix, card = self._matrix, self._card
             error = self._af.lens - self._af.subject
             if stamp:
                 previous = self._frame_ns
@@ -278,12 +292,17 @@ class VirtualCamera:
         # the last one is reused (a sensor costs its host nothing; rendering it here
         # costs a third of a core at 720p30, which the benchmarks would otherwise pay).
         # ToneMap and chroma tables are replaced, never modified, when controls change.
-        key = (x, y, w, h, size, out_format, id(tone), id(chroma), blur_to)
+        key = (x, y, w, h, size, out_format, id(tone), id(chroma), blur_to, id(matrix), id(card))
         cached = self._last_render
         if cached is not None and cached[0] == key and cached[2] is tone and cached[3] is chroma:
             return cached[1]
         region = self._scene[y : y + h, x : x + w]
-        pixels = np.array(region, order="C") if tone is not None else np.ascontiguousarray(region)
+        copy = tone is not None or matrix is not None or card is not None
+        pixels = np.array(region, order="C") if copy else np.ascontiguousarray(region)
+        if card is not None:
+            colour_sim.paste_card(pixels, (x, y, w, h), card)
+        if matrix is not None:
+            colour_sim.apply_matrix(pixels, matrix)
         frame = fx.render(pixels, size, out_format, tone=tone, chroma=chroma, blur_to=blur_to)
         self._last_render = (key, frame, tone, chroma)
         return frame
@@ -301,6 +320,7 @@ class VirtualCamera:
             if "AfTrigger" in values:
                 self._af.trigger(values["AfTrigger"], now)
             awb_enable = values.get("AwbEnable")
+            ccm = values.get("ColourCorrectionMatrix")
             if "ColourGains" in values:  # picamera2: "setting these numbers disables AWB"
                 self._manual_gains = values["ColourGains"]
                 awb_enable = False if awb_enable is None else awb_enable
@@ -308,15 +328,57 @@ class VirtualCamera:
                 self._manual_gains = self._gains()
             self._awb_mode = values.get("AwbMode", self._awb_mode)
             self._awb_enable = self._awb_enable if awb_enable is None else awb_enable
+            if self._awb_enable:  # AWB picks the matrix, as the Pi's IPA does
+                if ccm is not None:
+                    _LOGGER.debug("ColourCorrectionMatrix ignored while AWB is on")
+                self._ccm = colour_sim.IDENTITY
+            elif ccm is not None:
+                self._ccm = ccm
             self._brightness = values.get("Brightness", self._brightness)
             self._contrast = values.get("Contrast", self._contrast)
             self._saturation = values.get("Saturation", self._saturation)
             self._crop = values.get("ScalerCrop", self._crop)
-            red, blue = self._gains()
-            multipliers = (red / NEUTRAL_GAINS[0], 1.0, blue / NEUTRAL_GAINS[1])
-            self._tone = fx.tone_map(multipliers, self._brightness, self._contrast)
-            self._chroma = fx.chroma_lut(self._saturation)
+            self._update_colour()
         _LOGGER.debug("camera controls set: %s", values)
+
+    def _update_colour(self) -> None:
+        """Rebuild the colour tables from the controls and the lighting (lock held)."""
+        red, blue = self._gains()
+        multipliers = (red / NEUTRAL_GAINS[0], 1.0, blue / NEUTRAL_GAINS[1])
+        linear = self._lighting != colour_sim.IDENTITY or self._ccm != colour_sim.IDENTITY
+        self._matrix = (
+            colour_sim.colour_matrix(self._lighting, multipliers, self._ccm) if linear else None
+        )
+        curve_gains = (1.0, 1.0, 1.0) if linear else multipliers
+        self._tone = fx.tone_map(curve_gains, self._brightness, self._contrast)
+        self._chroma = fx.chroma_lut(self._saturation)
+
+    def set_lighting(self, lighting: tuple[float, ...]) -> None:
+        """Sim only: the room's light, a row-major 3×3 linear-RGB matrix (see colour_sim)."""
+        if len(lighting) != 9 or not all(math.isfinite(v) for v in lighting):
+            raise ValueError("lighting must be 9 finite numbers")
+        with self._lock:
+            self._lighting = tuple(float(v) for v in lighting)
+            self._update_colour()
+
+    def hold_card(self, centre: tuple[float, float] = (0.5, 0.5), width: float = 0.3) -> None:
+        """Sim only: hold the 24-patch card up where the view is now: centred at ``centre``
+        (fractions of the view), ``width`` of the view wide. It stays there in the scene."""
+        if not (0.0 <= centre[0] <= 1.0 and 0.0 <= centre[1] <= 1.0 and 0.02 <= width <= 1.0):
+            raise ValueError("the card's centre must be inside the view, 2..100 % wide")
+        x, y, w, h = self.crop_region()
+        image = colour_sim.card_image(max(round(width * w), 24))
+        ch, cw = image.shape[:2]
+        card = colour_sim.HeldCard(
+            round(x + centre[0] * w - cw / 2), round(y + centre[1] * h - ch / 2), image
+        )
+        with self._lock:
+            self._card = card
+
+    def drop_card(self) -> None:
+        """Sim only: take the card away."""
+        with self._lock:
+            self._card = None
 
     def _validate(self, name: str, value: Any) -> Any:
         if name in ("AfMode", "AwbMode"):
@@ -334,6 +396,9 @@ class VirtualCamera:
         if name == "ColourGains":
             red, blue = _sequence(name, value, 2)
             return _real(name, red, 0.0, 32.0), _real(name, blue, 0.0, 32.0)
+        if name == "ColourCorrectionMatrix":
+            items = _sequence(name, value, 9)
+            return tuple(_real(name, v, -16.0, 16.0) for v in items)
         if name == "Brightness":
             return _real(name, value, -1.0, 1.0)
         if name in ("Contrast", "Saturation"):
@@ -365,6 +430,7 @@ class VirtualCamera:
                 "AwbEnable": self._awb_enable,
                 "AwbMode": self._awb_mode,
                 "ColourGains": self._gains(),
+                "ColourCorrectionMatrix": self._ccm,
                 "Brightness": self._brightness,
                 "Contrast": self._contrast,
                 "Saturation": self._saturation,

@@ -39,7 +39,8 @@ class Camera(Protocol):
     1 auto, 2 continuous), ``AfTrigger`` (0 start, 1 cancel), ``LensPosition``
     (dioptres, 0 = infinity .. 15), ``AwbEnable`` (bool), ``AwbMode`` (0 auto,
     1 incandescent, 2 tungsten, 3 fluorescent, 4 indoor, 5 daylight, 6 cloudy),
-    ``ColourGains`` ((red, blue), 0..32), ``Brightness`` (-1..1, 0 neutral),
+    ``ColourGains`` ((red, blue), 0..32), ``ColourCorrectionMatrix`` (9 numbers, row-major,
+    -16..16; taken with AWB off only), ``Brightness`` (-1..1, 0 neutral),
     ``Contrast`` (0..32, 1 neutral), ``Saturation`` (0..32, 1 neutral) and
     ``ScalerCrop`` ((x, y, w, h) in sensor pixels).
     """

@@ -61,5 +61,9 @@ def build_sim_rig(config: ApplianceConfig) -> SimRig:
         cam,
         subject_distance_m=sim.subject_distance_m,
         stamp_time=sim.stamp_time,
+        lighting=sim.casts()[sim.lighting],
     )
+    if sim.colour_card is not None:
+        x, y, width = sim.colour_card
+        camera.hold_card((x, y), width)
     return SimRig(bus, chip, pan_servo, tilt_servo, pantilt, camera)

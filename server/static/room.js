@@ -6,6 +6,7 @@ import { createApi } from "./api.js";
 import { cameraPad } from "./camera_pad.js";
 import { $, inspectable } from "./dom.js";
 import { formatDateTime, mountSwitch, t } from "./i18n.js";
+import { RoomColour } from "./room_colour.js";
 import { roomEvents } from "./room_events.js";
 import { renderFloor, windowAt } from "./room_floor.js";
 import { RoomLinks } from "./room_links.js";
@@ -79,6 +80,7 @@ function render() {
   RoomPresentation.render(room.presentation, nameOf);
   RoomLinks.renderMode(room.video);
   RoomRelevance.render(room.relevance);
+  RoomColour.render(room.colour);
   $("station-status").textContent = StationStatus.text(room.station);
   const recording = $("call-recording");
   recording.textContent = callRecordingText(room.call_recording);
@@ -114,6 +116,7 @@ inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.sen
   /** @type {HTMLAnchorElement} */ ($("records-link")).href =
     `/records?patient=${encodeURIComponent(info.patient)}&consultation=${encodeURIComponent(cid)}`;
   cameraPad({ api, base, status: cameraStatus });
+  RoomColour.setup({ api, base, say: cameraSay });
   RoomRelevance.setup({ api, base, cid, patient: info.patient });
   RoomLinks.setupMode(events.send);
   MainChooser.setup(events.send);
