@@ -43,6 +43,9 @@ class H264StreamEncoder:
             "x264-params": (
                 f"keyint={keyframe_interval}:min-keyint={keyframe_interval}"
                 ":scenecut=0:repeat-headers=1"
+                # Say which YUV this is (PyAV converts RGB with BT.601, limited range):
+                # a decoder left to guess takes BT.709 for HD and shifts every colour.
+                ":colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"
             ),
         }
         self._ctx = ctx

@@ -92,8 +92,9 @@ def test_calibrating_on_the_card_makes_the_colour_true(demo: dict[str, Any], bro
         page.wait_for_timeout(1500)  # the new colour through both encoders
         after = _card_delta_e(page)
         print(f"browser-side mean ΔE2000 after: {after:.2f}")
-        # The appliance measured under 3 above; the browser's picture has been through two
-        # H.264 encodes, 4:2:0 chroma and the composite's scaling, which cost about 1–2.
-        assert after < 4.0 and after < before / 2.5
+        # The appliance measured under 3 above; what the expert sees is under 3 as well,
+        # after two H.264 encodes, 4:2:0 chroma and the composite's scaling (the streams
+        # say they are BT.601: a browser left to guess took BT.709 and lost about 1.6).
+        assert after < 3.0 and after < before / 2.5
     finally:
         page.close()
