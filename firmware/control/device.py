@@ -22,7 +22,9 @@ from clinicam.protocol import (
     Privacy,
     PtzAbsolute,
     PtzContinuous,
+    PtzFrame,
     PtzHome,
+    PtzLookAt,
     PtzRelative,
     PtzState,
     PtzStop,
@@ -32,6 +34,7 @@ from clinicam.protocol import (
     Zoom,
 )
 from firmware.config import MotionConfig
+from firmware.control.aim import Aim, View, current_crop, frame_box, look_at
 from firmware.control.imaging import ImagingCommands
 from firmware.control.motion import MotionController
 from firmware.control.presets import Preset, PresetStore
@@ -144,8 +147,38 @@ class DeviceControl:
             self.motion.stop()
         elif isinstance(command, PtzHome):
             self.motion.go_to(0.0, 0.0)
+        elif isinstance(command, PtzLookAt | PtzFrame):
+            result = self._aim(command)
+            self._after_move(before)
+            return result
         self._after_move(before)
         return None
+
+    def _aim(self, command: PtzLookAt | PtzFrame) -> Result:
+        """Click to centre or drag to zoom, from the camera's own lens, crop and position."""
+        sensor = self._camera.sensor_resolution
+        pan, tilt = self.motion.position  # what the picture shows now (even mid-move)
+        view = View(
+            lens=self._camera.lens,
+            sensor=sensor,
+            crop=current_crop(self._camera.metadata(), sensor),
+            pan=pan,
+            tilt=tilt,
+            clamp=self.motion.clamp,
+            max_zoom=ZOOM_MAX,
+        )
+        aim: Aim = (
+            look_at(view, command.x, command.y)
+            if isinstance(command, PtzLookAt)
+            else frame_box(view, command.x, command.y, command.width, command.height)
+        )
+        self.motion.go_to(aim.pan, aim.tilt)
+        self._camera.set_controls({"ScalerCrop": aim.crop})
+        return {
+            "pan": round(aim.pan, 3),
+            "tilt": round(aim.tilt, 3),
+            "zoom": round(aim.zoom(sensor), 3),
+        }
 
     async def _preset(self, command: Any) -> Result:
         if isinstance(command, PresetSave):

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 import av
 import numpy as np
 
+from firmware.hardware.lens import Lens
+
 
 class PanTilt(Protocol):
     """A two-axis head. Degrees are relative to the rig's centre: pan + right, tilt + up."""
@@ -52,6 +54,11 @@ class Camera(Protocol):
     @property
     def sensor_resolution(self) -> tuple[int, int]:
         """Full sensor size in pixels (ScalerCrop coordinates, still captures)."""
+        ...
+
+    @property
+    def lens(self) -> Lens:
+        """Full-sensor field of view and projection (click to centre, drag to zoom)."""
         ...
 
     def capture(self) -> av.VideoFrame:
