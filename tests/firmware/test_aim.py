@@ -13,7 +13,9 @@ import pytest
 from clinicam.protocol import CommandRejected, PtzFrame, PtzLookAt, parse_command
 from firmware.control.aim import View, crop_around, frame_box, look_at
 from firmware.hardware.lens import Lens
+from firmware.hardware.scene import MARKER_RADIUS_DEG
 from tests.firmware.test_device_commands import Device, _device
+from tests.marker import find_marker, marker_mask
 
 SENSOR = (4608, 2592)
 FULL = (0, 0, *SENSOR)
@@ -213,3 +215,24 @@ async def test_refused_aims_never_move_the_camera(rig: Device) -> None:
     rig.appliance.privacy.set_private(False, "test")
     await rig.settle()
     assert (rig.appliance.motion.target, rig.sim.camera.metadata()["ScalerCrop"]) == before
+
+
+async def test_a_click_on_the_marker_centres_it_in_the_rendered_picture(rig: Device) -> None:
+    """The marker (the scene's only magenta) found in the frames, clicked, found again."""
+    await rig.settle()
+    frame = rig.sim.camera.capture().to_ndarray(format="rgb24")
+    seen = find_marker(frame)
+    assert seen is not None and seen.pixels > 1000
+    assert marker_mask(rig.sim.camera.scene).sum() == pytest.approx(
+        math.pi * (MARKER_RADIUS_DEG * 20) ** 2, rel=0.05
+    )  # the scene has no other magenta
+    assert (await rig.send(op="ptz.look_at", x=seen.x, y=seen.y))["ok"]
+    await rig.settle()
+    after = find_marker(rig.sim.camera.capture().to_ndarray(format="rgb24"))
+    assert after is not None and after.off_centre_pct(16 / 9) < 1.0
+    box = (after.x - after.width / 2, after.y - after.height / 2, after.width, after.height)
+    ack = await rig.send(op="ptz.frame", x=box[0], y=box[1], width=box[2], height=box[3])
+    assert ack["ok"]
+    await rig.settle()
+    filled = find_marker(rig.sim.camera.capture().to_ndarray(format="rgb24"))
+    assert filled is not None and filled.height == pytest.approx(1.0, abs=0.05)
