@@ -32,6 +32,7 @@ class Aim:
     pan: float
     tilt: float
     crop: Crop
+    target: tuple[float, float]  # the direction to show in the crop's centre
 
     def zoom(self, sensor: tuple[int, int]) -> float:
         return sensor[0] / self.crop[2]
@@ -96,7 +97,7 @@ def look_at(view: View, x: float, y: float) -> Aim:
     target = view.direction(x, y)
     pan, tilt = view.clamp(*target)
     sx, sy = _to_sensor(*view.lens.offset(*target, pan, tilt), view.sensor)
-    return Aim(pan, tilt, crop_around(sx, sy, view.crop[2], view.sensor, view.max_zoom))
+    return Aim(pan, tilt, crop_around(sx, sy, view.crop[2], view.sensor, view.max_zoom), target)
 
 
 def frame_box(view: View, x: float, y: float, width: float, height: float) -> Aim:
@@ -118,4 +119,16 @@ def frame_box(view: View, x: float, y: float, width: float, height: float) -> Ai
     box_w, box_h = max(xs) - min(xs), max(ys) - min(ys)
     crop_w = max(box_w, box_h * view.sensor[0] / view.sensor[1])
     centre = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
-    return Aim(pan, tilt, crop_around(*centre, crop_w, view.sensor, view.max_zoom))
+    return Aim(pan, tilt, crop_around(*centre, crop_w, view.sensor, view.max_zoom), target)
+
+
+def follow_head(view: View, aim: Aim, head: tuple[float, float]) -> Crop:
+    """The aim's crop moved for where the head really is (the servo's pulses come in
+    steps: 0.59° on a PCA9685 at 50 Hz, a tenth of an 8× view), as far as the sensor
+    allows; ``view`` gives the lens, sensor and maximum zoom."""
+    meant = _to_sensor(*view.lens.offset(*aim.target, aim.pan, aim.tilt), view.sensor)
+    real = _to_sensor(*view.lens.offset(*aim.target, *head), view.sensor)
+    x, y, w, _ = aim.crop
+    centre_x = x + w / 2 + real[0] - meant[0]
+    centre_y = y + aim.crop[3] / 2 + real[1] - meant[1]
+    return crop_around(centre_x, centre_y, w, view.sensor, view.max_zoom)

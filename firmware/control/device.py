@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -34,7 +35,7 @@ from clinicam.protocol import (
     Zoom,
 )
 from firmware.config import MotionConfig
-from firmware.control.aim import Aim, View, current_crop, frame_box, look_at
+from firmware.control.aim import Aim, View, current_crop, follow_head, frame_box, look_at
 from firmware.control.imaging import ImagingCommands
 from firmware.control.motion import MotionController
 from firmware.control.presets import Preset, PresetStore
@@ -77,6 +78,7 @@ class DeviceControl:
         self._relevance = relevance
         self._updates = updates
         self._update_status = update_status
+        self._following: asyncio.Task[None] | None = None
 
     def handlers(self) -> Mapping[str, DomainHandler]:
         extra = {"model": self._relevance} if self._relevance is not None else {}
@@ -136,6 +138,7 @@ class DeviceControl:
             _LOGGER.info("refocusing after a %.0f° move", math.dist(before, after))
 
     async def _ptz(self, command: Any) -> Result:
+        self._stop_following()
         before = self.motion.target
         if isinstance(command, PtzRelative):
             self.motion.go_by(command.pan, command.tilt)
@@ -157,7 +160,7 @@ class DeviceControl:
     def _aim(self, command: PtzLookAt | PtzFrame) -> Result:
         """Click to centre or drag to zoom, from the camera's own lens, crop and position."""
         sensor = self._camera.sensor_resolution
-        pan, tilt = self.motion.position  # what the picture shows now (even mid-move)
+        pan, tilt = self.motion.driven()  # what the picture shows now (even mid-move)
         view = View(
             lens=self._camera.lens,
             sensor=sensor,
@@ -174,13 +177,32 @@ class DeviceControl:
         )
         self.motion.go_to(aim.pan, aim.tilt)
         self._camera.set_controls({"ScalerCrop": aim.crop})
+        self._following = asyncio.create_task(self._follow_head(view, aim), name="aim")
         return {
             "pan": round(aim.pan, 3),
             "tilt": round(aim.tilt, 3),
             "zoom": round(aim.zoom(sensor), 3),
         }
 
+    def _stop_following(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            self._following = None
+
+    async def _follow_head(self, view: View, aim: Aim) -> None:
+        """Once the head has arrived, move the crop for where the servo pulses really put it
+        (cancelled by any later move or zoom: see :meth:`_stop_following`)."""
+        while self.motion.moving:
+            await asyncio.sleep(0.02)
+        if self.motion.target != (aim.pan, aim.tilt):
+            return
+        crop = follow_head(view, aim, self.motion.driven())
+        if crop != aim.crop:
+            self._camera.set_controls({"ScalerCrop": crop})
+            _LOGGER.debug("aim: crop %s for the head at %s", crop, self.motion.driven())
+
     async def _preset(self, command: Any) -> Result:
+        self._stop_following()
         if isinstance(command, PresetSave):
             pan, tilt = self.motion.target
             preset = Preset(name=command.name, pan=pan, tilt=tilt, zoom=self.imaging.zoom_level())
@@ -210,6 +232,7 @@ class DeviceControl:
         return None
 
     async def _zoom(self, command: Zoom) -> Result:
+        self._stop_following()
         self.imaging.zoom(command)
         return None
 

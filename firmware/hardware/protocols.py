@@ -28,6 +28,11 @@ class PanTilt(Protocol):
         """Drive to (pan, tilt), clamped to the soft limits; returns the target used."""
         ...
 
+    def driven(self) -> tuple[float, float]:
+        """Where the pulses now written send the head: :attr:`position` to the PWM's
+        resolution (read back from the driver), for aiming finer than its steps."""
+        ...
+
     def release(self) -> None:
         """Stop driving the servos (full-off PWM)."""
         ...

@@ -3,6 +3,7 @@ simulated rig showing the clicked point in the middle afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from clinicam.protocol import CommandRejected, PtzFrame, PtzLookAt, parse_command
-from firmware.control.aim import View, crop_around, frame_box, look_at
+from firmware.control.aim import View, crop_around, follow_head, frame_box, look_at
 from firmware.hardware.lens import Lens
 from firmware.hardware.scene import MARKER_RADIUS_DEG
 from tests.firmware.test_device_commands import Device, _device
@@ -102,6 +103,17 @@ def test_past_the_soft_limit_the_crop_moves_instead() -> None:
     assert aim.crop == FULL
 
 
+def test_the_crop_makes_up_for_where_the_servo_really_stops() -> None:
+    zoom4 = crop_around(SENSOR[0] / 2, SENSOR[1] / 2, SENSOR[0] / 4, SENSOR, 8.0)
+    view = _view(crop=zoom4)
+    aim = look_at(view, 0.75, 0.5)
+    assert aim.crop == zoom4
+    crop = follow_head(view, aim, (aim.pan - 0.5, aim.tilt + 0.25))  # 0.5° short, 0.25° high
+    assert crop[0] - zoom4[0] == round(0.5 / 33 * SENSOR[0] / 2)
+    assert crop[1] - zoom4[1] == round(0.25 / 20.5 * SENSOR[1] / 2)
+    assert crop[2:] == zoom4[2:]
+
+
 def test_drag_a_box_to_fill_the_view() -> None:
     aim = frame_box(_view(), 0.6, 0.6, 0.2, 0.2)
     assert (aim.pan, aim.tilt) == pytest.approx((0.2 * 66, -0.2 * 41))
@@ -160,9 +172,10 @@ async def rig(tmp_path: Path) -> AsyncIterator[Device]:
 
 
 # The PCA9685 sets a servo in steps of 20 ms / 4096 = 4.9 µs: 0.59° of a 1500 µs / 180°
-# servo. The head lands within half a step of where it is sent (the simulated servo
-# follows the register, as the real one does): 0.3° at the scene's 20 px per degree.
-RIG_STEP_PX = 0.3 * 20 + 2
+# servo, and servokit truncates the duty cycle: the head stops up to one step short of
+# where it is sent (the simulated servo follows the register, as the real one does):
+# 0.6° at the scene's 20 px per degree. Zoomed in, the crop makes up for it.
+RIG_STEP_PX = 0.6 * 20 + 2
 
 
 def _scene_point(dev: Device, x: float, y: float) -> tuple[float, float]:
@@ -171,7 +184,7 @@ def _scene_point(dev: Device, x: float, y: float) -> tuple[float, float]:
     return rx + x * rw, ry + y * rh
 
 
-@pytest.mark.parametrize("zoom", [1.0, 3.0])
+@pytest.mark.parametrize("zoom", [1.0, 3.0, 8.0])
 async def test_the_clicked_point_ends_up_in_the_middle(rig: Device, zoom: float) -> None:
     await rig.send(op="ptz.absolute", pan=-10, tilt=5)
     await rig.send(op="zoom", level=zoom)
@@ -181,7 +194,10 @@ async def test_the_clicked_point_ends_up_in_the_middle(rig: Device, zoom: float)
         ack = await rig.send(op="ptz.look_at", x=x, y=y)
         assert ack["ok"], ack
         await rig.settle()
-        assert _scene_point(rig, 0.5, 0.5) == pytest.approx(wanted, abs=RIG_STEP_PX)
+        await asyncio.sleep(0.05)  # the crop follows the head once it has arrived
+        # zoomed, the crop makes up for the servo's steps: as close as the scene's pixels
+        tolerance = RIG_STEP_PX if zoom == 1.0 else 2.0
+        assert _scene_point(rig, 0.5, 0.5) == pytest.approx(wanted, abs=tolerance)
         assert rig.appliance.control.imaging.zoom_level() == pytest.approx(zoom, rel=0.01)
 
 
