@@ -79,6 +79,7 @@ class DeviceControl:
         self._updates = updates
         self._update_status = update_status
         self._following: asyncio.Task[None] | None = None
+        self.on_aimed: Callable[[], None] | None = None  # the crop of an aim is applied
 
     def handlers(self) -> Mapping[str, DomainHandler]:
         extra = {"model": self._relevance} if self._relevance is not None else {}
@@ -175,8 +176,7 @@ class DeviceControl:
             if isinstance(command, PtzLookAt)
             else frame_box(view, command.x, command.y, command.width, command.height)
         )
-        self.motion.go_to(aim.pan, aim.tilt)
-        self._camera.set_controls({"ScalerCrop": aim.crop})
+        self.motion.go_to(aim.pan, aim.tilt)  # first the head turns, then the crop (zoom)
         self._following = asyncio.create_task(self._follow_head(view, aim), name="aim")
         return {
             "pan": round(aim.pan, 3),
@@ -190,16 +190,18 @@ class DeviceControl:
             self._following = None
 
     async def _follow_head(self, view: View, aim: Aim) -> None:
-        """Once the head has arrived, move the crop for where the servo pulses really put it
+        """Once the head has arrived, crop (zoom) for where the servo pulses really put it
         (cancelled by any later move or zoom: see :meth:`_stop_following`)."""
         while self.motion.moving:
             await asyncio.sleep(0.02)
         if self.motion.target != (aim.pan, aim.tilt):
             return
-        crop = follow_head(view, aim, self.motion.driven())
-        if crop != aim.crop:
-            self._camera.set_controls({"ScalerCrop": crop})
-            _LOGGER.debug("aim: crop %s for the head at %s", crop, self.motion.driven())
+        head = self.motion.driven()
+        crop = follow_head(view, aim, head)
+        self._camera.set_controls({"ScalerCrop": crop})
+        _LOGGER.debug("aim: crop %s for the head at %s", crop, head)
+        if self.on_aimed is not None:
+            self.on_aimed()
 
     async def _preset(self, command: Any) -> Result:
         self._stop_following()

@@ -207,7 +207,9 @@ async def test_a_dragged_box_becomes_the_view(rig: Device) -> None:
     far = _scene_point(rig, 0.8, 0.4)
     ack = await rig.send(op="ptz.frame", x=0.6, y=0.2, width=0.2, height=0.2)
     assert ack["ok"] and ack["result"]["zoom"] == pytest.approx(5.0, rel=0.01)
+    assert ack["state"]["zoom"] == 1.0  # first the head turns, then the zoom
     await rig.settle()
+    await asyncio.sleep(0.05)
     rx, ry, rw, rh = rig.sim.camera.crop_region()
     # the box's height fills the view (the sensor is wider than the box: its width shows)
     assert ry == pytest.approx(corner[1], abs=RIG_STEP_PX)
@@ -244,11 +246,13 @@ async def test_a_click_on_the_marker_centres_it_in_the_rendered_picture(rig: Dev
     )  # the scene has no other magenta
     assert (await rig.send(op="ptz.look_at", x=seen.x, y=seen.y))["ok"]
     await rig.settle()
+    await asyncio.sleep(0.05)
     after = find_marker(rig.sim.camera.capture().to_ndarray(format="rgb24"))
     assert after is not None and after.off_centre_pct(16 / 9) < 1.0
     box = (after.x - after.width / 2, after.y - after.height / 2, after.width, after.height)
     ack = await rig.send(op="ptz.frame", x=box[0], y=box[1], width=box[2], height=box[3])
     assert ack["ok"]
     await rig.settle()
+    await asyncio.sleep(0.05)
     filled = find_marker(rig.sim.camera.capture().to_ndarray(format="rgb24"))
     assert filled is not None and filled.height == pytest.approx(1.0, abs=0.05)
