@@ -256,3 +256,14 @@ async def test_a_click_on_the_marker_centres_it_in_the_rendered_picture(rig: Dev
     await asyncio.sleep(0.05)
     filled = find_marker(rig.sim.camera.capture().to_ndarray(format="rgb24"))
     assert filled is not None and filled.height == pytest.approx(1.0, abs=0.05)
+
+
+async def test_the_head_is_where_the_pulses_put_it_even_limp(rig: Device) -> None:
+    await rig.send(op="ptz.absolute", pan=3.21, tilt=-7.77)
+    await rig.settle()
+    physical = (rig.sim.pan_servo.angle - 90.0, rig.sim.tilt_servo.angle - 90.0)
+    driven = rig.appliance.motion.driven()
+    assert driven == pytest.approx(physical, abs=0.05)  # read back from the registers
+    assert driven != pytest.approx((3.21, -7.77), abs=0.05)  # the PWM's steps show
+    rig.appliance.pantilt.release()  # idle: no pulses, the servo stays where it was
+    assert rig.appliance.motion.driven() == driven
