@@ -64,6 +64,38 @@ class PtzAbsolute(CommandBase):
     tilt: Degrees
 
 
+UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class PtzLookAt(CommandBase):
+    """Click to centre: turn so that point (x, y) of the displayed frame becomes its centre.
+
+    (x, y) are fractions of the frame's width and height from its top left corner. The
+    appliance works the angles out from its own lens, crop and position (the client's
+    idea of them is not asked for), clamped to the soft limits; the zoom stays."""
+
+    op: Literal["ptz.look_at"] = "ptz.look_at"
+    x: UnitInterval = Field(description="0 left edge … 1 right edge of the displayed frame.")
+    y: UnitInterval = Field(description="0 top edge … 1 bottom edge of the displayed frame.")
+
+
+class PtzFrame(CommandBase):
+    """Drag to zoom: centre the box (fractions of the displayed frame, from its top left
+    corner) and zoom digitally so that it fills the view (aspect kept, up to ZOOM_MAX)."""
+
+    op: Literal["ptz.frame"] = "ptz.frame"
+    x: UnitInterval
+    y: UnitInterval
+    width: float = Field(ge=0.005, le=1.0, description="Box width, fraction of the frame's.")
+    height: float = Field(ge=0.005, le=1.0, description="Box height, fraction of the frame's.")
+
+    @model_validator(mode="after")
+    def _inside(self) -> Self:
+        if self.x + self.width > 1.0 + 1e-9 or self.y + self.height > 1.0 + 1e-9:
+            raise ValueError("the box must lie inside the frame (x + width ≤ 1, y + height ≤ 1)")
+        return self
+
+
 class PtzContinuous(CommandBase):
     """Move at a velocity until stopped or until ``timeout_s`` passes without a refresh."""
 
@@ -234,6 +266,8 @@ AnyCommand = (
     | PtzContinuous
     | PtzStop
     | PtzHome
+    | PtzLookAt
+    | PtzFrame
     | PresetSave
     | PresetGoto
     | PresetDelete
@@ -250,7 +284,16 @@ AnyCommand = (
 Command = Annotated[AnyCommand, Field(discriminator="op")]
 _COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 MOTION_OPS = frozenset(
-    {"ptz.relative", "ptz.absolute", "ptz.continuous", "ptz.home", "preset.goto", "zoom"}
+    {
+        "ptz.relative",
+        "ptz.absolute",
+        "ptz.continuous",
+        "ptz.home",
+        "ptz.look_at",
+        "ptz.frame",
+        "preset.goto",
+        "zoom",
+    }
 )
 
 

@@ -58,6 +58,8 @@ CAMERA_OPS: Final = frozenset(
         "ptz.continuous",
         "ptz.stop",
         "ptz.home",
+        "ptz.look_at",
+        "ptz.frame",
         "preset.save",
         "preset.goto",
         "preset.delete",

@@ -269,6 +269,7 @@ class ConsultationRoom:
             "main": member.main,
             "size": [layout.width, layout.height],
             "tiles": [[w, r.x, r.y, r.w, r.h] for w, r in layout.tiles],
+            "live_size": self._live_size(),  # where the picture sits in its tile (aim)
             "labels": {w: translate(text, locale) for w, text in self.labels().items()},
             "presentation": self.presentation_info,
             "relevance": localized(self.relevance, locale) if self.relevance else None,
@@ -278,6 +279,11 @@ class ConsultationRoom:
             "call_recording": self.call_recording(),
             "colour": self.colour,
         }
+
+    def _live_size(self) -> list[int] | None:
+        """The live picture's size (the compositor letterboxes it in its tile)."""
+        frame = self._live_feed.frame
+        return None if frame is None else [frame.width, frame.height]
 
     def _video_mode(self, member: Member) -> dict[str, Any]:
         """The rung this expert's composite is on, and whether they chose audio only."""

@@ -38,6 +38,7 @@ class CommandApi:
         self.link = DeviceLink(config, device_id, self._on_command, loop)
         snapshots.announce = self._announce
         control.motion.on_settled = self.publish_state
+        control.on_aimed = self.publish_state  # click to centre, drag to zoom: the zoom
         control.privacy.on_change(self._privacy_changed)
         self.publish_state()
         self.publish_capabilities()

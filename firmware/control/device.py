@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -23,7 +24,9 @@ from clinicam.protocol import (
     Privacy,
     PtzAbsolute,
     PtzContinuous,
+    PtzFrame,
     PtzHome,
+    PtzLookAt,
     PtzRelative,
     PtzState,
     PtzStop,
@@ -34,6 +37,7 @@ from clinicam.protocol import (
 )
 from firmware.config import MotionConfig
 from firmware.control.colour_calibration import ColourCalibrator
+from firmware.control.aim import Aim, View, current_crop, follow_head, frame_box, look_at
 from firmware.control.imaging import ImagingCommands
 from firmware.control.motion import MotionController
 from firmware.control.presets import Preset, PresetStore
@@ -78,6 +82,8 @@ class DeviceControl:
         self._updates = updates
         self._update_status = update_status
         self.calibrator = calibrator
+        self._following: asyncio.Task[None] | None = None
+        self.on_aimed: Callable[[], None] | None = None  # the crop of an aim is applied
 
     def handlers(self) -> Mapping[str, DomainHandler]:
         extra = {"model": self._relevance} if self._relevance is not None else {}
@@ -146,6 +152,7 @@ class DeviceControl:
             _LOGGER.info("refocusing after a %.0f° move", math.dist(before, after))
 
     async def _ptz(self, command: Any) -> Result:
+        self._stop_following()
         before = self.motion.target
         if isinstance(command, PtzRelative):
             self.motion.go_by(command.pan, command.tilt)
@@ -157,10 +164,60 @@ class DeviceControl:
             self.motion.stop()
         elif isinstance(command, PtzHome):
             self.motion.go_to(0.0, 0.0)
+        elif isinstance(command, PtzLookAt | PtzFrame):
+            result = self._aim(command)
+            self._after_move(before)
+            return result
         self._after_move(before)
         return None
 
+    def _aim(self, command: PtzLookAt | PtzFrame) -> Result:
+        """Click to centre or drag to zoom, from the camera's own lens, crop and position."""
+        sensor = self._camera.sensor_resolution
+        pan, tilt = self.motion.driven()  # what the picture shows now (even mid-move)
+        view = View(
+            lens=self._camera.lens,
+            sensor=sensor,
+            crop=current_crop(self._camera.metadata(), sensor),
+            pan=pan,
+            tilt=tilt,
+            clamp=self.motion.clamp,
+            max_zoom=ZOOM_MAX,
+        )
+        aim: Aim = (
+            look_at(view, command.x, command.y)
+            if isinstance(command, PtzLookAt)
+            else frame_box(view, command.x, command.y, command.width, command.height)
+        )
+        self.motion.go_to(aim.pan, aim.tilt)  # first the head turns, then the crop (zoom)
+        self._following = asyncio.create_task(self._follow_head(view, aim), name="aim")
+        return {
+            "pan": round(aim.pan, 3),
+            "tilt": round(aim.tilt, 3),
+            "zoom": round(aim.zoom(sensor), 3),
+        }
+
+    def _stop_following(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            self._following = None
+
+    async def _follow_head(self, view: View, aim: Aim) -> None:
+        """Once the head has arrived, crop (zoom) for where the servo pulses really put it
+        (cancelled by any later move or zoom: see :meth:`_stop_following`)."""
+        while self.motion.moving:
+            await asyncio.sleep(0.02)
+        if self.motion.target != (aim.pan, aim.tilt):
+            return
+        head = self.motion.driven()
+        crop = follow_head(view, aim, head)
+        self._camera.set_controls({"ScalerCrop": crop})
+        _LOGGER.debug("aim: crop %s for the head at %s", crop, head)
+        if self.on_aimed is not None:
+            self.on_aimed()
+
     async def _preset(self, command: Any) -> Result:
+        self._stop_following()
         if isinstance(command, PresetSave):
             pan, tilt = self.motion.target
             preset = Preset(name=command.name, pan=pan, tilt=tilt, zoom=self.imaging.zoom_level())
@@ -203,6 +260,7 @@ class DeviceControl:
         return None
 
     async def _zoom(self, command: Zoom) -> Result:
+        self._stop_following()
         self.imaging.zoom(command)
         return None
 

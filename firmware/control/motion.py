@@ -72,6 +72,10 @@ class MotionController:
         """Where the head is heading."""
         return self._target
 
+    def driven(self) -> tuple[float, float]:
+        """Where the servos' pulses send the head now (to the PWM's resolution)."""
+        return self._pantilt.driven()
+
     @property
     def moving(self) -> bool:
         return self._position != self._target or self._velocity != (0.0, 0.0)

@@ -49,6 +49,7 @@ import numpy as np
 from firmware.config import CameraConfig
 from firmware.hardware import camera_effects as fx
 from firmware.hardware import colour_sim, timestamp
+from firmware.hardware.lens import Lens
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -240,6 +241,11 @@ class VirtualCamera:
     @property
     def sensor_resolution(self) -> tuple[int, int]:
         return self._config.sensor_width, self._config.sensor_height
+
+    @property
+    def lens(self) -> Lens:
+        """Equirectangular: the scene is laid out in pan/tilt degrees (see :meth:`viewport`)."""
+        return Lens(self._config.hfov_deg, self._config.vfov_deg, "equirectangular")
 
     @property
     def scene(self) -> np.ndarray:

@@ -29,6 +29,7 @@ class ServoPanTilt:
             servo.actuation_range = axis.actuation_range_deg
             servo.set_pulse_width_range(axis.min_pulse_us, axis.max_pulse_us)
         self._position = (0.0, 0.0)
+        self._limp_at: tuple[float, float] | None = None
         self._drive(0.0, 0.0)
 
     @staticmethod
@@ -60,9 +61,29 @@ class ServoPanTilt:
         with self._lock:
             self._drive(*target)
             self._position = target
+            self._limp_at = None
         return target
+
+    def _read_back(self) -> tuple[float, float] | None:
+        """The head angles of the PCA9685's duty cycles, as servokit reads them back."""
+        head = []
+        for axis in (self._config.pan, self._config.tilt):
+            servo = self._kit.servo[axis.channel].angle
+            if servo is None:  # no pulses on this channel
+                return None
+            signed = servo - axis.centre_deg
+            head.append(-signed if axis.invert else signed)
+        return head[0], head[1]
+
+    def driven(self) -> tuple[float, float]:
+        with self._lock:
+            if self._limp_at is not None:
+                return self._limp_at
+            return self._read_back() or self._position
 
     def release(self) -> None:
         with self._lock:
+            # a limp servo stays where its last pulses put it
+            self._limp_at = self._read_back() or self._limp_at or self._position
             for axis in (self._config.pan, self._config.tilt):
                 self._kit.servo[axis.channel].angle = None

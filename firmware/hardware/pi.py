@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from firmware.config import ApplianceConfig, CameraConfig
+from firmware.hardware.lens import Lens
 from firmware.hardware.pantilt import ServoPanTilt
 
 
@@ -64,6 +65,11 @@ class PiCamera:
     def sensor_resolution(self) -> tuple[int, int]:
         width, height = self._cam.sensor_resolution
         return int(width), int(height)
+
+    @property
+    def lens(self) -> Lens:
+        """The Camera Module 3's lenses are rectilinear; the field of view is configured."""
+        return Lens(self._config.hfov_deg, self._config.vfov_deg, "rectilinear")
 
     def capture(self) -> av.VideoFrame:
         planes = self._cam.capture_array("main")

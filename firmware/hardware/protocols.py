@@ -8,6 +8,8 @@ from typing import Any, Protocol
 import av
 import numpy as np
 
+from firmware.hardware.lens import Lens
+
 
 class PanTilt(Protocol):
     """A two-axis head. Degrees are relative to the rig's centre: pan + right, tilt + up."""
@@ -24,6 +26,11 @@ class PanTilt(Protocol):
 
     def move_to(self, pan: float, tilt: float) -> tuple[float, float]:
         """Drive to (pan, tilt), clamped to the soft limits; returns the target used."""
+        ...
+
+    def driven(self) -> tuple[float, float]:
+        """Where the pulses now written send the head: :attr:`position` to the PWM's
+        resolution (read back from the driver), for aiming finer than its steps."""
         ...
 
     def release(self) -> None:
@@ -53,6 +60,11 @@ class Camera(Protocol):
     @property
     def sensor_resolution(self) -> tuple[int, int]:
         """Full sensor size in pixels (ScalerCrop coordinates, still captures)."""
+        ...
+
+    @property
+    def lens(self) -> Lens:
+        """Full-sensor field of view and projection (click to centre, drag to zoom)."""
         ...
 
     def capture(self) -> av.VideoFrame:

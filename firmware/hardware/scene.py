@@ -10,6 +10,19 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+# A magenta sticker on the wall, the one thing in the scene of that colour: a target for
+# tests and benchmarks of aiming the camera (they find it in the received video).
+MARKER_PAN_DEG = 21.0
+MARKER_TILT_DEG = -8.0
+MARKER_RADIUS_DEG = 3.0
+MARKER_RGB = (255, 0, 255)
+
+
+def _not_marker(colour: tuple[int, ...]) -> tuple[int, ...]:
+    """A random colour kept clear of the marker's (magenta-ish turns pink-grey)."""
+    red, green, blue = colour
+    return (red, 200, blue) if red > 150 and blue > 150 and green < 130 else colour
+
 
 def generate_scene(width_deg: float, height_deg: float, px_per_deg: float, seed: int) -> np.ndarray:
     """An RGB image covering ``width_deg`` × ``height_deg`` centred on (0°, 0°)."""
@@ -31,7 +44,7 @@ def generate_scene(width_deg: float, height_deg: float, px_per_deg: float, seed:
     for _ in range(int(width * height / 9000)):
         x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
         r = int(rng.integers(4, max(6, int(px_per_deg * 1.5))))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        colour = _not_marker(tuple(int(c) for c in rng.integers(0, 256, 3)))
         if rng.random() < 0.5:
             draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
         else:
@@ -60,4 +73,10 @@ def generate_scene(width_deg: float, height_deg: float, px_per_deg: float, seed:
     draw.ellipse((cx - 5 * u, cy - 13 * u, cx + 5 * u, cy - 1 * u), fill=(224, 180, 150))
     draw.ellipse((cx + 1 * u, cy - 8 * u, cx + 2.2 * u, cy - 6.8 * u), fill=(140, 40, 50))
     draw.text((cx - 8 * u, cy + 10 * u), "PATIENT (simulated)", fill=(255, 255, 255), font=font)
+
+    mx, my, mr = cx + MARKER_PAN_DEG * u, cy - MARKER_TILT_DEG * u, MARKER_RADIUS_DEG * u
+    draw.ellipse(
+        (mx - mr - 0.3 * u, my - mr - 0.3 * u, mx + mr + 0.3 * u, my + mr + 0.3 * u), fill=(0, 0, 0)
+    )
+    draw.ellipse((mx - mr, my - mr, mx + mr, my + mr), fill=MARKER_RGB)
     return np.asarray(img)

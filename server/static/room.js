@@ -6,6 +6,7 @@ import { createApi } from "./api.js";
 import { cameraPad } from "./camera_pad.js";
 import { $, inspectable } from "./dom.js";
 import { formatDateTime, mountSwitch, t } from "./i18n.js";
+import { setupAim } from "./room_aim.js";
 import { RoomColour } from "./room_colour.js";
 import { roomEvents } from "./room_events.js";
 import { renderFloor, windowAt } from "./room_floor.js";
@@ -30,6 +31,8 @@ const cameraStatus = $("camera-status");
 /** @type {{info: any, room: any}} */
 const state = { info: null, room: null };
 const notes = setupNotes({ api, base });
+/** @type {{render: () => void} | null} */
+let aim = null;
 
 /** @param {string} text */
 function say(text) { $("connection").textContent = text; }
@@ -75,6 +78,7 @@ function ended() {
 function render() {
   const room = state.room;
   renderFloor(room, nameOf, events.send);
+  if (aim) aim.render();
   MainChooser.render(room);
   $("online").textContent = t("room.online", { names: room.online.map(nameOf).join(t("room.list_separator")) });
   RoomPresentation.render(room.presentation, nameOf);
@@ -115,8 +119,10 @@ inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.sen
   $("title").textContent = t("room.title", { title: info.title, patient: info.patient });
   /** @type {HTMLAnchorElement} */ ($("records-link")).href =
     `/records?patient=${encodeURIComponent(info.patient)}&consultation=${encodeURIComponent(cid)}`;
-  cameraPad({ api, base, status: cameraStatus });
+  const { camera } = cameraPad({ api, base, status: cameraStatus });
   RoomColour.setup({ api, base, say: cameraSay });
+  aim = setupAim({ video, stage: /** @type {HTMLElement} */ (video.parentElement), hint: $("aim-hint"), room: () => state.room, camera });
+  if (state.room) aim.render();
   RoomRelevance.setup({ api, base, cid, patient: info.patient });
   RoomLinks.setupMode(events.send);
   MainChooser.setup(events.send);
