@@ -70,6 +70,9 @@ test("link health: figures per party, and the clinic link lost", () => {
     rtt_ms: 152, target_kbps: 470, rung: "3/4" };
   assert.deepEqual(RoomLinks.cells(clinic),
     ["540 / 0 kbit/s", "2.1 % / –", "152 ms", "470 kbit/s (rung 3/4)", "–"]);
+  const expert = { connected: true, rtt_ms: 20 };
+  assert.equal(RoomLinks.cells({ ...expert, g2g_ms: 130 })[4], "130 ms");  // the server's estimate
+  assert.equal(RoomLinks.cells({ ...expert, g2g_ms: 118, g2g_measured: true })[4], "118 ms (measured)");
   assert.equal(RoomLinks.clinicLost({ parties: { clinic } }), false);
   assert.equal(RoomLinks.clinicLost({ parties: { clinic: { connected: false, streaming: false } } }), true);
   assert.equal(RoomLinks.clinicLost({ parties: {} }), false);
