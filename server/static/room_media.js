@@ -52,8 +52,9 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
     pc = peer;
     if (localStream) {
       for (const track of localStream.getTracks()) peer.addTrack(track, localStream);
-    } else {
+    } else {  // no webcam or microphone: still receive the composite and the room's voices
       peer.addTransceiver("video", { direction: "recvonly" });
+      peer.addTransceiver("audio", { direction: "recvonly" });
     }
     // The server encodes each composite once in H.264 and sends the same packets to every
     // expert who chose that view, so ask for H.264 (constrained baseline) first.
