@@ -103,6 +103,11 @@ async def test_the_room_sees_each_partys_link(site: tuple[TestServer, ServerConf
             while (await links_event(state, room))["parties"]["alice"].get("g2g_ms") != 123:
                 await asyncio.sleep(0.05)
         assert (await links_event(state, room))["parties"]["alice"]["g2g_measured"] is True
+        found = samples(generate_latest(server.app[METRICS].registry).decode())
+        latency = value(
+            found, "clinicam_live_view_latency_seconds", consultation=cid, party="alice"
+        )
+        assert latency == 0.123
         for task in drains:
             task.cancel()
         await ws.close()
