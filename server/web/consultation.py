@@ -28,7 +28,7 @@ from server.errors import ApiError, read_json, read_json_object
 from server.floor import FloorError
 from server.login import SecondFactorDue, SignedIn, WrongCredentials
 from server.media_hub import NoCommonCodec
-from server.room import AudioOnly, FloorAction, SelectMain
+from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.room_links import ClockPing, LatencyReport, clock_reply, record_latency
 from server.slow_checks import ChecksBusy
 from server.state import STATE
@@ -45,13 +45,9 @@ from server.web.security import (
 _LOGGER = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent.parent / "static"
 MAX_SDP = 64 * 1024
+# the room's own messages, and the latency readout's (server.room_links)
 _ROOM_MESSAGES: TypeAdapter[SelectMain | FloorAction | AudioOnly | ClockPing | LatencyReport] = (
-    TypeAdapter(
-        Annotated[
-            SelectMain | FloorAction | AudioOnly | ClockPing | LatencyReport,
-            Field(discriminator="type"),
-        ]
-    )
+    TypeAdapter(Annotated[RoomMessage | ClockPing | LatencyReport, Field(discriminator="type")])
 )
 
 
