@@ -19,6 +19,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensions, RtpPacket, unpack_header_extensions
 
+from clinicam.aiortc_compat import header_extensions
 from server.media.capture_time import (
     ABS_CAPTURE_TIME_ID,
     ABS_CAPTURE_TIME_URI,
@@ -244,3 +245,16 @@ async def test_not_offered_not_answered_not_sent() -> None:
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """aioice gathers only 127.0.0.1: nothing leaves this machine."""
     monkeypatch.setattr("aioice.ice.get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+def test_negotiating_twice_accepts_the_extension_once() -> None:
+    negotiate_abs_capture_time()
+    negotiate_abs_capture_time()
+    found = [e for e in header_extensions("video") if e.uri == ABS_CAPTURE_TIME_URI]
+    assert [e.id for e in found] == [ABS_CAPTURE_TIME_ID]
+    assert all(e.uri != ABS_CAPTURE_TIME_URI for e in header_extensions("audio"))
+
+
+def test_a_sender_without_aiortcs_internals_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="internals"):
+        send_capture_time(object(), lambda: None)  # type: ignore[arg-type]
