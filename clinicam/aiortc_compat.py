@@ -151,13 +151,20 @@ def sender_started(sender: RTCRtpSender) -> bool:
     return bool(getattr(sender, _SENDER_STARTED))
 
 
+def sender_header_extensions_map(sender: RTCRtpSender) -> HeaderExtensionsMap:
+    """The map through which ``sender`` writes its RTP header extensions."""
+    found = getattr(sender, _SENDER_EXTENSIONS, None)
+    if not isinstance(found, HeaderExtensionsMap):
+        raise _changed("aiortc", "RTCRtpSender has no header extension map")
+    return found
+
+
 def replace_header_extensions_map(sender: RTCRtpSender, extensions: HeaderExtensionsMap) -> None:
     """Make ``sender`` write its RTP header extensions through ``extensions``.
 
     aiortc configures the map when the sender starts: replace it before.
     """
-    if not isinstance(getattr(sender, _SENDER_EXTENSIONS, None), HeaderExtensionsMap):
-        raise _changed("aiortc", "RTCRtpSender has no header extension map")
+    sender_header_extensions_map(sender)
     setattr(sender, _SENDER_EXTENSIONS, extensions)
 
 

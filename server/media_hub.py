@@ -25,6 +25,7 @@ from clinicam.keyframes import forward_keyframe_requests
 from server.archive.recorder import ArchiveRecorder
 from server.media.audio import AudioSource
 from server.media.audio_mix import MixTrack
+from server.media.capture_time import negotiate_abs_capture_time, send_capture_time
 from server.media.composite import CompositeTrack
 from server.media.decoding import LatestDecodeQueue, bound_decoder
 from server.media.latency import LoopLag
@@ -80,6 +81,7 @@ class MediaHub:
         self._low_latency = low_latency
         if low_latency:
             negotiate_playout_delay()
+        negotiate_abs_capture_time()  # the room's latency readout (server.media.capture_time)
         self.feeds = {device: FrameFeed(f"appliance {device}") for device in devices}
         self.patient_audio = {device: AudioSource(f"patient {device}") for device in devices}
         self._appliances: dict[str, ApplianceSession] = {}
@@ -301,6 +303,7 @@ class MediaHub:
             track.link.follow(composite)  # their link chooses their rung (R17)
         if self._low_latency:
             send_playout_delay(composite)  # the browser shows frames once decoded
+        send_capture_time(composite, lambda: track.capture_us)  # when the patient was filmed
         pc.addTrack(mix)  # voice-grade Opus with FEC, encoded by the mixing thread
         await pc.setLocalDescription(await pc.createAnswer())
         self.received[name] = drop_stale_media(pc, WEBCAM_MAX_AGE_S)

@@ -78,6 +78,10 @@ class CompositeTrack(MediaStreamTrack):
         self.variant = ""  # the encode it gets now
         self.flushes = 0
         self._last_keyframe_request = float("-inf")
+        # when the appliance captured the live frame in the packet recv() gave last (µs
+        # since 1970, its clock), None if that composite shows none: its RTP packets carry
+        # it (server.media.capture_time)
+        self.capture_us: int | None = None
 
     def push(self, packets: list[Encoded]) -> None:
         for packet, trace in packets:
@@ -111,6 +115,7 @@ class CompositeTrack(MediaStreamTrack):
 
     async def recv(self) -> av.Packet[Any]:
         packet, trace = await self._queue.get()
+        self.capture_us = trace.stamps.get("captured") if trace is not None else None
         if trace is not None and self._latency is not None:
             sent = trace.copy()  # viewers of one variant share the packet and its stamps
             sent.mark("composite_sent")

@@ -37,6 +37,10 @@ class PartyLink:
 
     previous: _Totals | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    # the live view's glass-to-glass latency the party's page measured (ms, None: no
+    # reading) and when it said so (monotonic s): server.room_links
+    measured_ms: float | None = None
+    measured_at: float | None = None
 
 
 async def _totals(pc: RTCPeerConnection) -> tuple[_Totals, float | None, float | None]:

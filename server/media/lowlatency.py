@@ -41,14 +41,8 @@ from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import (
-    HeaderExtensions,
-    HeaderExtensionsMap,
-    RtpPacket,
-    pack_header_extensions,
-    unpack_header_extensions,
-)
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
 from clinicam.aiortc_compat import (
@@ -59,11 +53,11 @@ from clinicam.aiortc_compat import (
     packet_payload,
     receiver_decoding,
     receiver_jitter_buffer,
-    replace_header_extensions_map,
     replace_jitter_buffer,
     sender_started,
 )
 from clinicam.frametrace import now_us
+from server.media.rtp_extensions import Writer, extra_extensions
 
 GIVE_UP_S = 0.4
 PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
@@ -265,27 +259,10 @@ def playout_delay_value(min_ms: int, max_ms: int) -> bytes:
     return bytes([low >> 4, ((low & 0x0F) << 4) | (high >> 8), high & 0xFF])
 
 
-class _PlayoutDelayMap(HeaderExtensionsMap):
-    """aiortc's extension map plus the playout-delay element on every packet."""
-
-    def __init__(self, value: bytes) -> None:
-        super().__init__()
-        self._value = value
-        self.playout_delay_id: int | None = None
-
-    def configure(self, parameters: RTCRtpParameters) -> None:
-        super().configure(parameters)
-        for ext in parameters.headerExtensions:
-            if ext.uri == PLAYOUT_DELAY_URI:
-                self.playout_delay_id = ext.id
-
-    def set(self, values: HeaderExtensions) -> tuple[int, bytes]:
-        profile, packed = super().set(values)
-        if self.playout_delay_id is None:
-            return profile, packed
-        elements = list(unpack_header_extensions(profile, packed)) if packed else []
-        elements.append((self.playout_delay_id, self._value))
-        return pack_header_extensions(elements)
+def playout_delay_writer(min_ms: int = 0, max_ms: int = 0) -> Writer:
+    """The writer of a fixed playout delay for :class:`ExtraExtensionsMap`: every packet."""
+    value = playout_delay_value(min_ms, max_ms)
+    return lambda _values: value
 
 
 def send_playout_delay(sender: RTCRtpSender, min_ms: int = 0, max_ms: int = 0) -> None:
@@ -297,4 +274,4 @@ def send_playout_delay(sender: RTCRtpSender, min_ms: int = 0, max_ms: int = 0) -
     """
     if sender_started(sender):
         raise RuntimeError("the sender is already running: set the playout delay earlier")
-    replace_header_extensions_map(sender, _PlayoutDelayMap(playout_delay_value(min_ms, max_ms)))
+    extra_extensions(sender).add(PLAYOUT_DELAY_URI, playout_delay_writer(min_ms, max_ms))

@@ -10,6 +10,7 @@ import { setupAim } from "./room_aim.js";
 import { RoomColour } from "./room_colour.js";
 import { roomEvents } from "./room_events.js";
 import { renderFloor, windowAt } from "./room_floor.js";
+import { setupLatency } from "./room_latency.js";
 import { RoomLinks } from "./room_links.js";
 import { MainChooser } from "./room_main.js";
 import { roomMedia } from "./room_media.js";
@@ -51,6 +52,7 @@ const media = roomMedia({
 const events = roomEvents({
   base, say, onMessage, reconnected: () => { media.connect(); notes.refresh(); },
 });
+const latency = setupLatency({ video, pc: () => media.pc, send: (m) => events.send(m) });
 
 /** @param {import("./room_events.js").RoomMessage} msg */
 function onMessage(msg) {
@@ -59,6 +61,7 @@ function onMessage(msg) {
   else if (msg.type === "ended") ended();
   else if (msg.type === "notes") notes.receive(msg);
   else if (msg.type === "links") RoomLinks.render(/** @type {any} */ (msg), nameOf);
+  else if (msg.type === "clock") latency.clock(/** @type {any} */ (msg));
   else if (msg.type === "attention") {
     const note = $("attention");
     note.textContent = t("room.attention");
@@ -99,7 +102,9 @@ video.addEventListener("click", (ev) => {
 });
 
 // The browser tests read the room state and the connection, and send room messages.
-inspectable({ room: () => state.room, pc: () => media.pc, send: () => events.send, Api: () => api });
+inspectable({
+  room: () => state.room, pc: () => media.pc, send: () => events.send, Api: () => api, latency: () => latency,
+});
 
 (async () => {
   $("logout").onclick = () => api.logout();

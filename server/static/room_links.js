@@ -1,5 +1,6 @@
 // Link health in the room (R17): for the clinic, the station and every expert, what their
-// link carries both ways, what it loses, its round trip and the live view's delay.
+// link carries both ways, what it loses, its round trip and the live view's delay (measured
+// by the expert's page when it can say, room_latency.js; else the server's estimate).
 import { $ } from "./dom.js";
 import { t } from "./i18n.js";
 
@@ -17,7 +18,7 @@ export const RoomLinks = {
       `${v(f.up_loss_pct, " %")} / ${v(f.down_loss_pct, " %")}`,
       v(f.rtt_ms, " ms"),
       f.target_kbps !== undefined ? t("room.links.encoder", { kbps: f.target_kbps, rung: f.rung }) : "–",
-      v(f.g2g_ms, " ms"),
+      f.g2g_measured ? t("room.links.g2g_measured", { ms: f.g2g_ms }) : v(f.g2g_ms, " ms"),
     ];
   },
 

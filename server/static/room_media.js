@@ -4,7 +4,9 @@
 import { $ } from "./dom.js";
 import { t } from "./i18n.js";
 import { WebcamBudget } from "./webcam_budget.js";
-import { lowLatency, nextRetryMs, PORTRAIT_QUERY, preferH264, screenShape, waitForIce } from "./webrtc.js";
+import {
+  askCaptureTime, lowLatency, nextRetryMs, PORTRAIT_QUERY, preferH264, screenShape, waitForIce,
+} from "./webrtc.js";
 
 /**
  * @param {{api: import("./api.js").Api, base: string, say: (text: string) => void,
@@ -50,13 +52,16 @@ export function roomMedia({ api, base, say, cameraSay, webcam, budget }) {
     pc = peer;
     if (localStream) {
       for (const track of localStream.getTracks()) peer.addTrack(track, localStream);
-    } else {
+    } else {  // no webcam or microphone: still receive the composite and the room's voices
       peer.addTransceiver("video", { direction: "recvonly" });
+      peer.addTransceiver("audio", { direction: "recvonly" });
     }
     // The server encodes each composite once in H.264 and sends the same packets to every
     // expert who chose that view, so ask for H.264 (constrained baseline) first.
     for (const t of peer.getTransceivers()) {
-      if (t.receiver.track.kind === "video") preferH264(t, true);
+      if (t.receiver.track.kind !== "video") continue;
+      preferH264(t, true);
+      askCaptureTime(t); // when the patient was filmed: the latency readout (room_latency.js)
     }
     peer.ontrack = (ev) => {
       if (peer !== pc) return; // a connection already replaced must not take the speaker

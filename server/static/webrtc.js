@@ -74,3 +74,23 @@ export const PORTRAIT_QUERY = "(max-width: 600px) and (orientation: portrait)"; 
 export function screenShape(width, height) {
   return width <= 600 && height >= width ? "portrait" : "landscape";
 }
+
+/** The RTP header extension that carries when the patient's picture was captured. */
+export const ABS_CAPTURE_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"; // i18n: not for people (an RTP extension URI)
+
+/**
+ * Ask to receive the capture time of each frame (abs-capture-time), which Chromium keeps
+ * out of its offers unless asked. False when the browser cannot be asked.
+ * @param {RTCRtpTransceiver} transceiver
+ */
+export function askCaptureTime(transceiver) {
+  /** @type {any} */
+  const tr = transceiver;
+  if (!tr.getHeaderExtensionsToNegotiate || !tr.setHeaderExtensionsToNegotiate) return false;
+  /** @type {{uri: string, direction: string}[]} */
+  const offered = tr.getHeaderExtensionsToNegotiate();
+  if (!offered.some((e) => e.uri === ABS_CAPTURE_TIME)) return false;
+  tr.setHeaderExtensionsToNegotiate(offered.map((e) =>
+    (e.uri === ABS_CAPTURE_TIME && e.direction === "stopped" ? { ...e, direction: "recvonly" } : e)));
+  return true;
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import WSMsgType, web
 from pydantic import Field, TypeAdapter, ValidationError
@@ -29,6 +29,7 @@ from server.floor import FloorError
 from server.login import SecondFactorDue, SignedIn, WrongCredentials
 from server.media_hub import NoCommonCodec
 from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
+from server.room_links import ClockPing, LatencyReport, clock_reply, record_latency
 from server.slow_checks import ChecksBusy
 from server.state import STATE
 from server.web.consultations import admit, open_consultation
@@ -44,7 +45,10 @@ from server.web.security import (
 _LOGGER = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent.parent / "static"
 MAX_SDP = 64 * 1024
-_ROOM_MESSAGES: TypeAdapter[SelectMain | FloorAction | AudioOnly] = TypeAdapter(RoomMessage)
+# the room's own messages, and the latency readout's (server.room_links)
+_ROOM_MESSAGES: TypeAdapter[SelectMain | FloorAction | AudioOnly | ClockPing | LatencyReport] = (
+    TypeAdapter(Annotated[RoomMessage | ClockPing | LatencyReport, Field(discriminator="type")])
+)
 
 
 class LoginBody(StrictModel):
@@ -266,7 +270,12 @@ class RoomSocketView(web.View):
                     continue
                 try:
                     message = _ROOM_MESSAGES.validate_json(msg.data)
-                    await room.handle(username, message)
+                    if isinstance(message, ClockPing):  # the page's clock offset
+                        await ws.send_json(clock_reply(message))
+                    elif isinstance(message, LatencyReport):  # what its readout shows
+                        record_latency(room, username, message)
+                    else:
+                        await room.handle(username, message)
                 except ValidationError as exc:
                     problem = translate(describe_errors(exc), locale)
                     await ws.send_json({"type": "error", "message": problem})

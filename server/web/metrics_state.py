@@ -120,6 +120,11 @@ class _LinkFamilies:
             "A party's round trip.",
             labels=["consultation", "party"],
         )
+        self.latency = GaugeMetricFamily(
+            "clinicam_live_view_latency_seconds",
+            "The live view's glass-to-glass latency a viewer's page measured (capture → shown).",
+            labels=["consultation", "party"],
+        )
         self.connected = GaugeMetricFamily(
             "clinicam_link_connected",
             "Whether a party's media connection is up (1) or not (0).",
@@ -138,9 +143,12 @@ class _LinkFamilies:
         rtt = figures.get("rtt_ms")
         if isinstance(rtt, int | float):
             self.rtt.add_metric([cid, party], float(rtt) / 1000.0)
+        g2g = figures.get("g2g_ms")
+        if figures.get("g2g_measured") and isinstance(g2g, int | float):  # not the estimate
+            self.latency.add_metric([cid, party], float(g2g) / 1000.0)
 
     def families(self) -> Iterator[Metric]:
-        yield from (self.bitrate, self.loss, self.rtt, self.connected)
+        yield from (self.bitrate, self.loss, self.rtt, self.latency, self.connected)
 
 
 def _appliances(state: ServerState) -> Iterator[Metric]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -89,12 +90,39 @@ async def test_the_room_sees_each_partys_link(site: tuple[TestServer, ServerConf
         assert value(found, "clinicam_link_connected", consultation=cid, party="clinic") == 0
         assert value(found, "clinicam_composite_frames_total", consultation=cid) > 0
         assert value(found, "clinicam_rooms_active") == 1
+        assert "g2g_measured" not in alice_link  # no page said what it measures yet
+        # the page's readout: its clock against the server's, then what it measured
+        sent = time.time() * 1000
+        await ws.send_json({"type": "clock", "sent": sent})
+        reply = await next_of_type(ws, "clock")
+        assert reply["sent"] == sent and sent <= reply["server"] <= time.time() * 1000
+        await ws.send_json({"type": "latency", "ms": 1e9})  # not a latency: refused
+        assert "ms" in (await next_of_type(ws, "error"))["message"]
+        await ws.send_json({"type": "latency", "ms": 123})
+        async with asyncio.timeout(10):
+            while (await links_event(state, room))["parties"]["alice"].get("g2g_ms") != 123:
+                await asyncio.sleep(0.05)
+        assert (await links_event(state, room))["parties"]["alice"]["g2g_measured"] is True
+        found = samples(generate_latest(server.app[METRICS].registry).decode())
+        latency = value(
+            found, "clinicam_live_view_latency_seconds", consultation=cid, party="alice"
+        )
+        assert latency == 0.123
         for task in drains:
             task.cancel()
         await ws.close()
     finally:
         await expert.close()
         await alice.http.close()
+
+
+async def next_of_type(ws: Any, kind: str) -> dict[str, Any]:
+    """The next message of type ``kind`` on the room socket (room states pass by)."""
+    async with asyncio.timeout(10):
+        while True:
+            message: dict[str, Any] = json.loads((await ws.receive()).data)
+            if message["type"] == kind:
+                return message
 
 
 @pytest.mark.parametrize(

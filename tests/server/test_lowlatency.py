@@ -23,12 +23,13 @@ from server.media.lowlatency import (
     PLAYOUT_DELAY_ID,
     PLAYOUT_DELAY_URI,
     MarkerJitterBuffer,
-    _PlayoutDelayMap,
     negotiate_playout_delay,
     playout_delay_value,
+    playout_delay_writer,
     release_frames_at_marker,
     send_playout_delay,
 )
+from server.media.rtp_extensions import ExtraExtensionsMap
 from tests.archive.test_tap import PatternTrack, assert_loopback, h264_only
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -117,7 +118,8 @@ def test_the_map_adds_the_element_and_keeps_aiortcs_own() -> None:
             RTCRtpHeaderExtensionParameters(id=9, uri=PLAYOUT_DELAY_URI),
         ]
     )
-    ours = _PlayoutDelayMap(playout_delay_value(0, 100))
+    ours = ExtraExtensionsMap()
+    ours.add(PLAYOUT_DELAY_URI, playout_delay_writer(0, 100))
     ours.configure(parameters)
     plain = HeaderExtensionsMap()
     plain.configure(parameters)
@@ -132,7 +134,8 @@ def test_the_map_adds_the_element_and_keeps_aiortcs_own() -> None:
     elements = dict(unpack_header_extensions(profile, raw[16 : 16 + length]))
     assert elements[9] == bytes([0, 0, 10])
 
-    unnegotiated = _PlayoutDelayMap(playout_delay_value(0, 0))
+    unnegotiated = ExtraExtensionsMap()
+    unnegotiated.add(PLAYOUT_DELAY_URI, playout_delay_writer(0, 0))
     unnegotiated.configure(RTCRtpParameters(headerExtensions=parameters.headerExtensions[:2]))
     assert packet.serialize(unnegotiated) == packet.serialize(plain)  # nothing added
 

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { arrowCommand, ackText, holdCommand, stepCommand } from "../../server/static/camera_pad.js";
 import { readMessage } from "../../server/static/room_events.js";
 import { floorActions, holderText, windowAt } from "../../server/static/room_floor.js";
+import { NTP_UNIX_MS, RoomLatency, SLOW_MS } from "../../server/static/room_latency.js";
 import { RoomLinks } from "../../server/static/room_links.js";
 import { RoomPresentation } from "../../server/static/room_presentation.js";
 import { replaySpan } from "../../server/static/room_replay.js";
@@ -69,6 +70,9 @@ test("link health: figures per party, and the clinic link lost", () => {
     rtt_ms: 152, target_kbps: 470, rung: "3/4" };
   assert.deepEqual(RoomLinks.cells(clinic),
     ["540 / 0 kbit/s", "2.1 % / –", "152 ms", "470 kbit/s (rung 3/4)", "–"]);
+  const expert = { connected: true, rtt_ms: 20 };
+  assert.equal(RoomLinks.cells({ ...expert, g2g_ms: 130 })[4], "130 ms");  // the server's estimate
+  assert.equal(RoomLinks.cells({ ...expert, g2g_ms: 118, g2g_measured: true })[4], "118 ms (measured)");
   assert.equal(RoomLinks.clinicLost({ parties: { clinic } }), false);
   assert.equal(RoomLinks.clinicLost({ parties: { clinic: { connected: false, streaming: false } } }), true);
   assert.equal(RoomLinks.clinicLost({ parties: {} }), false);
@@ -172,4 +176,44 @@ test("the room says whether the whole call is recorded, and why not", () => {
   assert.match(callRecordingText("no_consent"), /no consent/);
   assert.equal(callRecordingText("off"), "");
   assert.equal(callRecordingText(undefined), "");
+});
+
+test("latency: the clock exchange with the shortest round trip sets the offset", () => {
+  assert.equal(RoomLatency.clockOffset([]), null);
+  const offset = RoomLatency.clockOffset([
+    { sent: 1000, received: 1200, server: 5000 },  // 200 ms round trip
+    { sent: 2000, received: 2010, server: 6105 },  // 10 ms: server 6105 at page 2005
+    { sent: 3000, received: 2990, server: 9999 },  // a clock that went back: ignored
+  ]);
+  assert.deepEqual(offset, { offsetMs: 4100, errorMs: 5 });
+});
+
+test("latency: shown minus captured, the capture time moved to this page's clock", () => {
+  const captured = NTP_UNIX_MS + 1_000_000;  // 1 000 s after 1970 on the clinic's clock
+  assert.equal(RoomLatency.frameLatency(1_000_180, captured, 0), 180);
+  // the server's clock runs 50 ms ahead of this page's: the capture was 50 ms earlier here
+  assert.equal(RoomLatency.frameLatency(1_000_180, captured, 50), 230);
+});
+
+test("latency: a frame is read only when the source names the frame shown", () => {
+  const source = { rtpTimestamp: 90, captureTimestamp: NTP_UNIX_MS + 10_000 };
+  const metadata = { rtpTimestamp: 90, expectedDisplayTime: 120 };
+  assert.deepEqual(RoomLatency.reading(metadata, source, 10_000, 0), { rtp: 90, ms: 120, shown: 10_120 });
+  assert.equal(RoomLatency.reading({ ...metadata, rtpTimestamp: 91 }, source, 10_000, 0), null);
+  assert.equal(RoomLatency.reading(metadata, { rtpTimestamp: 90 }, 10_000, 0), null);  // not negotiated
+  assert.equal(RoomLatency.reading(metadata, undefined, 10_000, 0), null);
+  assert.equal(RoomLatency.reading(metadata, source, 10_000 + 3_600_000, 0), null);  // a clock an hour off
+});
+
+test("latency: median, states and the readout's words", () => {
+  assert.equal(RoomLatency.median([]), null);
+  assert.equal(RoomLatency.median([300, 100, 200]), 200);
+  assert.equal(RoomLatency.median([100, 200, 300, 1000]), 250);
+  assert.equal(RoomLatency.state(null), "none");
+  assert.equal(RoomLatency.state(SLOW_MS), "good");
+  assert.equal(RoomLatency.state(SLOW_MS + 1), "slow");
+  assert.equal(RoomLatency.text(179.6), "latency 180 ms");
+  assert.equal(RoomLatency.text(null), "latency –");
+  assert.match(RoomLatency.title(180, { offsetMs: 3, errorMs: 0.2 }), /±1 ms/);
+  assert.match(RoomLatency.title(null, null), /No latency reading/);
 });
