@@ -1,4 +1,4 @@
-"""Examining the patient (issue 22): aiming the camera, and (joined by the lead) colour.
+"""Examining the patient (issue 22): aiming the camera, and true colour.
 
 Each figure source is a module with ``figures(quick: bool) -> dict``; the last line
 is all of their figures in one JSON object. To add a source, import it and list it in
@@ -9,7 +9,9 @@ is all of their figures in one JSON object. To add a source, import it and list 
 Last line: JSON with centre_error_pct (median distance of a clicked point from the
 centre after click to centre, % of the frame width), centre_time_ms (median time from
 the command until the picture has settled), their maxima, and the pad's baseline for
-the same trials (pad_error_pct, pad_presses).
+the same trials (pad_error_pct, pad_presses); delta_e_before and delta_e_after (mean
+ΔE2000 of a 24-patch card under a known colour cast, before and after the appliance's
+calibration; median over casts and card positions, bench/colour_card_figures.py).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import examine_aim  # noqa: E402
+from bench.colour_card_figures import colour_figures  # noqa: E402
 
 SOURCES: list[tuple[str, Callable[[bool], dict[str, float]]]] = [
     ("aim", examine_aim.figures),
+    ("colour", colour_figures),
 ]
 
 

@@ -11,13 +11,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from aiohttp import web
-from pydantic import Field
 
 from clinicam.i18n import N_, _, translate
-from clinicam.protocol import WireModel
 from server.clinic_station import ClinicStation
 from server.config import ConsultationConfig, ServerConfig
 from server.db import utcnow
@@ -47,29 +45,11 @@ from server.media.live import FrameFeed
 from server.media.localized import PerLocale
 from server.media.pressure import MediaPressure, PressureSample, WebcamBudget
 from server.relevance.basis import localized
+from server.room_messages import AudioOnly, FloorAction, SelectMain
 from server.roster import Roster
 
 _LOGGER = logging.getLogger(__name__)
 CHART_CAPTION = N_("No relevance computed for this patient yet: ask for it in the room.")
-
-
-class SelectMain(WireModel):
-    type: Literal["main"]
-    window: str = Field(min_length=1, max_length=80)
-
-
-class FloorAction(WireModel):
-    type: Literal["floor"]
-    action: Literal["request", "grant", "deny", "release", "revoke"]
-    user: str | None = Field(None, max_length=64)
-
-
-class AudioOnly(WireModel):
-    type: Literal["audio_only"]
-    on: bool
-
-
-RoomMessage = Annotated[SelectMain | FloorAction | AudioOnly, Field(discriminator="type")]
 
 
 @dataclass

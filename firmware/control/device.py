@@ -36,8 +36,8 @@ from clinicam.protocol import (
     Zoom,
 )
 from firmware.config import MotionConfig
-from firmware.control.colour_calibration import ColourCalibrator
 from firmware.control.aim import Aim, View, current_crop, follow_head, frame_box, look_at
+from firmware.control.colour_calibration import ColourCalibrator
 from firmware.control.imaging import ImagingCommands
 from firmware.control.motion import MotionController
 from firmware.control.presets import Preset, PresetStore

@@ -28,8 +28,8 @@ from server.errors import ApiError, read_json, read_json_object
 from server.floor import FloorError
 from server.login import SecondFactorDue, SignedIn, WrongCredentials
 from server.media_hub import NoCommonCodec
-from server.room import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.room_links import ClockPing, LatencyReport, clock_reply, record_latency
+from server.room_messages import AudioOnly, FloorAction, RoomMessage, SelectMain
 from server.slow_checks import ChecksBusy
 from server.state import STATE
 from server.web.consultations import admit, open_consultation

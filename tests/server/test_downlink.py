@@ -96,7 +96,8 @@ async def test_audio_only_sends_a_keyframe_still_every_few_seconds() -> None:
 
 async def test_an_expert_chooses_audio_only_in_the_room(tmp_path: Any) -> None:
     from server.media.live import FrameFeed
-    from server.room import AudioOnly, ConsultationRoom
+    from server.room import ConsultationRoom
+    from server.room_messages import AudioOnly
     from tests.records.api_helpers import records_config
 
     config = records_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
