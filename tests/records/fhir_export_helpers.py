@@ -22,7 +22,7 @@ from server.access.models import Consent
 from server.audit.trail import AuditTrail
 from server.db import Database
 from server.directory.models import ConsultationRow, InvitationRow
-from server.records.blobs import LocalBlobStore
+from server.records.blobs import BlobStore, LocalBlobStore
 from server.records.filing import Arrival, RecordFiling, patient_by_id
 from server.records.ingest import Category, IngestLimits
 from server.records.models import BLOB_TABLES, EmrEntry, Patient
@@ -35,10 +35,13 @@ BIRTH = date(1961, 4, 12)
 NEEDLES = [NAME, "Hill^Jane", IDENTIFIER, "19610412", "1961-04-12", "2025-03-02", "20250302"]
 
 
-def filing_for(database: Database, folder: Path) -> RecordFiling:
+def filing_for(database: Database, folder: Path, blobs: BlobStore | None = None) -> RecordFiling:
+    """Filing into ``folder``'s local blob store, or ``blobs`` (the site's, e.g. on S3)."""
     staging = folder / "staging"
     staging.mkdir(parents=True, exist_ok=True)
-    store = RecordStore(database, LocalBlobStore(folder / "blobs"), max_bytes=4 * 1024 * 1024)
+    store = RecordStore(
+        database, blobs or LocalBlobStore(folder / "blobs"), max_bytes=4 * 1024 * 1024
+    )
     return RecordFiling(
         database,
         store,

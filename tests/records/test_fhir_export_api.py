@@ -15,6 +15,7 @@ from sqlalchemy import select
 from clinicam import tomlwrite
 from server.audit.log import AuditEntry
 from server.db import Database, open_database
+from server.records.blob_stores import open_blob_store
 from server.records.deid import scan_for_identifiers
 from tests.records.api_helpers import png_bytes, records_config, running_site
 from tests.records.fhir_export_helpers import (
@@ -90,7 +91,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_export_then_import_into_an_empty_site(tmp_path: Path) -> None:
     toml, config = _toml(tmp_path, "hospital")
     source = open_database(str(config.database_url))
-    file_everything(filing_for(source, config.state_dir))
+    # The site's own store: the CLI reads what was filed (on SeaweedFS with CLINICAM_TEST_BLOBS=s3).
+    file_everything(
+        filing_for(source, config.state_dir, open_blob_store(config.blobs, config.state_dir))
+    )
     before = record_summary(source, IDENTIFIER)
     out = tmp_path / "p1.fhir.json"
     done = _cli("export-fhir", IDENTIFIER, "--out", str(out), "-c", str(toml))
