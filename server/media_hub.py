@@ -304,7 +304,8 @@ class MediaHub:
         if self._low_latency:
             send_playout_delay(composite)  # the browser shows frames once decoded
         send_capture_time(composite, lambda: track.capture_us)  # when the patient was filmed
-        pc.addTrack(mix)  # voice-grade Opus with FEC, encoded by the mixing thread
+        if any(t.kind == "audio" for t in pc.getTransceivers()):  # a video-only offer
+            pc.addTrack(mix)  # voice-grade Opus with FEC, encoded by the mixing thread
         await pc.setLocalDescription(await pc.createAnswer())
         self.received[name] = drop_stale_media(pc, WEBCAM_MAX_AGE_S)
         answer = pc.localDescription.sdp
