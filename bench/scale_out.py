@@ -160,7 +160,8 @@ async def repin(site: Site, expert: ExpertClient, leases_url: str) -> float:
 
 async def run(count: int, seconds: float, blob_mb: int, folder: Path) -> dict[str, Any]:
     restrict_ice_to_loopback()
-    os.environ.update(SETTINGS)  # the processes started below inherit them
+    for name, value in SETTINGS.items():  # the processes started below inherit them
+        os.environ.setdefault(name, value)  # (set one yourself to measure another setting)
     redis_server = RedisServer(folder)
     redis_server.start()
     (folder / "site").mkdir()
