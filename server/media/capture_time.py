@@ -33,11 +33,9 @@ from collections.abc import Callable
 from typing import Final
 
 from aiortc import RTCRtpSender
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtp import HeaderExtensions
 
-from clinicam.aiortc_compat import accept_header_extension, header_extensions
-from server.media.rtp_extensions import Writer, extra_extensions
+from server.media.rtp_extensions import Writer, accept_video_extension, extra_extensions
 
 ABS_CAPTURE_TIME_URI: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 ABS_CAPTURE_TIME_ID: Final = 7  # when aiortc offers; as answerer it takes the offer's id
@@ -92,14 +90,7 @@ def unpack_abs_capture_time(data: bytes) -> tuple[int, int | None]:
 
 def negotiate_abs_capture_time() -> None:
     """Make aiortc accept the extension for video when a browser offers it. Idempotent."""
-    video = header_extensions("video")
-    if any(ext.uri == ABS_CAPTURE_TIME_URI for ext in video):
-        return
-    if any(ext.id == ABS_CAPTURE_TIME_ID for ext in video + header_extensions("audio")):
-        raise RuntimeError(f"aiortc already uses RTP header extension id {ABS_CAPTURE_TIME_ID}")
-    accept_header_extension(
-        "video", RTCRtpHeaderExtensionParameters(id=ABS_CAPTURE_TIME_ID, uri=ABS_CAPTURE_TIME_URI)
-    )
+    accept_video_extension(ABS_CAPTURE_TIME_URI, ABS_CAPTURE_TIME_ID)
 
 
 def capture_time_writer(

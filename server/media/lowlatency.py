@@ -41,14 +41,11 @@ from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
 from clinicam.aiortc_compat import (
     OpenJitterBuffer,
-    accept_header_extension,
-    header_extensions,
     jitter_buffer_is_video,
     packet_payload,
     receiver_decoding,
@@ -57,7 +54,7 @@ from clinicam.aiortc_compat import (
     sender_started,
 )
 from clinicam.frametrace import now_us
-from server.media.rtp_extensions import Writer, extra_extensions
+from server.media.rtp_extensions import Writer, accept_video_extension, extra_extensions
 
 GIVE_UP_S = 0.4
 PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
@@ -241,14 +238,7 @@ def negotiate_playout_delay() -> None:
     Accepting it is harmless for senders that do not write it: the browser then keeps
     its usual behaviour. Idempotent.
     """
-    video = header_extensions("video")
-    if any(ext.uri == PLAYOUT_DELAY_URI for ext in video):
-        return
-    if any(ext.id == PLAYOUT_DELAY_ID for ext in video + header_extensions("audio")):
-        raise RuntimeError(f"aiortc already uses RTP header extension id {PLAYOUT_DELAY_ID}")
-    accept_header_extension(
-        "video", RTCRtpHeaderExtensionParameters(id=PLAYOUT_DELAY_ID, uri=PLAYOUT_DELAY_URI)
-    )
+    accept_video_extension(PLAYOUT_DELAY_URI, PLAYOUT_DELAY_ID)
 
 
 def playout_delay_value(min_ms: int, max_ms: int) -> bytes:

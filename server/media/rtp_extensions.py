@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiortc import RTCRtpSender
-from aiortc.rtcrtpparameters import RTCRtpParameters
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
     HeaderExtensions,
     HeaderExtensionsMap,
@@ -28,6 +28,8 @@ from aiortc.rtp import (
 )
 
 from clinicam.aiortc_compat import (
+    accept_header_extension,
+    header_extensions,
     replace_header_extensions_map,
     sender_header_extensions_map,
     sender_started,
@@ -87,3 +89,14 @@ def extra_extensions(sender: RTCRtpSender) -> ExtraExtensionsMap:
     extra = ExtraExtensionsMap()
     replace_header_extensions_map(sender, extra)
     return extra
+
+
+def accept_video_extension(uri: str, ext_id: int) -> None:
+    """Make aiortc accept ``uri`` under ``ext_id`` for video when a browser offers it;
+    refuse an id aiortc already uses for something else. Idempotent."""
+    video = header_extensions("video")
+    if any(ext.uri == uri for ext in video):
+        return
+    if any(ext.id == ext_id for ext in video + header_extensions("audio")):
+        raise RuntimeError(f"aiortc already uses RTP header extension id {ext_id}")
+    accept_header_extension("video", RTCRtpHeaderExtensionParameters(id=ext_id, uri=uri))
