@@ -68,6 +68,13 @@ APART_DB = 20.0  # a tone not heard is at least this far below the weakest one h
 PEAK_DB = 15.0  # ... and at most this far above the bins 25–60 Hz either side of it
 LISTEN_MS = 3000
 MIN_READS = 15  # of the 30 reads in LISTEN_MS; more dropouts than that is no measure
+# Windows of LISTEN_MS measured at most, the first in which every voice arrived counting.
+# On CI's two saturated cores (two appliances, four browsers and the server) the server's
+# loop or a browser now and then stalls for a second or more: every voice stops for that
+# long (UDP receive buffers overflow) and a 3 s median misses one. Who hears whom does not
+# change from one window to the next: a voice routed wrong is wrong in all three, and a
+# voice that must not be heard is checked in the window that counts.
+MEASURES = 3
 READY_S = 45.0
 # What the server said about media, kept for a failure's message (what broke, and when).
 SERVER_SAID: list[str] = []
@@ -259,7 +266,11 @@ def heard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Heard]:
                 deadline = time.monotonic() + READY_S
                 while not _all_heard(_listen_all(ears, 1000)) and time.monotonic() < deadline:
                     pass  # past the deadline, measure anyway: the tests say what is missing
-                got = _listen_all(ears, LISTEN_MS)
+                got: dict[str, Heard | None] = {}
+                for _ in range(MEASURES):  # the first window in which every voice came
+                    got = _listen_all(ears, LISTEN_MS)
+                    if _all_heard(got):
+                        break
             finally:
                 for ear in ears.values():
                     ear.browser.close()
