@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ __all__ = [
     "demo_info",
     "free_port",
     "image_shift",
+    "join_demo_room",
     "launch_demo",
     "percentile",
     "pid_alive",
+    "running_demo",
     "start_demo",
     "stop_demo",
     "wait_until",
@@ -154,6 +157,31 @@ def start_demo(
             proc.wait(timeout=30)
         raise
     return proc, info
+
+
+@contextmanager
+def running_demo(
+    state_dir: Path, password: str, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """A streaming demo (:func:`start_demo`) for as long as the block runs; then Ctrl-C."""
+    proc, info = start_demo(state_dir, password, *extra, env=env)
+    try:
+        yield info
+    finally:
+        if proc.poll() is None:
+            stop_demo(proc, whole_group=True)
+
+
+def join_demo_room(page: Any, info: dict[str, Any], password: str, *, tap: bool = False) -> None:
+    """Sign in as the demo's expert from the lobby's address and join its consultation
+    (by touch when ``tap``), as a person would: the page asks for the login first."""
+    press = page.tap if tap else page.click
+    page.goto(info["url"])
+    page.fill("#username", info["username"])
+    page.fill("#password", password)
+    press("#login-button")
+    press("a.join")
+    page.wait_for_url("**/room/**")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import start_demo, stop_demo
+from tests.helpers import running_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +27,8 @@ LANGUAGES = ["en-US", "zh-CN"]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("demo") / "state"
-    proc, info = start_demo(state, PASSWORD)
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD) as info:
+        yield info
 
 
 def _violations(page: Any) -> list[str]:

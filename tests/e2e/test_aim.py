@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.helpers import start_demo, stop_demo
+from tests.helpers import join_demo_room, running_demo
 from tests.marker import Marker, find_marker
 
 pytestmark = pytest.mark.e2e
@@ -41,10 +41,8 @@ GRAB_JS = """() => {
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("demo") / "state"
-    proc, info = start_demo(state, PASSWORD)
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD) as info:
+        yield info
 
 
 class LiveView:
@@ -112,12 +110,7 @@ class LiveView:
 
 def _join(browser: Any, demo: dict[str, Any]) -> Any:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(demo["url"])
-    page.fill("#username", demo["username"])
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
-    page.click("a.join")
-    page.wait_for_url("**/room/**")
+    join_demo_room(page, demo, PASSWORD)
     page.wait_for_function(
         "() => { const v = document.getElementById('live');"
         " return v.readyState >= 2 && v.getVideoPlaybackQuality().totalVideoFrames > 5"
@@ -182,12 +175,7 @@ def test_on_a_phone_a_finger_draws_the_box_and_a_double_tap_backs_out(
     context = browser.new_context(**PHONE)
     page = context.new_page()
     try:
-        page.goto(demo["url"])
-        page.fill("#username", demo["username"])
-        page.fill("#password", PASSWORD)
-        page.tap("#login-button")
-        page.tap("a.join")
-        page.wait_for_url("**/room/**")
+        join_demo_room(page, demo, PASSWORD, tap=True)
         page.wait_for_function(
             "() => { const v = document.getElementById('live');"
             " return v.readyState >= 2 && typeof room !== 'undefined' && room !== null"

@@ -19,7 +19,7 @@ import pytest
 
 from clinicam.ice import restrict_ice_to_loopback
 from tests.expert_client import ExpertClient, SyntheticWebcam, ToneMicrophone
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, start_demo, stop_demo
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, running_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -56,13 +56,13 @@ LISTEN_JS = """async () => {
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, demo_database: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("recording-demo") / "state"
     env = {"CLINICAM_SERVER__RECORDING__SEGMENT_SECONDS": "2"}
-    proc, info = start_demo(state, PASSWORD, "--experts", "2", env=env)
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD, "--experts", "2", *demo_database, env=env) as info:
+        yield info
 
 
 def _hold_consultation(url: str) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_accessibility import _sign_in, _violations
-from tests.helpers import start_demo, stop_demo
+from tests.helpers import running_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -22,10 +22,8 @@ def demo(
     tmp_path_factory: pytest.TempPathFactory, demo_database: tuple[str, ...]
 ) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("clinic-demo") / "state"
-    proc, info = start_demo(state, PASSWORD, *demo_database)
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD, *demo_database) as info:
+        yield info
 
 
 def test_clinic_staff_register_a_patient_and_find_them(demo: dict[str, Any], browser: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from tests.helpers import start_demo, stop_demo
+from tests.helpers import running_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -20,12 +20,12 @@ FINDINGS = "Eczema of the left forearm, no infection — 左前臂湿疹，无�
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, demo_database: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("report-demo") / "state"
-    proc, info = start_demo(state, PASSWORD)
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD, *demo_database) as info:
+        yield info
 
 
 def test_chair_ends_signs_and_the_report_is_in_the_records(

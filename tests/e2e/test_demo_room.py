@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 
 from firmware.hardware.pca9685_sim import pulse_us
-from tests.helpers import image_shift, pid_alive, start_demo, stop_demo, wait_until
+from tests.helpers import (
+    image_shift,
+    join_demo_room,
+    pid_alive,
+    running_demo,
+    start_demo,
+    stop_demo,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +48,8 @@ GRAB_JS = """([x, y, w, h]) => {
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("demo") / "state"
-    proc, info = start_demo(state, PASSWORD)
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD) as info:
+        yield info
 
 
 def _live_tile(page: Any) -> list[int]:
@@ -152,12 +158,7 @@ def test_the_room_and_the_station_speak_chinese(demo: dict[str, Any], browser: A
         assert station.inner_text("#attention") == "呼叫专家"
 
         page = context.new_page()
-        page.goto(demo["url"])
-        page.fill("#username", demo["username"])
-        page.fill("#password", PASSWORD)
-        page.click("#login-button")
-        page.click("a.join")
-        page.wait_for_url("**/room/**")
+        join_demo_room(page, demo, PASSWORD)
         page.wait_for_function(
             "() => document.getElementById('control-holder').textContent"
             " === '您持有摄像头控制权。'",

@@ -88,10 +88,10 @@ def _admin_page(browser: Any, url: str) -> Any:
 
 
 def test_the_bundle_provisions_a_simulated_appliance_that_streams(
-    tmp_path: Path, browser: Any
+    tmp_path: Path, browser: Any, demo_database: tuple[str, ...]
 ) -> None:
     state = tmp_path / "state"
-    proc, info = start_demo(state, PASSWORD)
+    proc, info = start_demo(state, PASSWORD, *demo_database)
     appliance: subprocess.Popen[bytes] | None = None
     health = info["url"] + "/healthz"
     boot, root = tmp_path / "boot", tmp_path / "root"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import start_demo, stop_demo, wait_until
+from tests.helpers import running_demo, wait_until
 from tests.latency_readout import PIXEL_READER_JS, compare
 
 pytestmark = pytest.mark.e2e
@@ -32,10 +32,8 @@ TOLERANCE_MS = 20
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("demo") / "state"
-    proc, info = start_demo(state, PASSWORD, env={"CLINICAM_APPLIANCE__SIM__STAMP_TIME": "true"})
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD, env={"CLINICAM_APPLIANCE__SIM__STAMP_TIME": "true"}) as info:
+        yield info
 
 
 def test_the_readout_is_within_20_ms_of_the_pixel_stamp(demo: dict[str, Any], browser: Any) -> None:

@@ -4,17 +4,15 @@ both texts survive on both pages, and after a reload (issue 20, shared notes).""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from itertools import zip_longest
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+import sqlalchemy
 
-from tests.helpers import start_demo, stop_demo, wait_until
+from tests.helpers import running_demo, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +28,13 @@ CARET_AFTER = """(marker) => { const a = document.getElementById('notes-text'); 
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, demo_database: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("notes") / "state"
-    proc, info = start_demo(state, PASSWORD, "--experts", "2")
-    yield {**info, "database": state / "server" / "clinicam.db"}
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    url = demo_database[1] if demo_database else f"sqlite:///{state / 'server' / 'clinicam.db'}"
+    with running_demo(state, PASSWORD, "--experts", "2", *demo_database) as info:
+        yield {**info, "database": url}
 
 
 def _open(browser: Any, url: str, user: str) -> Any:
@@ -54,13 +53,23 @@ def _value(page: Any) -> str:
     return str(page.evaluate(VALUE))
 
 
-def _note_edits(database: Path) -> list[tuple[str, dict[str, Any]]]:
-    """The audit trail's entries for the notes: (actor, detail)."""
-    with closing(sqlite3.connect(database)) as db:
-        rows = db.execute(
-            "SELECT actor, detail FROM audit_entries WHERE action = 'consultation.notes_edit'"
-        ).fetchall()
-    return [(actor, json.loads(detail)) for actor, detail in rows]
+def _note_edits(database: str) -> list[tuple[str, dict[str, Any]]]:
+    """The audit trail's entries for the notes: (actor, detail), from the site's database."""
+    engine = sqlalchemy.create_engine(database)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(
+                sqlalchemy.text(
+                    "SELECT actor, detail FROM audit_entries"
+                    " WHERE action = 'consultation.notes_edit'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [
+        (actor, detail if isinstance(detail, dict) else json.loads(detail))
+        for actor, detail in rows
+    ]
 
 
 def test_two_experts_typing_at_once_keep_both_texts(demo: dict[str, Any], browser: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from firmware.hardware.pca9685_sim import pulse_us
-from tests.helpers import start_demo, stop_demo, wait_until
+from tests.helpers import join_demo_room, running_demo, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -32,10 +32,8 @@ SMALL_TARGETS = """(selector) => [...document.querySelectorAll(selector)]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("demo") / "state"
-    proc, info = start_demo(state, PASSWORD)
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD) as info:
+        yield info
 
 
 def _pan_pulse(info: dict[str, Any]) -> float | None:
@@ -48,12 +46,7 @@ def test_a_phone_gets_a_portrait_composite_and_pans_by_touch(
     context = browser.new_context(**PHONE)
     page = context.new_page()
     try:
-        page.goto(demo["url"])
-        page.fill("#username", demo["username"])
-        page.fill("#password", PASSWORD)
-        page.tap("#login-button")
-        page.tap("a.join")
-        page.wait_for_url("**/room/**")
+        join_demo_room(page, demo, PASSWORD, tap=True)
         page.wait_for_function(
             "() => { const v = document.getElementById('live');"
             " return v.readyState >= 2 && v.getVideoPlaybackQuality().totalVideoFrames > 5; }",

@@ -17,7 +17,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from PIL import Image
 
-from tests.helpers import start_demo, stop_demo
+from tests.helpers import running_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -47,10 +47,8 @@ def demo(
     tmp_path_factory: pytest.TempPathFactory, demo_database: tuple[str, ...]
 ) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("records-demo") / "state"
-    proc, info = start_demo(state, PASSWORD, "--experts", "2", *demo_database)
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD, "--experts", "2", *demo_database) as info:
+        yield info
 
 
 def _login(browser: Any, demo: dict[str, Any], user: str) -> Any:

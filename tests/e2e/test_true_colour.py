@@ -16,7 +16,7 @@ import pytest
 
 from clinicam.colourcard import mean_delta_e
 from firmware.control.card_finder import find_card
-from tests.helpers import start_demo, stop_demo
+from tests.helpers import join_demo_room, running_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +34,8 @@ GRAB_RGB_JS = """([x, y, w, h]) => {
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("demo") / "state"
-    proc, info = start_demo(state, PASSWORD, "--colour-card")
-    yield info
-    if proc.poll() is None:
-        stop_demo(proc, whole_group=True)
+    with running_demo(state, PASSWORD, "--colour-card") as info:
+        yield info
 
 
 def _card_delta_e(page: Any) -> float:
@@ -52,12 +50,7 @@ def _card_delta_e(page: Any) -> float:
 def test_calibrating_on_the_card_makes_the_colour_true(demo: dict[str, Any], browser: Any) -> None:
     page = browser.new_page()
     try:
-        page.goto(demo["url"])
-        page.fill("#username", demo["username"])
-        page.fill("#password", PASSWORD)
-        page.click("#login-button")
-        page.click("a.join")
-        page.wait_for_url("**/room/**")
+        join_demo_room(page, demo, PASSWORD)
         page.wait_for_function(
             "() => !document.getElementById('camera-controls').disabled", timeout=30_000
         )
