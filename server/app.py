@@ -30,6 +30,8 @@ from server.directory.book import Directory
 from server.directory.second_factor import TotpDesk
 from server.directory.seed import import_config
 from server.errors import error_middleware
+from server.fleet.adoption import OLD_FOLDER, adopt_release_folder
+from server.fleet.models import referenced_release_blobs
 from server.login import LoginService
 from server.media_hub import MediaHub
 from server.mqtt_link import ApplianceLink
@@ -54,7 +56,7 @@ from server.web.backfill import add_backfill_routes
 from server.web.consultation import add_routes
 from server.web.consultations import CONSULTATION_DESK, add_consultation_routes
 from server.web.enrollment import ENROLLMENT, add_enrollment_routes
-from server.web.fleet import add_fleet_routes
+from server.web.fleet import RELEASE_DESK, add_fleet_routes
 from server.web.locale import add_routes as add_locale_routes
 from server.web.locale import locale_middleware
 from server.web.metrics import add_metrics_routes, metrics_middleware
@@ -214,6 +216,16 @@ def _colour_calibration(appliance: ApplianceState) -> dict[str, Any] | None:
     return calibration.model_dump(mode="json") if calibration is not None else None
 
 
+async def _adopt_old_releases(app: web.Application, state: ServerState) -> None:
+    """Wheels an older server kept in ``state_dir/releases`` join the site's releases."""
+    desk = app[RELEASE_DESK]
+    folder = state.config.state_dir / OLD_FOLDER
+    try:
+        await asyncio.to_thread(adopt_release_folder, desk.store, state.audit, folder)
+    except Exception:  # never stops the start; the next start tries again
+        _LOGGER.exception("adopting the old release folder failed")
+
+
 def _in_background(work: Coroutine[Any, Any, Any]) -> None:
     """Run ``work`` on the loop, keeping a reference until it is done."""
     task = asyncio.get_running_loop().create_task(work)
@@ -254,6 +266,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
         open_blob_store(config.blobs, config.state_dir),
         max_bytes=config.records.max_upload_mb * 1024 * 1024,
     )
+    records.also_referenced.append(referenced_release_blobs)  # appliance release wheels
     checks = SlowChecks()
     login = LoginService(directory, throttle, checks, sessions, audit, second_factor=totp)
     device_tokens = DeviceTokens(
@@ -358,6 +371,7 @@ def build_app(config: ServerConfig, loop: asyncio.AbstractEventLoop) -> web.Appl
     attach_cluster(app, state)
 
     async def on_startup(app: web.Application) -> None:
+        await _adopt_old_releases(app, state)
         state.appliances.start()
         if config.broker_admin is not None:  # repairs a broker update that failed before
             await app[ENROLLMENT].sync_broker()

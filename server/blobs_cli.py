@@ -18,6 +18,7 @@ from server.archive.segment_store import referenced_archive_blobs
 from server.audit.log import AuditLog
 from server.config import ServerConfig
 from server.db import default_database_url, open_database
+from server.fleet.models import referenced_release_blobs
 from server.records.blob_migration import MigrationOutcome, migrate_blobs
 from server.records.blob_stores import Backend, open_blob_store
 
@@ -53,7 +54,11 @@ def migrate(config: ServerConfig, to: Backend) -> int:
             source,
             target,
             on_progress=_progress,
-            also_referenced=[referenced_recording_blobs, referenced_archive_blobs],
+            also_referenced=[
+                referenced_recording_blobs,
+                referenced_archive_blobs,
+                referenced_release_blobs,
+            ],
         )
         print()
         for sha256, problem in outcome.failed:

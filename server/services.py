@@ -247,8 +247,11 @@ def provide_services(app: web.Application, state: ServerState) -> None:
         app[NOTES],  # the consultation's shared notes go into its report
         key_file=state.config.state_dir / REPORT_KEY_FILE,
     )
-    app[RELEASES] = ReleaseStore(state.config.state_dir / "releases")
-    app[RELEASE_DESK] = ReleaseDesk(app[RELEASES], state.database, state.audit)
+    # The site's releases: rows in its database, wheels in its blob store (every front sees them).
+    app[RELEASES] = ReleaseStore(
+        state.database, state.records.blobs, drop=state.records.drop_unreferenced
+    )
+    app[RELEASE_DESK] = ReleaseDesk(app[RELEASES], state.audit)
     broker_admin = state.config.broker_admin
     app[ENROLLMENT] = EnrollmentDesk(
         state.config,

@@ -14,6 +14,7 @@ import server.archive.index
 import server.audit.log
 import server.consultation_notes.models
 import server.directory.models
+import server.fleet.models
 import server.preferences
 import server.records.models
 import server.relevance.models  # noqa: F401

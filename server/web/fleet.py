@@ -13,7 +13,6 @@ import asyncio
 import logging
 import secrets
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,11 +23,13 @@ from clinicam.i18n import _, message_of
 from clinicam.protocol import ApplianceUpdate
 from clinicam.release import MAX_RELEASE_BYTES, VERSION_PATTERN, BadRelease, version_of, wheel_name
 from server.config import DeviceAccount
+from server.domain_errors import Unavailable
 from server.errors import ApiError, read_json
 from server.fleet.desk import ReleaseDesk
-from server.fleet.releases import ReleaseConflict, ReleaseStore, StoredRelease, is_version
+from server.fleet.releases import ReleaseConflict, ReleaseStore, is_version
 from server.mqtt_link import FLEET_OPS, ApplianceUnreachable, CommandUnconfirmed
 from server.state import STATE, ServerState
+from server.web.blob_response import stream_content
 from server.web.guard import require_role
 from server.web.records import receive_upload
 from server.web.security import authenticated_device
@@ -53,19 +54,6 @@ def _version_param(request: web.Request, key: str = "version") -> str:
     if not is_version(raw):
         raise ApiError(HTTPStatus.NOT_FOUND, _("no such release (not a release version)"))
     return raw
-
-
-async def _stored(request: web.Request, version: str) -> tuple[Path, StoredRelease]:
-    try:
-        return await asyncio.to_thread(_store(request).get, version)
-    except KeyError:
-        raise ApiError(
-            HTTPStatus.NOT_FOUND,
-            _(
-                "release {version} is not in the release store: upload its wheel first",
-                version=version,
-            ),
-        ) from None
 
 
 class ReleasesView(web.View):
@@ -112,6 +100,9 @@ class ReleaseView(web.View):
             raise await refuse(HTTPStatus.UNPROCESSABLE_ENTITY, message_of(exc)) from None
         except ReleaseConflict as exc:
             raise await refuse(HTTPStatus.CONFLICT, message_of(exc)) from None
+        except Unavailable as exc:  # the blob store is away: the same 503 as record reads
+            await refuse(HTTPStatus.SERVICE_UNAVAILABLE, message_of(exc))
+            raise
         finally:
             staged.unlink(missing_ok=True)
         return web.json_response(
@@ -156,7 +147,7 @@ class ApplianceUpdateView(web.View):
         if device is None:
             raise ApiError(HTTPStatus.NOT_FOUND, _("no such appliance"))
         body = await read_json(self.request, UpdateBody)
-        _path, release = await _stored(self.request, body.release)
+        release = await self.request.app[RELEASE_DESK].release(body.release)
         device_id = device.device_id
 
         async def refuse(status: HTTPStatus, message: str) -> ApiError:
@@ -218,24 +209,17 @@ class DeviceReleaseView(web.View):
     """The appliance downloads the wheel it was told to install (its own token only)."""
 
     async def get(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
         device = authenticated_device(self.request)
         version = _version_param(self.request)
-        path, release = await _stored(self.request, version)
-        await state.audit.record(
-            f"device:{device.device_id}",
-            "release.downloaded",
-            f"release:{version}",
-            {"sha256": release.sha256},
-        )
-        return web.FileResponse(
-            path,
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Disposition": f'attachment; filename="{release.wheel_name}"',
-                "Cache-Control": "no-store",
-            },
-        )
+        wheel = await self.request.app[RELEASE_DESK].download(device.device_id, version)
+        headers = {
+            "Content-Disposition": f'attachment; filename="{wheel.filename}"',
+            "Cache-Control": "no-store",
+        }
+        try:
+            return await stream_content(self.request, wheel, headers)
+        finally:  # (already closed when it was sent; not when the range was refused)
+            await asyncio.to_thread(wheel.open().close)
 
 
 def add_fleet_routes(app: web.Application) -> None:

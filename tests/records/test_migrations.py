@@ -39,6 +39,7 @@ TABLES = {
     "consultation_reports",
     "report_drafts",
     "call_recording_segments",
+    "appliance_releases",
 }
 
 

@@ -216,7 +216,9 @@ def world(tmp_path: Path) -> Iterator[World]:
         access=access,
         consents=ConsentRegister(database, audit),
         relevance=relevance,
-        releases=ReleaseDesk(ReleaseStore(tmp_path / "releases"), database, audit),
+        releases=ReleaseDesk(
+            ReleaseStore(database, LocalBlobStore(tmp_path / "release-blobs")), audit
+        ),
         retrainer=Retrainer(config, database, store, model, audit),
         patients=patients,
     )

@@ -38,6 +38,7 @@ from clinicam_app.broker import MosquittoBroker
 from server.auth import hash_secret
 from server.config import ServerConfig
 from server.fleet.releases import ReleaseStore
+from server.records.blobs import LocalBlobStore
 from tests.records.api_helpers import PASSWORD, Site, User, audit_actions, running_site
 
 TOKENS = {"cam-a": "cam-a-device-token", "cam-b": "cam-b-device-token"}
@@ -115,13 +116,19 @@ async def listed(user: User) -> list[dict[str, Any]]:
 
 
 def stored_files(site: Site) -> list[str]:
-    """Everything in the release folder but its index (temporary files included)."""
-    folder = site.state_dir / "releases"
-    return (
-        sorted(p.name for p in folder.iterdir() if p.name != "index.json")
-        if folder.exists()
-        else []
-    )
+    """Everything in the site's blob store, where the wheels are (temporary files too)."""
+    blobs = site.state.records.blobs
+    assert isinstance(blobs, LocalBlobStore)
+    return sorted(p.name for p in blobs.root.rglob("*") if p.is_file())
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stored_bytes(site: Site, data: bytes) -> bytes:
+    with site.state.records.blobs.open(sha(data)) as stream:
+        return stream.read()
 
 
 def staging_files(site: Site) -> list[str]:
@@ -155,7 +162,7 @@ async def test_upload_list_same_bytes_again_and_a_conflicting_build(site: Site) 
     assert body["version"] == "1.0" and body["size"] == len(first)
     assert body["sha256"] == hashlib.sha256(first).hexdigest()
     assert [r["version"] for r in await listed(root)] == ["1.0"]
-    assert (site.state_dir / "releases" / wheel_file("1.0")).read_bytes() == first
+    assert stored_bytes(site, first) == first
 
     status, again = await upload(root, wheel_file("1.0"), first)  # same bytes: idempotent
     assert status == 200 and again == body
@@ -164,8 +171,8 @@ async def test_upload_list_same_bytes_again_and_a_conflicting_build(site: Site) 
     status, refused = await upload(root, wheel_file("1.0"), other)
     assert status == 409 and "already stored with other contents" in refused["error"]
     assert await listed(root) == [body]
-    assert (site.state_dir / "releases" / wheel_file("1.0")).read_bytes() == first
-    assert stored_files(site) == [wheel_file("1.0")] and staging_files(site) == []
+    assert stored_bytes(site, first) == first
+    assert stored_files(site) == [sha(first)] and staging_files(site) == []
     assert audit_actions(site.database, "root") == [
         "login",
         "release.added",
@@ -264,7 +271,8 @@ async def test_oversized_release_is_413_while_streaming(
 
 async def test_experts_may_not_touch_releases_or_appliances(site: Site) -> None:
     root, bob, tech = await site.user("root"), await site.user("bob"), await site.user("tech")
-    status, _ = await upload(root, wheel_file("1.0"), make_wheel("1.0"))
+    wheel = make_wheel("1.0")
+    status, _ = await upload(root, wheel_file("1.0"), wheel)
     assert status == 201
     status, body = await upload(bob, wheel_file("1.1"), make_wheel("1.1"))
     assert status == 403 and "admin or technician" in body["error"]
@@ -276,48 +284,30 @@ async def test_experts_may_not_touch_releases_or_appliances(site: Site) -> None:
     resp = await tech.request("DELETE", "/api/admin/releases/1.0")
     assert resp.status == 403 and "admin" in (await resp.json())["error"]
     assert [r["version"] for r in await listed(root)] == ["1.0"]
-    assert stored_files(site) == [wheel_file("1.0")] and staging_files(site) == []
+    assert stored_files(site) == [sha(wheel)] and staging_files(site) == []
     # a PUT needs the session's CSRF token like every other change
     resp = await root.request(
         "PUT", f"/api/admin/releases/{wheel_file('1.1')}", data=make_wheel("1.1"),
         headers={"X-CSRF-Token": "wrong"},
     )  # fmt: skip
     assert resp.status == 403 and "CSRF" in (await resp.json())["error"]
-    assert stored_files(site) == [wheel_file("1.0")]
+    assert stored_files(site) == [sha(wheel)]
 
 
 async def test_remove_a_release(site: Site) -> None:
     root = await site.user("root")
+    kept = make_wheel("1.1")
     await upload(root, wheel_file("1.0"), make_wheel("1.0"))
-    await upload(root, wheel_file("1.1"), make_wheel("1.1"))
+    await upload(root, wheel_file("1.1"), kept)
     resp = await root.request("DELETE", "/api/admin/releases/1.0")
     assert resp.status == 200 and (await resp.json())["version"] == "1.0"
     assert [r["version"] for r in await listed(root)] == ["1.1"]
-    assert stored_files(site) == [wheel_file("1.1")]
+    assert stored_files(site) == [sha(kept)]  # the removed wheel's blob went with it
     for version in ("1.0", "9.9", "..", "latest"):
         resp = await root.request("DELETE", f"/api/admin/releases/{version}")
         assert resp.status == 404, version
-    assert stored_files(site) == [wheel_file("1.1")]
+    assert stored_files(site) == [sha(kept)]
     assert audit_actions(site.database, "root").count("release.removed") == 1
-
-
-def test_store_adopts_a_wheel_the_index_missed_and_ignores_a_bad_one(tmp_path: Path) -> None:
-    """A crash between moving a wheel in and writing the index loses nothing."""
-    folder = tmp_path / "releases"
-    store = ReleaseStore(folder)
-    staged = tmp_path / "staged"
-    staged.write_bytes(make_wheel("1.0"))
-    added, created = store.add(staged, wheel_file("1.0"))
-    assert created and not staged.exists()
-    (folder / wheel_file("2.0")).write_bytes(make_wheel("2.0"))  # not in the index
-    (folder / wheel_file("3.0")).write_bytes(b"garbage")  # never served
-    (folder / ".incoming-x").write_bytes(b"partial")  # a crash mid-copy
-    store = ReleaseStore(folder)
-    assert [r.version for r in store.list()] == ["2.0", "1.0"]
-    assert store.get("1.0")[1] == added
-    with pytest.raises(KeyError):
-        store.get("3.0")
-    assert not (folder / ".incoming-x").exists()
 
 
 # ---- the fleet, without a broker --------------------------------------------------------------
