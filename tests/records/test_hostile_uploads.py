@@ -109,7 +109,9 @@ def test_a_parse_past_the_time_limit_is_killed_and_refused(tmp_path: Path) -> No
 
     upload = tmp_path / "upload"
     upload.write_bytes(_tiff(60, 2000, "L", "tiff_deflate"))
-    limits = IngestLimits(max_parse_seconds=0.5)
+    # Decoding its pages takes seconds; the page count alone (headers only) must not stop
+    # it first, whatever the machine's speed: only the clock may.
+    limits = IngestLimits(max_parse_seconds=0.5, max_total_pixels=10**13)
     started = time.monotonic()
     with pytest.raises(IngestError) as caught:
         inspect_sandboxed(upload, None, limits)
