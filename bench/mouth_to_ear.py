@@ -44,6 +44,12 @@ went while the pulses ran (server, appliance, all Chromium processes, the whole 
 in per cent of one core: on two cores, 200 % means nothing was left).
 
     python bench/mouth_to_ear.py [--quick] [--seconds N] [--experts N] [--browser-nice N]
+                                 [--audio-only]
+
+``--browser-nice N`` lowers the browsers' sessions (their kernel autogroup, not only
+their nice value: Playwright starts each browser in a session of its own, and the
+scheduler shares the CPU between sessions first). ``--audio-only`` has every expert
+switch their room to audio only, so the experts' browsers decode no composite.
 
 Last line: JSON with expert_to_clinic_p50_ms, expert_to_clinic_p95_ms,
 clinic_to_expert_p50_ms, clinic_to_expert_p95_ms, experts; then expert_to_expert,
@@ -83,6 +89,7 @@ from bench.pulse_pages import (  # noqa: E402
 from tests.helpers import (  # noqa: E402 - the same harness as the e2e tests
     CHROMIUM,
     CHROMIUM_ARGS,
+    PC_CONNECTED,
     demo_info,
     launch_demo,
     percentile,
@@ -262,7 +269,7 @@ def summary(rows: list[tuple[float, float]]) -> str:
 
 
 def conference(
-    pw: Any, info: dict[str, Any], experts: list[str], count: int
+    pw: Any, info: dict[str, Any], experts: list[str], count: int, audio_only: bool = False
 ) -> tuple[list[Party], Party, dict[str, Any]]:
     """The experts in the room and the station, all sending and hearing pulses; beside
     them, at the same time, the baseline: one more Chromium calling itself directly
@@ -276,10 +283,7 @@ def conference(
         for party in others:
             party.join(info["url"])
         station.page.goto(info["station"])
-        joined = (
-            "() => pc !== null && pc.connectionState === 'connected' && "
-            "document.getElementById('voices').srcObject !== null"
-        )
+        joined = f"() => {PC_CONNECTED} && document.getElementById('voices').srcObject !== null"
         station.page.wait_for_function(joined, timeout=60_000)
         for party in others:  # and they hear the station (not the appliance)
             party.page.wait_for_function(
@@ -287,6 +291,10 @@ def conference(
                 ".textContent.startsWith('Clinic station: connected')",
                 timeout=60_000,
             )
+        if audio_only:  # each expert's own switch: stills instead of their composite
+            for party in others:
+                party.page.click("#audio-only")
+                party.page.wait_for_selector("#audio-only[aria-pressed='true']")
         baseline.page.goto(info["url"] + "/login")
         baseline.page.evaluate(DIRECT_JS)
         baseline.page.wait_for_function(joined, timeout=20_000)
@@ -316,6 +324,12 @@ def main() -> None:
         help="run the browsers at this lower priority: on one machine they stand in for "
         "the experts' and the clinic's own computers, and must not starve the server",
     )
+    parser.add_argument(
+        "--audio-only",
+        action="store_true",
+        help="the experts switch their room to audio only (stills instead of their "
+        "composite), as an expert on a weak link would; the station keeps its video",
+    )
     args = parser.parse_args()
     seconds = 12.0 if args.quick else args.seconds
     experts = ALL_EXPERTS[: args.experts]
@@ -327,7 +341,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="clinicam-m2e-") as tmp:
         if args.browser_nice:
             wrapper = Path(tmp) / "chromium"
-            wrapper.write_text(f'#!/bin/sh\nexec nice -n {args.browser_nice} {CHROMIUM} "$@"\n')
+            # Playwright starts each browser in a session of its own, and the kernel's
+            # autogroups share the CPU between sessions before nice applies within one:
+            # the session's own weight is what lowers the browser against the server.
+            wrapper.write_text(
+                "#!/bin/sh\n"
+                f"echo {args.browser_nice} > /proc/self/autogroup 2>/dev/null\n"
+                f'exec nice -n {args.browser_nice} {CHROMIUM} "$@"\n'
+            )
             wrapper.chmod(0o755)
             Party.executable = str(wrapper)
         state = Path(tmp) / "state"
@@ -335,7 +356,7 @@ def main() -> None:
         try:
             info = demo_info(proc, state)
             with sync_playwright() as pw:
-                parties, baseline, server = conference(pw, info, experts, count)
+                parties, baseline, server = conference(pw, info, experts, count, args.audio_only)
         finally:
             stop_demo(proc, whole_group=True)
     elapsed = time.monotonic() - started
@@ -423,6 +444,7 @@ def main() -> None:
         "server_loop_lag_p95_ms": server["loop_lag"].get("p95_ms"),
         "cpu_pct": server["cpu_pct"],
         "browser_nice": args.browser_nice,
+        "audio_only": args.audio_only,
         "server_ticks_skipped": server["audio"]["ticks_skipped"],
         "server_stale_packets": sum(server["audio"]["stale_packets"].values()),
         "clock_skew_max_ms": round(max(abs(s) + u for s, u in skews), 1),

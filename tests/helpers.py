@@ -21,6 +21,7 @@ from clinicam_app.procs import free_port
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "PC_CONNECTED",
     "demo_info",
     "free_port",
     "image_shift",
@@ -77,6 +78,10 @@ TEST_WEBCAM_ENV = {
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; never a browser downloaded by a test tool
+# The page's call is up. ``pc`` is a global of the page's script: while a navigation
+# (the station's sign-in redirect) has not yet run it, the name does not exist at all.
+PC_CONNECTED = "typeof pc !== 'undefined' && pc !== null && pc.connectionState === 'connected'"
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -19,7 +19,7 @@ import pytest
 
 from tests.clinicam.test_units import UNITS
 from tests.e2e.test_conference import Expert, _y4m
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, start_demo, stop_demo
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, PC_CONNECTED, start_demo, stop_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -141,7 +141,7 @@ def test_the_station_rejoins_by_itself_after_the_server_dies(
         station.evaluate("() => { window.firstCall = pc; }")
         os.kill(demo["pids"]["server"], signal.SIGKILL)  # the demo restarts it, as systemd would
         station.wait_for_function(  # back, by itself: a new call, the picture, no message
-            "() => pc !== null && pc !== window.firstCall && pc.connectionState === 'connected' "
+            f"() => {PC_CONNECTED} && pc !== window.firstCall "
             "&& document.getElementById('experts').videoWidth > 0 "
             "&& document.getElementById('status').textContent === ''",
             timeout=90_000,

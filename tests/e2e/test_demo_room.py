@@ -17,6 +17,7 @@ import pytest
 
 from firmware.hardware.pca9685_sim import pulse_us
 from tests.helpers import (
+    PC_CONNECTED,
     image_shift,
     join_demo_room,
     pid_alive,
@@ -185,9 +186,7 @@ def test_the_room_and_the_station_speak_chinese(demo: dict[str, Any], browser: A
             " && document.getElementById('mute').textContent === 'Mute microphone'",
             timeout=30_000,
         )
-        station.wait_for_function(
-            "() => pc !== null && pc.connectionState === 'connected'", timeout=30_000
-        )
+        station.wait_for_function(f"() => {PC_CONNECTED}", timeout=30_000)
         assert "token" not in station.url
     finally:
         context.close()

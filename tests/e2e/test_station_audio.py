@@ -34,6 +34,7 @@ from firmware.media.microphone import SIM_TONE_HZ
 from tests.helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    PC_CONNECTED,
     TEST_WEBCAM_ENV,
     demo_info,
     launch_demo,
@@ -259,9 +260,7 @@ def heard(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Heard]:
                 ears["demo"].join(info["url"], "demo-consultation")
                 ears["expert2"].join(info["url"], "demo-consultation")
                 ears["expert3"].join(info["url"], "demo-consultation-2")
-                ears["station"].page.wait_for_function(
-                    "() => pc !== null && pc.connectionState === 'connected'", timeout=30_000
-                )
+                ears["station"].page.wait_for_function(f"() => {PC_CONNECTED}", timeout=30_000)
                 # Once every voice that should arrive has arrived: the measure itself.
                 deadline = time.monotonic() + READY_S
                 while not _all_heard(_listen_all(ears, 1000)) and time.monotonic() < deadline:
