@@ -9,7 +9,7 @@ check sends nothing. Malformed uploads are refused and change nothing."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,13 +67,15 @@ def _local_recording(folder: Path, units: list[bytes]) -> LocalRecorder:
     return recorder
 
 
-def _filler(site: Site, recorder: LocalRecorder) -> BackFiller:
+def _filler(
+    site: Site, recorder: LocalRecorder, live_kbps: Callable[[], float | None] = lambda: None
+) -> BackFiller:
     import asyncio
 
     server = ServerLinkConfig(url=str(site.server.make_url("")).rstrip("/"), token=PASSWORD)
     connected = asyncio.Event()
     connected.set()
-    return BackFiller(server, DEVICE, recorder, RecorderConfig(), connected)
+    return BackFiller(server, DEVICE, recorder, RecorderConfig(), connected, live_kbps)
 
 
 async def test_the_outage_is_back_filled_once_and_plays_through(site: Site, tmp_path: Path) -> None:
@@ -143,3 +145,50 @@ async def test_bad_back_fill_uploads_change_nothing(site: Site, tmp_path: Path) 
     assert audit_actions(site.database, DEVICE).count("archive.backfilled") == 1
     leftovers = list((site.state.archive.root / DEVICE / "incoming").iterdir())
     assert leftovers == [], "no upload is left behind"
+
+
+def test_the_pace_is_a_share_of_the_live_stream_with_a_floor() -> None:
+    import asyncio
+
+    from firmware.media.backfill import MIN_KBPS, SHARE
+
+    server = ServerLinkConfig(url="http://127.0.0.1:9", token=PASSWORD)
+    allowed: list[float | None] = [1000.0]
+
+    def filler() -> BackFiller:
+        recorder = LocalRecorder(Path("/nonexistent"), RecorderConfig())
+        return BackFiller(server, DEVICE, recorder, RecorderConfig(), asyncio.Event(), live)
+
+    def live() -> float | None:
+        return allowed[0]
+
+    assert filler().pace_kbps() == SHARE * 1000.0
+    allowed[0] = 10.0
+    assert filler().pace_kbps() == MIN_KBPS, "never stalls completely"
+    allowed[0] = None
+    assert filler().pace_kbps() is None, "a fixed stream: TCP's own pace"
+
+
+async def test_a_paced_back_fill_leaves_the_link_to_the_live_call(
+    site: Site, tmp_path: Path
+) -> None:
+    """Every segment arrives whole, but no faster than the pace the live stream leaves."""
+    import time
+
+    from firmware.media.backfill import CHUNK_BYTES, SHARE
+
+    units = encode_clip(12)
+    recorder = _local_recording(tmp_path / "recording", units)
+    total = sum(s.path.stat().st_size for s in recorder.segments())
+    seconds = 2.0  # what the whole recording should take at the pace chosen below
+    live_kbps = total * 8 / seconds / 1000 / SHARE
+    filler = _filler(site, recorder, lambda: live_kbps)
+    began = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        sent = await filler.check(http)
+    took = time.monotonic() - began
+    assert sent == len(recorder.segments()) and filler.uploaded == sent
+    unpaced = len(recorder.segments()) * CHUNK_BYTES * 8 / (live_kbps * SHARE * 1000)
+    assert took >= seconds - unpaced, f"{total} bytes in {took:.2f} s: not paced"
+    spans = site.state.archive.device_spans(DEVICE, BASE_UTC, BASE_UTC + timedelta(minutes=1))
+    assert len(spans) == sent, "stored whole"
