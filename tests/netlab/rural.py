@@ -63,8 +63,8 @@ def run_on_link(
                     "tests.netlab.room_probe",
                     "--port",
                     str(HTTP_PORT),
-                    "--password",
-                    stack.password,
+                    # one form: a random password may begin with "-" (1 in 64)
+                    f"--password={stack.password}",
                     "--seconds",
                     str(seconds),
                     "--out",
