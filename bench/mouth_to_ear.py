@@ -44,12 +44,15 @@ went while the pulses ran (server, appliance, all Chromium processes, the whole 
 in per cent of one core: on two cores, 200 % means nothing was left).
 
     python bench/mouth_to_ear.py [--quick] [--seconds N] [--experts N] [--browser-nice N]
-                                 [--audio-only]
+                                 [--audio-only] [--no-webcams]
 
 ``--browser-nice N`` lowers the browsers' sessions (their kernel autogroup, not only
 their nice value: Playwright starts each browser in a session of its own, and the
 scheduler shares the CPU between sessions first). ``--audio-only`` has every expert
-switch their room to audio only, so the experts' browsers decode no composite.
+switch their room to audio only, so the experts' browsers decode no composite;
+``--no-webcams`` gives them a still 64×36 picture at 1 fps as their webcam: with both,
+the experts' browsers neither encode nor decode video (the station's page keeps its
+composite), which shows what the audio path costs when the browsers are not short of CPU.
 
 Last line: JSON with expert_to_clinic_p50_ms, expert_to_clinic_p95_ms,
 clinic_to_expert_p50_ms, clinic_to_expert_p95_ms, experts; then expert_to_expert,
@@ -116,6 +119,7 @@ class Party:
     """One browser page that sends pulses on ``hops`` and listens on ``bands``."""
 
     executable = CHROMIUM  # or a wrapper that starts it at a lower priority
+    webcams = True  # False: the experts' webcam is a still 64×36 picture at 1 fps
 
     def __init__(self, pw: Any, name: str, bands: list[tuple[str, int]], label: str = "") -> None:
         self.name = name  # whose pulses it sends
@@ -129,6 +133,7 @@ class Party:
             "hops": BANDS[name],
             "bands": [BANDS[s][k] for s, k in bands],
             "threshold": AMPLITUDE / 4,
+            "webcam": Party.webcams,
         }
         context.add_init_script(f"({MOUTH_JS})({json.dumps(cfg)}, {json.dumps(WORKLET_JS)});")
         self.page = context.new_page()
@@ -330,7 +335,15 @@ def main() -> None:
         help="the experts switch their room to audio only (stills instead of their "
         "composite), as an expert on a weak link would; the station keeps its video",
     )
+    parser.add_argument(
+        "--no-webcams",
+        action="store_true",
+        help="the experts' webcam is a still 64x36 picture at 1 fps (with --audio-only, "
+        "their browsers then neither encode nor decode video: what the audio path costs "
+        "when the browsers are not short of CPU; the station keeps its composite)",
+    )
     args = parser.parse_args()
+    Party.webcams = not args.no_webcams
     seconds = 12.0 if args.quick else args.seconds
     experts = ALL_EXPERTS[: args.experts]
     count = int(seconds / PERIOD_S)
@@ -445,6 +458,7 @@ def main() -> None:
         "cpu_pct": server["cpu_pct"],
         "browser_nice": args.browser_nice,
         "audio_only": args.audio_only,
+        "webcams": not args.no_webcams,
         "server_ticks_skipped": server["audio"]["ticks_skipped"],
         "server_stale_packets": sum(server["audio"]["stale_packets"].values()),
         "clock_skew_max_ms": round(max(abs(s) + u for s, u in skews), 1),

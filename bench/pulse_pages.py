@@ -114,7 +114,14 @@ MOUTH_JS = """((cfg, worklet) => {
   const devices = navigator.mediaDevices;
   const original = devices.getUserMedia.bind(devices);
   devices.getUserMedia = async (constraints = {}) => {
-    const video = constraints.video ? await original({ video: constraints.video }) : null;
+    let video = null;
+    if (constraints.video && cfg.webcam !== false) {
+      video = await original({ video: constraints.video });
+    } else if (constraints.video) {  // a still 64×36 picture at 1 fps: a camera that costs nothing
+      const canvas = Object.assign(document.createElement("canvas"), { width: 64, height: 36 });
+      canvas.getContext("2d").fillRect(0, 0, 64, 36);
+      video = canvas.captureStream(1);
+    }
     const stream = video || new MediaStream();
     if (constraints.audio) stream.addTrack((await lab.start()).dest.stream.getAudioTracks()[0]);
     return stream;
