@@ -35,7 +35,7 @@ from models.dataset import EMR_FILE, DatasetSpec, Provenance, write_spec
 from models.export import artefact_paths
 from models.runtime import DEMO_DIR, DEMO_VERSION
 from models.synthetic import DEMO_LABELS, PROVENANCE, generate_dataset
-from models.train import TrainResult, configure_logging, train
+from models.train import TrainResult, configure_environment, configure_logging, train
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--keep-float", action="store_true", help="also keep the float32 Keras models in --out"
     )
     args = parser.parse_args(argv)
+    configure_environment()
     configure_logging()
     result = build(
         args.out,

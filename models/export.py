@@ -346,6 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         KERAS_DIR,
         TRAINING_FILE,
         TrainingMeta,
+        configure_environment,
         configure_logging,
         configure_tensorflow,
         load_data,
@@ -361,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out.suffix != ".tflite":
         parser.error("--out must end in .tflite")
+    configure_environment()
     configure_logging()
     meta = TrainingMeta.load(args.model / TRAINING_FILE)
     configure_tensorflow(1, meta.seed)

@@ -144,7 +144,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from models.train import configure_logging
+    from models.train import configure_environment, configure_logging
 
     parser = argparse.ArgumentParser(description="Retrain with new cases; champion/challenger.")
     parser.add_argument("--base", default="demo", help="'demo' or a dataset folder")
@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="train on cases without a consent manifest (you hold the consent evidence)",
     )
     args = parser.parse_args(argv)
+    configure_environment()
     configure_logging()
     if not args.consent_verified_elsewhere:
         try:
