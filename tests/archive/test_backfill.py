@@ -147,7 +147,7 @@ async def test_bad_back_fill_uploads_change_nothing(site: Site, tmp_path: Path) 
     assert leftovers == [], "no upload is left behind"
 
 
-def test_the_pace_is_a_share_of_the_live_stream_with_a_floor() -> None:
+def test_the_pace_is_a_share_of_the_live_stream_with_a_floor(tmp_path: Path) -> None:
     import asyncio
 
     from firmware.media.backfill import MIN_KBPS, SHARE
@@ -156,7 +156,7 @@ def test_the_pace_is_a_share_of_the_live_stream_with_a_floor() -> None:
     allowed: list[float | None] = [1000.0]
 
     def filler() -> BackFiller:
-        recorder = LocalRecorder(Path("/nonexistent"), RecorderConfig())
+        recorder = LocalRecorder(tmp_path / "recording", RecorderConfig())
         return BackFiller(server, DEVICE, recorder, RecorderConfig(), asyncio.Event(), live)
 
     def live() -> float | None:
