@@ -108,15 +108,10 @@ class Appliance:
                     self.recorder,
                     self.config.recorder,
                     self.uplink.connected,
-                    self._live_kbps,
+                    self.output.allowed_kbps,
                 )
                 self.tasks.append(asyncio.create_task(filler.run(), name="backfill"))
             self.tasks.append(asyncio.create_task(self.uploader.run(), name="snapshots"))
-
-    def _live_kbps(self) -> float | None:
-        """The camera stream's allowed bitrate now (None when it does not adapt)."""
-        link = self.output.link
-        return None if link is None else float(link.bitrate_kbps())
 
     async def _load_model(self) -> None:
         await asyncio.to_thread(self.relevance.load)

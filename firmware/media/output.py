@@ -102,9 +102,14 @@ class StreamOutput:
             link.set_top(self.settings)
         return link.settings(), (self.version, link.version)
 
+    def allowed_kbps(self) -> int | None:
+        """What the link allows the encoder now (None when the stream does not adapt)."""
+        return self.link.bitrate_kbps() if self.link is not None else None
+
     def target_bitrate_kbps(self, fallback: int) -> int:
         """The bitrate the encoder should aim for now."""
-        return self.link.bitrate_kbps() if self.link is not None else fallback
+        allowed = self.allowed_kbps()
+        return fallback if allowed is None else allowed
 
     def state(self) -> StreamState:
         s = self.settings

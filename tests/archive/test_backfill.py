@@ -154,19 +154,14 @@ def test_the_pace_is_a_share_of_the_live_stream_with_a_floor(tmp_path: Path) -> 
 
     server = ServerLinkConfig(url="http://127.0.0.1:9", token=PASSWORD)
     allowed: list[float | None] = [1000.0]
-
-    def filler() -> BackFiller:
-        recorder = LocalRecorder(tmp_path / "recording", RecorderConfig())
-        return BackFiller(server, DEVICE, recorder, RecorderConfig(), asyncio.Event(), live)
-
-    def live() -> float | None:
-        return allowed[0]
-
-    assert filler().pace_kbps() == SHARE * 1000.0
+    recorder = LocalRecorder(tmp_path / "recording", RecorderConfig())
+    config = RecorderConfig()
+    filler = BackFiller(server, DEVICE, recorder, config, asyncio.Event(), lambda: allowed[0])
+    assert filler.pace_kbps() == SHARE * 1000.0
     allowed[0] = 10.0
-    assert filler().pace_kbps() == MIN_KBPS, "never stalls completely"
+    assert filler.pace_kbps() == MIN_KBPS, "never stalls completely"
     allowed[0] = None
-    assert filler().pace_kbps() is None, "a fixed stream: TCP's own pace"
+    assert filler.pace_kbps() is None, "a fixed stream: TCP's own pace"
 
 
 async def test_a_paced_back_fill_leaves_the_link_to_the_live_call(
